@@ -1,0 +1,8 @@
+// ebpfvm: a userspace eBPF virtual machine. Include this for the whole public API.
+#pragma once
+
+#include "ebpfvm/asm.hpp"
+#include "ebpfvm/error.hpp"
+#include "ebpfvm/helpers.hpp"
+#include "ebpfvm/interpreter.hpp"
+#include "ebpfvm/program.hpp"

@@ -1,0 +1,68 @@
+// Helper functions: one registry that the interpreter, the verifier and the JITs all read.
+// A helper's prototype is data: the verifier checks calls against it, the checked interpreter
+// validates pointer arguments with it, and the JIT knows from it how many arguments to pass.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "ebpfvm/error.hpp"
+
+namespace ebpfvm {
+
+// r1..r5 as the program set them, then the context pointer given at registration.
+using HelperFn = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, void* user);
+
+enum class ArgKind : uint8_t {
+  None,             // no more arguments
+  Anything,         // any scalar value
+  ConstMapPtr,      // a map reference (lddw of a map)
+  PtrToMapKey,      // readable memory of the map's key size
+  PtrToMapValue,    // readable memory of the map's value size
+  PtrToMem,         // readable memory; its size is the next argument
+  PtrToUninitMem,   // writable memory; its size is the next argument
+  ConstSize,        // size of the previous pointer argument, > 0
+  ConstSizeOrZero,  // size of the previous pointer argument, may be 0
+  PtrToCtx,         // the program's context
+};
+
+enum class RetKind : uint8_t {
+  Integer,         // a scalar
+  Void,            // r0 is undefined after the call
+  MapValueOrNull,  // pointer to a map value, or 0
+};
+
+struct HelperProto {
+  RetKind ret = RetKind::Integer;
+  std::array<ArgKind, 5> args{};  // ArgKind::None after the last argument
+
+  unsigned arg_count() const;
+};
+
+struct Helper {
+  uint32_t id = 0;
+  std::string name;
+  HelperFn fn = nullptr;
+  void* user = nullptr;  // passed as the last argument of fn
+  HelperProto proto;
+};
+
+class HelperRegistry {
+ public:
+  // Fails when the id or name is taken or fn is null.
+  Result<void> add(Helper helper);
+  const Helper* find(uint32_t id) const;
+  const Helper* find(std::string_view name) const;
+  std::span<const Helper> all() const { return helpers_; }
+
+ private:
+  std::vector<Helper> helpers_;
+  std::unordered_map<uint32_t, size_t> by_id_;
+};
+
+}  // namespace ebpfvm

@@ -1,0 +1,69 @@
+// The interpreter: decode once, then direct-threaded dispatch.
+//
+// Two modes, chosen when the interpreter is created:
+//  - Safety::Checked: every memory access is checked against the regions the program may touch
+//    (its stack, the input memory, RunArgs::regions), atomics must be aligned, and an instruction
+//    budget bounds the run. A misbehaving program ends with Errc::RuntimeFault, never a crash.
+//    This is the only way to run a program nobody has verified.
+//  - Safety::TrustedUnchecked: no checks at all, for programs the caller vouches for (until the
+//    verifier lands, benchmarks and trusted embedders). A bad program here can crash the host.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "ebpfvm/error.hpp"
+#include "ebpfvm/helpers.hpp"
+#include "ebpfvm/program.hpp"
+
+namespace ebpfvm {
+
+enum class Safety { Checked, TrustedUnchecked };
+
+struct InterpreterOptions {
+  Safety safety = Safety::Checked;
+  // Checked mode: instructions a run may execute before it faults.
+  uint64_t insn_budget = 100'000'000;
+};
+
+// Memory an unverified program may access in checked mode, beyond its stack and input.
+struct Region {
+  const void* base = nullptr;
+  size_t size = 0;
+  bool writable = false;
+};
+
+struct RunArgs {
+  std::array<uint64_t, 5> regs{};  // r1..r5 at entry
+  std::span<uint8_t> packet;       // read by LD_ABS/LD_IND; readable and writable in checked mode
+  std::span<const Region> regions; // checked mode: further accessible memory
+};
+
+struct RunStats {
+  uint64_t insns_executed = 0;  // counted in checked mode only
+};
+
+namespace detail {
+struct InterpImage;
+}
+
+class Interpreter {
+ public:
+  // Fails on a call to an unregistered helper, a kfunc call, or an lddw that needs a map binding.
+  static Result<Interpreter> create(const Program& program, const HelperRegistry& helpers,
+                                    const InterpreterOptions& options = {});
+
+  // r1 = mem.data() (0 when mem is empty), r2 = mem.size(); mem is also the LD_ABS packet.
+  Result<uint64_t> run(std::span<uint8_t> mem) const;
+  Result<uint64_t> run(const RunArgs& args, RunStats* stats = nullptr) const;
+
+  Safety safety() const;
+
+ private:
+  explicit Interpreter(std::shared_ptr<const detail::InterpImage> img) : img_(std::move(img)) {}
+  std::shared_ptr<const detail::InterpImage> img_;
+};
+
+}  // namespace ebpfvm

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every Debian package ebpfvm needs to build, test and benchmark.
+# Idempotent: packages already present are skipped; apt-get update runs at most once.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config git
+  catch2                       # tests (Catch2 v2, single header)
+  libasmjit-dev                # JIT emitters
+  libelf-dev zlib1g-dev        # ELF loader
+  libcli11-dev                 # command-line tools
+  libpcap-dev                  # pcap input/output
+  libbpf-dev libxdp-dev libxdp1  # bpf_helpers.h for test programs, real XDP objects, AF_XDP
+  clang llvm                   # compiles BPF test programs
+  valgrind                     # callgrind instruction counts in bench/
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+echo "setup: installing ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
