@@ -510,7 +510,7 @@ Result<std::vector<uint8_t>> Assembler::run(std::string_view text) {
           c.reset(mark);
           break;
         }
-        if (labels_.count(word)) c.fail("duplicate label '" + word + "'");
+        if (labels_.count(word)) throw ParseError{"duplicate label '" + word + "'"};
         labels_[word] = out_.size();
       }
       if (c.done()) continue;

@@ -1,0 +1,136 @@
+#include "support.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace ebpfvm::test {
+namespace {
+
+void finish(std::vector<Case>& out, Case& c) {
+  if (c.name.empty()) return;
+  if (!c.result && c.error.empty()) throw std::runtime_error(c.where() + ": no expected result");
+  out.push_back(std::move(c));
+  c = Case{};
+}
+
+std::vector<Case> parse(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<Case> out;
+  Case c;
+  std::string line;
+  int n = 0;
+  const std::string file = std::filesystem::path(path).filename();
+  while (std::getline(in, line)) {
+    ++n;
+    if (line.rfind("== ", 0) == 0) {
+      finish(out, c);
+      c.file = file;
+      c.name = line.substr(3);
+      c.line = n;
+    } else if (c.name.empty()) {
+      continue;  // header comments
+    } else if (line.rfind("mem: ", 0) == 0) {
+      c.mem_hex = line.substr(5);
+    } else if (line == "helpers: test") {
+      c.test_helpers = true;
+    } else if (line.rfind("-> error: ", 0) == 0) {
+      c.error = line.substr(10);
+    } else if (line.rfind("-> ", 0) == 0) {
+      c.result = std::stoull(line.substr(3), nullptr, 0);
+    } else {
+      c.source += line + "\n";
+    }
+  }
+  finish(out, c);
+  return out;
+}
+
+uint64_t sum5(uint64_t a, uint64_t b, uint64_t c, uint64_t d, uint64_t e, void*) { return a + b + c + d + e; }
+uint64_t mul2(uint64_t a, uint64_t b, uint64_t, uint64_t, uint64_t, void*) { return a * b; }
+uint64_t zero(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, void*) { return 0; }
+
+}  // namespace
+
+std::vector<Case> load_cases() {
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(EBPFVM_TEST_CASES_DIR))
+    if (e.path().extension() == ".txt") files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  std::vector<Case> all;
+  for (const auto& f : files) {
+    auto cases = parse(f);
+    all.insert(all.end(), cases.begin(), cases.end());
+  }
+  if (all.size() < 100) throw std::runtime_error("expected at least 100 cases in " EBPFVM_TEST_CASES_DIR);
+  return all;
+}
+
+HelperRegistry test_helpers(bool with_test_ids) {
+  HelperRegistry r;
+  (void)r.add({5, "zero", zero, nullptr, {}});
+  if (with_test_ids) {
+    (void)r.add({1, "sum5", sum5, nullptr, {}});
+    (void)r.add({2, "mul2", mul2, nullptr, {}});
+  }
+  return r;
+}
+
+std::vector<uint8_t> hex_bytes(const std::string& hex) {
+  std::vector<uint8_t> out;
+  std::istringstream in(hex);
+  for (std::string w; in >> w;) out.push_back(static_cast<uint8_t>(std::stoul(w, nullptr, 16)));
+  return out;
+}
+
+std::vector<uint8_t> must_assemble(const std::string& text) {
+  auto code = assemble(text);
+  if (!code) throw std::runtime_error("assembly failed: " + code.error().to_string() + "\n" + text);
+  return *code;
+}
+
+}  // namespace ebpfvm::test
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace ebpfvm::test {
+
+std::string temp_path(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("ebpfvm-test-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+Proc run_process(const std::vector<std::string>& argv, const std::string& input, bool merge_stderr) {
+  std::string in_path = temp_path("stdin");
+  std::ofstream(in_path, std::ios::binary) << input;
+  int out_pipe[2];
+  if (pipe(out_pipe) != 0) throw std::runtime_error("pipe failed");
+  pid_t pid = fork();
+  if (pid == 0) {
+    FILE* in = std::fopen(in_path.c_str(), "rb");
+    dup2(fileno(in), 0);
+    dup2(out_pipe[1], 1);
+    if (merge_stderr) dup2(out_pipe[1], 2);
+    close(out_pipe[0]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  Proc p;
+  char buf[4096];
+  for (ssize_t n; (n = read(out_pipe[0], buf, sizeof buf)) > 0;) p.out.append(buf, static_cast<size_t>(n));
+  close(out_pipe[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  p.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return p;
+}
+
+}  // namespace ebpfvm::test

@@ -1,0 +1,46 @@
+// Test support: the case-file format of tests/cases/*.txt and helpers shared by the test files.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ebpfvm/ebpfvm.hpp"
+
+namespace ebpfvm::test {
+
+struct Case {
+  std::string file;
+  std::string name;
+  int line = 0;                // line of the "==" header
+  std::string source;          // assembler text
+  std::string mem_hex;         // input memory, possibly empty
+  bool test_helpers = false;   // needs helpers 1 and 2 (not available in the plugin)
+  std::optional<uint64_t> result;
+  std::string error;           // expected error text when no result
+  std::string where() const { return file + ":" + std::to_string(line) + " '" + name + "'"; }
+};
+
+// Every case of every tests/cases/*.txt file.
+std::vector<Case> load_cases();
+
+// Helper 5 returns 0; helper 1 returns r1+..+r5; helper 2 returns r1*r2.
+HelperRegistry test_helpers(bool with_test_ids = true);
+
+std::vector<uint8_t> hex_bytes(const std::string& hex);
+std::vector<uint8_t> must_assemble(const std::string& text);
+
+}  // namespace ebpfvm::test
+
+namespace ebpfvm::test {
+
+struct Proc {
+  int exit_code = -1;
+  std::string out;  // stdout (stderr too when merged)
+};
+// Runs argv (no shell interpretation of its words) with `input` on stdin.
+Proc run_process(const std::vector<std::string>& argv, const std::string& input = "", bool merge_stderr = false);
+std::string temp_path(const std::string& name);
+
+}  // namespace ebpfvm::test
