@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the bundled example: the Internet checksum of an
+# IPv4 header, computed by a BPF program in the ebpfvm interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cmake -S . -B build/release -G Ninja -DCMAKE_BUILD_TYPE=Release > /dev/null
+cmake --build build/release -j "$(nproc)" --target ebpfvm-exec ebpfvm-disasm ebpfvm-asm > /dev/null
+echo "--- examples/checksum.s, assembled and disassembled:"
+build/release/ebpfvm-asm examples/checksum.s -o build/release/checksum.bin
+build/release/ebpfvm-disasm build/release/checksum.bin
+echo "--- run over examples/ipv4-header.hex (expected checksum 0xb861):"
+build/release/ebpfvm-exec examples/checksum.s --mem examples/ipv4-header.hex --repeat 100000
