@@ -30,10 +30,9 @@ std::string format_alu(const Insn& in) {
   return reg(p, in.dst) + " " + std::string(isa::alu_operator(in.opcode, signed_flag)) + " " + rhs;
 }
 
-std::string format_jcond(const Insn& in, size_t pc) {
+std::string format_jcond(const Insn& in) {
   char p = isa::is_jmp32(in.opcode) ? 'w' : 'r';
   std::string rhs = isa::uses_src_reg(in.opcode) ? reg(p, in.src) : std::to_string(in.imm);
-  (void)pc;
   return "if " + reg(p, in.dst) + " " + std::string(isa::jump_operator(in.opcode)) + " " + rhs + " goto " +
          signed_offset(in.off);
 }
@@ -106,7 +105,7 @@ std::string format_insn(std::span<const isa::Insn> insns, size_t pc) {
       return reg(p, in.dst) + " = (s" + std::to_string(in.off) + ")" + reg(p, in.src);
     case Kind::Ja:
       return in.op == isa::Op::JA32 ? "gotol " + signed_offset(in.imm) : "goto " + signed_offset(in.off);
-    case Kind::Jcond: return format_jcond(in, pc);
+    case Kind::Jcond: return format_jcond(in);
     case Kind::Call: return "call " + std::to_string(in.imm);
     case Kind::CallLocal: return "call pc" + signed_offset(in.imm);
     case Kind::CallKfunc: return "call kfunc " + std::to_string(in.imm);
