@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   reset();
   RunStats stats;
   auto counter = Interpreter::create(*prog, helpers, {Safety::Checked, budget});
+  if (!counter) return die(counter.error().to_string());
   auto counted = counter->run(args, &stats);
   if (!counted) return die(counted.error().to_string(), 3);
 

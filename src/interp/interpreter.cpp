@@ -285,8 +285,8 @@ L_CALL: {
   NEXT;
 }
 L_CALLX: {
-  const Helper* h = img->registry.find(DST > UINT32_MAX ? UINT32_MAX : static_cast<uint32_t>(DST));
-  if (!h || DST > UINT32_MAX) FAULT(Fault::UnknownHelper, DST, 0, false);
+  const Helper* h = DST <= UINT32_MAX ? img->registry.find(static_cast<uint32_t>(DST)) : nullptr;
+  if (!h) FAULT(Fault::UnknownHelper, DST, 0, false);
   R[0] = h->fn(R[1], R[2], R[3], R[4], R[5], h->user);
   NEXT;
 }
