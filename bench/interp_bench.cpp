@@ -3,6 +3,7 @@
 //
 //   interp_bench                  run everything; uses valgrind when it is installed
 //   interp_bench --count NAME N   (internal) one unchecked run under callgrind's collection
+#include <unistd.h>
 #include <valgrind/callgrind.h>
 
 #include <algorithm>

@@ -98,10 +98,24 @@ std::vector<uint8_t> must_assemble(const std::string& text) {
 
 namespace ebpfvm::test {
 
+namespace {
+
+// One scratch folder per test process, removed when the process ends.
+struct ScratchDir {
+  std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("ebpfvm-test-" + std::to_string(getpid()));
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+};
+
+}  // namespace
+
 std::string temp_path(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("ebpfvm-test-" + std::to_string(getpid()));
-  std::filesystem::create_directories(dir);
-  return (dir / name).string();
+  static ScratchDir dir;
+  std::filesystem::create_directories(dir.path);
+  return (dir.path / name).string();
 }
 
 Proc run_process(const std::vector<std::string>& argv, const std::string& input, bool merge_stderr) {
