@@ -11,6 +11,11 @@ const char* to_string(Errc code) {
     case Errc::Unsupported: return "unsupported";
     case Errc::RuntimeFault: return "runtime fault";
     case Errc::Io: return "i/o error";
+    case Errc::MalformedObject: return "malformed object";
+    case Errc::NotFound: return "not found";
+    case Errc::Exists: return "exists";
+    case Errc::MapFull: return "map full";
+    case Errc::PermissionDenied: return "permission denied";
   }
   return "error";
 }

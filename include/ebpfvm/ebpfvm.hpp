@@ -5,4 +5,8 @@
 #include "ebpfvm/error.hpp"
 #include "ebpfvm/helpers.hpp"
 #include "ebpfvm/interpreter.hpp"
+#include "ebpfvm/maps.hpp"
+#include "ebpfvm/object.hpp"
+#include "ebpfvm/runtime.hpp"
+#include "ebpfvm/xdp.hpp"
 #include "ebpfvm/program.hpp"

@@ -17,6 +17,11 @@ enum class Errc {
   Unsupported,       // valid input that this build cannot run yet
   RuntimeFault,      // an unverified program misbehaved at run time (checked mode)
   Io,                // a file could not be read or written
+  MalformedObject,   // an ELF object or its BTF that does not parse
+  NotFound,          // no such program, map, variable or map key (-ENOENT)
+  Exists,            // the map key exists and BPF_NOEXIST was given (-EEXIST)
+  MapFull,           // the map has max_entries elements (-E2BIG)
+  PermissionDenied,  // a frozen (read-only) map was written (-EPERM)
 };
 
 const char* to_string(Errc);

@@ -29,12 +29,18 @@ enum class ArgKind : uint8_t {
   ConstSize,        // size of the previous pointer argument, > 0
   ConstSizeOrZero,  // size of the previous pointer argument, may be 0
   PtrToCtx,         // the program's context
+  PtrToUninitMapValue,  // writable memory of the map's value size (pop/peek output)
+  PtrToFunc,        // a callback: the address of a BPF function (lddw of a function)
+  PtrToSpinLock,    // a struct bpf_spin_lock (4 bytes) inside a map value
+  PtrToAllocMem,    // a ring buffer reservation from bpf_ringbuf_reserve
+  PtrToMemOrNull,   // like PtrToMem, or 0 when the size argument is 0
 };
 
 enum class RetKind : uint8_t {
   Integer,         // a scalar
   Void,            // r0 is undefined after the call
-  MapValueOrNull,  // pointer to a map value, or 0
+  MapValueOrNull,  // pointer to a map value (or, for a map of maps, the inner map), or 0
+  AllocMemOrNull,  // writable memory of the size in the second argument, or 0
 };
 
 struct HelperProto {
@@ -58,6 +64,12 @@ class HelperRegistry {
   Result<void> add(Helper helper);
   const Helper* find(uint32_t id) const;
   const Helper* find(std::string_view name) const;
+  // Adds or replaces by id (an embedder overriding a built-in helper).
+  void set(Helper helper);
+
+  // The Linux helpers ebpfvm implements (map access, time, printk, XDP, ring buffers, ...),
+  // with their kernel ids, names and prototypes.
+  static const HelperRegistry& builtin();
   std::span<const Helper> all() const { return helpers_; }
 
  private:

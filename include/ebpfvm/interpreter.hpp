@@ -16,6 +16,7 @@
 
 #include "ebpfvm/error.hpp"
 #include "ebpfvm/helpers.hpp"
+#include "ebpfvm/maps.hpp"
 #include "ebpfvm/program.hpp"
 
 namespace ebpfvm {
@@ -47,6 +48,7 @@ struct RunStats {
 
 namespace detail {
 struct InterpImage;
+struct InterpreterAccess;
 }
 
 class Interpreter {
@@ -54,6 +56,10 @@ class Interpreter {
   // Fails on a call to an unregistered helper, a kfunc call, or an lddw that needs a map binding.
   static Result<Interpreter> create(const Program& program, const HelperRegistry& helpers,
                                     const InterpreterOptions& options = {});
+  // With maps: `lddw map_fd(N)` / `map_idx(N)` load maps[N], `map_value_fd(N) + OFF` /
+  // `map_value_idx(N) + OFF` the address of byte OFF of array map N's first value.
+  static Result<Interpreter> create(const Program& program, const HelperRegistry& helpers,
+                                    const InterpreterOptions& options, std::span<const Map> maps);
 
   // r1 = mem.data() (0 when mem is empty), r2 = mem.size(); mem is also the LD_ABS packet.
   Result<uint64_t> run(std::span<uint8_t> mem) const;
@@ -62,6 +68,7 @@ class Interpreter {
   Safety safety() const;
 
  private:
+  friend struct detail::InterpreterAccess;
   explicit Interpreter(std::shared_ptr<const detail::InterpImage> img) : img_(std::move(img)) {}
   std::shared_ptr<const detail::InterpImage> img_;
 };

@@ -19,6 +19,16 @@ Result<void> HelperRegistry::add(Helper helper) {
   return {};
 }
 
+void HelperRegistry::set(Helper helper) {
+  auto it = by_id_.find(helper.id);
+  if (it != by_id_.end()) {
+    helpers_[it->second] = std::move(helper);
+    return;
+  }
+  by_id_[helper.id] = helpers_.size();
+  helpers_.push_back(std::move(helper));
+}
+
 const Helper* HelperRegistry::find(uint32_t id) const {
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : &helpers_[it->second];

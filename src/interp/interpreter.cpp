@@ -4,47 +4,29 @@
 // the unchecked instantiation has none of them in its hot loop.
 #include "ebpfvm/interpreter.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
+#include <optional>
 #include <string>
 
+#include "interp/image.hpp"
+#include "maps/reclaim.hpp"
 #include "program_data.hpp"
 
 static_assert(std::endian::native == std::endian::little, "the interpreter assumes a little-endian host");
 
 namespace ebpfvm {
-namespace detail {
-
-struct TInsn {
-  const void* label;
-  uint8_t dst;
-  uint8_t src;
-  int16_t off;
-  int32_t imm;
-};
-static_assert(sizeof(TInsn) == 16);
-
-struct HelperSlot {
-  HelperFn fn;
-  void* user;
-};
-
-struct InterpImage {
-  std::vector<TInsn> code;
-  std::vector<HelperSlot> calls;  // static helper calls, indexed by TInsn::imm
-  HelperRegistry registry;        // callx looks helpers up at run time
-  InterpreterOptions options;
-};
-
-}  // namespace detail
 
 namespace {
 
 using detail::HelperSlot;
 using detail::InterpImage;
+using detail::MemRegion;
+using detail::RunState;
 using detail::TInsn;
 
-enum class Fault : uint8_t { None, OutOfBounds, Misaligned, CallDepth, UnknownHelper, Budget, Internal };
+enum class Fault : uint8_t { None, OutOfBounds, Misaligned, CallDepth, UnknownHelper, Budget, Helper, Internal };
 
 struct Outcome {
   uint64_t r0 = 0;
@@ -58,9 +40,15 @@ struct Outcome {
 
 struct Frame {
   const TInsn* ret;
-  uint64_t saved[4];  // r6..r9
-  uint64_t fp;        // r10
+  const InterpImage* img;  // a tail call in a subprogram switches images below this frame
+  uint64_t saved[4];       // r6..r9
+  uint64_t fp;             // r10
 };
+
+// Extra slots of the handler table after the ISA's: pseudo-instructions the lowering emits.
+enum Pseudo : size_t { kTailCall = isa::kOpCount, kLabelCount };
+constexpr uint32_t kMaxTailCalls = 33;  // MAX_TAIL_CALL_CNT
+constexpr uint32_t kMaxCallbackDepth = 8;
 
 constexpr uint32_t kStackBytes = isa::kStackSize * isa::kMaxCallFrames;
 
@@ -69,6 +57,8 @@ struct Guard {
   const uint8_t* stack;
   std::span<uint8_t> packet;
   std::span<const Region> regions;
+  const InterpImage* img;  // its map values (global data)
+  const RunState* run;     // memory handed out during the run
 
   static bool inside(uint64_t addr, uint64_t size, uint64_t base, uint64_t len) {
     return addr >= base && size <= len && addr - base <= len - size;
@@ -78,9 +68,24 @@ struct Guard {
     if (inside(addr, size, reinterpret_cast<uintptr_t>(packet.data()), packet.size())) return true;
     for (const Region& r : regions)
       if ((r.writable || !write) && inside(addr, size, reinterpret_cast<uintptr_t>(r.base), r.size)) return true;
-    return false;
+    for (const MemRegion& r : img->static_regions)
+      if ((r.writable || !write) && inside(addr, size, r.base, r.size)) return true;
+    return run->allows(addr, size, write);
   }
 };
+
+// What a callback invocation needs to run nested in the same run.
+struct CallbackEngine {
+  const InterpImage* img;  // the image whose helper call is running
+  const RunArgs* args;
+  const uint8_t* stack;    // the caller's stack, which the callback may read through pointers
+  uint64_t ctx;
+};
+
+bool invoke_callback(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0);
+std::string check_helper_args(const HelperSlot& h, const uint64_t* R, const Guard& guard, const RunState& run,
+                              const InterpImage& img, uint64_t ctx);
+void after_helper(const HelperSlot& h, uint64_t r0, const uint64_t* args, RunState& run);
 
 template <class T>
 T load(uint64_t addr) {
@@ -99,16 +104,25 @@ T* atomic_ptr(uint64_t addr) {
   return reinterpret_cast<T*>(addr);
 }
 
-// Runs img from slot 0. With img == nullptr, only stores the handler table in *labels_out.
+// Where a run starts: slot 0 with RunArgs' registers, or a callback entry with its arguments.
+struct Entry {
+  const TInsn* ip;
+  uint64_t regs[5];
+  uint64_t ctx;  // the program's context (PtrToCtx arguments must be it)
+};
+
+// Runs img from entry. With img == nullptr, only stores the handler table in *labels_out.
 template <bool kChecked>
-Outcome execute(const InterpImage* img, const RunArgs* args, const void* const** labels_out) {
+Outcome execute(const InterpImage* img, const RunArgs* args, RunState* run, const Entry* entry,
+                const void* const** labels_out) {
   static const void* const kLabels[] = {
 #define EBPFVM_OP(name, ...) &&L_##name,
 #include "isa/opcodes.def"
 #undef EBPFVM_OP
       &&L_LDDW_HI,
+      &&L_TAIL_CALL,
   };
-  static_assert(std::size(kLabels) == isa::kOpCount);
+  static_assert(std::size(kLabels) == kLabelCount);
   if (!img) {
     *labels_out = kLabels;
     return {};
@@ -119,12 +133,16 @@ Outcome execute(const InterpImage* img, const RunArgs* args, const void* const**
   Frame frames[isa::kMaxCallFrames];
   uint32_t depth = 0;
   uint64_t R[11] = {};
-  for (int i = 0; i < 5; ++i) R[i + 1] = args->regs[i];
+  for (int i = 0; i < 5; ++i) R[i + 1] = entry->regs[i];
   R[10] = reinterpret_cast<uintptr_t>(stack) + kStackBytes;
-  const Guard guard{stack, args->packet, args->regions};
-  uint64_t budget = img->options.insn_budget;
-  const TInsn* const base = img->code.data();
-  const TInsn* ip = base;
+  const InterpImage* cur = img;
+  Guard guard{stack, args->packet, args->regions, cur, run};
+  CallbackEngine cb{cur, args, stack, entry->ctx};
+  const detail::CallbackInvoker saved_invoker = run->callbacks;
+  run->callbacks = {invoke_callback, &cb};
+  uint64_t budget = run->budget;
+  const TInsn* base = cur->code.data();
+  const TInsn* ip = entry->ip;
 
 #define DST R[ip->dst]
 #define SRC R[ip->src]
@@ -280,19 +298,65 @@ L_JA32: ip += ip->imm; NEXT;
 
   // ---- calls ----
 L_CALL: {
-  const HelperSlot& h = img->calls[static_cast<uint32_t>(ip->imm)];
+  const HelperSlot& h = cur->calls[static_cast<uint32_t>(ip->imm)];
+  if constexpr (kChecked) {
+    std::string why = check_helper_args(h, R, guard, *run, *cur, entry->ctx);
+    if (!why.empty()) {
+      run->fault = "call to " + (h.id ? std::to_string(h.id) : std::string()) + ": " + why;
+      FAULT(Fault::Helper, 0, 0, false);
+    }
+    run->budget = budget;
+  }
+  cb.img = cur;
+  const uint64_t args5[5] = {R[1], R[2], R[3], R[4], R[5]};
   R[0] = h.fn(R[1], R[2], R[3], R[4], R[5], h.user);
+  if (!run->fault.empty()) FAULT(Fault::Helper, 0, 0, false);
+  if constexpr (kChecked) {
+    budget = run->budget;
+    after_helper(h, R[0], args5, *run);
+  }
+  (void)args5;
   NEXT;
 }
 L_CALLX: {
-  const Helper* h = DST <= UINT32_MAX ? img->registry.find(static_cast<uint32_t>(DST)) : nullptr;
+  const Helper* h = DST <= UINT32_MAX ? cur->registry.find(static_cast<uint32_t>(DST)) : nullptr;
   if (!h) FAULT(Fault::UnknownHelper, DST, 0, false);
+  if constexpr (kChecked) {
+    // An unverified callx may only reach helpers without pointer arguments.
+    for (ArgKind k : h->proto.args)
+      if (k != ArgKind::None && k != ArgKind::Anything) FAULT(Fault::UnknownHelper, DST, 0, false);
+  }
   R[0] = h->fn(R[1], R[2], R[3], R[4], R[5], h->user);
+  NEXT;
+}
+L_TAIL_CALL: {
+  // bpf_tail_call(ctx, prog_array, index): on success the target replaces the running function
+  // (same frame, same stack, r1 = ctx) and never returns here; on failure execution continues.
+  auto* map = reinterpret_cast<detail::MapImpl*>(R[2]);
+  if constexpr (kChecked) {
+    const bool known = std::find(cur->map_ptrs.begin(), cur->map_ptrs.end(), map) != cur->map_ptrs.end() ||
+                       run->knows_map(map);
+    if (!known) {
+      run->fault = "bpf_tail_call: R2 is not a map";
+      FAULT(Fault::Helper, 0, 0, false);
+    }
+  }
+  if (map->spec().type == MapType::ProgArray && run->tail_calls < kMaxTailCalls) {
+    const auto* target = static_cast<const detail::ProgEntry*>(detail::prog_array_get(*map, static_cast<uint32_t>(R[3])));
+    if (target && target->image->options.safety == cur->options.safety) {
+      ++run->tail_calls;
+      cur = target->image.get();
+      guard.img = cur;
+      base = cur->code.data();
+      ip = base;
+      DISPATCH;
+    }
+  }
   NEXT;
 }
 L_CALL_LOCAL:
   if (depth + 1 >= isa::kMaxCallFrames) FAULT(Fault::CallDepth, 0, 0, false);
-  frames[depth] = Frame{ip, {R[6], R[7], R[8], R[9]}, R[10]};
+  frames[depth] = Frame{ip, cur, {R[6], R[7], R[8], R[9]}, R[10]};
   ++depth;
   R[10] -= isa::kStackSize;
   ip += ip->imm;
@@ -304,6 +368,9 @@ L_EXIT:
   }
   --depth;
   ip = frames[depth].ret;
+  cur = frames[depth].img;
+  guard.img = cur;
+  base = cur->code.data();
   R[6] = frames[depth].saved[0];
   R[7] = frames[depth].saved[1];
   R[8] = frames[depth].saved[2];
@@ -422,7 +489,8 @@ fault_budget: __attribute__((unused));
   out.fault = Fault::Budget;
 finish:
   out.pc = static_cast<uint32_t>(ip - base);
-  out.executed = img->options.insn_budget - budget;
+  run->budget = budget;
+  run->callbacks = saved_invoker;
   return out;
 
 #undef DST
@@ -448,12 +516,12 @@ finish:
 
 const void* const* labels_for(Safety safety) {
   const void* const* labels = nullptr;
-  if (safety == Safety::Checked) execute<true>(nullptr, nullptr, &labels);
-  else execute<false>(nullptr, nullptr, &labels);
+  if (safety == Safety::Checked) execute<true>(nullptr, nullptr, nullptr, nullptr, &labels);
+  else execute<false>(nullptr, nullptr, nullptr, nullptr, &labels);
   return labels;
 }
 
-Error fault_error(const Outcome& o, const InterpImage& img) {
+Error fault_error(const Outcome& o, const InterpImage& img, const RunState& run) {
   char buf[160];
   switch (o.fault) {
     case Fault::OutOfBounds:
@@ -474,16 +542,153 @@ Error fault_error(const Outcome& o, const InterpImage& img) {
       std::snprintf(buf, sizeof buf, "instruction budget of %llu exceeded",
                     static_cast<unsigned long long>(img.options.insn_budget));
       break;
+    case Fault::Helper:
+      return make_error_at(Errc::RuntimeFault, o.pc, run.fault);
     default:
       std::snprintf(buf, sizeof buf, "internal error: reached an instruction that cannot run");
   }
   return make_error_at(Errc::RuntimeFault, o.pc, buf);
 }
 
+// ---- checked mode: helper arguments against the prototype ----------------------------------------
+std::string reg(unsigned i) { return "R" + std::to_string(i + 1); }
+
+std::string check_helper_args(const HelperSlot& h, const uint64_t* R, const Guard& guard, const RunState& run,
+                              const InterpImage& img, uint64_t ctx) {
+  const detail::MapImpl* map = nullptr;
+  const auto& a = h.proto.args;
+  for (unsigned i = 0; i < a.size() && a[i] != ArgKind::None; ++i) {
+    const uint64_t v = R[i + 1];
+    const uint64_t next = i + 1 < a.size() ? R[i + 2] : 0;
+    auto mem = [&](uint64_t size, bool write) -> std::string {
+      if (size > (1u << 30)) return reg(i + 1) + " size " + std::to_string(size) + " is too large";
+      if (size && !guard.allows(v, size, write))
+        return reg(i) + " does not point to " + std::to_string(size) + (write ? " writable" : " readable") + " bytes";
+      return {};
+    };
+    std::string why;
+    switch (a[i]) {
+      case ArgKind::ConstMapPtr:
+        map = reinterpret_cast<const detail::MapImpl*>(v);
+        if (std::find(img.map_ptrs.begin(), img.map_ptrs.end(), map) == img.map_ptrs.end() && !run.knows_map(map))
+          return reg(i) + " is not a map";
+        break;
+      case ArgKind::PtrToMapKey: why = map ? mem(map->spec().key_size, false) : "no map argument"; break;
+      case ArgKind::PtrToMapValue: why = map ? mem(map->spec().value_size, false) : "no map argument"; break;
+      case ArgKind::PtrToUninitMapValue: why = map ? mem(map->spec().value_size, true) : "no map argument"; break;
+      case ArgKind::PtrToMem:
+      case ArgKind::PtrToUninitMem:
+        if (!next && a[i + 1] == ArgKind::ConstSize) return reg(i + 1) + " (size) must be above 0";
+        why = mem(next, a[i] == ArgKind::PtrToUninitMem);
+        if (next && !v) why = reg(i) + " is null";
+        break;
+      case ArgKind::PtrToMemOrNull:
+        if (v) why = mem(next, false);
+        break;
+      case ArgKind::PtrToSpinLock:
+        why = v % 4 ? reg(i) + " is not 4-byte aligned" : mem(4, true);
+        break;
+      case ArgKind::PtrToCtx:
+        if (v != ctx) return reg(i) + " is not the context";
+        break;
+      default: break;  // scalars; callbacks and ring buffer records are checked where they are used
+    }
+    if (!why.empty()) return why;
+  }
+  return {};
+}
+
+// Checked mode: memory a helper handed to the program becomes accessible for the rest of the run.
+void after_helper(const HelperSlot& h, uint64_t r0, const uint64_t* args, RunState& run) {
+  if (h.proto.ret != RetKind::MapValueOrNull || !r0) return;
+  const auto* map = reinterpret_cast<const detail::MapImpl*>(args[0]);
+  if (map->is_map_in_map()) {
+    run.maps.push_back(reinterpret_cast<const detail::MapImpl*>(r0));
+    return;
+  }
+  run.add_region({r0, map->spec().value_size, !map->frozen(), false});
+}
+
+// ---- callbacks (bpf_loop, bpf_for_each_map_elem) ---------------------------------------------------
+bool invoke_callback(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0) {
+  const auto* cb = static_cast<const CallbackEngine*>(engine);
+  RunState* run = detail::current_run();
+  const auto* target = reinterpret_cast<const TInsn*>(code);
+  const auto& entries = cb->img->callbacks;
+  if (!std::binary_search(entries.begin(), entries.end(), target)) {
+    run->fault = "callback address is not a function of the program";
+    return false;
+  }
+  if (run->callback_depth >= kMaxCallbackDepth) {
+    run->fault = "callbacks nested deeper than " + std::to_string(kMaxCallbackDepth);
+    return false;
+  }
+  const bool checked = cb->img->options.safety == Safety::Checked;
+  const size_t regions_before = run->regions.size();
+  if (checked) run->add_region({reinterpret_cast<uint64_t>(cb->stack), kStackBytes, true, false});
+  Entry e{target, {args[0], args[1], args[2], args[3], args[4]}, cb->ctx};
+  ++run->callback_depth;
+  Outcome o = checked ? execute<true>(cb->img, cb->args, run, &e, nullptr)
+                      : execute<false>(cb->img, cb->args, run, &e, nullptr);
+  --run->callback_depth;
+  if (checked && run->regions.size() > regions_before) {
+    // The caller's stack stops being reachable; records and values handed out inside stay.
+    auto it = std::find_if(run->regions.begin() + static_cast<long>(regions_before), run->regions.end(),
+                           [&](const MemRegion& r) { return r.base == reinterpret_cast<uint64_t>(cb->stack); });
+    if (it != run->regions.end()) run->regions.erase(it);
+  }
+  if (o.fault != Fault::None) {
+    if (run->fault.empty()) run->fault = "in callback: " + fault_error(o, *cb->img, *run).message;
+    return false;
+  }
+  *r0 = o.r0;
+  return true;
+}
+
+// ---- lowering -------------------------------------------------------------------------------------
+Error bind_error(uint32_t at, const std::string& msg) { return make_error_at(Errc::MalformedProgram, at, msg); }
+
+// The value an lddw with a pseudo source loads, or an error.
+Result<uint64_t> resolve_lddw(const isa::Program& prog, size_t pc, InterpImage& img, const TInsn* code_base) {
+  const isa::Insn& in = prog.insns[pc];
+  const auto at = static_cast<uint32_t>(pc);
+  const uint32_t idx = static_cast<uint32_t>(in.imm);
+  const int32_t off = prog.insns[pc + 1].imm;
+  switch (in.op) {
+    case isa::Op::LDDW: return isa::lddw_imm64(prog.insns, pc);
+    case isa::Op::LDDW_CODE: return reinterpret_cast<uint64_t>(code_base + isa::jump_target(in, pc));
+    case isa::Op::LDDW_MAP_FD:
+    case isa::Op::LDDW_MAP_IDX:
+      if (idx >= img.bindings.maps.size())
+        return bind_error(at, "lddw refers to map " + std::to_string(idx) + ", but " +
+                                  std::to_string(img.bindings.maps.size()) + " maps are bound");
+      return reinterpret_cast<uint64_t>(img.bindings.maps[idx].get());
+    case isa::Op::LDDW_MAP_VALUE:
+    case isa::Op::LDDW_MAP_IDX_VALUE: {
+      if (idx >= img.bindings.maps.size())
+        return bind_error(at, "lddw refers to map " + std::to_string(idx) + ", but " +
+                                  std::to_string(img.bindings.maps.size()) + " maps are bound");
+      detail::MapImpl& m = *img.bindings.maps[idx];
+      const MapType t = m.spec().type;
+      if (t != MapType::Array || m.per_cpu())
+        return bind_error(at, "lddw takes the address of a value of map '" + m.spec().name + "', which is not an array");
+      if (off < 0 || static_cast<uint32_t>(off) >= m.spec().value_size)
+        return bind_error(at, "offset " + std::to_string(off) + " is outside map '" + m.spec().name + "' value (" +
+                                  std::to_string(m.spec().value_size) + " bytes)");
+      uint8_t* value = detail::array_base(m);
+      img.static_regions.push_back({reinterpret_cast<uint64_t>(value), m.spec().value_size, !m.frozen(), false});
+      return reinterpret_cast<uint64_t>(value + off);
+    }
+    default:
+      return make_error_at(Errc::Unsupported, at, "lddw with src " + std::to_string(in.src) + " (a kernel variable) is not supported");
+  }
+}
+
 // Builds the threaded code: handler addresses, helper slots, resolved immediates.
 Result<void> lower(const isa::Program& prog, const HelperRegistry& helpers, InterpImage& img) {
   const void* const* labels = labels_for(img.options.safety);
-  img.code.reserve(prog.insns.size());
+  img.code.reserve(prog.insns.size());  // never reallocated: code addresses are taken below
+  const TInsn* code_base = img.code.data();
   for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
     const isa::Insn& in = prog.insns[pc];
     TInsn t{labels[static_cast<size_t>(in.op)], in.dst, in.src, in.off, in.imm};
@@ -492,38 +697,62 @@ Result<void> lower(const isa::Program& prog, const HelperRegistry& helpers, Inte
       case isa::Kind::Call: {
         const Helper* h = helpers.find(static_cast<uint32_t>(in.imm));
         if (!h) return make_error_at(Errc::UnknownHelper, at, "unknown helper " + std::to_string(in.imm));
+        if (h->id == 12 && h->fn == HelperRegistry::builtin().find(12)->fn) t.label = labels[kTailCall];
         t.imm = static_cast<int32_t>(img.calls.size());
-        img.calls.push_back({h->fn, h->user});
+        img.calls.push_back({h->fn, h->user, h->proto, h->id});
         break;
       }
       case isa::Kind::CallKfunc:
         return make_error_at(Errc::Unsupported, at,
                              "call to kernel function (BTF id " + std::to_string(in.imm) + ") is not supported");
-      case isa::Kind::Lddw:
-        if (in.src != 0)
-          return make_error_at(Errc::Unsupported, at,
-                               "lddw with src " + std::to_string(in.src) +
-                                   " refers to a map, variable or function; load the program from an ELF object");
-        break;
+      case isa::Kind::Lddw: {
+        auto v = resolve_lddw(prog, pc, img, code_base);
+        if (!v) return v.error();
+        if (in.op == isa::Op::LDDW_CODE) img.callbacks.push_back(reinterpret_cast<const TInsn*>(*v));
+        t.imm = static_cast<int32_t>(static_cast<uint32_t>(*v));
+        img.code.push_back(t);
+        const isa::Insn& hi = prog.insns[++pc];
+        img.code.push_back(TInsn{labels[static_cast<size_t>(hi.op)], 0, 0, 0, static_cast<int32_t>(*v >> 32)});
+        continue;
+      }
       default: break;
     }
     img.code.push_back(t);
   }
+  std::sort(img.callbacks.begin(), img.callbacks.end());
+  for (const auto& m : img.bindings.maps) img.map_ptrs.push_back(m.get());
   return {};
 }
 
 }  // namespace
 
-Result<Interpreter> Interpreter::create(const Program& program, const HelperRegistry& helpers,
-                                        const InterpreterOptions& options) {
+namespace detail {
+Result<std::shared_ptr<const InterpImage>> build_image(const isa::Program& prog, const HelperRegistry& helpers,
+                                                        const InterpreterOptions& options, Bindings bindings) {
   if (options.safety == Safety::Checked && options.insn_budget == 0)
     return make_error(Errc::InvalidArgument, "checked mode needs an instruction budget above 0");
   auto img = std::make_shared<InterpImage>();
   img->options = options;
   if (options.safety == Safety::TrustedUnchecked) img->options.insn_budget = 0;
   img->registry = helpers;
-  if (auto r = lower(program.data().decoded, helpers, *img); !r) return r.error();
-  return Interpreter(std::move(img));
+  img->bindings = std::move(bindings);
+  if (auto r = lower(prog, helpers, *img); !r) return r.error();
+  return std::shared_ptr<const InterpImage>(std::move(img));
+}
+}  // namespace detail
+
+Result<Interpreter> Interpreter::create(const Program& program, const HelperRegistry& helpers,
+                                        const InterpreterOptions& options) {
+  return create(program, helpers, options, {});
+}
+
+Result<Interpreter> Interpreter::create(const Program& program, const HelperRegistry& helpers,
+                                        const InterpreterOptions& options, std::span<const Map> maps) {
+  detail::Bindings b;
+  for (const Map& m : maps) b.maps.push_back(m.impl());
+  auto img = detail::build_image(program.data().decoded, helpers, options, std::move(b));
+  if (!img) return img.error();
+  return Interpreter(std::move(*img));
 }
 
 Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const {
@@ -536,9 +765,27 @@ Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const {
 
 Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
   const bool checked = img_->options.safety == Safety::Checked;
-  Outcome o = checked ? execute<true>(img_.get(), &args, nullptr) : execute<false>(img_.get(), &args, nullptr);
-  if (stats) stats->insns_executed = checked ? o.executed : 0;
-  if (o.fault != Fault::None) return fault_error(o, *img_);
+  maps::reclaim::Guard epoch;
+  RunState local;
+  RunState* run = detail::current_run();
+  std::optional<detail::RunScope> scope;
+  if (!run) {
+    run = &local;
+    scope.emplace(local);
+  }
+  run->checked = checked;
+  run->budget = img_->options.insn_budget;
+  run->fault.clear();
+  const size_t regions_before = run->regions.size();
+  Entry e{img_->code.data(), {args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]}, args.regs[0]};
+  Outcome o = checked ? execute<true>(img_.get(), &args, run, &e, nullptr) : execute<false>(img_.get(), &args, run, &e, nullptr);
+  if (stats) stats->insns_executed = checked ? img_->options.insn_budget - run->budget : 0;
+  // Ring buffer records reserved and never submitted are discarded (a verified program cannot
+  // leave one; an unverified one must not leak them).
+  for (size_t i = regions_before; i < run->regions.size(); ++i)
+    if (run->regions[i].alloc) detail::ringbuf_commit(reinterpret_cast<void*>(run->regions[i].base), true);
+  run->regions.resize(regions_before);
+  if (o.fault != Fault::None) return fault_error(o, *img_, *run);
   return o.r0;
 }
 

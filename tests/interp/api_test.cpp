@@ -34,8 +34,13 @@ TEST_CASE("creating an interpreter rejects what it cannot run", "[interp][api]")
 
   auto map = Interpreter::create(prog("r1 = map_fd(3) ll\nr0 = 0\nexit"), {});
   REQUIRE_FALSE(map.ok());
-  CHECK(map.error().code == Errc::Unsupported);
-  CHECK_THAT(map.error().to_string(), Catch::Matchers::StartsWith("insn 0: lddw with src 1 refers to a map"));
+  CHECK(map.error().code == Errc::MalformedProgram);
+  CHECK(map.error().to_string() == "insn 0: lddw refers to map 3, but 0 maps are bound");
+
+  auto var = Interpreter::create(prog("r1 = var(3) ll\nr0 = 0\nexit"), {});
+  REQUIRE_FALSE(var.ok());
+  CHECK(var.error().code == Errc::Unsupported);
+  CHECK(var.error().to_string() == "insn 0: lddw with src 3 (a kernel variable) is not supported");
 
   auto budget = Interpreter::create(prog("r0 = 0\nexit"), {}, {Safety::Checked, 0});
   REQUIRE_FALSE(budget.ok());

@@ -1,0 +1,160 @@
+// BPF ELF objects as clang builds them (clang -O2 -g -target bpf, libbpf's bpf_helpers.h):
+// open, look at and configure, load, run.
+//
+//   auto obj = ebpfvm::Object::open("firewall.o");          // parse: programs, maps, BTF
+//   obj->set_global("cfg_port", ebpfvm::as_bytes<uint16_t>(53));   // const volatile variables
+//   obj->load({});                                          // create maps, link, bind
+//   auto prog = obj->program("xdp_firewall");
+//   ebpfvm::XdpBuffer buf(packet);
+//   auto res = prog->run_xdp(buf);                          // res->action == XDP_PASS ...
+//
+// Errors name the file, section, program and instruction, and the C source line when the object
+// has BTF line info.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ebpfvm/error.hpp"
+#include "ebpfvm/helpers.hpp"
+#include "ebpfvm/interpreter.hpp"
+#include "ebpfvm/maps.hpp"
+#include "ebpfvm/program.hpp"
+#include "ebpfvm/runtime.hpp"
+#include "ebpfvm/xdp.hpp"
+
+namespace ebpfvm {
+
+enum class ProgType : uint8_t { Unspec, Xdp, SchedCls, SocketFilter };
+std::string_view to_string(ProgType t);  // "xdp", "sched_cls", "socket_filter", "unspec"
+std::optional<ProgType> prog_type_from_string(std::string_view s);  // also "tc", "socket"
+// The type libbpf infers from a section name: xdp* -> Xdp; tc*, classifier*, tcx/* -> SchedCls;
+// socket* -> SocketFilter; anything else Unspec.
+ProgType prog_type_from_section(std::string_view section);
+
+struct ProgramInfo {
+  std::string name;     // the function's symbol
+  std::string section;  // its ELF section
+  ProgType type = ProgType::Unspec;
+  uint32_t insns = 0;   // 8-byte slots of the function itself (subprograms not counted)
+};
+
+struct LoadOptions {
+  // Until the verifier lands, programs run in the checked interpreter: every memory access and
+  // helper argument is checked at run time and a violation ends the run with Errc::RuntimeFault.
+  // TrustedUnchecked runs without checks: only for programs you wrote and trust.
+  Safety safety = Safety::Checked;
+  uint64_t insn_budget = 100'000'000;  // checked mode: instructions per run
+  uint32_t workers = 1;                // per-CPU map slots: one per thread that runs programs
+  Environment env;
+  // Helpers added to the built-in Linux helpers; an id that exists replaces the built-in one.
+  const HelperRegistry* helpers = nullptr;
+};
+
+// A source position from BTF line info.
+struct SourceLine {
+  std::string file;
+  uint32_t line = 0;
+  uint32_t column = 0;
+  std::string text;
+};
+
+namespace detail {
+struct ObjectData;
+struct LoadedData;
+}
+
+enum XdpAction : uint32_t { XDP_ABORTED = 0, XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3, XDP_REDIRECT = 4 };
+std::string_view to_string(XdpAction a);  // "XDP_PASS", ...
+
+struct XdpRunOptions {
+  uint32_t worker = 0;           // below LoadOptions::workers: per-CPU slot and PRNG stream
+  uint32_t ingress_ifindex = 1;  // xdp_md.ingress_ifindex
+  uint32_t rx_queue_index = 0;   // xdp_md.rx_queue_index
+};
+
+struct XdpResult {
+  XdpAction action = XDP_ABORTED;  // r0, with values outside the five actions as XDP_ABORTED
+  uint64_t r0 = 0;                 // what the program returned
+  RedirectTarget redirect;         // for XDP_REDIRECT
+  uint64_t insns = 0;              // instructions executed (checked mode)
+};
+
+// A program linked with its subprograms, its maps bound, ready to run. Cheap to copy; safe to run
+// from many threads at once (each with its own XdpRunOptions::worker).
+class LoadedProgram {
+ public:
+  const std::string& name() const;
+  const std::string& section() const;
+  ProgType type() const;
+  uint32_t id() const;          // for prog_array slots
+  const Program& code() const;  // the linked, relocated and context-rewritten bytecode
+  std::optional<SourceLine> source_line(uint32_t insn) const;
+
+  Result<XdpResult> run_xdp(XdpBuffer& buffer, const XdpRunOptions& options = {}) const;
+  // Any program type on raw memory: r1 = mem.data(), r2 = mem.size().
+  Result<uint64_t> run_raw(std::span<uint8_t> mem, uint32_t worker = 0) const;
+
+  const std::shared_ptr<const detail::LoadedData>& data() const { return d_; }
+  explicit LoadedProgram(std::shared_ptr<const detail::LoadedData> d) : d_(std::move(d)) {}
+
+ private:
+  std::shared_ptr<const detail::LoadedData> d_;
+};
+
+class Object {
+ public:
+  static Result<Object> open(const std::string& path);
+  static Result<Object> open(std::span<const uint8_t> bytes, const std::string& name);
+
+  const std::string& name() const;
+  const std::vector<ProgramInfo>& programs() const;
+  // Maps the object declares: BTF .maps, the legacy maps section, and one array per global data
+  // section (.rodata, .data, .bss, ... named after the section, as bpftool shows "obj.rodata").
+  const std::vector<MapSpec>& map_specs() const;
+  // Global variables (from BTF DATASEC, or the symbol table without BTF): name, section, size.
+  struct Global {
+    std::string name;
+    std::string section;
+    uint32_t offset = 0;
+    uint32_t size = 0;
+  };
+  const std::vector<Global>& globals() const;
+  bool has_btf() const;
+
+  // Before load(): set a global's initial value (its exact size), e.g. a `const volatile` config.
+  Result<void> set_global(std::string_view name, std::span<const uint8_t> value);
+  // Before load(): the type of a program whose section name does not tell it.
+  Result<void> set_program_type(std::string_view program, ProgType type);
+
+  // Creates the maps, links and relocates every program, applies context rewrites, binds helpers.
+  Result<void> load(const LoadOptions& options = {});
+  bool loaded() const;
+
+  // After load(). A program by function name, or by section name when one program has it.
+  Result<LoadedProgram> program(std::string_view name) const;
+  Result<Map> map(std::string_view name) const;
+  std::vector<Map> maps() const;
+
+ private:
+  explicit Object(std::shared_ptr<detail::ObjectData> d) : d_(std::move(d)) {}
+  std::shared_ptr<detail::ObjectData> d_;
+};
+
+// Puts a program into a prog_array slot (the user side of bpf_map_update_elem on a prog array).
+Result<void> set_tail_call(Map& prog_array, uint32_t index, const LoadedProgram& program);
+
+template <class T>
+std::vector<uint8_t> as_bytes(const T& v) {
+  std::vector<uint8_t> b(sizeof v);
+  std::memcpy(b.data(), &v, sizeof v);
+  return b;
+}
+
+}  // namespace ebpfvm

@@ -1,0 +1,42 @@
+// A packet buffer laid out as the kernel's XDP frames are: 256 bytes of headroom before the packet
+// (for bpf_xdp_adjust_head and bpf_xdp_adjust_meta) and tailroom after it (for
+// bpf_xdp_adjust_tail, up to the frame minus struct skb_shared_info, as in the kernel).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace ebpfvm {
+
+namespace detail {
+struct XdpCtx;
+}
+
+class XdpBuffer {
+ public:
+  XdpBuffer();
+  explicit XdpBuffer(std::span<const uint8_t> packet);
+  ~XdpBuffer();
+  XdpBuffer(XdpBuffer&&) noexcept;
+  XdpBuffer& operator=(XdpBuffer&&) noexcept;
+
+  // Replaces the packet; headroom, metadata and tailroom start over. Frames grow to fit: the frame
+  // is 4 KiB (a page) or, for larger packets, the packet plus headroom and tailroom.
+  void assign(std::span<const uint8_t> packet);
+
+  std::span<uint8_t> packet();          // [data, data_end) as the program left it
+  std::span<const uint8_t> packet() const;
+  std::span<uint8_t> metadata();        // [data_meta, data)
+  uint32_t headroom() const;            // bytes before data
+  uint32_t frame_size() const;
+
+  detail::XdpCtx& ctx() { return *ctx_; }
+
+ private:
+  std::vector<uint8_t> frame_;
+  std::unique_ptr<detail::XdpCtx> ctx_;
+};
+
+}  // namespace ebpfvm

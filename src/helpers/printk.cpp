@@ -1,0 +1,83 @@
+#include "helpers/printk.hpp"
+
+#include <cstdio>
+#include <cstring>
+
+#include "runtime/run_state.hpp"
+
+namespace ebpfvm::detail {
+namespace {
+
+// %s reads program memory: in checked mode only where the run may read, at most 1 KiB.
+std::string read_string(uint64_t addr) {
+  const RunState* r = current_run();
+  std::string s;
+  for (uint64_t i = 0; i < 1024; ++i) {
+    if (!addr || (r && r->checked && !r->allows(addr + i, 1, false))) return s.empty() ? "(invalid)" : s;
+    char c = *reinterpret_cast<const char*>(addr + i);
+    if (!c) break;
+    s += c;
+  }
+  return s;
+}
+
+}  // namespace
+
+std::optional<std::string> format_printk(const char* fmt, uint64_t fmt_size, const uint64_t* args, uint64_t nargs) {
+  if (!fmt || fmt_size == 0 || fmt[fmt_size - 1] != '\0') return std::nullopt;
+  std::string out;
+  uint64_t used = 0;
+  for (const char* p = fmt; *p; ++p) {
+    if (*p != '%') {
+      out += *p;
+      continue;
+    }
+    if (p[1] == '%') {
+      out += '%';
+      ++p;
+      continue;
+    }
+    std::string spec = "%";
+    ++p;
+    while (*p && std::strchr("-0+ ", *p)) spec += *p++;
+    while (*p >= '0' && *p <= '9' && spec.size() < 8) spec += *p++;
+    int longs = 0;
+    bool half = false;
+    while (*p == 'l' || *p == 'h' || *p == 'z') {
+      if (*p == 'h') half = true;
+      else longs = *p == 'z' ? 2 : longs + 1;
+      ++p;
+    }
+    if (longs > 2 || !*p) return std::nullopt;
+    if (used >= nargs) return std::nullopt;
+    const uint64_t a = args[used++];
+    char buf[1100];
+    switch (*p) {
+      case 'd': case 'i': {
+        int64_t v = longs ? static_cast<int64_t>(a) : half ? static_cast<int16_t>(a) : static_cast<int32_t>(a);
+        std::snprintf(buf, sizeof buf, (spec + "lld").c_str(), static_cast<long long>(v));
+        break;
+      }
+      case 'u': case 'x': case 'X': {
+        uint64_t v = longs ? a : half ? static_cast<uint16_t>(a) : static_cast<uint32_t>(a);
+        std::snprintf(buf, sizeof buf, (spec + "ll" + *p).c_str(), static_cast<unsigned long long>(v));
+        break;
+      }
+      case 'c':
+        std::snprintf(buf, sizeof buf, (spec + "c").c_str(), static_cast<int>(static_cast<char>(a)));
+        break;
+      case 'p':
+        std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(a));
+        break;
+      case 's':
+        std::snprintf(buf, sizeof buf, (spec + "s").c_str(), read_string(a).c_str());
+        break;
+      default:
+        return std::nullopt;
+    }
+    out += buf;
+  }
+  return out;
+}
+
+}  // namespace ebpfvm::detail

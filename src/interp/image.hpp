@@ -1,0 +1,64 @@
+// The interpreter's executable form of a program, and what binds it to maps. Internal: loaded
+// programs (src/loader) build images with map bindings; prog_array slots point at ProgEntry.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ebpfvm/interpreter.hpp"
+#include "isa/isa.hpp"
+#include "maps/map_impl.hpp"
+#include "runtime/run_state.hpp"
+
+namespace ebpfvm::detail {
+
+struct TInsn {
+  const void* label;
+  uint8_t dst;
+  uint8_t src;
+  int16_t off;
+  int32_t imm;
+};
+static_assert(sizeof(TInsn) == 16);
+
+struct HelperSlot {
+  HelperFn fn;
+  void* user;
+  HelperProto proto;
+  uint32_t id;
+};
+
+// Maps a program's lddw instructions refer to: `lddw map_idx(N)` (and, for raw bytecode,
+// `map_fd(N)`) is maps[N].
+struct Bindings {
+  std::vector<std::shared_ptr<MapImpl>> maps;
+};
+
+struct InterpImage {
+  std::vector<TInsn> code;
+  std::vector<HelperSlot> calls;  // static helper calls, indexed by TInsn::imm
+  HelperRegistry registry;        // callx looks helpers up at run time
+  InterpreterOptions options;
+  Bindings bindings;
+  std::vector<const MapImpl*> map_ptrs;   // the maps this program may name
+  std::vector<MemRegion> static_regions;  // map values addressed directly (global data)
+  std::vector<const TInsn*> callbacks;    // function entries whose address the program takes
+};
+
+// A program as a prog_array slot holds it: bpf_tail_call jumps into `image`.
+struct ProgEntry {
+  uint32_t id = 0;
+  std::string name;
+  std::shared_ptr<const InterpImage> image;
+};
+
+// The one way to wrap an image in the public handle.
+struct InterpreterAccess {
+  static Interpreter make(std::shared_ptr<const InterpImage> img) { return Interpreter(std::move(img)); }
+};
+
+Result<std::shared_ptr<const InterpImage>> build_image(const isa::Program& prog, const HelperRegistry& helpers,
+                                                        const InterpreterOptions& options, Bindings bindings);
+
+}  // namespace ebpfvm::detail

@@ -1,0 +1,358 @@
+// Object: open, configure, load; LoadedProgram: run.
+#include <algorithm>
+#include <atomic>
+#include <fstream>
+
+#include "loader/object_data.hpp"
+#include "maps/reclaim.hpp"
+#include "program_data.hpp"
+#include "progtype/ctx_rewrite.hpp"
+
+namespace ebpfvm {
+
+namespace {
+
+using detail::LoadedData;
+using detail::MapDecl;
+using detail::ObjectData;
+
+std::atomic<uint32_t> g_next_prog_id{1};
+
+Error not_loaded(const ObjectData& o, const char* what) {
+  Error e = make_error(Errc::InvalidArgument, std::string(what) + " needs a loaded object: call load() first");
+  e.where.file = o.name;
+  return e;
+}
+
+Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectData& o, uint32_t workers) {
+  std::vector<std::shared_ptr<detail::MapImpl>> out;
+  for (const MapDecl& d : o.maps) {
+    auto m = detail::create_map(d.spec, workers);
+    if (!m) {
+      m.error().where.file = o.name;
+      return m.error();
+    }
+    if (d.source == MapDecl::Source::Data) std::memcpy(detail::array_base(**m), d.init.data(), d.init.size());
+    out.push_back(std::move(*m));
+  }
+  return out;
+}
+
+// Decode errors carry the linked slot; report the section and slot the user can find in objdump.
+Error at_origin(const ObjectData& o, const detail::Linked& l, const ProgramInfo& p, Error e) {
+  if (e.where.insn && *e.where.insn < l.origin.size()) {
+    auto [sec, slot] = l.origin[*e.where.insn];
+    Error out = o.error_at(e.code, sec, slot, e.message);
+    out.where.program = p.name;
+    return out;
+  }
+  e.where.file = o.name;
+  e.where.section = p.section;
+  e.where.program = p.name;
+  return e;
+}
+
+Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<ObjectData>& o, size_t i,
+                                                         const HelperRegistry& helpers, const LoadOptions& opts) {
+  const ProgramInfo& p = o->programs[i];
+  auto linked = detail::link_program(*o, o->program_function[i]);
+  if (!linked) return linked.error();
+  auto decoded = Program::from_bytecode(linked->bytes);
+  if (!decoded) return at_origin(*o, *linked, p, decoded.error());
+  if (p.type == ProgType::Xdp) {
+    if (auto r = detail::rewrite_ctx_accesses(decoded->data().decoded, detail::xdp_ctx_fields(), linked->bytes); !r)
+      return at_origin(*o, *linked, p, r.error());
+    decoded = Program::from_bytecode(linked->bytes);
+    if (!decoded) return at_origin(*o, *linked, p, decoded.error());
+  }
+  detail::Bindings b{o->live_maps};
+  auto img = detail::build_image(decoded->data().decoded, helpers, {opts.safety, opts.insn_budget}, std::move(b));
+  if (!img) return at_origin(*o, *linked, p, img.error());
+  auto d = std::make_shared<LoadedData>(std::move(*decoded));
+  d->info = p;
+  d->file = o->name;
+  d->id = g_next_prog_id++;
+  d->origin = std::move(linked->origin);
+  d->object = o;
+  d->shared = o->shared;
+  d->workers = opts.workers ? opts.workers : 1;
+  auto entry = std::make_shared<detail::ProgEntry>();
+  entry->id = d->id;
+  entry->name = p.name;
+  entry->image = std::move(*img);
+  d->entry = std::move(entry);
+  return std::shared_ptr<const LoadedData>(std::move(d));
+}
+
+Result<void> apply_initialisers(ObjectData& o) {
+  for (size_t i = 0; i < o.maps.size(); ++i) {
+    for (const MapDecl::Slot& s : o.maps[i].slots) {
+      detail::MapImpl& m = *o.live_maps[i];
+      long rc = detail::err::kInval;
+      if (m.spec().type == MapType::ProgArray) {
+        for (size_t p = 0; p < o.programs.size(); ++p)
+          if (o.programs[p].name == s.target && o.loaded_programs[p])
+            rc = detail::prog_array_set(m, s.index, o.loaded_programs[p]->entry);
+      } else {
+        for (size_t j = 0; j < o.maps.size(); ++j)
+          if (o.maps[j].spec.name == s.target) {
+            uint32_t id = o.live_maps[j]->id();
+            rc = m.user_update(&s.index, &id, kAny);
+          }
+      }
+      if (rc < 0) {
+        Error e = make_error(Errc::MalformedObject, "map '" + m.spec().name + "': slot " + std::to_string(s.index) +
+                                                        " cannot be initialised with '" + s.target + "'");
+        e.where.file = o.name;
+        e.where.section = ".maps";
+        return e;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+// ---- names -------------------------------------------------------------------------------------------
+std::string_view to_string(ProgType t) {
+  switch (t) {
+    case ProgType::Xdp: return "xdp";
+    case ProgType::SchedCls: return "sched_cls";
+    case ProgType::SocketFilter: return "socket_filter";
+    case ProgType::Unspec: break;
+  }
+  return "unspec";
+}
+
+std::optional<ProgType> prog_type_from_string(std::string_view s) {
+  if (s == "xdp") return ProgType::Xdp;
+  if (s == "tc" || s == "sched_cls" || s == "classifier") return ProgType::SchedCls;
+  if (s == "socket" || s == "socket_filter") return ProgType::SocketFilter;
+  return std::nullopt;
+}
+
+ProgType prog_type_from_section(std::string_view s) {
+  auto starts = [&](std::string_view p) { return s.substr(0, p.size()) == p; };
+  if (starts("xdp")) return ProgType::Xdp;
+  if (starts("tc") || starts("classifier")) return ProgType::SchedCls;
+  if (starts("socket")) return ProgType::SocketFilter;
+  return ProgType::Unspec;
+}
+
+std::string_view to_string(XdpAction a) {
+  static constexpr std::string_view kNames[] = {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"};
+  return a <= XDP_REDIRECT ? kNames[a] : "XDP_UNKNOWN";
+}
+
+// ---- Object --------------------------------------------------------------------------------------------
+Result<Object> Object::open(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    Error e = make_error(Errc::Io, std::string("cannot open: ") + std::strerror(errno));
+    e.where.file = path;
+    return e;
+  }
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return open(bytes, path);
+}
+
+Result<Object> Object::open(std::span<const uint8_t> bytes, const std::string& name) {
+  auto d = detail::parse_object(bytes, name);
+  if (!d) return d.error();
+  return Object(std::move(*d));
+}
+
+const std::string& Object::name() const { return d_->name; }
+const std::vector<ProgramInfo>& Object::programs() const { return d_->programs; }
+const std::vector<MapSpec>& Object::map_specs() const { return d_->specs; }
+const std::vector<Object::Global>& Object::globals() const { return d_->globals; }
+bool Object::has_btf() const { return d_->btf.has_value(); }
+bool Object::loaded() const { return d_->loaded; }
+
+Result<void> Object::set_global(std::string_view name, std::span<const uint8_t> value) {
+  auto fail = [&](Errc c, const std::string& msg) {
+    Error e = make_error(c, msg);
+    e.where.file = d_->name;
+    return e;
+  };
+  if (d_->loaded) return fail(Errc::InvalidArgument, "global '" + std::string(name) + "' cannot be set after load");
+  for (const Global& g : d_->globals) {
+    if (g.name != name) continue;
+    if (value.size() != g.size)
+      return fail(Errc::InvalidArgument, "global '" + g.name + "' is " + std::to_string(g.size) + " bytes, the value given is " +
+                                             std::to_string(value.size()));
+    for (MapDecl& m : d_->maps)
+      if (m.source == MapDecl::Source::Data && m.spec.name == g.section) std::copy(value.begin(), value.end(), m.init.begin() + g.offset);
+    return {};
+  }
+  return fail(Errc::NotFound, "no global variable '" + std::string(name) + "' in .rodata, .data or .bss");
+}
+
+Result<void> Object::set_program_type(std::string_view program, ProgType type) {
+  for (ProgramInfo& p : d_->programs)
+    if (p.name == program || p.section == program) {
+      if (d_->loaded) return make_error(Errc::InvalidArgument, "program type cannot change after load");
+      p.type = type;
+      return {};
+    }
+  Error e = make_error(Errc::NotFound, "no program '" + std::string(program) + "'");
+  e.where.file = d_->name;
+  return e;
+}
+
+Result<void> Object::load(const LoadOptions& opts) {
+  if (d_->loaded) return make_error(Errc::InvalidArgument, d_->name + ": already loaded");
+  const uint32_t workers = opts.workers ? opts.workers : 1;
+  auto maps = create_maps(*d_, workers);
+  if (!maps) return maps.error();
+  d_->live_maps = std::move(*maps);
+  d_->shared = std::make_shared<detail::RuntimeShared>(opts.env, workers);
+  HelperRegistry helpers = HelperRegistry::builtin();
+  if (opts.helpers)
+    for (const Helper& h : opts.helpers->all()) helpers.set(h);
+  for (size_t i = 0; i < d_->programs.size(); ++i) {
+    if (d_->programs[i].type == ProgType::Unspec) {
+      d_->load_errors[i] = "section '" + d_->programs[i].section +
+                           "' does not tell the program type; set it before load (set_program_type, ubpf-run --type)";
+      continue;
+    }
+    auto p = load_program(d_, i, helpers, opts);
+    if (!p) {
+      d_->live_maps.clear();
+      std::fill(d_->loaded_programs.begin(), d_->loaded_programs.end(), nullptr);
+      return p.error();
+    }
+    d_->loaded_programs[i] = std::move(*p);
+  }
+  if (auto r = apply_initialisers(*d_); !r) return r;
+  for (size_t i = 0; i < d_->maps.size(); ++i)
+    if (d_->maps[i].read_only) d_->live_maps[i]->freeze();
+  d_->loaded = true;
+  return {};
+}
+
+Result<LoadedProgram> Object::program(std::string_view name) const {
+  auto fail = [&](Errc c, const std::string& msg) {
+    Error e = make_error(c, msg);
+    e.where.file = d_->name;
+    return e;
+  };
+  if (!d_->loaded) return not_loaded(*d_, "program()");
+  std::vector<size_t> hits;
+  for (size_t i = 0; i < d_->programs.size(); ++i)
+    if (d_->programs[i].name == name) hits = {i};
+  if (hits.empty())
+    for (size_t i = 0; i < d_->programs.size(); ++i)
+      if (d_->programs[i].section == name) hits.push_back(i);
+  if (hits.empty()) {
+    std::string all;
+    for (const ProgramInfo& p : d_->programs) all += (all.empty() ? "" : ", ") + p.name + " (" + p.section + ")";
+    return fail(Errc::NotFound, "no program or section '" + std::string(name) + "'; programs: " + all);
+  }
+  if (hits.size() > 1)
+    return fail(Errc::InvalidArgument, "section '" + std::string(name) + "' holds " + std::to_string(hits.size()) +
+                                           " programs; select one by function name");
+  if (!d_->loaded_programs[hits[0]]) return fail(Errc::Unsupported, "program '" + d_->programs[hits[0]].name + "': " + d_->load_errors[hits[0]]);
+  return LoadedProgram(d_->loaded_programs[hits[0]]);
+}
+
+Result<Map> Object::map(std::string_view name) const {
+  if (!d_->loaded) return not_loaded(*d_, "map()");
+  for (size_t i = 0; i < d_->maps.size(); ++i)
+    if (d_->maps[i].spec.name == name) return Map(d_->live_maps[i]);
+  Error e = make_error(Errc::NotFound, "no map '" + std::string(name) + "'");
+  e.where.file = d_->name;
+  return e;
+}
+
+std::vector<Map> Object::maps() const {
+  std::vector<Map> out;
+  for (const auto& m : d_->live_maps) out.emplace_back(m);
+  return out;
+}
+
+Result<void> set_tail_call(Map& prog_array, uint32_t index, const LoadedProgram& program) {
+  long rc = detail::prog_array_set(*prog_array.impl(), index, program.data()->entry);
+  if (rc == detail::err::kTooBig)
+    return make_error(Errc::MapFull, "map '" + prog_array.name() + "': index " + std::to_string(index) + " is beyond max_entries");
+  if (rc < 0) return make_error(Errc::InvalidArgument, "map '" + prog_array.name() + "' is not a prog_array");
+  return {};
+}
+
+// ---- LoadedProgram --------------------------------------------------------------------------------------
+const std::string& LoadedProgram::name() const { return d_->info.name; }
+const std::string& LoadedProgram::section() const { return d_->info.section; }
+ProgType LoadedProgram::type() const { return d_->info.type; }
+uint32_t LoadedProgram::id() const { return d_->id; }
+const Program& LoadedProgram::code() const { return d_->code; }
+
+std::optional<SourceLine> LoadedProgram::source_line(uint32_t insn) const {
+  if (insn >= d_->origin.size()) return std::nullopt;
+  return d_->object->line_at(d_->origin[insn].first, d_->origin[insn].second);
+}
+
+namespace {
+
+Error run_error(const LoadedData& d, Error e) {
+  e.where.file = d.file;
+  e.where.section = d.info.section;
+  e.where.program = d.info.name;
+  if (e.where.insn && *e.where.insn < d.origin.size()) {
+    if (auto l = d.object->line_at(d.origin[*e.where.insn].first, d.origin[*e.where.insn].second)) {
+      e.where.line = l->line;
+      e.where.source = l->file + ":" + std::to_string(l->line) + (l->text.empty() ? "" : ": " + l->text);
+    }
+  }
+  return e;
+}
+
+}  // namespace
+
+Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions& opt) const {
+  const LoadedData& d = *d_;
+  if (d.info.type != ProgType::Xdp)
+    return run_error(d, make_error(Errc::InvalidArgument, "not an XDP program (type " + std::string(to_string(d.info.type)) + ")"));
+  if (opt.worker >= d.workers)
+    return run_error(d, make_error(Errc::InvalidArgument, "worker " + std::to_string(opt.worker) + " is not below the " +
+                                                               std::to_string(d.workers) + " workers given at load"));
+  detail::XdpCtx& x = buffer.ctx();
+  x.md.ingress_ifindex = opt.ingress_ifindex;
+  x.md.rx_queue_index = opt.rx_queue_index;
+  detail::RunState rs;
+  rs.worker = opt.worker;
+  rs.shared = d.shared.get();
+  rs.xdp = &x;
+  detail::RunScope scope(rs);
+  const Region ctx_region{&x, detail::kXdpCtxVisible, false};
+  RunArgs args;
+  args.regs[0] = reinterpret_cast<uint64_t>(&x);
+  args.regions = std::span<const Region>(&ctx_region, 1);
+  RunStats stats;
+  auto r0 = detail::InterpreterAccess::make(d.entry->image).run(args, &stats);
+  if (!r0) return run_error(d, r0.error());
+  XdpResult res;
+  res.r0 = *r0;
+  res.action = *r0 <= XDP_REDIRECT ? static_cast<XdpAction>(*r0) : XDP_ABORTED;
+  if (res.action == XDP_REDIRECT) res.redirect = rs.redirect;
+  res.insns = stats.insns_executed;
+  return res;
+}
+
+Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker) const {
+  const LoadedData& d = *d_;
+  if (worker >= d.workers) return run_error(d, make_error(Errc::InvalidArgument, "worker is not below the workers given at load"));
+  detail::RunState rs;
+  rs.worker = worker;
+  rs.shared = d.shared.get();
+  detail::RunScope scope(rs);
+  RunArgs args;
+  args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uint64_t>(mem.data());
+  args.regs[1] = mem.size();
+  args.packet = mem;
+  auto r0 = detail::InterpreterAccess::make(d.entry->image).run(args);
+  if (!r0) return run_error(d, r0.error());
+  return *r0;
+}
+
+}  // namespace ebpfvm

@@ -1,0 +1,331 @@
+// Hash-shaped maps: hash, percpu_hash, lru_hash, lru_percpu_hash, devmap_hash, hash_of_maps.
+//
+// Readers never lock: they walk bucket lists of nodes that are unlinked, not freed, by writers and
+// reclaimed once every run that could hold them ended (maps/reclaim). Writers lock the bucket,
+// or, for LRU maps, the whole map (eviction unlinks from another bucket). Updating an existing
+// key links a new node in place of the old one, as the kernel does, so a value pointer a program
+// holds is never overwritten under it by another key's data. Per-CPU values are updated in place.
+#include <vector>
+
+#include "maps/map_impl.hpp"
+#include "maps/reclaim.hpp"
+
+namespace ebpfvm::detail {
+namespace {
+
+uint64_t hash_bytes(const void* p, size_t n) {
+  const auto* b = static_cast<const uint8_t*>(p);
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, b, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+    b += 8;
+    n -= 8;
+  }
+  uint64_t w = 0;
+  std::memcpy(&w, b, n);
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 29);
+}
+
+struct Node {
+  std::atomic<Node*> next{nullptr};
+  uint64_t hash = 0;
+  Node* lru_prev = nullptr;
+  Node* lru_next = nullptr;
+  bool in_lru = false;
+  std::shared_ptr<MapImpl> inner;  // hash_of_maps
+  uint8_t* data() { return reinterpret_cast<uint8_t*>(this + 1); }
+};
+static_assert(sizeof(Node) % 8 == 0);
+
+inline void cpu_relax() {
+#if defined(__x86_64__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+struct SpinLock {
+  std::atomic<bool> held{false};
+  void lock() {
+    while (held.exchange(true, std::memory_order_acquire))
+      while (held.load(std::memory_order_relaxed)) cpu_relax();
+  }
+  void unlock() { held.store(false, std::memory_order_release); }
+};
+
+struct Bucket {
+  std::atomic<Node*> head{nullptr};
+  SpinLock lock;
+};
+
+class HashMap final : public MapImpl {
+ public:
+  HashMap(const MapSpec& s, uint32_t workers)
+      : MapImpl(s, workers),
+        lru_(s.type == MapType::LruHash || s.type == MapType::LruPercpuHash),
+        of_maps_(s.type == MapType::HashOfMaps),
+        key_stride_(round8(s.key_size)),
+        value_bytes_(of_maps_ ? 8 : size_t{value_stride()} * (per_cpu() ? this->workers() : 1)),
+        buckets_(bucket_count(s.max_entries)) {}
+
+  ~HashMap() override {
+    for (Bucket& b : buckets_)
+      for (Node* n = b.head.load(); n;) {
+        Node* next = n->next.load();
+        free_node(n);
+        n = next;
+      }
+  }
+
+  void* lookup(const void* key, uint32_t worker) override {
+    const uint64_t h = hash_bytes(key, spec().key_size);
+    Node* n = find(bucket(h), key, h);
+    if (!n) return nullptr;
+    if (lru_) touch(n);
+    if (of_maps_) return n->inner.get();
+    return n->data() + key_stride_ + (per_cpu() ? size_t{value_stride()} * worker : 0);
+  }
+
+  long update(const void* key, const void* value, uint64_t flags, uint32_t worker) override {
+    if (of_maps_) return err::kNotSupp;
+    return upsert(key, value, flags, static_cast<int>(worker), nullptr);
+  }
+
+  long user_update(const void* key, const void* value, uint64_t flags) override {
+    if (of_maps_) {
+      uint32_t id;
+      std::memcpy(&id, value, 4);
+      auto inner = find_map(id);
+      const MapSpec& want = *spec().inner;
+      if (!inner || inner->spec().type != want.type || inner->spec().key_size != want.key_size ||
+          inner->spec().value_size != want.value_size)
+        return err::kInval;
+      return upsert(key, value, flags, -1, std::move(inner));
+    }
+    return upsert(key, value, flags, per_cpu() ? -1 : 0, nullptr);
+  }
+
+  long user_lookup(const void* key, void* out) override {
+    if (!of_maps_) return MapImpl::user_lookup(key, out);
+    auto* m = static_cast<MapImpl*>(lookup(key, 0));
+    if (!m) return err::kNoEnt;
+    uint32_t id = m->id();
+    std::memcpy(out, &id, 4);
+    return 0;
+  }
+
+  long remove(const void* key) override {
+    const uint64_t h = hash_bytes(key, spec().key_size);
+    Bucket& b = bucket(h);
+    WriteLock lk(*this, b);
+    std::atomic<Node*>* link = &b.head;
+    for (Node* n = link->load(); n; link = &n->next, n = link->load()) {
+      if (n->hash == h && std::memcmp(n->data(), key, spec().key_size) == 0) {
+        unlink(link, n);
+        return 0;
+      }
+    }
+    return err::kNoEnt;
+  }
+
+  long next_key(const void* key, void* next) const override {
+    size_t start = 0;
+    if (key) {
+      const uint64_t h = hash_bytes(key, spec().key_size);
+      size_t bi = h & (buckets_.size() - 1);
+      if (Node* n = find(const_cast<Bucket&>(buckets_[bi]), key, h)) {
+        if (Node* nn = n->next.load(std::memory_order_acquire)) {
+          std::memcpy(next, nn->data(), spec().key_size);
+          return 0;
+        }
+        start = bi + 1;
+      }
+    }
+    for (size_t i = start; i < buckets_.size(); ++i)
+      if (Node* n = buckets_[i].head.load(std::memory_order_acquire)) {
+        std::memcpy(next, n->data(), spec().key_size);
+        return 0;
+      }
+    return err::kNoEnt;
+  }
+
+ private:
+  // Bucket lock, or the map lock for LRU maps (whose eviction writes to other buckets).
+  struct WriteLock {
+    WriteLock(HashMap& m, Bucket& b) : m_(m), b_(b) {
+      if (m_.lru_) m_.write_mu_.lock();
+      else b_.lock.lock();
+    }
+    ~WriteLock() {
+      if (m_.lru_) m_.write_mu_.unlock();
+      else b_.lock.unlock();
+    }
+    HashMap& m_;
+    Bucket& b_;
+  };
+
+  static size_t bucket_count(uint32_t max_entries) {
+    size_t n = 1;
+    while (n < max_entries && n < (1u << 22)) n <<= 1;
+    return n;
+  }
+  Bucket& bucket(uint64_t h) { return buckets_[h & (buckets_.size() - 1)]; }
+
+  Node* find(Bucket& b, const void* key, uint64_t h) const {
+    for (Node* n = b.head.load(std::memory_order_acquire); n; n = n->next.load(std::memory_order_acquire))
+      if (n->hash == h && std::memcmp(n->data(), key, spec().key_size) == 0) return n;
+    return nullptr;
+  }
+
+  Node* new_node(const void* key, uint64_t h) {
+    void* mem = ::operator new(sizeof(Node) + key_stride_ + value_bytes_);
+    Node* n = new (mem) Node;
+    n->hash = h;
+    std::memset(n->data(), 0, key_stride_ + value_bytes_);
+    std::memcpy(n->data(), key, spec().key_size);
+    return n;
+  }
+  static void free_node(void* p) {
+    auto* n = static_cast<Node*>(p);
+    n->~Node();
+    ::operator delete(p);
+  }
+
+  // worker >= 0: value is one value (for per-CPU maps, that worker's slot); -1: all slots.
+  void fill(Node* n, const void* value, int worker) {
+    uint8_t* v = n->data() + key_stride_;
+    if (of_maps_) return;
+    if (!per_cpu()) {
+      std::memcpy(v, value, spec().value_size);
+    } else if (worker >= 0) {
+      std::memcpy(v + size_t{value_stride()} * worker, value, spec().value_size);
+    } else {
+      for (uint32_t w = 0; w < workers(); ++w)
+        std::memcpy(v + size_t{value_stride()} * w, static_cast<const uint8_t*>(value) + size_t{value_stride()} * w,
+                    spec().value_size);
+    }
+  }
+
+  long upsert(const void* key, const void* value, uint64_t flags, int worker, std::shared_ptr<MapImpl> inner) {
+    constexpr uint64_t kLock = 4;
+    if ((flags & ~kLock) > kExist) return err::kInval;
+    flags &= ~kLock;
+    const uint64_t h = hash_bytes(key, spec().key_size);
+    Bucket& b = bucket(h);
+    WriteLock lk(*this, b);
+    std::atomic<Node*>* link = &b.head;
+    Node* old = nullptr;
+    for (Node* n = link->load(); n; link = &n->next, n = link->load())
+      if (n->hash == h && std::memcmp(n->data(), key, spec().key_size) == 0) {
+        old = n;
+        break;
+      }
+    if (old && flags == kNoExist) return err::kExist;
+    if (!old && flags == kExist) return err::kNoEnt;
+    if (old && per_cpu()) {  // in place, as the kernel's per-CPU hash does
+      fill(old, value, worker);
+      if (lru_) touch(old);
+      return 0;
+    }
+    if (!old) {
+      if (count_.load() >= spec().max_entries) {
+        if (!lru_ || !evict_one()) return err::kTooBig;
+        // Eviction may have unlinked a node of this bucket: find the insertion point again.
+        link = &b.head;
+      }
+      count_.fetch_add(1);
+    }
+    Node* n = new_node(key, h);
+    fill(n, value, worker);
+    if (inner) n->inner = std::move(inner);
+    if (old) {
+      n->next.store(old->next.load());
+      link->store(n, std::memory_order_release);
+      lru_remove(old);
+      maps::reclaim::retire(old, free_node);
+    } else {
+      n->next.store(b.head.load());
+      b.head.store(n, std::memory_order_release);
+    }
+    lru_insert(n);
+    return 0;
+  }
+
+  // Caller holds the write lock.
+  void unlink(std::atomic<Node*>* link, Node* n) {
+    link->store(n->next.load(), std::memory_order_release);
+    lru_remove(n);
+    count_.fetch_sub(1);
+    maps::reclaim::retire(n, free_node);
+  }
+
+  // LRU maps only; the caller holds write_mu_.
+  bool evict_one() {
+    Node* victim;
+    {
+      std::lock_guard lk(lru_mu_);
+      victim = lru_tail_;
+    }
+    if (!victim) return false;
+    Bucket& b = bucket(victim->hash);
+    std::atomic<Node*>* link = &b.head;
+    for (Node* n = link->load(); n; link = &n->next, n = link->load())
+      if (n == victim) {
+        unlink(link, n);
+        return true;
+      }
+    return false;
+  }
+
+  void touch(Node* n) {
+    std::lock_guard lk(lru_mu_);
+    if (!n->in_lru || lru_head_ == n) return;
+    detach(n);
+    attach_front(n);
+  }
+  void lru_insert(Node* n) {
+    if (!lru_) return;
+    std::lock_guard lk(lru_mu_);
+    attach_front(n);
+  }
+  void lru_remove(Node* n) {
+    if (!lru_) return;
+    std::lock_guard lk(lru_mu_);
+    if (n->in_lru) detach(n);
+  }
+  void attach_front(Node* n) {
+    n->lru_prev = nullptr;
+    n->lru_next = lru_head_;
+    if (lru_head_) lru_head_->lru_prev = n;
+    lru_head_ = n;
+    if (!lru_tail_) lru_tail_ = n;
+    n->in_lru = true;
+  }
+  void detach(Node* n) {
+    (n->lru_prev ? n->lru_prev->lru_next : lru_head_) = n->lru_next;
+    (n->lru_next ? n->lru_next->lru_prev : lru_tail_) = n->lru_prev;
+    n->in_lru = false;
+  }
+
+  const bool lru_;
+  const bool of_maps_;
+  const size_t key_stride_;
+  const size_t value_bytes_;
+  std::vector<Bucket> buckets_;
+  std::atomic<uint32_t> count_{0};
+  std::mutex write_mu_;  // LRU maps: all writers
+  std::mutex lru_mu_;    // the recency list
+  Node* lru_head_ = nullptr;
+  Node* lru_tail_ = nullptr;
+};
+
+}  // namespace
+
+std::shared_ptr<MapImpl> make_hash(const MapSpec& s, uint32_t workers) { return std::make_shared<HashMap>(s, workers); }
+
+}  // namespace ebpfvm::detail

@@ -1,0 +1,36 @@
+// Context accesses: which loads read the program's context, and their rewriting.
+//
+// The kernel learns from its verifier which registers hold the context and rewrites loads of
+// struct xdp_md's u32 data/data_end/data_meta into loads of the real 64-bit pointers. ebpfvm does
+// the same before the verifier exists, with a small forward dataflow analysis that tracks only
+// "is this register (or 8-byte stack slot) the context pointer?" across the CFG, bpf-to-bpf calls
+// and spills. A load whose base may or may not be the context is rejected, as the kernel rejects
+// one instruction used with different pointer types; so are stores to the context, loads of
+// fields that do not exist, and dereferences of a context pointer that was moved.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "ebpfvm/error.hpp"
+#include "isa/isa.hpp"
+
+namespace ebpfvm::detail {
+
+struct CtxField {
+  uint32_t off;
+  uint32_t size;        // the access size programs use (narrower loads allowed when narrow_ok)
+  const char* name;
+  bool narrow_ok;       // 1- and 2-byte loads inside the field are fine
+  int32_t rewrite_off;  // -1: read in place; else a 64-bit load from this offset replaces it
+};
+
+// Rewrites, in `bytes` (the linked program's encoding), every context load that needs it.
+// Errors carry the instruction index.
+Result<void> rewrite_ctx_accesses(const isa::Program& prog, std::span<const CtxField> fields, std::vector<uint8_t>& bytes);
+
+// struct xdp_md's fields.
+std::span<const CtxField> xdp_ctx_fields();
+
+}  // namespace ebpfvm::detail

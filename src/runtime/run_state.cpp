@@ -1,0 +1,62 @@
+#include "runtime/run_state.hpp"
+
+#include <chrono>
+
+namespace ebpfvm::detail {
+namespace {
+thread_local RunState* t_current = nullptr;
+
+uint64_t splitmix(uint64_t& x) {
+  uint64_t z = (x += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+RuntimeShared::RuntimeShared(Environment e, uint32_t workers) : env(std::move(e)), prandom(workers ? workers : 1) {
+  uint64_t seed = env.seed ? env.seed : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
+  for (size_t w = 0; w < prandom.size(); ++w) {
+    uint64_t x = seed + w * 0x1000193ull;
+    prandom[w] = splitmix(x) | 1;  // xorshift state must not be 0
+  }
+}
+
+bool RunState::allows(uint64_t addr, uint64_t size, bool write) const {
+  auto inside = [&](uint64_t base, uint64_t len) { return addr >= base && size <= len && addr - base <= len - size; };
+  if (xdp && inside(xdp->data_meta, xdp->data_end - xdp->data_meta)) return true;
+  for (const MemRegion& r : regions)
+    if ((r.writable || !write) && inside(r.base, r.size)) return true;
+  return false;
+}
+
+bool RunState::knows_map(const void* p) const {
+  for (const MapImpl* m : maps)
+    if (m == p) return true;
+  return false;
+}
+
+void RunState::add_region(const MemRegion& r) {
+  for (MemRegion& have : regions)
+    if (have.base == r.base && have.size == r.size && have.alloc == r.alloc) {
+      have.writable = have.writable && r.writable;
+      return;
+    }
+  regions.push_back(r);
+}
+
+bool RunState::take_alloc(uint64_t ptr) {
+  for (size_t i = 0; i < regions.size(); ++i)
+    if (regions[i].alloc && regions[i].base == ptr) {
+      regions.erase(regions.begin() + static_cast<long>(i));
+      return true;
+    }
+  return false;
+}
+
+RunState* current_run() { return t_current; }
+
+RunScope::RunScope(RunState& s) : prev_(t_current) { t_current = &s; }
+RunScope::~RunScope() { t_current = prev_; }
+
+}  // namespace ebpfvm::detail

@@ -1,0 +1,81 @@
+// What one program run owns: which worker it is, the packet, the redirect it asked for, the tail
+// calls it made, and (in checked mode) the memory it has been handed. Helpers reach it through
+// current_run(); the engine installs it for the duration of a run (runs on one thread may nest:
+// bpf_loop callbacks, or an embedder's helper that runs another program).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ebpfvm/runtime.hpp"
+#include "progtype/xdp.hpp"
+
+namespace ebpfvm::detail {
+
+class MapImpl;
+
+struct MemRegion {
+  uint64_t base = 0;
+  uint64_t size = 0;
+  bool writable = false;
+  bool alloc = false;  // a ring buffer reservation, to be submitted or discarded
+};
+
+// Per-Object state shared by its programs' runs: the environment and per-worker PRNG states.
+struct RuntimeShared {
+  Environment env;
+  std::vector<uint64_t> prandom;  // one per worker, seeded from env.seed
+  explicit RuntimeShared(Environment e, uint32_t workers);
+};
+
+// How an engine runs a callback (bpf_loop, for_each_map_elem) at a code address it handed out.
+struct CallbackInvoker {
+  // Returns false (and the run faults) if `code` is not a callback entry of the running program.
+  bool (*invoke)(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0) = nullptr;
+  const void* engine = nullptr;
+};
+
+struct RunState {
+  uint32_t worker = 0;
+  RuntimeShared* shared = nullptr;  // nullptr for a bare Interpreter run
+  XdpCtx* xdp = nullptr;
+  bool checked = false;
+
+  // XDP redirect recorded by bpf_redirect / bpf_redirect_map.
+  RedirectTarget redirect;
+
+  // Tail calls made so far in this run (the kernel allows 33 in a chain).
+  uint32_t tail_calls = 0;
+
+  // Checked mode: memory handed to the program at run time (map values, ring buffer
+  // reservations, the stacks of enclosing frames while a callback runs) and maps it may name.
+  std::vector<MemRegion> regions;
+  std::vector<const MapImpl*> maps;
+  std::string fault;  // set by a helper that found a checked-mode violation
+
+  CallbackInvoker callbacks;
+  uint32_t callback_depth = 0;
+  uint64_t budget = 0;  // checked mode: instructions left, shared by nested callback runs
+
+  bool allows(uint64_t addr, uint64_t size, bool write) const;
+  bool knows_map(const void* p) const;
+  void add_region(const MemRegion& r);
+  // Drops a ring buffer reservation from the regions; false when ptr is not one.
+  bool take_alloc(uint64_t ptr);
+};
+
+RunState* current_run();
+
+class RunScope {
+ public:
+  explicit RunScope(RunState& s);
+  ~RunScope();
+  RunScope(const RunScope&) = delete;
+  RunScope& operator=(const RunScope&) = delete;
+
+ private:
+  RunState* prev_;
+};
+
+}  // namespace ebpfvm::detail
