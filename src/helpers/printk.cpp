@@ -13,7 +13,7 @@ std::string read_string(uint64_t addr) {
   const RunState* r = current_run();
   std::string s;
   for (uint64_t i = 0; i < 1024; ++i) {
-    if (!addr || (r && r->checked && !r->allows(addr + i, 1, false))) return s.empty() ? "(invalid)" : s;
+    if (!addr || (r && r->checked && !r->may_access(addr + i, 1, false))) return s.empty() ? "(invalid)" : s;
     char c = *reinterpret_cast<const char*>(addr + i);
     if (!c) break;
     s += c;

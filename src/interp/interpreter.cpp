@@ -74,6 +74,10 @@ struct Guard {
   }
 };
 
+bool guard_allows(const void* guard, uint64_t addr, uint64_t size, bool write) {
+  return static_cast<const Guard*>(guard)->allows(addr, size, write);
+}
+
 // What a callback invocation needs to run nested in the same run.
 struct CallbackEngine {
   const InterpImage* img;  // the image whose helper call is running
@@ -139,7 +143,9 @@ Outcome execute(const InterpImage* img, const RunArgs* args, RunState* run, cons
   Guard guard{stack, args->packet, args->regions, cur, run};
   CallbackEngine cb{cur, args, stack, entry->ctx};
   const detail::CallbackInvoker saved_invoker = run->callbacks;
+  const detail::MemChecker saved_memory = run->memory;
   run->callbacks = {invoke_callback, &cb};
+  run->memory = {guard_allows, &guard};
   uint64_t budget = run->budget;
   const TInsn* base = cur->code.data();
   const TInsn* ip = entry->ip;
@@ -491,6 +497,7 @@ finish:
   out.pc = static_cast<uint32_t>(ip - base);
   run->budget = budget;
   run->callbacks = saved_invoker;
+  run->memory = saved_memory;
   return out;
 
 #undef DST

@@ -74,7 +74,10 @@ void MapImpl::emit(MapRecord rec) {
   if (sink_) sink_(rec);
 }
 
-Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& s, uint32_t workers) {
+Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t workers) {
+  MapSpec s = given;
+  // As libbpf does: a perf event array without max_entries gets one slot per CPU.
+  if (s.type == MapType::PerfEventArray && s.max_entries == 0) s.max_entries = workers ? workers : 1;
   auto bad = [&](const std::string& why) {
     return make_error(Errc::InvalidArgument, "map '" + s.name + "' (" + std::string(to_string(s.type)) + "): " + why);
   };
@@ -341,11 +344,12 @@ Result<void> Map::load_json(std::string_view text) {
   std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> entries;
   size_t i = 0;
   for (const json::Value& e : doc->array()) {
-    const std::string at = "map '" + name() + "': entry " + std::to_string(i++);
+    const std::string at = "map '" + name() + "': entry " + std::to_string(i);
+    const std::string entry = "entry " + std::to_string(i++);
     if (!e.is_object() || !e.get("key")) return make_error(Errc::InvalidArgument, at + " has no \"key\"");
     auto key = bytes_of(*e.get("key"), at + " key");
     if (!key) return key.error();
-    if (auto r = check_len(*impl_, *key, spec().key_size, (at + " key").c_str()); !r) return r.error();
+    if (auto r = check_len(*impl_, *key, spec().key_size, (entry + " key").c_str()); !r) return r.error();
     std::vector<uint8_t> value;
     if (per_cpu()) {
       const json::Value* vs = e.get("values");
@@ -361,7 +365,7 @@ Result<void> Map::load_json(std::string_view text) {
                                                        std::to_string(workers()));
         auto b = bytes_of(*val, at + " value");
         if (!b) return b.error();
-        if (auto r = check_len(*impl_, *b, spec().value_size, (at + " value").c_str()); !r) return r.error();
+        if (auto r = check_len(*impl_, *b, spec().value_size, (entry + " value").c_str()); !r) return r.error();
         std::copy(b->begin(), b->end(), value.begin() + cpu_n * detail::round8(spec().value_size));
       }
     } else {
@@ -369,7 +373,7 @@ Result<void> Map::load_json(std::string_view text) {
       if (!v) return make_error(Errc::InvalidArgument, at + " has no \"value\"");
       auto b = bytes_of(*v, at + " value");
       if (!b) return b.error();
-      if (auto r = check_len(*impl_, *b, spec().value_size, (at + " value").c_str()); !r) return r.error();
+      if (auto r = check_len(*impl_, *b, spec().value_size, (entry + " value").c_str()); !r) return r.error();
       value = std::move(*b);
     }
     entries.emplace_back(std::move(*key), std::move(value));

@@ -86,8 +86,13 @@ class Analysis {
       size_t pc = work_.front();
       work_.pop_front();
       queued_[pc] = false;
-      if (auto r = step(pc); !r) return r;
+      (void)step(pc);
     }
+    // Judge accesses only on the final states: a partial state may lack a path still to come.
+    checking_ = true;
+    for (size_t pc = 0; pc < in_.size(); ++pc)
+      if (in_[pc].reached)
+        if (auto r = step(pc); !r) return r;
     return {};
   }
 
@@ -96,7 +101,7 @@ class Analysis {
 
  private:
   void push(size_t pc, const State& s) {
-    if (pc >= in_.size()) return;
+    if (checking_ || pc >= in_.size()) return;
     if (in_[pc].join(s) && !queued_[pc]) {
       queued_[pc] = true;
       work_.push_back(pc);
@@ -104,7 +109,7 @@ class Analysis {
   }
 
   Result<void> check_base(size_t pc, const isa::Insn& in, uint8_t base, unsigned reg, unsigned size, bool write) {
-    if (!(base & (kCtx | kCtxMoved))) return {};
+    if (!checking_ || !(base & (kCtx | kCtxMoved))) return {};
     const std::string r = "R" + std::to_string(reg);
     if (base & kCtxMoved) return fail(pc, "dereference of modified ctx ptr " + r + " " + access(in, size) + " disallowed");
     if (base != kCtx) return fail(pc, r + " is the context on some paths and not on others; the same instruction cannot access both");
@@ -147,9 +152,9 @@ class Analysis {
         if (in.dst == 10 && kind != isa::Kind::Atomic) {
           int slot = slot_of(in.off, size);
           if (slot >= 0) s.stack[static_cast<size_t>(slot)] = value;
-          else if (value & (kCtx | kCtxMoved)) return fail(pc, "context pointer spilled with a partial or unaligned store");
+          else if (checking_ && (value & (kCtx | kCtxMoved))) return fail(pc, "context pointer spilled with a partial or unaligned store");
           else clobber_stack(s, in.off, size);
-        } else if (value & (kCtx | kCtxMoved)) {
+        } else if (checking_ && (value & (kCtx | kCtxMoved))) {
           return fail(pc, "context pointer stored to memory other than the stack");
         }
         if (kind == isa::Kind::Atomic && (in.imm & isa::kAtomicFetch)) {
@@ -185,6 +190,7 @@ class Analysis {
   std::vector<State> in_;
   std::vector<bool> queued_ = std::vector<bool>(p_.insns.size(), false);
   std::deque<size_t> work_;
+  bool checking_ = false;
   std::vector<std::pair<size_t, const CtxField*>> loads_;
 };
 

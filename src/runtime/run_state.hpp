@@ -36,6 +36,12 @@ struct CallbackInvoker {
   const void* engine = nullptr;
 };
 
+// The engine's full view of what the program may access (its stack and static regions included).
+struct MemChecker {
+  bool (*allows)(const void* guard, uint64_t addr, uint64_t size, bool write) = nullptr;
+  const void* guard = nullptr;
+};
+
 struct RunState {
   uint32_t worker = 0;
   RuntimeShared* shared = nullptr;  // nullptr for a bare Interpreter run
@@ -55,10 +61,15 @@ struct RunState {
   std::string fault;  // set by a helper that found a checked-mode violation
 
   CallbackInvoker callbacks;
+  MemChecker memory;  // checked mode: what helpers that read program memory on their own consult
   uint32_t callback_depth = 0;
   uint64_t budget = 0;  // checked mode: instructions left, shared by nested callback runs
 
   bool allows(uint64_t addr, uint64_t size, bool write) const;
+  // allows() plus the engine's stack and static regions.
+  bool may_access(uint64_t addr, uint64_t size, bool write) const {
+    return memory.allows ? memory.allows(memory.guard, addr, size, write) : allows(addr, size, write);
+  }
   bool knows_map(const void* p) const;
   void add_region(const MemRegion& r);
   // Drops a ring buffer reservation from the regions; false when ptr is not one.

@@ -1,0 +1,170 @@
+// Helpers with Linux semantics (tests/programs/helpers.c, map_ops.c), and checked mode refusing
+// helper arguments that do not match the prototype.
+#include <catch2/catch.hpp>
+
+#include "packets.hpp"
+
+using namespace ebpfvm;
+using namespace ebpfvm::test;
+
+namespace {
+
+struct Printed {
+  std::vector<std::pair<uint32_t, std::string>> lines;
+};
+
+LoadOptions helper_options(Printed& out, uint64_t seed, uint32_t workers = 2) {
+  LoadOptions o;
+  o.workers = workers;
+  o.env.seed = seed;
+  o.env.printk = [&out](uint32_t w, std::string_view m) { out.lines.emplace_back(w, std::string(m)); };
+  FibRoute r;
+  r.prefix = {192, 168, 1, 0};
+  r.prefix_len = 24;
+  r.ifindex = 3;
+  r.dmac = {0, 0, 0x5e, 0, 0x53, 0x5e};
+  o.env.routes.push_back(r);
+  return o;
+}
+
+XdpResult run(const Object& obj, const char* name, const std::vector<uint8_t>& pkt, XdpRunOptions ro = {}) {
+  auto p = obj.program(name);
+  REQUIRE(p.ok());
+  XdpBuffer buf(pkt);
+  auto r = p->run_xdp(buf, ro);
+  if (!r) FAIL(r.error().to_string());
+  return *r;
+}
+
+}  // namespace
+
+TEST_CASE("helpers: printk, PRNG, CPU id, csum_diff, fib_lookup, loops, locks, ring buffer, perf") {
+  Printed printed;
+  Object obj = open_loaded("helpers", helper_options(printed, 42));
+  auto sums = obj.map("sums");
+  for (uint32_t k : {1u, 2u, 3u}) REQUIRE(sums->update(as_bytes(k), as_bytes<uint64_t>(k * 10)).ok());
+  const auto pkt = make_packet({});
+  CHECK(run(obj, "misc", pkt, {1, 1, 0}).action == XDP_PASS);
+
+  REQUIRE(printed.lines.size() == 1);
+  CHECK(printed.lines[0] == std::make_pair(1u, std::string("hello 42 xdp")));
+  CHECK(res_at(obj, 0) == 12);
+  CHECK(res_at(obj, 3) == 1);        // bpf_get_smp_processor_id = the worker
+  CHECK(res_at(obj, 4) == 0x100);    // 10.0.0.1 -> 10.0.0.2: +1 in the last 16-bit word
+  CHECK(res_at(obj, 5) == -22);
+  CHECK(res_at(obj, 6) == 0);        // BPF_FIB_LKUP_RET_SUCCESS
+  CHECK(res_at(obj, 7) == 3);
+  CHECK(res_at(obj, 8) == 0x5e);
+  CHECK(res_at(obj, 9) == 4);        // BPF_FIB_LKUP_RET_NOT_FWDED
+  CHECK(res_at(obj, 10) == 10);      // bpf_loop stopped by the callback at index 9
+  CHECK(res_at(obj, 11) == 45);
+  CHECK(res_at(obj, 12) == 3);       // bpf_for_each_map_elem visited 3 elements
+  CHECK(res_at(obj, 13) == 60);
+  CHECK(res_at(obj, 14) == 1);       // under the spin lock
+  CHECK(res_at(obj, 15) == 0);
+  CHECK(res_at(obj, 16) == 1);       // a reservation larger than the ring fails
+
+  auto records = obj.map("events")->drain();
+  REQUIRE(records.size() == 2);  // the discarded reservation is not delivered
+  CHECK(records[0].cpu == 1);
+  REQUIRE(records[0].data.size() == 16);
+  CHECK(read_as<uint64_t>(records[0].data, 0) == 0xabcdef);
+  CHECK(read_as<uint64_t>(records[0].data, 8) == 7);
+  CHECK(records[1].data == as_bytes<uint32_t>(0x12345678));
+
+  CHECK(res_at(obj, 17) == 0);
+  auto samples = obj.map("perf")->drain();
+  REQUIRE(samples.size() == 1);
+  CHECK(samples[0].cpu == 1);
+  REQUIRE(samples[0].data.size() == 12);  // the 8-byte sample, then 4 bytes of the packet
+  CHECK(read_as<uint64_t>(samples[0].data, 0) == 0x1122);
+  CHECK(std::vector<uint8_t>(samples[0].data.begin() + 8, samples[0].data.end()) ==
+        std::vector<uint8_t>(pkt.begin(), pkt.begin() + 4));
+
+  // The spin-locked counter goes on counting.
+  CHECK(run(obj, "misc", pkt).action == XDP_PASS);
+  CHECK(res_at(obj, 14) == 2);
+}
+
+TEST_CASE("helpers: bpf_get_prandom_u32 is reproducible from the seed, per worker") {
+  auto draws = [](uint64_t seed, uint32_t worker) {
+    Printed p;
+    Object obj = open_loaded("helpers", helper_options(p, seed));
+    run(obj, "misc", make_packet({}), {worker, 1, 0});
+    return std::make_pair(res_at(obj, 1), res_at(obj, 2));
+  };
+  const auto a = draws(7, 0);
+  CHECK(a == draws(7, 0));
+  CHECK(a.first != a.second);
+  CHECK(a != draws(8, 0));
+  CHECK(a != draws(7, 1));
+}
+
+TEST_CASE("helpers: bpf_redirect and bpf_redirect_map") {
+  Printed p;
+  Object obj = open_loaded("helpers", helper_options(p, 1));
+  REQUIRE(obj.map("ports")->update(as_bytes<uint32_t>(2), as_bytes<uint32_t>(9)).ok());
+  auto hit = run(obj, "redirect_port", make_packet({}), {0, 1, 2});
+  CHECK(hit.action == XDP_REDIRECT);
+  CHECK(hit.redirect.kind == RedirectTarget::Kind::Map);
+  CHECK(hit.redirect.map_name == "ports");
+  CHECK(hit.redirect.key == 2);
+  CHECK(run(obj, "redirect_port", make_packet({}), {0, 1, 3}).action == XDP_DROP);  // flags: action on a miss
+  auto dev = run(obj, "redirect_if", make_packet({}));
+  CHECK(dev.action == XDP_REDIRECT);
+  CHECK(dev.redirect.kind == RedirectTarget::Kind::Ifindex);
+  CHECK(dev.redirect.ifindex == 7);
+}
+
+TEST_CASE("helpers: map helpers return Linux's error codes") {
+  LoadOptions o;
+  o.workers = 2;
+  Object obj = open_loaded("map_ops", o);
+  CHECK(run(obj, "ops", make_packet({})).action == XDP_PASS);
+  const std::vector<int64_t> want = {0, -17, -2, -2, 0, -7, -22, -22, -7, -17, 1, 0, 1, 1,
+                                     0, -7, 0, 1, 0, 2, 0, 8, -2, 1};
+  for (size_t i = 0; i < want.size(); ++i) {
+    INFO("res[" << i << "]");
+    CHECK(res_at(obj, i) == want[i]);
+  }
+  // Written through the map-in-map lookup: outer[1] is inner_b.
+  CHECK(read_as<uint64_t>(*obj.map("inner_b")->lookup(as_bytes<uint32_t>(0))) == 4242);
+  CHECK(read_as<uint64_t>(*obj.map("inner_a")->lookup(as_bytes<uint32_t>(0))) == 0);
+  auto outer = obj.map("outer")->lookup(as_bytes<uint32_t>(1));
+  CHECK(read_as<uint32_t>(*outer) == obj.map("inner_b")->id());
+  // Per-CPU hash: the second run on worker 1 inserts its own slot; worker 0 increments.
+  run(obj, "ops", make_packet({}), {1, 1, 0});
+  run(obj, "ops", make_packet({}), {0, 1, 0});
+  auto pc = obj.map("pc_hash")->lookup(as_bytes<uint32_t>(1));
+  REQUIRE(pc.ok());
+  CHECK(read_as<uint64_t>(*pc, 0) == 11);
+  CHECK(read_as<uint64_t>(*pc, 8) == 1);  // worker 1 found the element and incremented its own slot
+}
+
+TEST_CASE("checked mode: helper arguments must match the prototype") {
+  auto m = Map::create({"h", MapType::Hash, 4, 8, 4, 0, nullptr});
+  REQUIRE(m.ok());
+  std::vector<Map> maps{*m};
+  auto fault = [&](const std::string& text) {
+    auto prog = Program::from_assembly(text);
+    REQUIRE(prog.ok());
+    auto vm = Interpreter::create(*prog, HelperRegistry::builtin(), {}, maps);
+    REQUIRE(vm.ok());
+    std::vector<uint8_t> mem(16);
+    auto r = vm->run(mem);
+    return r.ok() ? std::string("ok ") + std::to_string(*r) : r.error().to_string();
+  };
+  // A key on the stack: fine.
+  CHECK(fault("r1 = map_fd(0) ll\n*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\ncall 1\nr0 = 0\nexit") == "ok 0");
+  // A key pointer that is not memory the program may read.
+  CHECK(fault("r1 = map_fd(0) ll\nr2 = 4096\ncall 1\nexit") == "insn 3: call to 1: R2 does not point to 4 readable bytes");
+  // Something that is not a map.
+  CHECK(fault("r1 = r10\nr2 = r10\nr2 += -8\ncall 1\nexit") == "insn 3: call to 1: R1 is not a map");
+  // A map value returned by a lookup may be written, within its 8 bytes; reading past it faults.
+  const std::string r = fault(
+      "r1 = map_fd(0) ll\n*(u32 *)(r10 - 4) = 1\n*(u64 *)(r10 - 16) = 5\nr2 = r10\nr2 += -4\nr3 = r10\nr3 += -16\n"
+      "r4 = 0\ncall 2\nr1 = map_fd(0) ll\nr2 = r10\nr2 += -4\ncall 1\nif r0 == 0 goto +2\n"
+      "*(u64 *)(r0 + 0) = 9\nr0 = *(u64 *)(r0 + 8)\nexit");
+  CHECK_THAT(r, Catch::Matchers::StartsWith("insn 17: out-of-bounds read of 8 bytes at 0x"));
+  CHECK(read_as<uint64_t>(*m->lookup(as_bytes<uint32_t>(1))) == 9);
+}

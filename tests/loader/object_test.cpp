@@ -1,0 +1,199 @@
+// The loader on programs compiled from tests/programs: programs, maps, globals, linking, errors.
+#include <catch2/catch.hpp>
+
+#include "packets.hpp"
+
+using namespace ebpfvm;
+using namespace ebpfvm::test;
+
+namespace {
+
+std::vector<uint8_t> bytes_0_to(size_t n) {
+  std::vector<uint8_t> b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>(i);
+  return b;
+}
+
+uint64_t u64_of(const Object& obj, const std::string& map, size_t off) {
+  auto m = obj.map(map);
+  REQUIRE(m.ok());
+  auto v = m->lookup(as_bytes<uint32_t>(0));
+  REQUIRE(v.ok());
+  return read_as<uint64_t>(*v, off);
+}
+
+}  // namespace
+
+TEST_CASE("open lists programs, maps and globals") {
+  auto obj = Object::open(program_path("globals"));
+  REQUIRE(obj.ok());
+  REQUIRE(obj->programs().size() == 2);
+  CHECK(obj->programs()[0].name == "first");
+  CHECK(obj->programs()[0].section == "xdp");
+  CHECK(obj->programs()[0].type == ProgType::Xdp);
+  CHECK(obj->programs()[1].name == "second");
+  CHECK(obj->has_btf());
+  std::vector<std::string> maps;
+  for (const MapSpec& m : obj->map_specs()) maps.push_back(m.name + ":" + std::string(to_string(m.type)) + ":" + std::to_string(m.value_size));
+  CHECK(maps == std::vector<std::string>{".rodata:array:6", ".data:array:4", ".bss:array:12"});
+  std::vector<std::string> globals;
+  for (const auto& g : obj->globals()) globals.push_back(g.name + "@" + g.section + "+" + std::to_string(g.offset) + "/" + std::to_string(g.size));
+  CHECK(globals == std::vector<std::string>{"cfg_action@.rodata+0/4", "cfg_port@.rodata+4/2", "base@.data+0/4",
+                                            "runs@.bss+0/8", "last_sum@.bss+8/4"});
+}
+
+TEST_CASE("global data: .rodata set before load, .data and .bss written by programs") {
+  auto obj = Object::open(program_path("globals"));
+  REQUIRE(obj.ok());
+  REQUIRE(obj->set_global("cfg_action", as_bytes<uint32_t>(XDP_DROP)).ok());
+  REQUIRE(obj->set_global("cfg_port", as_bytes<uint16_t>(1000)).ok());
+
+  auto wrong_size = obj->set_global("cfg_action", as_bytes<uint16_t>(1));
+  REQUIRE_FALSE(wrong_size.ok());
+  CHECK(wrong_size.error().message == "global 'cfg_action' is 4 bytes, the value given is 2");
+  auto missing = obj->set_global("nope", as_bytes<uint32_t>(1));
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == Errc::NotFound);
+
+  auto early = obj->program("first");
+  REQUIRE_FALSE(early.ok());
+  CHECK(early.error().message == "program() needs a loaded object: call load() first");
+
+  REQUIRE(obj->load().ok());
+  auto first = obj->program("first");
+  REQUIRE(first.ok());
+  auto pkt = bytes_0_to(40);
+  for (int i = 0; i < 3; ++i) {
+    XdpBuffer buf(pkt);
+    auto r = first->run_xdp(buf);
+    REQUIRE(r.ok());
+    CHECK(r->action == XDP_DROP);  // cfg_action
+  }
+  CHECK(u64_of(*obj, ".bss", 0) == 3);               // runs
+  CHECK(u64_of(*obj, ".bss", 8) % (1ull << 32) == 780);  // last_sum = 0 + 1 + ... + 39
+
+  auto second = obj->program("second");
+  REQUIRE(second.ok());
+  XdpBuffer buf(pkt);
+  auto r = second->run_xdp(buf, {0, 5, 0});
+  REQUIRE(r.ok());
+  CHECK(r->action == XDP_DROP);
+  CHECK(u64_of(*obj, ".data", 0) % (1ull << 32) == 100 + 5 + 1000);  // base + ingress_ifindex + cfg_port
+
+  // .rodata is frozen after load; after load, globals cannot be set.
+  auto rodata = obj->map(".rodata");
+  REQUIRE(rodata.ok());
+  CHECK(rodata->frozen());
+  auto w = rodata->update(as_bytes<uint32_t>(0), std::vector<uint8_t>(6, 0));
+  REQUIRE_FALSE(w.ok());
+  CHECK(w.error().code == Errc::PermissionDenied);
+  CHECK(obj->set_global("cfg_port", as_bytes<uint16_t>(1)).error().message == "global 'cfg_port' cannot be set after load");
+}
+
+TEST_CASE("subprograms are linked after the program, with source lines kept") {
+  Object obj = open_loaded("globals");
+  auto second = obj.program("second");
+  REQUIRE(second.ok());
+  // second (12 slots) + add_base + ifindex_of, each ending in exit.
+  CHECK(second->code().slot_count() > 12);
+  auto text = second->code().disassemble();
+  CHECK(text.find("call pc+") != std::string::npos);
+  auto line = second->source_line(0);
+  REQUIRE(line.has_value());
+  CHECK(line->file.find("globals.c") != std::string::npos);
+  CHECK(line->line > 0);
+}
+
+TEST_CASE("selecting programs by name and section") {
+  Object obj = open_loaded("globals");
+  auto by_section = obj.program("xdp");
+  REQUIRE_FALSE(by_section.ok());
+  CHECK(by_section.error().message == "section 'xdp' holds 2 programs; select one by function name");
+  auto none = obj.program("third");
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().code == Errc::NotFound);
+  CHECK(none.error().message == "no program or section 'third'; programs: first (xdp), second (xdp)");
+  CHECK(none.error().to_string().find("globals.o: ") != std::string::npos);
+
+  Object legacy = open_loaded("legacy_maps");
+  CHECK(legacy.program("xdp_legacy").ok());  // the only program of its section
+  auto missing_map = legacy.map("nope");
+  REQUIRE_FALSE(missing_map.ok());
+  CHECK(missing_map.error().message == "no map 'nope'");
+}
+
+TEST_CASE("legacy maps: struct bpf_map_def and iproute2's struct bpf_elf_map") {
+  Object obj = open_loaded("legacy_maps");
+  auto prog = obj.program("count_legacy");
+  REQUIRE(prog.ok());
+  for (size_t len : {60, 60, 90}) {
+    XdpBuffer buf(std::vector<uint8_t>(len, 0));
+    REQUIRE(prog->run_xdp(buf)->action == XDP_PASS);
+  }
+  auto count = obj.map("pkt_count")->lookup(as_bytes<uint32_t>(1));
+  REQUIRE(count.ok());
+  CHECK(read_as<uint64_t>(*count) == 3);
+  auto seen = obj.map("seen");
+  CHECK(seen->spec().type == MapType::Hash);
+  CHECK(seen->keys().size() == 2);
+  CHECK(seen->lookup(as_bytes<uint32_t>(90)).ok());
+
+  auto tc = Object::open(program_path("legacy_iproute2"));
+  REQUIRE(tc.ok());
+  REQUIRE(tc->programs().size() == 1);
+  CHECK(tc->programs()[0].type == ProgType::SchedCls);
+  CHECK(tc->map_specs()[0].name == "tc_counter");
+  CHECK(tc->map_specs()[0].max_entries == 4);
+  REQUIRE(tc->load().ok());
+  auto p = tc->program("count_tc");
+  REQUIRE(p.ok());
+  XdpBuffer buf(std::vector<uint8_t>(60, 0));
+  auto wrong = p->run_xdp(buf);
+  REQUIRE_FALSE(wrong.ok());
+  CHECK(wrong.error().message == "not an XDP program (type sched_cls)");
+  std::vector<uint8_t> mem(32);
+  REQUIRE(p->run_raw(mem).ok());
+  REQUIRE(p->run_raw(mem).ok());
+  CHECK(read_as<uint64_t>(*tc->map("tc_counter")->lookup(as_bytes<uint32_t>(3))) == 10);
+}
+
+TEST_CASE("a program type the section name does not tell must be given") {
+  auto bytes = Object::open(program_path("legacy_maps"));
+  REQUIRE(bytes.ok());
+  // xdp_legacy starts with "xdp": typed. Override to show set_program_type works and is checked.
+  REQUIRE(bytes->set_program_type("count_legacy", ProgType::SocketFilter).ok());
+  CHECK(bytes->set_program_type("nope", ProgType::Xdp).error().code == Errc::NotFound);
+  REQUIRE(bytes->load().ok());
+  auto p = bytes->program("count_legacy");
+  REQUIRE(p.ok());
+  CHECK(p->type() == ProgType::SocketFilter);
+  CHECK(prog_type_from_section("xdp.frags") == ProgType::Xdp);
+  CHECK(prog_type_from_section("tcx/ingress") == ProgType::SchedCls);
+  CHECK(prog_type_from_section("classifier/foo") == ProgType::SchedCls);
+  CHECK(prog_type_from_section("socket1") == ProgType::SocketFilter);
+  CHECK(prog_type_from_section("loadbalancer") == ProgType::Unspec);
+}
+
+TEST_CASE("tail calls: static prog_array initialisers, empty slots, the 33-call limit") {
+  Object obj = open_loaded("tail_calls");
+  std::vector<uint8_t> pkt(60, 0);
+  auto run = [&](const char* name) {
+    auto p = obj.program(name);
+    REQUIRE(p.ok());
+    XdpBuffer buf(pkt);
+    auto r = p->run_xdp(buf);
+    REQUIRE(r.ok());
+    return r->action;
+  };
+  CHECK(run("entry") == XDP_TX);       // slot 1 = target, from the object
+  CHECK(run("empty_slot") == XDP_DROP);  // slot 2 empty: execution continues
+  auto table = obj.map("jump_table");
+  REQUIRE(table.ok());
+  REQUIRE(set_tail_call(*table, 3, *obj.program("chain")).ok());
+  CHECK(run("chain") == XDP_DROP);
+  auto bss = obj.map(".bss")->lookup(as_bytes<uint32_t>(0));
+  CHECK(read_as<uint32_t>(*bss) == 34);  // the first run plus 33 tail calls
+  CHECK(set_tail_call(*table, 9, *obj.program("chain")).error().code == Errc::MapFull);
+  CHECK(table->remove(as_bytes<uint32_t>(1)).ok());
+  CHECK(run("entry") == XDP_ABORTED);  // the slot is empty now
+}

@@ -1,0 +1,194 @@
+// Maps through the user-side API: Linux's semantics and error codes, iteration, JSON dump/load.
+#include <catch2/catch.hpp>
+#include <set>
+
+#include "packets.hpp"
+
+using namespace ebpfvm;
+using namespace ebpfvm::test;
+
+namespace {
+
+Map make(MapType t, uint32_t k, uint32_t v, uint32_t max, uint32_t workers = 1, uint32_t flags = 0) {
+  auto m = Map::create({"m", t, k, v, max, flags, nullptr}, workers);
+  if (!m) FAIL(m.error().to_string());
+  return std::move(*m);
+}
+
+std::vector<uint8_t> u32(uint32_t v) { return as_bytes(v); }
+std::vector<uint8_t> u64(uint64_t v) { return as_bytes(v); }
+
+}  // namespace
+
+TEST_CASE("array: fixed slots, zero-filled, no delete, NOEXIST fails") {
+  Map m = make(MapType::Array, 4, 8, 3);
+  CHECK(read_as<uint64_t>(*m.lookup(u32(2))) == 0);
+  REQUIRE(m.update(u32(1), u64(77)).ok());
+  CHECK(read_as<uint64_t>(*m.lookup(u32(1))) == 77);
+  CHECK(m.update(u32(3), u64(1)).error().code == Errc::MapFull);
+  CHECK(m.update(u32(0), u64(1), kNoExist).error().code == Errc::Exists);
+  CHECK(m.remove(u32(0)).error().code == Errc::InvalidArgument);
+  CHECK(m.lookup(u32(3)).error().code == Errc::NotFound);
+  CHECK(m.update(u32(0), u64(1), 8).error().code == Errc::InvalidArgument);
+  CHECK(m.keys().size() == 3);
+  CHECK(read_as<uint32_t>(*m.next_key(u32(99))) == 0);  // an invalid key restarts
+  CHECK(m.next_key(u32(2)).error().code == Errc::NotFound);
+  auto bad = m.update(u32(0), u32(1));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == "map 'm': value is 4 bytes, the map's is 8");
+}
+
+TEST_CASE("hash: flags, capacity, delete, iteration") {
+  Map m = make(MapType::Hash, 4, 4, 2);
+  REQUIRE(m.update(u32(1), u32(10), kNoExist).ok());
+  CHECK(m.update(u32(1), u32(11), kNoExist).error().code == Errc::Exists);
+  CHECK(m.update(u32(2), u32(20), kExist).error().code == Errc::NotFound);
+  REQUIRE(m.update(u32(2), u32(20)).ok());
+  auto full = m.update(u32(3), u32(30));
+  REQUIRE_FALSE(full.ok());
+  CHECK(full.error().code == Errc::MapFull);
+  CHECK(full.error().message == "map 'm': update: map is full (-E2BIG)");
+  REQUIRE(m.update(u32(1), u32(12), kExist).ok());  // replacing needs no room
+  CHECK(read_as<uint32_t>(*m.lookup(u32(1))) == 12);
+  CHECK(m.remove(u32(3)).error().code == Errc::NotFound);
+  REQUIRE(m.remove(u32(2)).ok());
+  REQUIRE(m.update(u32(3), u32(30)).ok());
+  auto keys = m.keys();
+  REQUIRE(keys.size() == 2);
+  std::set<uint32_t> got{read_as<uint32_t>(keys[0]), read_as<uint32_t>(keys[1])};
+  CHECK(got == std::set<uint32_t>{1, 3});
+}
+
+TEST_CASE("lru_hash: the least recently used element goes") {
+  Map m = make(MapType::LruHash, 4, 4, 3);
+  for (uint32_t k : {1, 2, 3}) REQUIRE(m.update(u32(k), u32(k)).ok());
+  REQUIRE(m.lookup(u32(1)).ok());  // 2 is now the oldest
+  REQUIRE(m.update(u32(4), u32(4)).ok());
+  CHECK(m.lookup(u32(2)).error().code == Errc::NotFound);
+  REQUIRE(m.update(u32(5), u32(5)).ok());  // then 3
+  CHECK(m.lookup(u32(3)).error().code == Errc::NotFound);
+  for (uint32_t k : {1, 4, 5}) CHECK(m.lookup(u32(k)).ok());
+}
+
+TEST_CASE("per-CPU maps: one slot per worker, values rounded to 8 bytes") {
+  Map a = make(MapType::PercpuArray, 4, 4, 2, 3);
+  CHECK(a.per_cpu());
+  CHECK(a.user_value_size() == 24);
+  std::vector<uint8_t> v(24, 0);
+  v[0] = 1;
+  v[8] = 2;
+  v[16] = 3;
+  REQUIRE(a.update(u32(1), v).ok());
+  CHECK(*a.lookup(u32(1)) == v);
+  CHECK(a.dump_json() ==
+        "[{\"key\":[\"0x00\",\"0x00\",\"0x00\",\"0x00\"],\"values\":["
+        "{\"cpu\":0,\"value\":[\"0x00\",\"0x00\",\"0x00\",\"0x00\"]},"
+        "{\"cpu\":1,\"value\":[\"0x00\",\"0x00\",\"0x00\",\"0x00\"]},"
+        "{\"cpu\":2,\"value\":[\"0x00\",\"0x00\",\"0x00\",\"0x00\"]}]},"
+        "{\"key\":[\"0x01\",\"0x00\",\"0x00\",\"0x00\"],\"values\":["
+        "{\"cpu\":0,\"value\":[\"0x01\",\"0x00\",\"0x00\",\"0x00\"]},"
+        "{\"cpu\":1,\"value\":[\"0x02\",\"0x00\",\"0x00\",\"0x00\"]},"
+        "{\"cpu\":2,\"value\":[\"0x03\",\"0x00\",\"0x00\",\"0x00\"]}]}]");
+  Map h = make(MapType::PercpuHash, 4, 8, 4, 2);
+  REQUIRE(h.update(u32(9), std::vector<uint8_t>(16, 5)).ok());
+  CHECK(*h.lookup(u32(9)) == std::vector<uint8_t>(16, 5));
+}
+
+TEST_CASE("lpm_trie: the longest matching prefix wins") {
+  Map m = make(MapType::LpmTrie, 8, 4, 16, 1, 1);
+  auto key = [](uint32_t len, std::array<uint8_t, 4> a) {
+    std::vector<uint8_t> k(8);
+    std::memcpy(k.data(), &len, 4);
+    std::memcpy(k.data() + 4, a.data(), 4);
+    return k;
+  };
+  REQUIRE(m.update(key(8, {10, 0, 0, 0}), u32(1)).ok());
+  REQUIRE(m.update(key(16, {10, 1, 99, 99}), u32(2)).ok());  // bits past the prefix are ignored
+  REQUIRE(m.update(key(32, {10, 1, 2, 3}), u32(3)).ok());
+  CHECK(read_as<uint32_t>(*m.lookup(key(32, {10, 1, 2, 3}))) == 3);
+  CHECK(read_as<uint32_t>(*m.lookup(key(32, {10, 1, 2, 4}))) == 2);
+  CHECK(read_as<uint32_t>(*m.lookup(key(32, {10, 9, 9, 9}))) == 1);
+  CHECK(m.lookup(key(32, {11, 0, 0, 0})).error().code == Errc::NotFound);
+  CHECK(read_as<uint32_t>(*m.lookup(key(12, {10, 1, 2, 3}))) == 1);  // a 12-bit query cannot use /16
+  CHECK(m.update(key(33, {0, 0, 0, 0}), u32(1)).error().code == Errc::InvalidArgument);
+  REQUIRE(m.remove(key(16, {10, 1, 0, 0})).ok());
+  CHECK(read_as<uint32_t>(*m.lookup(key(32, {10, 1, 2, 4}))) == 1);
+  auto keys = m.keys();
+  REQUIRE(keys.size() == 2);
+  CHECK(keys[0] == key(32, {10, 1, 2, 3}));  // longest first
+  CHECK(keys[1] == key(8, {10, 0, 0, 0}));
+}
+
+TEST_CASE("queue and stack") {
+  Map q = make(MapType::Queue, 0, 4, 2);
+  REQUIRE(q.push(u32(1)).ok());
+  REQUIRE(q.push(u32(2)).ok());
+  CHECK(q.push(u32(3)).error().code == Errc::MapFull);
+  REQUIRE(q.push(u32(3), kExist).ok());  // drops the oldest (1)
+  CHECK(read_as<uint32_t>(*q.peek()) == 2);
+  CHECK(read_as<uint32_t>(*q.pop()) == 2);
+  CHECK(read_as<uint32_t>(*q.pop()) == 3);
+  CHECK(q.pop().error().code == Errc::NotFound);
+  Map s = make(MapType::Stack, 0, 4, 4);
+  for (uint32_t v : {1, 2, 3}) REQUIRE(s.push(u32(v)).ok());
+  CHECK(read_as<uint32_t>(*s.pop()) == 3);
+  CHECK(read_as<uint32_t>(*s.pop()) == 2);
+  CHECK(Map::create({"q", MapType::Queue, 4, 4, 2, 0, nullptr}).error().message == "map 'q' (queue): key_size must be 0");
+}
+
+TEST_CASE("map creation checks the definition as BPF_MAP_CREATE does") {
+  CHECK(Map::create({"a", MapType::Array, 8, 4, 1, 0, nullptr}).error().message == "map 'a' (array): key_size must be 4");
+  CHECK(Map::create({"h", MapType::Hash, 4, 4, 0, 0, nullptr}).error().message == "map 'h' (hash): max_entries must be above 0");
+  CHECK(Map::create({"r", MapType::Ringbuf, 0, 0, 1000, 0, nullptr}).error().message ==
+        "map 'r' (ringbuf): max_entries must be a power of 2 and at least 4096 (a page)");
+  CHECK(Map::create({"o", MapType::ArrayOfMaps, 4, 4, 1, 0, nullptr}).error().message ==
+        "map 'o' (array_of_maps): needs an inner map definition and value_size 4");
+  CHECK(Map::create({"x", static_cast<MapType>(7), 4, 4, 1, 0, nullptr}).error().code == Errc::Unsupported);
+}
+
+TEST_CASE("devmap, xskmap: slots exist once set") {
+  Map d = make(MapType::Devmap, 4, 4, 4);
+  CHECK(d.lookup(u32(1)).error().code == Errc::NotFound);
+  REQUIRE(d.update(u32(1), u32(9)).ok());
+  CHECK(read_as<uint32_t>(*d.lookup(u32(1))) == 9);
+  REQUIRE(d.remove(u32(1)).ok());
+  CHECK(d.remove(u32(1)).error().code == Errc::NotFound);
+}
+
+TEST_CASE("map of maps: values are map ids") {
+  auto inner_spec = std::make_shared<MapSpec>(MapSpec{"inner", MapType::Array, 4, 8, 1, 0, nullptr});
+  auto outer = Map::create({"outer", MapType::HashOfMaps, 4, 4, 4, 0, inner_spec});
+  REQUIRE(outer.ok());
+  auto inner = Map::create(*inner_spec);
+  REQUIRE(inner.ok());
+  REQUIRE(outer->update(u32(7), u32(inner->id())).ok());
+  CHECK(read_as<uint32_t>(*outer->lookup(u32(7))) == inner->id());
+  auto wrong = Map::create({"w", MapType::Hash, 4, 8, 1, 0, nullptr});
+  CHECK(outer->update(u32(8), u32(wrong->id())).error().code == Errc::InvalidArgument);
+  CHECK(outer->update(u32(8), u32(999999)).error().code == Errc::InvalidArgument);
+}
+
+TEST_CASE("JSON: dump in bpftool's shape, load back, reject wrong sizes without changing anything") {
+  Map m = make(MapType::Hash, 4, 2, 8);
+  REQUIRE(m.update(u32(0x01020304), std::vector<uint8_t>{0xab, 0xcd}).ok());
+  CHECK(m.dump_json() == "[{\"key\":[\"0x04\",\"0x03\",\"0x02\",\"0x01\"],\"value\":[\"0xab\",\"0xcd\"]}]");
+  Map copy = make(MapType::Hash, 4, 2, 8);
+  REQUIRE(copy.load_json(m.dump_json()).ok());
+  CHECK(copy.dump_json() == m.dump_json());
+  REQUIRE(copy.load_json(R"([{"key":[1,0,0,0],"value":["0x10","0x20"]}, {"key":["2","0","0","0"],"value":[0,0]}])").ok());
+  CHECK(copy.keys().size() == 3);
+  auto bad = copy.load_json(R"([{"key":[5,0,0,0],"value":[1,2]}, {"key":[6,0,0],"value":[1,2]}])");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == "map 'm': entry 1 key is 3 bytes, the map's is 4");
+  CHECK(copy.lookup(u32(5)).error().code == Errc::NotFound);  // nothing applied
+  CHECK(copy.load_json("[{\"key\":[1,0,0,0]}]").error().message == "map 'm': entry 0 has no \"value\"");
+  CHECK(copy.load_json("{").error().message == "JSON: expected a member name at byte 1");
+  CHECK(copy.load_json("[{\"key\":[300,0,0,0],\"value\":[0,0]}]").error().message ==
+        "map 'm': entry 0 key holds something that is not a byte");
+}
+
+TEST_CASE("ring buffer: records drained in order, space freed by the reader") {
+  Map rb = make(MapType::Ringbuf, 0, 0, 4096);
+  CHECK(rb.lookup({}).error().code == Errc::Unsupported);
+  CHECK(rb.drain().empty());
+}
