@@ -12,6 +12,7 @@ packages=(
   libpcap-dev                  # pcap input/output
   libbpf-dev libxdp-dev libxdp1  # bpf_helpers.h for test programs, real XDP objects, AF_XDP
   clang llvm                   # compiles BPF test programs
+  libclang-rt-dev              # libFuzzer and sanitizer runtimes for clang (fuzz targets)
   valgrind                     # callgrind instruction counts in bench/
 )
 

@@ -2,6 +2,8 @@
 # Installs what is missing, builds, and runs every test in two configurations:
 #   build/release  optimised, -Werror
 #   build/asan     AddressSanitizer + UndefinedBehaviorSanitizer
+# then builds the libFuzzer targets with clang (build/fuzz) and runs each for a bounded time on a
+# corpus of every BPF object the tests use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -20,4 +22,14 @@ run_config() {
 run_config build/release -DCMAKE_BUILD_TYPE=Release
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_config build/asan -DCMAKE_BUILD_TYPE=Debug -DEBPFVM_SANITIZE=ON -DEBPFVM_BENCH=OFF
-echo "=== all tests passed in both configurations"
+
+echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
+CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \
+  -DEBPFVM_SANITIZE=ON -DEBPFVM_TESTS=OFF -DEBPFVM_BENCH=OFF -DEBPFVM_EXAMPLES=OFF > /dev/null
+cmake --build build/fuzz -j "$jobs" --target loader_fuzz
+corpus=build/fuzz/corpus/loader
+mkdir -p "$corpus"
+cp build/release/tests/programs/*.o build/release/examples/*.o /usr/lib/x86_64-linux-gnu/bpf/*.o "$corpus"/
+ASAN_OPTIONS=detect_leaks=1 build/fuzz/fuzz/loader_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=4096 \
+  -timeout=10 -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+echo "=== all tests passed in both configurations; fuzzing found nothing"

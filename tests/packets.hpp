@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <cstring>
+#include <stdexcept>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -33,6 +35,7 @@ std::vector<uint8_t> make_arp(size_t len = 42);
 
 template <class T>
 T read_as(std::span<const uint8_t> b, size_t off = 0) {
+  if (off + sizeof(T) > b.size()) throw std::out_of_range("read_as past the end of the bytes");
   T v{};
   std::memcpy(&v, b.data() + off, sizeof v);
   return v;

@@ -34,6 +34,8 @@ enum class ArgKind : uint8_t {
   PtrToSpinLock,    // a struct bpf_spin_lock (4 bytes) inside a map value
   PtrToAllocMem,    // a ring buffer reservation from bpf_ringbuf_reserve
   PtrToMemOrNull,   // like PtrToMem, or 0 when the size argument is 0
+  PtrToInt,         // writable 4 bytes (the kernel's ARG_PTR_TO_INT)
+  PtrToLong,        // writable 8 bytes (ARG_PTR_TO_LONG)
 };
 
 enum class RetKind : uint8_t {

@@ -58,6 +58,8 @@ class File {
   const Section* section(const std::string& name) const;
   const std::string& name() const { return name_; }
   bool has_symtab() const { return has_symtab_; }
+  // The file's bytes, which sections' spans point into.
+  std::shared_ptr<const std::vector<uint8_t>> storage() const { return bytes_; }
 
  private:
   std::string name_;

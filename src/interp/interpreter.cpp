@@ -592,6 +592,8 @@ std::string check_helper_args(const HelperSlot& h, const uint64_t* R, const Guar
       case ArgKind::PtrToMemOrNull:
         if (v) why = mem(next, false);
         break;
+      case ArgKind::PtrToInt: why = mem(4, true); break;
+      case ArgKind::PtrToLong: why = mem(8, true); break;
       case ArgKind::PtrToSpinLock:
         why = v % 4 ? reg(i) + " is not 4-byte aligned" : mem(4, true);
         break;

@@ -86,6 +86,8 @@ class Linker {
   Result<std::optional<Target>> relocate_lddw(uint32_t sec, uint32_t slot, const elf::Reloc& r, isa::RawInsn& lo,
                                               isa::RawInsn& hi) {
     const elf::Symbol& sym = o_.file.symbols()[r.sym];
+    // REL keeps the addend in imm; RELA has it in the relocation (and imm is normally 0).
+    const int64_t addend = int64_t{lo.imm} + r.addend;
     if (sym.shndx == SHN_UNDEF)
       return fail(sec, slot, "lddw refers to extern '" + sym.name + "' (kconfig and ksym externs are not supported)");
     const elf::Section* target = o_.file.section(sym.shndx);
@@ -93,7 +95,7 @@ class Linker {
     if (sym.shndx == o_.btf_maps_section || sym.shndx == o_.legacy_maps_section) {
       for (size_t i = 0; i < o_.maps.size(); ++i) {
         const MapDecl& d = o_.maps[i];
-        if (d.section == sym.shndx && d.source != MapDecl::Source::Data && d.offset == sym.value + static_cast<uint64_t>(lo.imm)) {
+        if (d.section == sym.shndx && d.source != MapDecl::Source::Data && static_cast<int64_t>(d.offset) == static_cast<int64_t>(sym.value) + addend) {
           lo.src = kPseudoMapIdx;
           lo.imm = static_cast<int32_t>(i);
           hi.imm = 0;
@@ -105,7 +107,7 @@ class Linker {
     for (size_t i = 0; i < o_.maps.size(); ++i) {
       const MapDecl& d = o_.maps[i];
       if (d.source != MapDecl::Source::Data || d.section != sym.shndx) continue;
-      const int64_t off = (sym.type == STT_SECTION ? 0 : static_cast<int64_t>(sym.value)) + lo.imm;
+      const int64_t off = static_cast<int64_t>(sym.value) + addend;
       if (off < 0 || static_cast<uint64_t>(off) >= d.spec.value_size)
         return fail(sec, slot, "lddw refers to offset " + std::to_string(off) + " of " + target->name + ", outside its " +
                                    std::to_string(d.spec.value_size) + " bytes");
@@ -115,7 +117,7 @@ class Linker {
       return std::optional<Target>{};
     }
     if ((target->flags & SHF_EXECINSTR) != 0) {
-      const int64_t byte = static_cast<int64_t>(sym.value) + lo.imm;
+      const int64_t byte = static_cast<int64_t>(sym.value) + addend;
       if (byte < 0 || byte % 8 || static_cast<uint64_t>(byte) >= target->size)
         return fail(sec, slot, "lddw takes the address of a function at an invalid offset");
       lo.src = kPseudoFunc;
@@ -158,7 +160,7 @@ class Linker {
           const elf::Section* ts = o_.file.section(sym.shndx);
           if (!ts || !(ts->flags & SHF_EXECINSTR))
             return fail(f.section, slot, "call relocation against '" + sym.name + "', which is not a function");
-          const int64_t dest = static_cast<int64_t>(sym.value / 8) + raw.imm + 1;
+          const int64_t dest = static_cast<int64_t>(sym.value / 8) + raw.imm + rel->addend / 8 + 1;
           if (sym.value % 8 || dest < 0 || static_cast<uint64_t>(dest) >= ts->size / 8)
             return fail(f.section, slot, "call to '" + sym.name + "' lands outside its section");
           t = {sym.shndx, static_cast<uint32_t>(dest)};

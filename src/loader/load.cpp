@@ -73,7 +73,7 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   d->file = o->name;
   d->id = g_next_prog_id++;
   d->origin = std::move(linked->origin);
-  d->object = o;
+  d->lines = o->lines;
   d->shared = o->shared;
   d->workers = opts.workers ? opts.workers : 1;
   auto entry = std::make_shared<detail::ProgEntry>();
@@ -289,7 +289,7 @@ const Program& LoadedProgram::code() const { return d_->code; }
 
 std::optional<SourceLine> LoadedProgram::source_line(uint32_t insn) const {
   if (insn >= d_->origin.size()) return std::nullopt;
-  return d_->object->line_at(d_->origin[insn].first, d_->origin[insn].second);
+  return d_->lines->at(d_->origin[insn].first, d_->origin[insn].second);
 }
 
 namespace {
@@ -299,7 +299,7 @@ Error run_error(const LoadedData& d, Error e) {
   e.where.section = d.info.section;
   e.where.program = d.info.name;
   if (e.where.insn && *e.where.insn < d.origin.size()) {
-    if (auto l = d.object->line_at(d.origin[*e.where.insn].first, d.origin[*e.where.insn].second)) {
+    if (auto l = d.lines->at(d.origin[*e.where.insn].first, d.origin[*e.where.insn].second)) {
       e.where.line = l->line;
       e.where.source = l->file + ":" + std::to_string(l->line) + (l->text.empty() ? "" : ": " + l->text);
     }

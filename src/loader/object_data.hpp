@@ -43,11 +43,20 @@ struct LineTable {
   std::vector<btf::LineInfo> lines;  // sorted by insn_off
 };
 
+// Source lines by (section, slot), shared by the object and the programs loaded from it (which may
+// outlive it). The string views point into `storage`, the object file's bytes.
+struct LineIndex {
+  std::shared_ptr<const std::vector<uint8_t>> storage;
+  std::vector<std::string> section_names;
+  std::map<std::string, LineTable, std::less<>> lines;
+  std::optional<SourceLine> at(uint32_t sec, uint32_t insn) const;
+};
+
 struct ObjectData {
   std::string name;
   elf::File file;
   std::optional<btf::Btf> btf;
-  std::map<std::string, LineTable, std::less<>> lines;  // by section name
+  std::shared_ptr<LineIndex> lines = std::make_shared<LineIndex>();
   std::vector<Function> functions;
   std::vector<ProgramInfo> programs;
   std::vector<size_t> program_function;  // programs[i] is functions[program_function[i]]
@@ -65,6 +74,11 @@ struct ObjectData {
   std::vector<std::shared_ptr<const LoadedData>> loaded_programs;  // same order as programs; null if not loaded
   std::vector<std::string> load_errors;                            // why a program is not loaded
 
+  // Programs in prog arrays hold the maps they use, which may be those prog arrays: as the kernel
+  // flushes a prog array when its last user reference goes, the object empties its prog arrays
+  // when it is destroyed, which breaks the cycle.
+  ~ObjectData();
+
   // An error at slot `insn` of section `sec`, with the source line when BTF has it.
   Error error_at(Errc code, uint32_t sec, std::optional<uint32_t> insn, const std::string& msg) const;
   std::optional<SourceLine> line_at(uint32_t sec, uint32_t insn) const;
@@ -76,7 +90,7 @@ struct LoadedData {
   uint32_t id = 0;
   Program code;
   std::vector<std::pair<uint32_t, uint32_t>> origin;  // linked slot -> (section, slot in section)
-  std::shared_ptr<const ObjectData> object;           // for source lines (kept weakly alive via shared_ptr)
+  std::shared_ptr<const LineIndex> lines;
   std::shared_ptr<const ProgEntry> entry;
   std::shared_ptr<RuntimeShared> shared;
   uint32_t workers = 1;

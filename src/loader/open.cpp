@@ -92,7 +92,7 @@ Result<void> collect_btf(ObjectData& o) {
     return secs.error();
   }
   for (btf::SectionExt& s : *secs) {
-    LineTable& t = o.lines[std::string(s.section)];
+    LineTable& t = o.lines->lines[std::string(s.section)];
     t.lines = std::move(s.lines);
     std::stable_sort(t.lines.begin(), t.lines.end(), [](const auto& a, const auto& b) { return a.insn_off < b.insn_off; });
   }
@@ -101,10 +101,17 @@ Result<void> collect_btf(ObjectData& o) {
 
 }  // namespace
 
-std::optional<SourceLine> ObjectData::line_at(uint32_t sec, uint32_t insn) const {
-  const elf::Section* s = file.section(sec);
-  if (!s) return std::nullopt;
-  auto t = lines.find(s->name);
+std::optional<SourceLine> ObjectData::line_at(uint32_t sec, uint32_t insn) const { return lines->at(sec, insn); }
+
+ObjectData::~ObjectData() {
+  for (const auto& m : live_maps)
+    if (m->spec().type == MapType::ProgArray)
+      for (uint32_t i = 0; i < m->spec().max_entries; ++i) prog_array_set(*m, i, nullptr);
+}
+
+std::optional<SourceLine> LineIndex::at(uint32_t sec, uint32_t insn) const {
+  if (sec >= section_names.size()) return std::nullopt;
+  auto t = lines.find(section_names[sec]);
   if (t == lines.end() || t->second.lines.empty()) return std::nullopt;
   const auto& v = t->second.lines;
   auto it = std::upper_bound(v.begin(), v.end(), uint64_t{insn} * 8, [](uint64_t off, const btf::LineInfo& l) { return off < l.insn_off; });
@@ -138,6 +145,8 @@ Result<std::shared_ptr<ObjectData>> parse_object(std::span<const uint8_t> bytes,
   auto o = std::make_shared<ObjectData>();
   o->name = name;
   o->file = std::move(*file);
+  o->lines->storage = o->file.storage();
+  for (const elf::Section& s : o->file.sections()) o->lines->section_names.push_back(s.name);
   auto fail = [&](const std::string& msg) {
     Error e = make_error(Errc::MalformedObject, msg);
     e.where.file = name;

@@ -18,7 +18,7 @@ void XdpBuffer::assign(std::span<const uint8_t> packet) {
   // Stale bytes outside the packet are never visible: the helpers that expose headroom or
   // tailroom (adjust_head/meta/tail) zero what they expose.
   if (frame_.size() != frame) frame_.assign(frame, 0);
-  std::memcpy(frame_.data() + detail::kXdpHeadroom, packet.data(), packet.size());
+  if (!packet.empty()) std::memcpy(frame_.data() + detail::kXdpHeadroom, packet.data(), packet.size());
   detail::XdpCtx& x = *ctx_;
   x.md = {};
   x.hard_start = frame_.data();

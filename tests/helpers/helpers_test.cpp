@@ -168,3 +168,44 @@ TEST_CASE("checked mode: helper arguments must match the prototype") {
   CHECK_THAT(r, Catch::Matchers::StartsWith("insn 17: out-of-bounds read of 8 bytes at 0x"));
   CHECK(read_as<uint64_t>(*m->lookup(as_bytes<uint32_t>(1))) == 9);
 }
+
+namespace {
+
+struct Tenants {
+  int calls = 0;
+};
+
+// helper 1000: (ifindex, u32 *out) -> 0, writing the tenant of the interface.
+uint64_t lookup_tenant(uint64_t ifindex, uint64_t out, uint64_t, uint64_t, uint64_t, void* user) {
+  auto* t = static_cast<Tenants*>(user);
+  ++t->calls;
+  const uint32_t tenant = ifindex == 3 ? 7 : 1;
+  std::memcpy(reinterpret_cast<void*>(out), &tenant, 4);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("helpers: an embedder's own helper, with its context pointer and prototype") {
+  auto obj = Object::open(program_path("embedder"));
+  REQUIRE(obj.ok());
+  auto without = obj->load();
+  REQUIRE_FALSE(without.ok());
+  CHECK(without.error().message == "unknown helper 1000");
+  CHECK(without.error().where.program == "tenant");
+
+  obj = Object::open(program_path("embedder"));
+  Tenants tenants;
+  HelperRegistry mine;
+  REQUIRE(mine.add({1000, "app_lookup_tenant", lookup_tenant, &tenants,
+                    HelperProto{RetKind::Integer, {ArgKind::Anything, ArgKind::PtrToInt, ArgKind::None}}})
+              .ok());
+  LoadOptions opts;
+  opts.helpers = &mine;
+  REQUIRE(obj->load(opts).ok());
+  auto prog = obj->program("tenant");
+  XdpBuffer buf(make_packet({}));
+  CHECK(prog->run_xdp(buf, {0, 3, 0})->action == XDP_DROP);
+  CHECK(prog->run_xdp(buf, {0, 4, 0})->action == XDP_PASS);
+  CHECK(tenants.calls == 2);
+}
