@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 
@@ -260,14 +261,34 @@ uint64_t fib_lookup(uint64_t, uint64_t params, uint64_t plen, uint64_t flags, ui
 }
 
 // ---- locks ----
+// One lock at a time per run, released before exit: the kernel's verifier enforces this; here the
+// run state does, so an unverified program cannot deadlock the host on a word it set itself.
 uint64_t spin_lock(uint64_t lock, uint64_t, uint64_t, uint64_t, uint64_t, void*) {
+  RunState& r = run();
+  if (r.held_lock) {
+    r.fault = "bpf_spin_lock while already holding a lock";
+    return 0;
+  }
   auto* l = static_cast<uint32_t*>(ptr(lock));
-  while (__atomic_exchange_n(l, 1u, __ATOMIC_ACQUIRE))
-    while (__atomic_load_n(l, __ATOMIC_RELAXED)) {
+  // Holders are program runs that cannot sleep or call helpers with the lock held, so a lock busy
+  // for half a second was never going to be released (a program that set the word itself).
+  const auto start = std::chrono::steady_clock::now();
+  for (uint64_t spins = 1; __atomic_exchange_n(l, 1u, __ATOMIC_ACQUIRE); ++spins) {
+    if (spins % 4096 == 0 && std::chrono::steady_clock::now() - start > std::chrono::milliseconds(500)) {
+      r.fault = "bpf_spin_lock: the lock is never released";
+      return 0;
     }
+  }
+  r.held_lock = lock;
   return 0;
 }
 uint64_t spin_unlock(uint64_t lock, uint64_t, uint64_t, uint64_t, uint64_t, void*) {
+  RunState& r = run();
+  if (r.held_lock != lock) {
+    r.fault = "bpf_spin_unlock of a lock this run does not hold";
+    return 0;
+  }
+  r.held_lock = 0;
   __atomic_store_n(static_cast<uint32_t*>(ptr(lock)), 0u, __ATOMIC_RELEASE);
   return 0;
 }

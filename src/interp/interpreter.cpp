@@ -591,6 +591,7 @@ std::string check_helper_args(const HelperSlot& h, const uint64_t* R, const Guar
         break;
       case ArgKind::PtrToMemOrNull:
         if (v) why = mem(next, false);
+        else if (next) why = reg(i) + " is null but the size is " + std::to_string(next);
         break;
       case ArgKind::PtrToInt: why = mem(4, true); break;
       case ArgKind::PtrToLong: why = mem(8, true); break;
@@ -782,6 +783,7 @@ Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
     run = &local;
     scope.emplace(local);
   }
+  ++run->depth;
   run->checked = checked;
   run->budget = img_->options.insn_budget;
   run->fault.clear();
@@ -794,6 +796,14 @@ Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
   for (size_t i = regions_before; i < run->regions.size(); ++i)
     if (run->regions[i].alloc) detail::ringbuf_commit(reinterpret_cast<void*>(run->regions[i].base), true);
   run->regions.resize(regions_before);
+  --run->depth;
+  // A lock left held would block every other run forever: release it, and fail the run (only the
+  // outermost run of a RunState decides; a nested one may legitimately run inside the lock).
+  if (run->held_lock && run->depth == 0) {
+    __atomic_store_n(reinterpret_cast<uint32_t*>(run->held_lock), 0u, __ATOMIC_RELEASE);
+    run->held_lock = 0;
+    if (o.fault == Fault::None) return make_error(Errc::RuntimeFault, "bpf_spin_lock still held when the program exited");
+  }
   if (o.fault != Fault::None) return fault_error(o, *img_, *run);
   return o.r0;
 }

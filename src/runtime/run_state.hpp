@@ -64,6 +64,8 @@ struct RunState {
   MemChecker memory;  // checked mode: what helpers that read program memory on their own consult
   uint32_t callback_depth = 0;
   uint64_t budget = 0;  // checked mode: instructions left, shared by nested callback runs
+  uint32_t depth = 0;      // Interpreter::run calls in progress on this state
+  uint64_t held_lock = 0;  // the bpf_spin_lock this run holds (the kernel allows one at a time)
 
   bool allows(uint64_t addr, uint64_t size, bool write) const;
   // allows() plus the engine's stack and static regions.

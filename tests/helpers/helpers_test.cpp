@@ -209,3 +209,33 @@ TEST_CASE("helpers: an embedder's own helper, with its context pointer and proto
   CHECK(prog->run_xdp(buf, {0, 4, 0})->action == XDP_PASS);
   CHECK(tenants.calls == 2);
 }
+
+TEST_CASE("checked mode: spin locks cannot deadlock the host, NULL with a size is refused") {
+  auto arr = Map::create({"a", MapType::Array, 4, 8, 1, 0, nullptr});
+  REQUIRE(arr.ok());
+  std::vector<Map> maps{*arr};
+  auto run = [&](const std::string& text) {
+    auto prog = Program::from_assembly(text);
+    REQUIRE(prog.ok());
+    auto vm = Interpreter::create(*prog, HelperRegistry::builtin(), {}, maps);
+    REQUIRE(vm.ok());
+    std::vector<uint8_t> mem(16);
+    auto r = vm->run(mem);
+    return r.ok() ? std::string("ok ") + std::to_string(*r) : r.error().to_string();
+  };
+  // A lock word the program set itself: the kernel's verifier would refuse; here the run faults.
+  CHECK(run("*(u32 *)(r10 - 8) = 1\nr1 = r10\nr1 += -8\ncall 93\nr0 = 0\nexit") ==
+        "insn 3: bpf_spin_lock: the lock is never released");
+  CHECK(run("*(u32 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\ncall 93\nr1 = r10\nr1 += -8\ncall 93\nexit") ==
+        "insn 6: bpf_spin_lock while already holding a lock");
+  CHECK(run("*(u32 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\ncall 94\nexit") ==
+        "insn 3: bpf_spin_unlock of a lock this run does not hold");
+  // Left held at exit: released, and the run fails; the next run can take it again.
+  const std::string leave_held = "r1 = map_value_fd(0) + 0 ll\ncall 93\nr0 = 0\nexit";
+  CHECK(run(leave_held) == "bpf_spin_lock still held when the program exited");
+  CHECK(run(leave_held) == "bpf_spin_lock still held when the program exited");
+  CHECK(run("r1 = map_value_fd(0) + 0 ll\ncall 93\nr1 = map_value_fd(0) + 0 ll\ncall 94\nr0 = 7\nexit") == "ok 7");
+  // bpf_csum_diff(NULL, 4, ...): a size without memory.
+  CHECK(run("r1 = 0\nr2 = 4\nr3 = r10\nr3 += -8\nr4 = 0\nr5 = 0\ncall 28\nexit") ==
+        "insn 6: call to 28: R1 is null but the size is 4");
+}
