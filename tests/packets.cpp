@@ -50,6 +50,12 @@ std::vector<uint8_t> make_packet(const PacketSpec& s) {
   return p;
 }
 
+std::vector<uint8_t> counting_bytes(size_t n) {
+  std::vector<uint8_t> b(n);
+  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>(i);
+  return b;
+}
+
 std::vector<uint8_t> make_arp(size_t len) {
   std::vector<uint8_t> p(len, 0);
   p[0] = 0xff;

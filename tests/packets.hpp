@@ -30,6 +30,8 @@ struct PacketSpec {
 };
 
 std::vector<uint8_t> make_packet(const PacketSpec& s);
+// Bytes 0, 1, 2, ... (mod 256).
+std::vector<uint8_t> counting_bytes(size_t n);
 // An Ethernet frame of another ethertype (ARP), `len` bytes.
 std::vector<uint8_t> make_arp(size_t len = 42);
 

@@ -19,6 +19,27 @@ int fail(const std::string& message, int code = 1) {
   return code;
 }
 
+// --elf: stdin holds an ELF object; its first program runs on the memory with r1 = memory,
+// r2 = its size, whatever its section says (the suite's objects are not typed).
+int run_elf(const std::vector<uint8_t>& bytes, std::vector<uint8_t>& memory) {
+  using namespace ebpfvm;
+  auto obj = Object::open(bytes, "<stdin>");
+  if (!obj) return fail(obj.error().to_string());
+  const std::string first = obj->programs().front().name;
+  for (const ProgramInfo& p : obj->programs()) (void)obj->set_program_type(p.name, ProgType::SocketFilter);
+  HelperRegistry extra;
+  (void)extra.add({5, "nop", nop_helper, nullptr, {}});
+  LoadOptions opts;
+  opts.helpers = &extra;
+  if (auto r = obj->load(opts); !r) return fail(r.error().to_string());
+  auto prog = obj->program(first);
+  if (!prog) return fail(prog.error().to_string());
+  auto r0 = prog->run_raw(memory);
+  if (!r0) return fail(r0.error().to_string());
+  std::printf("0x%llx\n", static_cast<unsigned long long>(*r0));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -38,13 +59,14 @@ int main(int argc, char** argv) {
     }
   }
   if (jit) return fail("--jit: this build has no JIT yet; use --interpret");
-  if (elf) return fail("--elf: ELF input is not supported by this build yet");
+
 
   auto memory = tools::parse_hex(memhex);
   if (!memory) return fail("input memory: " + memory.error().message, 2);
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   auto code = tools::parse_hex(input);
   if (!code) return fail("program: " + code.error().message, 2);
+  if (elf) return run_elf(*code, *memory);
 
   auto program = Program::from_bytecode(*code);
   if (!program) return fail(program.error().to_string());

@@ -27,6 +27,18 @@ LoadOptions helper_options(Printed& out, uint64_t seed, uint32_t workers = 2) {
   return o;
 }
 
+// Assembles `text`, runs it in checked mode with the built-in helpers and `maps` on 16 bytes of
+// memory: "ok R0", or the error.
+std::string run_checked(const std::string& text, const std::vector<Map>& maps) {
+  auto prog = Program::from_assembly(text);
+  REQUIRE(prog.ok());
+  auto vm = Interpreter::create(*prog, HelperRegistry::builtin(), {}, maps);
+  REQUIRE(vm.ok());
+  std::vector<uint8_t> mem(16);
+  auto r = vm->run(mem);
+  return r.ok() ? std::string("ok ") + std::to_string(*r) : r.error().to_string();
+}
+
 XdpResult run(const Object& obj, const char* name, const std::vector<uint8_t>& pkt, XdpRunOptions ro = {}) {
   auto p = obj.program(name);
   REQUIRE(p.ok());
@@ -145,15 +157,7 @@ TEST_CASE("checked mode: helper arguments must match the prototype") {
   auto m = Map::create({"h", MapType::Hash, 4, 8, 4, 0, nullptr});
   REQUIRE(m.ok());
   std::vector<Map> maps{*m};
-  auto fault = [&](const std::string& text) {
-    auto prog = Program::from_assembly(text);
-    REQUIRE(prog.ok());
-    auto vm = Interpreter::create(*prog, HelperRegistry::builtin(), {}, maps);
-    REQUIRE(vm.ok());
-    std::vector<uint8_t> mem(16);
-    auto r = vm->run(mem);
-    return r.ok() ? std::string("ok ") + std::to_string(*r) : r.error().to_string();
-  };
+  auto fault = [&](const std::string& text) { return run_checked(text, maps); };
   // A key on the stack: fine.
   CHECK(fault("r1 = map_fd(0) ll\n*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\ncall 1\nr0 = 0\nexit") == "ok 0");
   // A key pointer that is not memory the program may read.
@@ -214,15 +218,7 @@ TEST_CASE("checked mode: spin locks cannot deadlock the host, NULL with a size i
   auto arr = Map::create({"a", MapType::Array, 4, 8, 1, 0, nullptr});
   REQUIRE(arr.ok());
   std::vector<Map> maps{*arr};
-  auto run = [&](const std::string& text) {
-    auto prog = Program::from_assembly(text);
-    REQUIRE(prog.ok());
-    auto vm = Interpreter::create(*prog, HelperRegistry::builtin(), {}, maps);
-    REQUIRE(vm.ok());
-    std::vector<uint8_t> mem(16);
-    auto r = vm->run(mem);
-    return r.ok() ? std::string("ok ") + std::to_string(*r) : r.error().to_string();
-  };
+  auto run = [&](const std::string& text) { return run_checked(text, maps); };
   // A lock word the program set itself: the kernel's verifier would refuse; here the run faults.
   CHECK(run("*(u32 *)(r10 - 8) = 1\nr1 = r10\nr1 += -8\ncall 93\nr0 = 0\nexit") ==
         "insn 3: bpf_spin_lock: the lock is never released");

@@ -8,11 +8,6 @@ using namespace ebpfvm::test;
 
 namespace {
 
-std::vector<uint8_t> counting(size_t n) {
-  std::vector<uint8_t> b(n);
-  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>(i);
-  return b;
-}
 
 XdpResult run(const Object& obj, const char* name, XdpBuffer& buf) {
   auto p = obj.program(name);
@@ -25,12 +20,12 @@ XdpResult run(const Object& obj, const char* name, XdpBuffer& buf) {
 }  // namespace
 
 TEST_CASE("XdpBuffer: 256 bytes of headroom in a 4 KiB frame, larger frames for larger packets") {
-  XdpBuffer b(counting(100));
+  XdpBuffer b(counting_bytes(100));
   CHECK(b.headroom() == 256);
   CHECK(b.frame_size() == 4096);
   CHECK(b.packet().size() == 100);
   CHECK(b.metadata().empty());
-  b.assign(counting(9000));
+  b.assign(counting_bytes(9000));
   CHECK(b.frame_size() == 12288);
   CHECK(b.packet().size() == 9000);
   CHECK(b.packet()[8999] == static_cast<uint8_t>(8999));
@@ -38,7 +33,7 @@ TEST_CASE("XdpBuffer: 256 bytes of headroom in a 4 KiB frame, larger frames for 
 
 TEST_CASE("bpf_xdp_adjust_head: push and pop headers") {
   Object obj = open_loaded("adjust");
-  const auto pkt = counting(60);
+  const auto pkt = counting_bytes(60);
   XdpBuffer buf(pkt);
   CHECK(run(obj, "push_header", buf).action == XDP_TX);
   CHECK(res_at(obj, 0) == 0);
@@ -60,7 +55,7 @@ TEST_CASE("bpf_xdp_adjust_head: push and pop headers") {
 
 TEST_CASE("bpf_xdp_adjust_tail: grow zero-filled up to the frame, and shrink") {
   Object obj = open_loaded("adjust");
-  XdpBuffer buf(counting(60));
+  XdpBuffer buf(counting_bytes(60));
   CHECK(run(obj, "grow_tail", buf).action == XDP_PASS);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == 0);
@@ -76,7 +71,7 @@ TEST_CASE("bpf_xdp_adjust_tail: grow zero-filled up to the frame, and shrink") {
 
 TEST_CASE("bpf_xdp_adjust_meta: metadata before the packet, 4-byte multiples up to 32") {
   Object obj = open_loaded("adjust");
-  XdpBuffer buf(counting(60));
+  XdpBuffer buf(counting_bytes(60));
   CHECK(run(obj, "set_meta", buf).action == XDP_PASS);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == -13);
@@ -89,7 +84,7 @@ TEST_CASE("bpf_xdp_adjust_meta: metadata before the packet, 4-byte multiples up 
 
 TEST_CASE("bpf_xdp_load_bytes and bpf_xdp_store_bytes") {
   Object obj = open_loaded("adjust");
-  XdpBuffer buf(counting(64));
+  XdpBuffer buf(counting_bytes(64));
   CHECK(run(obj, "load_store", buf).action == XDP_PASS);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == 0x05040302);

@@ -8,11 +8,6 @@ using namespace ebpfvm::test;
 
 namespace {
 
-std::vector<uint8_t> bytes_0_to(size_t n) {
-  std::vector<uint8_t> b(n);
-  for (size_t i = 0; i < n; ++i) b[i] = static_cast<uint8_t>(i);
-  return b;
-}
 
 template <class T>
 T global_at(const Object& obj, const std::string& map, size_t off) {
@@ -64,7 +59,7 @@ TEST_CASE("global data: .rodata set before load, .data and .bss written by progr
   REQUIRE(obj->load().ok());
   auto first = obj->program("first");
   REQUIRE(first.ok());
-  auto pkt = bytes_0_to(40);
+  auto pkt = counting_bytes(40);
   for (int i = 0; i < 3; ++i) {
     XdpBuffer buf(pkt);
     auto r = first->run_xdp(buf);
@@ -198,4 +193,14 @@ TEST_CASE("tail calls: static prog_array initialisers, empty slots, the 33-call 
   CHECK(set_tail_call(*table, 9, *obj.program("chain")).error().code == Errc::MapFull);
   CHECK(table->remove(as_bytes<uint32_t>(1)).ok());
   CHECK(run("entry") == XDP_ABORTED);  // the slot is empty now
+}
+
+TEST_CASE("CO-RE relocations resolve against the object's own BTF") {
+  Object obj = open_loaded("core");
+  auto p = obj.program("read_second");
+  REQUIRE(p.ok());
+  XdpBuffer buf(counting_bytes(16));
+  auto r = p->run_xdp(buf);
+  REQUIRE(r.ok());
+  CHECK(r->action == XDP_TX);  // bytes 4..7 of the packet, read through the relocated offset
 }

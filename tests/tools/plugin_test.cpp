@@ -60,13 +60,27 @@ TEST_CASE("plugin accepts the argument shapes the suite uses", "[plugin]") {
   CHECK(plugin({"--interpret"}, text).out == "0x0\n");
 }
 
+TEST_CASE("plugin --elf runs the first program of an object on the memory", "[plugin]") {
+  std::FILE* f = std::fopen(EBPFVM_TEST_PROGRAMS "/conformance.o", "rb");
+  REQUIRE(f);
+  std::vector<uint8_t> obj;
+  for (int c; (c = std::fgetc(f)) != EOF;) obj.push_back(static_cast<uint8_t>(c));
+  std::fclose(f);
+  auto r = test::run_process({EBPFVM_PLUGIN, "01 02 03 04", "--elf"}, hex_of(obj));
+  CHECK(r.exit_code == 0);
+  CHECK(r.out == "0x5\n");
+  auto oob = test::run_process({EBPFVM_PLUGIN, "01 02", "--elf"}, hex_of(obj));
+  CHECK(oob.exit_code == 1);
+  CHECK_THAT(oob.out, Catch::Matchers::Contains("out-of-bounds read of 1 bytes"));
+}
+
 TEST_CASE("plugin reports errors on one line with a non-zero exit", "[plugin]") {
   auto jit = plugin({"--jit"}, "r0 = 0\nexit\n");
   CHECK(jit.exit_code == 1);
   CHECK(jit.out == "--jit: this build has no JIT yet; use --interpret\n");
   auto elf = plugin({"--elf"}, "r0 = 0\nexit\n");
   CHECK(elf.exit_code == 1);
-  CHECK(elf.out == "--elf: ELF input is not supported by this build yet\n");
+  CHECK(elf.out == "<stdin>: not an ELF file\n");
   auto unknown = plugin({"--frobnicate"}, "r0 = 0\nexit\n");
   CHECK(unknown.exit_code == 2);
   CHECK(unknown.out == "unknown option --frobnicate\n");
