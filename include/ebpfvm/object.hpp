@@ -141,6 +141,11 @@ class Object {
   Result<LoadedProgram> program(std::string_view name) const;
   Result<Map> map(std::string_view name) const;
   std::vector<Map> maps() const;
+  // Every map as {"name": [entries in bpftool -j map dump shape], ...}.
+  std::string dump_maps_json() const;
+  // Loads {"name": [entries], ...}. Every map named must exist before anything changes; each map's
+  // entries are all checked before that map changes, and maps are loaded in document order.
+  Result<void> load_maps_json(std::string_view json);
 
  private:
   explicit Object(std::shared_ptr<detail::ObjectData> d) : d_(std::move(d)) {}

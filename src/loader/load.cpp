@@ -6,6 +6,7 @@
 #include "loader/object_data.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
+#include "util/json.hpp"
 #include "progtype/ctx_rewrite.hpp"
 
 namespace ebpfvm {
@@ -270,6 +271,32 @@ std::vector<Map> Object::maps() const {
   std::vector<Map> out;
   for (const auto& m : d_->live_maps) out.emplace_back(m);
   return out;
+}
+
+std::string Object::dump_maps_json() const {
+  std::string out = "{";
+  for (size_t i = 0; i < d_->live_maps.size(); ++i) {
+    Map m(d_->live_maps[i]);
+    if (i) out += ",";
+    out += json::quote(m.name()) + ":" + m.dump_json();
+  }
+  return out + "}";
+}
+
+Result<void> Object::load_maps_json(std::string_view text) {
+  if (!d_->loaded) return not_loaded(*d_, "load_maps_json()");
+  auto doc = json::parse(text);
+  if (!doc) return doc.error();
+  if (!doc->is_object()) return make_error(Errc::InvalidArgument, "map JSON must be an object: {\"map name\": [entries], ...}");
+  std::vector<std::pair<Map, const json::Value*>> todo;
+  for (const auto& [name, entries] : doc->object()) {
+    auto m = map(name);
+    if (!m) return m.error();
+    todo.emplace_back(*m, &entries);
+  }
+  for (auto& [m, entries] : todo)
+    if (auto r = detail::load_json_value(m, *entries); !r) return r;
+  return {};
 }
 
 Result<void> set_tail_call(Map& prog_array, uint32_t index, const LoadedProgram& program) {

@@ -340,10 +340,19 @@ std::string Map::dump_json() const {
 Result<void> Map::load_json(std::string_view text) {
   auto doc = json::parse(text);
   if (!doc) return doc.error();
-  if (!doc->is_array()) return make_error(Errc::InvalidArgument, "map '" + name() + "': JSON is not an array of entries");
+  return detail::load_json_value(*this, *doc);
+}
+
+Result<void> detail::load_json_value(Map& map, const json::Value& doc) {
+  const auto& impl_ = map.impl();
+  auto name = [&]() -> const std::string& { return map.name(); };
+  auto per_cpu = [&] { return map.per_cpu(); };
+  auto workers = [&] { return map.workers(); };
+  auto spec = [&]() -> const MapSpec& { return map.spec(); };
+  if (!doc.is_array()) return make_error(Errc::InvalidArgument, "map '" + name() + "': JSON is not an array of entries");
   std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> entries;
   size_t i = 0;
-  for (const json::Value& e : doc->array()) {
+  for (const json::Value& e : doc.array()) {
     const std::string at = "map '" + name() + "': entry " + std::to_string(i);
     const std::string entry = "entry " + std::to_string(i++);
     if (!e.is_object() || !e.get("key")) return make_error(Errc::InvalidArgument, at + " has no \"key\"");
@@ -379,7 +388,7 @@ Result<void> Map::load_json(std::string_view text) {
     entries.emplace_back(std::move(*key), std::move(value));
   }
   for (const auto& [k, v] : entries)
-    if (auto r = update(k, v, kAny); !r) return r;
+    if (auto r = map.update(k, v, kAny); !r) return r;
   return {};
 }
 

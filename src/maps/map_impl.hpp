@@ -11,7 +11,14 @@
 
 #include "ebpfvm/maps.hpp"
 
+namespace ebpfvm::json {
+class Value;
+}
+
 namespace ebpfvm::detail {
+
+// Map::load_json on a parsed document (also used for a whole object's maps at once).
+Result<void> load_json_value(Map& map, const json::Value& doc);
 
 namespace err {
 inline constexpr long kPerm = -1, kNoEnt = -2, kNoMem = -12, kBusy = -16, kExist = -17, kInval = -22,

@@ -1,0 +1,270 @@
+// ubpf-run end to end, through the real binary: captures in and out, every option, every error.
+#include <pcap/pcap.h>
+
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <fstream>
+
+#include "packets.hpp"
+#include "support.hpp"
+#include "util/json.hpp"
+
+using namespace ebpfvm;
+using namespace ebpfvm::test;
+
+namespace {
+
+const std::string kFirewall = EBPFVM_EXAMPLE_FIREWALL;
+
+// A capture with known packets for exact counts against examples/firewall.c:
+//   0 UDP/53 from 10.0.0.1   PASS (cfg_udp_port)
+//   1 UDP/123 from 10.0.0.1  DROP
+//   2 TCP/80 from 10.0.0.2   DROP (allowed_tcp empty)
+//   3 ARP                    PASS
+//   4 10 bytes               DROP (no Ethernet header)
+std::string known_capture() {
+  const std::string path = temp_path("known.pcap");
+  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+  pcap_dumper_t* d = pcap_dump_open(dead, path.c_str());
+  REQUIRE(d);
+  PacketSpec ntp;
+  ntp.dport = 123;
+  PacketSpec web;
+  web.l4 = 6;
+  web.dport = 80;
+  web.src4 = {10, 0, 0, 2};
+  const std::vector<std::vector<uint8_t>> pkts = {make_packet({}), make_packet(ntp), make_packet(web), make_arp(),
+                                                  std::vector<uint8_t>(10, 0xee)};
+  for (size_t i = 0; i < pkts.size(); ++i) {
+    pcap_pkthdr h{};
+    h.ts.tv_sec = 1000 + static_cast<long>(i);
+    h.ts.tv_usec = 5;
+    h.caplen = h.len = static_cast<bpf_u_int32>(pkts[i].size());
+    pcap_dump(reinterpret_cast<u_char*>(d), &h, pkts[i].data());
+  }
+  pcap_dump_close(d);
+  pcap_close(dead);
+  return path;
+}
+
+std::string sample_capture(int count) {
+  const std::string path = temp_path("sample" + std::to_string(count) + ".pcap");
+  if (!std::filesystem::exists(path)) REQUIRE(run_process({EBPFVM_GEN_PCAP, path, std::to_string(count)}).exit_code == 0);
+  return path;
+}
+
+Proc ubpf(std::vector<std::string> args) {
+  args.insert(args.begin(), EBPFVM_UBPF_RUN);
+  return run_process(args, "", true);
+}
+
+json::Value json_of(const Proc& p) {
+  INFO(p.out);
+  REQUIRE(p.exit_code == 0);
+  auto v = json::parse(p.out);
+  REQUIRE(v.ok());
+  return *v;
+}
+
+uint64_t count_of(const json::Value& summary, const char* action) {
+  return static_cast<uint64_t>(summary.get("actions")->get(action)->number());
+}
+
+// Packets of a capture file, read back through libpcap.
+std::vector<std::vector<uint8_t>> read_capture(const std::string& path) {
+  char err[PCAP_ERRBUF_SIZE];
+  pcap_t* p = pcap_open_offline(path.c_str(), err);
+  INFO(err);
+  REQUIRE(p);
+  std::vector<std::vector<uint8_t>> out;
+  pcap_pkthdr* h;
+  const u_char* data;
+  while (pcap_next_ex(p, &h, &data) == 1) out.emplace_back(data, data + h->caplen);
+  pcap_close(p);
+  return out;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("ubpf-run: the table, exact verdicts on a known capture") {
+  auto r = ubpf({kFirewall, "--pcap", known_capture()});
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.out.find("program  " + kFirewall + ": xdp_firewall (section xdp, xdp, ") != std::string::npos);
+  CHECK(r.out.find("not verified: this build has no verifier yet") != std::string::npos);
+  CHECK(r.out.find("5 packets") != std::string::npos);
+  CHECK(r.out.find("XDP_DROP                  3    60.0%") != std::string::npos);
+  CHECK(r.out.find("XDP_PASS                  2    40.0%") != std::string::npos);
+}
+
+TEST_CASE("ubpf-run: --json, --global and --map-load change verdicts exactly") {
+  const std::string cap = known_capture();
+  auto plain = json_of(ubpf({kFirewall, "--pcap", cap, "--json"}));
+  CHECK(plain.get("packets")->number() == 5);
+  CHECK(plain.get("engine")->string() == "interp");
+  CHECK(plain.get("verified")->boolean() == false);
+  CHECK(count_of(plain, "XDP_PASS") == 2);
+  CHECK(count_of(plain, "XDP_DROP") == 3);
+  CHECK(plain.get("ns_per_packet")->number() > 0);
+
+  // UDP allowed to 123 instead of 53: packets 0 and 1 swap verdicts.
+  auto ntp = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--global", "cfg_udp_port=123"}));
+  CHECK(count_of(ntp, "XDP_PASS") == 2);
+  // At most one packet per source: 10.0.0.1's second packet is dropped too.
+  auto limited = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--global", "cfg_max_packets=1", "--global", "cfg_udp_port=123"}));
+  CHECK(count_of(limited, "XDP_PASS") == 1);  // only ARP
+
+  // allowed_tcp = {80}: packet 2 passes.
+  const std::string maps = temp_path("allow80.json");
+  std::ofstream(maps) << R"({"allowed_tcp": [{"key": ["0x50", "0x00"], "value": ["0x01"]}]})";
+  auto web = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-load", maps}));
+  CHECK(count_of(web, "XDP_PASS") == 3);
+}
+
+TEST_CASE("ubpf-run: -w writes the packets after the program, readable by libpcap and tcpdump") {
+  const std::string cap = known_capture();
+  const std::string out = temp_path("out.pcap");
+  auto r = ubpf({kFirewall, "--pcap", cap, "-w", out});
+  REQUIRE(r.exit_code == 0);
+  auto in = read_capture(cap), written = read_capture(out);
+  REQUIRE(written.size() == 2);  // the PASS verdicts: packets 0 and 3
+  CHECK(written[0] == in[0]);
+  CHECK(written[1] == in[3]);
+  if (std::filesystem::exists("/usr/bin/tcpdump") || std::filesystem::exists("/usr/sbin/tcpdump")) {
+    auto td = run_process({"tcpdump", "-nn", "-r", out}, "", false);
+    CHECK(td.exit_code == 0);
+    CHECK(std::count(td.out.begin(), td.out.end(), '\n') == 2);
+    CHECK(td.out.find("10.0.0.1.1234 > 10.0.0.2.53: UDP") != std::string::npos);
+  }
+  // pcapng: chosen verdicts, each packet with its verdict as a comment.
+  const std::string ng = temp_path("drops.pcapng");
+  REQUIRE(ubpf({kFirewall, "--pcap", cap, "-w", ng, "--write-actions", "drop"}).exit_code == 0);
+  auto drops = read_capture(ng);
+  REQUIRE(drops.size() == 3);
+  CHECK(drops[2] == in[4]);
+  const std::string bytes = slurp(ng);
+  CHECK(bytes.find("verdict: XDP_DROP") != std::string::npos);
+  CHECK(bytes.find("verdict: XDP_PASS") == std::string::npos);
+  // Read back as input, the pcapng gives the same packets.
+  auto again = json_of(ubpf({kFirewall, "--pcap", ng, "--json"}));
+  CHECK(again.get("packets")->number() == 3);
+}
+
+TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat") {
+  const std::string cap = known_capture();
+  const std::string nd = temp_path("p.ndjson"), dump = temp_path("maps.json");
+  auto s = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--ndjson", nd, "--map-dump", dump, "-c", "4", "--repeat", "3"}));
+  CHECK(s.get("packets")->number() == 4);
+  std::istringstream lines(slurp(nd));
+  std::vector<std::string> recs;
+  for (std::string l; std::getline(lines, l);) recs.push_back(l);
+  REQUIRE(recs.size() == 4);
+  CHECK(recs[1] == "{\"index\":1,\"action\":\"XDP_DROP\",\"len_in\":60,\"len_out\":60,\"worker\":0}");
+  auto maps = json::parse(slurp(dump));
+  REQUIRE(maps.ok());
+  REQUIRE(maps->get("verdicts"));
+  REQUIRE(maps->get("sources"));
+  // 10.0.0.1 sent packets 0 and 1; --repeat runs each 3 times, so its counter says 6.
+  bool found = false;
+  for (const json::Value& e : maps->get("sources")->array()) {
+    const auto& key = e.get("key")->array();
+    if (key[3].string() == "0x01") {
+      found = true;
+      CHECK(e.get("value")->array()[0].string() == "0x06");
+    }
+  }
+  CHECK(found);
+}
+
+TEST_CASE("ubpf-run: one worker or two give the same verdicts and map totals") {
+  const std::string cap = sample_capture(6000);
+  const std::string d1 = temp_path("w1.json"), d2 = temp_path("w2.json");
+  auto one = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--workers", "1", "--map-dump", d1}));
+  auto two = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--workers", "2", "--map-dump", d2}));
+  CHECK(one.get("packets")->number() == 6000);
+  for (const char* a : {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"}) CHECK(count_of(one, a) == count_of(two, a));
+  // The LRU map of sources holds the same entries; per-CPU verdict counters add up to the same.
+  auto m1 = json::parse(slurp(d1)), m2 = json::parse(slurp(d2));
+  REQUIRE((m1.ok() && m2.ok()));
+  CHECK(m1->get("sources")->array().size() == m2->get("sources")->array().size());
+  auto total = [](const json::Value& maps) {
+    uint64_t sum = 0;
+    for (const json::Value& e : maps.get("verdicts")->array())
+      for (const json::Value& cpu : e.get("values")->array())
+        for (int b = 0; b < 8; ++b)  // the u64 packets field, little-endian
+          sum += std::stoull(cpu.get("value")->array()[static_cast<size_t>(b)].string(), nullptr, 16) << (8 * b);
+    return sum;
+  };
+  CHECK(total(*m1) == 6000);
+  CHECK(total(*m2) == 6000);
+  CHECK(m2->get("verdicts")->array()[0].get("values")->array().size() == 2);
+}
+
+TEST_CASE("ubpf-run: bpf_printk output to a file") {
+  const std::string log = temp_path("printk.txt");
+  auto r = ubpf({program_path("helpers"), "--prog", "misc", "--pcap", known_capture(), "-c", "2", "--printk", log});
+  INFO(r.out);
+  REQUIRE(r.exit_code == 0);
+  CHECK(slurp(log) == "[0] hello 42 xdp\n[0] hello 42 xdp\n");
+}
+
+TEST_CASE("ubpf-run: maps and disasm subcommands") {
+  auto maps = ubpf({"maps", kFirewall});
+  REQUIRE(maps.exit_code == 0);
+  CHECK(maps.out.find("sources                  lru_hash                4       16         4096") != std::string::npos);
+  CHECK(maps.out.find(".rodata                  array                   4       10            1") != std::string::npos);
+  auto dis = ubpf({"disasm", kFirewall});
+  REQUIRE(dis.exit_code == 0);
+  CHECK(dis.out.find("xdp_firewall (section xdp, xdp, ") != std::string::npos);
+  CHECK(dis.out.find("; map verdicts") != std::string::npos);
+  CHECK(dis.out.find("; firewall.c:") != std::string::npos);
+}
+
+TEST_CASE("ubpf-run: every error gives one line and its exit status") {
+  const std::string cap = known_capture();
+  auto expect = [](const Proc& p, int code, const std::string& text, long lines = 1) {
+    INFO(p.out);
+    CHECK(p.exit_code == code);
+    CHECK(p.out.find(text) != std::string::npos);
+    CHECK(std::count(p.out.begin(), p.out.end(), '\n') == lines);
+  };
+  expect(ubpf({"/nonexistent.o", "--pcap", cap}), 1, "/nonexistent.o: cannot open: No such file or directory");
+  expect(ubpf({cap, "--pcap", cap}), 1, "not an ELF file");
+  expect(ubpf({kFirewall, "--pcap", "/nonexistent.pcap"}), 2, "/nonexistent.pcap: cannot open");
+  expect(ubpf({kFirewall, "--pcap", kFirewall}), 2, "not a pcap or pcapng file");
+  expect(ubpf({kFirewall, "--pcap", cap, "--prog", "nope"}), 1, "no program or section 'nope'");
+  expect(ubpf({kFirewall, "--pcap", cap, "--engine", "jit"}), 2, "--engine jit: this build has no JIT yet");
+  expect(ubpf({kFirewall, "--pcap", cap, "--frobnicate"}), 2, "frobnicate");
+  expect(ubpf({kFirewall, "--pcap", cap, "--global", "nope=1"}), 2, "no global variable 'nope'");
+  expect(ubpf({kFirewall, "--pcap", cap, "--global", "cfg_udp_port=70000"}), 2, "does not fit in 2 bytes");
+  const std::string bad_map = temp_path("bad.json");
+  std::ofstream(bad_map) << R"({"allowed_tcp": [{"key": ["0x50"], "value": ["0x01"]}]})";
+  expect(ubpf({kFirewall, "--pcap", cap, "--map-load", bad_map}), 2, "entry 0 key is 1 bytes, the map's is 2");
+  std::ofstream(bad_map) << R"({"nope": []})";
+  expect(ubpf({kFirewall, "--pcap", cap, "--map-load", bad_map}), 2, "no map 'nope'");
+
+  // A capture cut in the middle of a packet: an error naming the packet, and no output file.
+  const std::string cut = temp_path("cut.pcap"), out = temp_path("never.pcap");
+  const std::string whole = slurp(cap);
+  std::ofstream(cut, std::ios::binary) << whole.substr(0, whole.size() - 5);
+  expect(ubpf({kFirewall, "--pcap", cut, "-w", out}), 2, "packet 5 at byte");
+  CHECK_FALSE(std::filesystem::exists(out));
+  // A link type other than Ethernet.
+  std::string raw_ip = whole;
+  raw_ip[20] = 101;
+  const std::string rawp = temp_path("raw.pcap");
+  std::ofstream(rawp, std::ios::binary) << raw_ip;
+  expect(ubpf({kFirewall, "--pcap", rawp}), 2, "raw IP captures are not supported");
+
+  // A program that reads past the packet: a runtime fault, exit 3, naming packet and instruction.
+  auto fault = ubpf({program_path("faulty"), "--pcap", cap, "-w", out});
+  expect(fault, 3, "packet 1: ", 2);  // the error, then the C source line
+  CHECK(fault.out.find("out-of-bounds read of 1 bytes") != std::string::npos);
+  CHECK(fault.out.find("faulty.c:") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(out));
+}

@@ -1,0 +1,391 @@
+// ubpf-run: run XDP programs from BPF objects over pcap captures.
+//   ubpf-run PROG.o --pcap IN.pcap [options]     run (the default subcommand)
+//   ubpf-run disasm PROG.o [--prog NAME]          linked code, with maps and source lines
+//   ubpf-run maps PROG.o                          the maps the object declares
+// Exit status: 0 ran, 1 the object did not load, 2 usage error, 3 runtime fault.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "common.hpp"
+#include "pcap.hpp"
+#include "runner.hpp"
+
+namespace {
+
+using ebpfvm::Error;
+using ebpfvm::Object;
+
+constexpr int kLoadFailure = 1, kUsage = 2, kFault = 3;
+
+int fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "ubpf-run: %s\n", msg.c_str());
+  return code;
+}
+int fail(int code, const Error& e) { return fail(code, e.to_string()); }
+
+struct Options {
+  std::string object, prog, section, type, engine = "interp", pcap, write, write_actions = "pass,tx,redirect", ndjson,
+      map_load, map_dump, printk;
+  std::vector<std::string> globals;
+  uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000;
+  uint32_t ifindex = 1, rxq = 0, workers = 1;
+  bool json = false, no_verify = false;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// NAME=VALUE: an integer (decimal or 0x hex) stored little-endian in the variable's size, or
+// hex:BYTES for any size.
+ebpfvm::Result<void> set_global(Object& obj, const std::string& arg) {
+  auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--global " + arg + ": expected NAME=VALUE");
+  const std::string name = arg.substr(0, eq), value = arg.substr(eq + 1);
+  const Object::Global* g = nullptr;
+  for (const auto& x : obj.globals())
+    if (x.name == name) g = &x;
+  if (!g) return obj.set_global(name, {});  // names the missing variable
+  std::vector<uint8_t> bytes;
+  if (value.rfind("hex:", 0) == 0) {
+    auto b = ebpfvm::tools::parse_hex(value.substr(4));
+    if (!b) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--global " + name + ": " + b.error().message);
+    bytes = *b;
+  } else {
+    errno = 0;
+    char* end = nullptr;
+    const bool neg = !value.empty() && value[0] == '-';
+    uint64_t v = neg ? static_cast<uint64_t>(std::strtoll(value.c_str(), &end, 0)) : std::strtoull(value.c_str(), &end, 0);
+    if (value.empty() || *end || errno) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--global " + name + ": '" + value + "' is not a number (use hex:BYTES for raw bytes)");
+    if (g->size > 8) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--global " + name + " is " + std::to_string(g->size) + " bytes: give it as hex:BYTES");
+    if (!neg && g->size < 8 && v >> (g->size * 8)) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--global " + name + ": " + value + " does not fit in " + std::to_string(g->size) + " bytes");
+    bytes.resize(g->size);
+    std::memcpy(bytes.data(), &v, g->size);
+  }
+  return obj.set_global(name, bytes);
+}
+
+ebpfvm::Result<std::string> read_text(const std::string& path) {
+  auto b = ebpfvm::tools::read_file(path);
+  if (!b) return b.error();
+  return std::string(b->begin(), b->end());
+}
+
+// Opens the object and picks the program: --prog, else --section, else the only program.
+ebpfvm::Result<std::string> pick_program(const Object& obj, const Options& o) {
+  if (!o.prog.empty()) return o.prog;
+  std::vector<std::string> names;
+  for (const auto& p : obj.programs())
+    if (o.section.empty() || p.section == o.section) names.push_back(p.name);
+  if (names.size() == 1) return names[0];
+  std::string all;
+  for (const auto& p : obj.programs()) all += "\n  " + p.name + " (section " + p.section + ")";
+  if (names.empty()) return ebpfvm::make_error(ebpfvm::Errc::NotFound, "no program in section '" + o.section + "'; programs:" + all);
+  return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "the object has several programs; choose one with --prog:" + all);
+}
+
+ebpfvm::Result<Object> open_object(const Options& o, const std::string& program) {
+  auto obj = Object::open(o.object);
+  if (!obj) return obj.error();
+  if (!o.type.empty()) {
+    auto t = ebpfvm::prog_type_from_string(o.type);
+    if (!t) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--type " + o.type + ": expected xdp, tc or socket");
+    for (const auto& p : obj->programs())
+      if (program.empty() || p.name == program) (void)obj->set_program_type(p.name, *t);
+  }
+  return obj;
+}
+
+std::string human_bytes(uint64_t b) {
+  char buf[32];
+  if (b >= 10'000'000) std::snprintf(buf, sizeof buf, "%.1f MB", b / 1e6);
+  else if (b >= 10'000) std::snprintf(buf, sizeof buf, "%.1f kB", b / 1e3);
+  else std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
+  return buf;
+}
+
+void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t) {
+  std::printf("program  %s: %s (section %s, %s, %zu instructions)\n", o.object.c_str(), p.name().c_str(), p.section().c_str(),
+              std::string(ebpfvm::to_string(p.type())).c_str(), p.code().slot_count());
+  std::printf("engine   interpreter, every access checked at run time (not verified: this build has no verifier yet)\n");
+  std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
+              o.workers, o.workers == 1 ? "" : "s");
+  std::printf("\n%-14s %12s %8s %14s\n", "action", "packets", "%", "bytes");
+  for (int a = 0; a <= 4; ++a)
+    std::printf("%-14s %12" PRIu64 " %7.1f%% %14" PRIu64 "\n", std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a))).c_str(),
+                t.actions[a], t.packets ? 100.0 * t.actions[a] / t.packets : 0.0, t.action_bytes[a]);
+  for (const auto& [target, n] : t.redirects) std::printf("  -> %-30s %8" PRIu64 "\n", target.c_str(), n);
+  const double runs = static_cast<double>(t.packets) * static_cast<double>(o.repeat);
+  std::printf("\ntime     %.3f s; program %.1f ns/packet, end to end %.1f ns/packet (%.2f Mpps)\n", t.wall_ns / 1e9,
+              runs ? t.program_ns / runs : 0.0, t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0,
+              t.wall_ns ? t.packets * 1e3 / static_cast<double>(t.wall_ns) : 0.0);
+}
+
+void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t) {
+  std::ostringstream s;
+  auto q = [](const std::string& x) {
+    std::string out = "\"";
+    for (char c : x) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    return out + "\"";
+  };
+  s << "{\"file\":" << q(o.object) << ",\"program\":" << q(p.name()) << ",\"section\":" << q(p.section())
+    << ",\"type\":" << q(std::string(ebpfvm::to_string(p.type()))) << ",\"instructions\":" << p.code().slot_count()
+    << ",\"engine\":\"interp\",\"verified\":false,\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"actions\":{";
+  for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.actions[a];
+  s << "},\"bytes\":{";
+  for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.action_bytes[a];
+  s << "},\"redirects\":{";
+  bool first = true;
+  for (const auto& [target, n] : t.redirects) {
+    s << (first ? "" : ",") << q(target) << ":" << n;
+    first = false;
+  }
+  const double runs = static_cast<double>(t.packets) * static_cast<double>(o.repeat);
+  s << "},\"ns_per_packet\":" << (runs ? t.program_ns / runs : 0.0)
+    << ",\"ns_per_packet_total\":" << (t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0)
+    << ",\"packets_per_second\":" << (t.wall_ns ? t.packets * 1e9 / static_cast<double>(t.wall_ns) : 0.0) << "}";
+  std::puts(s.str().c_str());
+}
+
+// Writes `text` to `path` through a temporary name.
+ebpfvm::Result<void> write_text(const std::string& path, const std::string& text) {
+  return ebpfvm::tools::write_file_atomic(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
+}
+
+int cmd_run(const Options& o) {
+  if (o.engine == "jit") return fail(kUsage, "--engine jit: this build has no JIT yet; use --engine interp");
+  if (o.engine != "interp") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
+  if (o.workers == 0 || o.workers > 256) return fail(kUsage, "--workers must be 1 to 256");
+  if (o.repeat == 0) return fail(kUsage, "--repeat must be at least 1");
+  ubpf::RunConfig cfg;
+  if (!o.write.empty()) {
+    cfg.write_actions.fill(false);
+    std::stringstream ss(o.write_actions);
+    for (std::string a; std::getline(ss, a, ',');) {
+      const char* names[] = {"aborted", "drop", "pass", "tx", "redirect"};
+      bool known = a == "all";
+      for (int i = 0; i < 5; ++i)
+        if (a == names[i] || a == "all") cfg.write_actions[i] = known = true;
+      if (!known) return fail(kUsage, "--write-actions " + a + ": expected aborted, drop, pass, tx, redirect or all");
+    }
+  }
+  auto input = ubpf::CaptureReader::open(o.pcap);
+  if (!input) return fail(kUsage, input.error());
+
+  auto preliminary = Object::open(o.object);
+  if (!preliminary) return fail(kLoadFailure, preliminary.error());
+  auto program = pick_program(*preliminary, o);
+  if (!program) return fail(kUsage, program.error());
+  auto obj = open_object(o, *program);
+  if (!obj) return fail(kLoadFailure, obj.error());
+  for (const std::string& g : o.globals)
+    if (auto r = set_global(*obj, g); !r) return fail(kUsage, r.error());
+
+  std::mutex printk_mu;
+  FILE* printk_out = stderr;
+  std::string printk_tmp;
+  if (!o.printk.empty()) {
+    printk_tmp = o.printk + ".tmp." + std::to_string(getpid());
+    printk_out = std::fopen(printk_tmp.c_str(), "w");
+    if (!printk_out) return fail(kUsage, o.printk + ": cannot create: " + std::strerror(errno));
+  }
+  ebpfvm::LoadOptions lo;
+  lo.workers = o.workers;
+  lo.insn_budget = o.budget;
+  lo.env.seed = o.seed;
+  lo.env.printk = [&](uint32_t w, std::string_view m) {
+    std::lock_guard lk(printk_mu);
+    std::fprintf(printk_out, "[%u] %.*s\n", w, static_cast<int>(m.size()), m.data());
+  };
+  if (auto r = obj->load(lo); !r) return fail(kLoadFailure, r.error());
+  auto prog = obj->program(*program);
+  if (!prog) return fail(kLoadFailure, prog.error());
+  if (prog->type() != ebpfvm::ProgType::Xdp)
+    return fail(kUsage, "program '" + prog->name() + "' is " + std::string(ebpfvm::to_string(prog->type())) +
+                            ", not XDP (give --type xdp if its section name misleads)");
+  if (!o.map_load.empty()) {
+    auto text = read_text(o.map_load);
+    if (!text) return fail(kUsage, text.error());
+    if (auto r = obj->load_maps_json(*text); !r) return fail(kUsage, o.map_load + ": " + r.error().to_string());
+  }
+
+  std::unique_ptr<ubpf::CaptureWriter> writer;
+  if (!o.write.empty()) {
+    auto w = ubpf::CaptureWriter::create(o.write, ends_with(o.write, ".pcapng"), (*input)->nanosecond());
+    if (!w) return fail(kUsage, w.error());
+    writer = std::move(*w);
+    cfg.writer = writer.get();
+  }
+  std::string ndjson_tmp;
+  if (!o.ndjson.empty()) {
+    ndjson_tmp = o.ndjson + ".tmp." + std::to_string(getpid());
+    cfg.ndjson = std::fopen(ndjson_tmp.c_str(), "w");
+    if (!cfg.ndjson) return fail(kUsage, o.ndjson + ": cannot create: " + std::strerror(errno));
+  }
+  cfg.workers = o.workers;
+  cfg.count = o.count;
+  cfg.ifindex = o.ifindex;
+  cfg.rxq = o.rxq;
+  cfg.repeat = o.repeat;
+  const bool tty = isatty(STDERR_FILENO);
+  const auto started = std::chrono::steady_clock::now();
+  bool drew = false;
+  const uint64_t total = (*input)->file_size();
+  if (tty)
+    cfg.progress = [&](uint64_t done) {
+      if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) return;
+      const int pct = total ? static_cast<int>(100.0 * done / total) : 100;
+      std::fprintf(stderr, "\r[%-40s] %3d%%", std::string(static_cast<size_t>(pct * 40 / 100), '=').c_str(), pct);
+      drew = true;
+    };
+  auto totals = ubpf::run_capture(*prog, **input, cfg);
+  if (drew) std::fprintf(stderr, "\r%60s\r", "");
+  auto cleanup = [&] {
+    if (cfg.ndjson) std::fclose(cfg.ndjson);
+    if (!ndjson_tmp.empty()) std::remove(ndjson_tmp.c_str());
+    if (printk_out != stderr) std::fclose(printk_out);
+    if (!printk_tmp.empty()) std::remove(printk_tmp.c_str());
+  };
+  if (!totals) {
+    cleanup();
+    return fail(kUsage, totals.error());
+  }
+  if (totals->fault) {
+    cleanup();
+    return fail(kFault, "packet " + std::to_string(totals->fault_packet + 1) + ": " + totals->fault->to_string());
+  }
+  if (writer)
+    if (auto r = writer->finish(); !r) return fail(kUsage, r.error());
+  if (cfg.ndjson) {
+    const bool ok = std::fclose(cfg.ndjson) == 0;
+    cfg.ndjson = nullptr;
+    if (!ok || std::rename(ndjson_tmp.c_str(), o.ndjson.c_str()) != 0) return fail(kUsage, o.ndjson + ": cannot write");
+    ndjson_tmp.clear();
+  }
+  if (printk_out != stderr) {
+    std::fclose(printk_out);
+    printk_out = stderr;
+    if (std::rename(printk_tmp.c_str(), o.printk.c_str()) != 0) return fail(kUsage, o.printk + ": cannot write");
+    printk_tmp.clear();
+  }
+  if (!o.map_dump.empty())
+    if (auto r = write_text(o.map_dump, obj->dump_maps_json() + "\n"); !r) return fail(kUsage, r.error());
+  if (o.json) print_json(o, *prog, *totals);
+  else print_table(o, *prog, *totals);
+  return 0;
+}
+
+int cmd_maps(const Options& o) {
+  auto obj = Object::open(o.object);
+  if (!obj) return fail(kLoadFailure, obj.error());
+  std::printf("%-24s %-18s %6s %8s %12s %8s\n", "name", "type", "key", "value", "max_entries", "flags");
+  for (const ebpfvm::MapSpec& m : obj->map_specs())
+    std::printf("%-24s %-18s %6u %8u %12u %#8x\n", m.name.c_str(), std::string(ebpfvm::to_string(m.type)).c_str(), m.key_size,
+                m.value_size, m.max_entries, m.map_flags);
+  return 0;
+}
+
+int cmd_disasm(const Options& o) {
+  auto obj = open_object(o, o.prog);
+  if (!obj) return fail(kLoadFailure, obj.error());
+  ebpfvm::LoadOptions lo;
+  if (auto r = obj->load(lo); !r) return fail(kLoadFailure, r.error());
+  bool any = false;
+  for (const ebpfvm::ProgramInfo& info : obj->programs()) {
+    if (!o.prog.empty() && info.name != o.prog) continue;
+    any = true;
+    auto p = obj->program(info.name);
+    if (!p) {
+      std::printf("%s: %s\n\n", info.name.c_str(), p.error().message.c_str());
+      continue;
+    }
+    std::printf("%s (section %s, %s, %zu instructions):\n", info.name.c_str(), info.section.c_str(),
+                std::string(ebpfvm::to_string(info.type)).c_str(), p->code().slot_count());
+    std::istringstream lines(p->code().disassemble());
+    std::string last_source;
+    for (std::string line; std::getline(lines, line);) {
+      const uint32_t insn = static_cast<uint32_t>(std::strtoul(line.c_str(), nullptr, 10));
+      if (auto src = p->source_line(insn)) {
+        std::string where = src->file.substr(src->file.rfind('/') + 1) + ":" + std::to_string(src->line);
+        if (where != last_source) std::printf("; %s%s%s\n", where.c_str(), src->text.empty() ? "" : ": ", src->text.c_str());
+        last_source = where;
+      }
+      std::string note;
+      const auto map_at = line.find("map_idx(");
+      if (map_at != std::string::npos) {
+        const size_t idx = std::strtoul(line.c_str() + map_at + 8, nullptr, 10);
+        if (idx < obj->map_specs().size()) note = "  ; map " + obj->map_specs()[idx].name;
+      }
+      std::printf("%s%s\n", line.c_str(), note.c_str());
+    }
+    std::printf("\n");
+  }
+  if (!any) return fail(kUsage, "no program '" + o.prog + "'");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // `run` is the default subcommand: `ubpf-run prog.o --pcap x.pcap`.
+  std::vector<std::string> args(argv, argv + argc);
+  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "-h" &&
+      args[1] != "--help")
+    args.insert(args.begin() + 1, "run");
+  std::vector<char*> av;
+  for (auto& a : args) av.push_back(a.data());
+
+  Options o;
+  CLI::App app{"ubpf-run: run XDP programs from BPF objects (clang -target bpf) over pcap captures"};
+  app.require_subcommand(1);
+  auto* run = app.add_subcommand("run", "run a program over a capture (the default)");
+  run->add_option("object", o.object, "BPF object (.o)")->required();
+  run->add_option("--pcap", o.pcap, "input capture, pcap or pcapng, Ethernet")->required();
+  run->add_option("--prog", o.prog, "program (function name)");
+  run->add_option("--section", o.section, "program by ELF section");
+  run->add_option("--type", o.type, "program type when the section name does not tell: xdp, tc, socket");
+  run->add_option("--engine", o.engine, "interp (jit when the JIT lands)");
+  run->add_flag("--no-verify", o.no_verify, "run without verification (the only mode until the verifier lands)");
+  run->add_option("-c,--count", o.count, "stop after N packets");
+  run->add_option("--ifindex", o.ifindex, "xdp_md.ingress_ifindex (default 1)");
+  run->add_option("--rxq", o.rxq, "xdp_md.rx_queue_index (default 0)");
+  run->add_option("--map-load", o.map_load, "preload maps: {\"map\": [bpftool -j map dump entries], ...}");
+  run->add_option("--global", o.globals, "set a .rodata/.data/.bss variable before load: NAME=VALUE or NAME=hex:BYTES");
+  run->add_option("--seed", o.seed, "seed of bpf_get_prandom_u32 (default: random)");
+  run->add_option("--workers", o.workers, "threads; packets are sharded by flow (default 1)");
+  run->add_option("-w,--write", o.write, "write packets after the program (.pcapng: with their verdicts)");
+  run->add_option("--write-actions", o.write_actions, "which verdicts -w writes: aborted,drop,pass,tx,redirect,all (default pass,tx,redirect)");
+  run->add_flag("--json", o.json, "print one JSON summary instead of the table");
+  run->add_option("--ndjson", o.ndjson, "write one JSON record per packet");
+  run->add_option("--map-dump", o.map_dump, "write every map at the end as JSON");
+  run->add_option("--printk", o.printk, "bpf_printk output (default: stderr)");
+  run->add_option("--repeat", o.repeat, "run each packet N times (restoring it) to measure");
+  run->add_option("--budget", o.budget, "instructions one run may execute (default 100000000)");
+  auto* maps = app.add_subcommand("maps", "list the maps an object declares");
+  maps->add_option("object", o.object, "BPF object (.o)")->required();
+  auto* dis = app.add_subcommand("disasm", "disassemble the linked programs, with maps and source lines");
+  dis->add_option("object", o.object, "BPF object (.o)")->required();
+  dis->add_option("--prog", o.prog, "only this program");
+  dis->add_option("--type", o.type, "program type when the section name does not tell");
+  try {
+    app.parse(static_cast<int>(av.size()), av.data());
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "ubpf-run: %s\n", e.what());
+    return kUsage;
+  }
+  if (*maps) return cmd_maps(o);
+  if (*dis) return cmd_disasm(o);
+  return cmd_run(o);
+}

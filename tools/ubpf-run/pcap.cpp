@@ -1,0 +1,253 @@
+#include "pcap.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace ubpf {
+namespace {
+
+constexpr uint32_t kPcapMagicUsec = 0xa1b2c3d4, kPcapMagicNsec = 0xa1b23c4d, kNgSection = 0x0a0d0d0a,
+                   kNgByteOrder = 0x1a2b3c4d, kNgIdb = 1, kNgSpb = 3, kNgEpb = 6;
+constexpr uint32_t kLinkEthernet = 1;
+constexpr uint32_t kMaxSnap = 256 * 1024;
+
+std::string link_name(uint32_t lt) {
+  switch (lt) {
+    case 0: return "BSD loopback";
+    case 101: return "raw IP";
+    case 113: return "Linux cooked (SLL)";
+    case 127: return "802.11 radiotap";
+    case 276: return "Linux cooked v2 (SLL2)";
+    default: return "link type " + std::to_string(lt);
+  }
+}
+
+ebpfvm::Error io_error(const std::string& path, const std::string& what) {
+  ebpfvm::Error e = ebpfvm::make_error(ebpfvm::Errc::Io, what + ": " + std::strerror(errno));
+  e.where.file = path;
+  return e;
+}
+
+}  // namespace
+
+ebpfvm::Error CaptureReader::bad(const std::string& msg) const {
+  ebpfvm::Error e = ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, msg);
+  e.where.file = path_;
+  return e;
+}
+
+uint32_t CaptureReader::rd32(uint64_t off) const {
+  uint32_t v;
+  std::memcpy(&v, base_ + off, 4);
+  return swap_ ? __builtin_bswap32(v) : v;
+}
+uint16_t CaptureReader::rd16(uint64_t off) const {
+  uint16_t v;
+  std::memcpy(&v, base_ + off, 2);
+  return swap_ ? __builtin_bswap16(v) : v;
+}
+
+ebpfvm::Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& path) {
+  std::unique_ptr<CaptureReader> r(new CaptureReader);
+  r->path_ = path;
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return io_error(path, "cannot open");
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    ::close(fd);
+    return io_error(path, "cannot stat");
+  }
+  r->size_ = static_cast<uint64_t>(st.st_size);
+  if (r->size_ > 0) {
+    void* m = mmap(nullptr, r->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      ::close(fd);
+      return io_error(path, "cannot map");
+    }
+    madvise(m, r->size_, MADV_SEQUENTIAL);
+    r->base_ = static_cast<const uint8_t*>(m);
+  }
+  ::close(fd);
+  if (r->size_ < 4) return r->bad("not a pcap or pcapng file (too short)");
+  uint32_t magic;
+  std::memcpy(&magic, r->base_, 4);
+  if (magic == kNgSection) {
+    r->ng_ = true;
+    return r;
+  }
+  for (bool swap : {false, true}) {
+    uint32_t m = swap ? __builtin_bswap32(magic) : magic;
+    if (m == kPcapMagicUsec || m == kPcapMagicNsec) {
+      r->swap_ = swap;
+      r->nsec_ = m == kPcapMagicNsec;
+      if (r->size_ < 24) return r->bad("pcap file header is truncated");
+      const uint32_t link = r->rd32(20) & 0x0fffffff;
+      if (link != kLinkEthernet) return r->bad(link_name(link) + " captures are not supported: ubpf-run reads Ethernet (link type 1)");
+      r->pos_ = 24;
+      return r;
+    }
+  }
+  return r->bad("not a pcap or pcapng file (unknown magic number)");
+}
+
+CaptureReader::~CaptureReader() {
+  if (base_) munmap(const_cast<uint8_t*>(base_), size_);
+}
+
+ebpfvm::Result<bool> CaptureReader::next(Packet& out) { return ng_ ? next_pcapng(out) : next_pcap(out); }
+
+ebpfvm::Result<bool> CaptureReader::next_pcap(Packet& out) {
+  if (pos_ == size_) return false;
+  if (size_ - pos_ < 16)
+    return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) + ": record header is truncated");
+  const uint32_t incl = rd32(pos_ + 8);
+  if (incl > kMaxSnap)
+    return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) + ": length " + std::to_string(incl) + " is not plausible");
+  if (size_ - pos_ - 16 < incl)
+    return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) + " is truncated: " +
+               std::to_string(incl) + " bytes announced, " + std::to_string(size_ - pos_ - 16) + " left in the file");
+  out.index = count_++;
+  out.ts_ns = uint64_t{rd32(pos_)} * 1'000'000'000ull + uint64_t{rd32(pos_ + 4)} * (nsec_ ? 1 : 1000);
+  out.orig_len = rd32(pos_ + 12);
+  out.data = {base_ + pos_ + 16, incl};
+  pos_ += 16 + incl;
+  return true;
+}
+
+ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
+  while (pos_ < size_) {
+    if (size_ - pos_ < 12) return bad("block at byte " + std::to_string(pos_) + " is truncated");
+    uint32_t type;
+    std::memcpy(&type, base_ + pos_, 4);
+    if (type == kNgSection) {
+      uint32_t bom;
+      std::memcpy(&bom, base_ + pos_ + 8, 4);
+      if (bom == kNgByteOrder) swap_ = false;
+      else if (bom == __builtin_bswap32(kNgByteOrder)) swap_ = true;
+      else return bad("section header at byte " + std::to_string(pos_) + " has no valid byte-order magic");
+      ifaces_.clear();
+    } else if (swap_) {
+      type = __builtin_bswap32(type);
+    }
+    const uint32_t len = rd32(pos_ + 4);
+    if (len < 12 || len % 4 || len > size_ - pos_)
+      return bad("block at byte " + std::to_string(pos_) + " is truncated or has a bad length (" + std::to_string(len) + ")");
+    const uint64_t b = pos_;
+    pos_ += len;
+    if (type == kNgIdb) {
+      if (len < 20) return bad("interface block at byte " + std::to_string(b) + " is too short");
+      const uint16_t link = rd16(b + 8);
+      if (link != kLinkEthernet) return bad(link_name(link) + " captures are not supported: ubpf-run reads Ethernet (link type 1)");
+      Iface iface;
+      // Options: if_tsresol (9) changes the timestamp unit.
+      for (uint64_t o = b + 16; o + 4 <= b + len - 4;) {
+        const uint16_t code = rd16(o), olen = rd16(o + 2);
+        if (code == 0) break;
+        if (code == 9 && olen >= 1 && o + 4 < b + len) {
+          const uint8_t res = base_[o + 4];
+          const uint64_t units = (res & 0x80) ? (1ull << (res & 0x7f)) : [&] { uint64_t u = 1; for (int i = 0; i < (res & 0x7f) && i < 19; ++i) u *= 10; return u; }();
+          iface.ts_per_sec = units ? units : 1'000'000;
+        }
+        o += 4 + ((olen + 3u) & ~3u);
+      }
+      ifaces_.push_back(iface);
+    } else if (type == kNgEpb || type == kNgSpb) {
+      const bool epb = type == kNgEpb;
+      const uint64_t hdr = epb ? 28 : 16;
+      if (len < hdr + 4) return bad("packet block at byte " + std::to_string(b) + " is too short");
+      const uint32_t iface = epb ? rd32(b + 8) : 0;
+      if (iface >= ifaces_.size()) return bad("packet block at byte " + std::to_string(b) + " names interface " + std::to_string(iface) + ", which was not described");
+      const uint32_t cap = epb ? rd32(b + 20) : std::min<uint32_t>(rd32(b + 8), len - 16);
+      if (cap > len - hdr - 4) return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(b) + " is truncated");
+      out.index = count_++;
+      out.orig_len = epb ? rd32(b + 24) : rd32(b + 8);
+      out.data = {base_ + b + hdr, cap};
+      out.ts_ns = 0;
+      if (epb) {
+        const uint64_t ts = (uint64_t{rd32(b + 12)} << 32) | rd32(b + 16);
+        const uint64_t per = ifaces_[iface].ts_per_sec;
+        out.ts_ns = ts / per * 1'000'000'000ull + ts % per * 1'000'000'000ull / per;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
+// ---- writer ---------------------------------------------------------------------------------------
+ebpfvm::Result<std::unique_ptr<CaptureWriter>> CaptureWriter::create(const std::string& path, bool pcapng, bool nanosecond) {
+  std::unique_ptr<CaptureWriter> w(new CaptureWriter);
+  w->path_ = path;
+  w->tmp_ = path + ".tmp." + std::to_string(getpid());
+  w->ng_ = pcapng;
+  w->nsec_ = nanosecond;
+  w->f_ = std::fopen(w->tmp_.c_str(), "wb");
+  if (!w->f_) return io_error(path, "cannot create");
+  std::setvbuf(w->f_, nullptr, _IOFBF, 1 << 20);
+  if (!pcapng) {
+    const uint32_t hdr[6] = {nanosecond ? kPcapMagicNsec : kPcapMagicUsec, 0x00040002u, 0, 0, 262144, kLinkEthernet};
+    std::fwrite(hdr, sizeof hdr, 1, w->f_);
+  } else {
+    const uint32_t shb[7] = {kNgSection, 28, kNgByteOrder, 0x00000001u, 0xffffffffu, 0xffffffffu, 28};
+    std::fwrite(shb, sizeof shb, 1, w->f_);
+    // IDB: Ethernet, snaplen 0 (none), if_tsresol = 9 (nanoseconds).
+    const uint32_t idb[8] = {kNgIdb, 32, kLinkEthernet, 0, 0x00010009u, 9, 0, 32};
+    std::fwrite(idb, sizeof idb, 1, w->f_);
+  }
+  return w;
+}
+
+void CaptureWriter::write(uint64_t ts_ns, std::span<const uint8_t> data, uint32_t orig_len, std::string_view comment) {
+  const uint32_t cap = static_cast<uint32_t>(data.size());
+  orig_len = std::max(orig_len, cap);
+  if (!ng_) {
+    const uint32_t sub = static_cast<uint32_t>(nsec_ ? ts_ns % 1'000'000'000ull : ts_ns % 1'000'000'000ull / 1000);
+    const uint32_t rec[4] = {static_cast<uint32_t>(ts_ns / 1'000'000'000ull), sub, cap, orig_len};
+    std::fwrite(rec, sizeof rec, 1, f_);
+    std::fwrite(data.data(), 1, cap, f_);
+    return;
+  }
+  const uint32_t pad = (4 - cap % 4) % 4;
+  const uint32_t clen = static_cast<uint32_t>(comment.size()), cpad = (4 - clen % 4) % 4;
+  const uint32_t opts = comment.empty() ? 0 : 4 + clen + cpad + 4;
+  const uint32_t len = 28 + cap + pad + opts + 4;
+  const uint32_t hdr[7] = {kNgEpb, len, 0, static_cast<uint32_t>(ts_ns >> 32), static_cast<uint32_t>(ts_ns), cap, orig_len};
+  std::fwrite(hdr, sizeof hdr, 1, f_);
+  std::fwrite(data.data(), 1, cap, f_);
+  const uint8_t zeros[4] = {};
+  std::fwrite(zeros, 1, pad, f_);
+  if (!comment.empty()) {
+    const uint16_t opt[2] = {1, static_cast<uint16_t>(clen)};  // opt_comment
+    std::fwrite(opt, sizeof opt, 1, f_);
+    std::fwrite(comment.data(), 1, clen, f_);
+    std::fwrite(zeros, 1, cpad, f_);
+    std::fwrite(zeros, 1, 4, f_);  // opt_endofopt
+  }
+  std::fwrite(&len, 4, 1, f_);
+}
+
+ebpfvm::Result<void> CaptureWriter::finish() {
+  const bool ok = std::ferror(f_) == 0;
+  const bool closed = std::fclose(f_) == 0;
+  f_ = nullptr;
+  if (!ok || !closed || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    auto e = io_error(path_, "cannot write");
+    std::remove(tmp_.c_str());
+    return e;
+  }
+  return {};
+}
+
+CaptureWriter::~CaptureWriter() {
+  if (f_) {
+    std::fclose(f_);
+    std::remove(tmp_.c_str());
+  }
+}
+
+}  // namespace ubpf

@@ -1,0 +1,233 @@
+#include "runner.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+namespace ubpf {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kChunk = 4096;
+
+uint64_t ns_since(Clock::time_point t) {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
+}
+
+// A flow hash over the 5-tuple (IPv4/IPv6 after at most one VLAN tag), the MACs otherwise.
+uint32_t flow_hash(std::span<const uint8_t> p) {
+  auto fnv = [](uint32_t h, const uint8_t* b, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 16777619u;
+    return h;
+  };
+  uint32_t h = 2166136261u;
+  if (p.size() < 14) return fnv(h, p.data(), p.size());
+  size_t off = 12;
+  uint16_t type = static_cast<uint16_t>(p[off] << 8 | p[off + 1]);
+  if (type == 0x8100 && p.size() >= 18) {
+    off += 4;
+    type = static_cast<uint16_t>(p[off] << 8 | p[off + 1]);
+  }
+  off += 2;
+  size_t l4 = 0;
+  uint8_t proto = 0;
+  if (type == 0x0800 && p.size() >= off + 20) {
+    h = fnv(h, &p[off + 12], 8);
+    proto = p[off + 9];
+    l4 = off + (p[off] & 0x0f) * 4u;
+  } else if (type == 0x86dd && p.size() >= off + 40) {
+    h = fnv(h, &p[off + 8], 32);
+    proto = p[off + 6];
+    l4 = off + 40;
+  } else {
+    return fnv(h, p.data(), 12);
+  }
+  h = fnv(h, &proto, 1);
+  if ((proto == 6 || proto == 17) && p.size() >= l4 + 4) h = fnv(h, &p[l4], 4);
+  return h;
+}
+
+struct Result1 {
+  uint8_t action = 0;
+  uint32_t len_out = 0;
+  size_t out_off = 0;  // into the worker's output arena
+  uint32_t worker = 0;
+  ebpfvm::RedirectTarget redirect;
+};
+
+struct Worker {
+  uint32_t id = 0;
+  std::vector<uint32_t> todo;  // chunk positions this worker runs, in capture order
+  std::vector<uint8_t> arena;  // packets as the program left them (when they are written)
+  uint64_t ns = 0;
+  std::optional<ebpfvm::Error> fault;
+  uint64_t fault_pos = 0;
+  ebpfvm::XdpBuffer buf;
+};
+
+void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const std::vector<Packet>& chunk,
+               std::vector<Result1>& results, Worker& w, bool keep_bytes) {
+  w.arena.clear();
+  const auto t0 = Clock::now();
+  for (uint32_t pos : w.todo) {
+    const Packet& p = chunk[pos];
+    ebpfvm::Result<ebpfvm::XdpResult> r = ebpfvm::XdpResult{};
+    for (uint64_t rep = 0; rep < cfg.repeat; ++rep) {
+      w.buf.assign(p.data);
+      r = prog.run_xdp(w.buf, {w.id, cfg.ifindex, cfg.rxq});
+      if (!r) break;
+    }
+    if (!r) {
+      w.fault = r.error();
+      w.fault_pos = pos;
+      break;
+    }
+    Result1& out = results[pos];
+    out.action = static_cast<uint8_t>(r->action);
+    out.worker = w.id;
+    auto data = w.buf.packet();
+    out.len_out = static_cast<uint32_t>(data.size());
+    if (r->action == ebpfvm::XDP_REDIRECT) out.redirect = std::move(r->redirect);
+    if (keep_bytes) {
+      out.out_off = w.arena.size();
+      w.arena.insert(w.arena.end(), data.begin(), data.end());
+    }
+  }
+  w.ns += ns_since(t0);
+}
+
+// Runs `job` on every worker and waits: worker 0 on this thread, the others on their own.
+class Pool {
+ public:
+  explicit Pool(size_t n) {
+    for (size_t i = 1; i < n; ++i) threads_.emplace_back([this, i] { loop(i); });
+  }
+  ~Pool() {
+    {
+      std::lock_guard lk(mu_);
+      stop_ = true;
+      ++generation_;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  void run(const std::function<void(size_t)>& job) {
+    {
+      std::lock_guard lk(mu_);
+      job_ = &job;
+      pending_ = threads_.size();
+      ++generation_;
+    }
+    cv_.notify_all();
+    job(0);
+    std::unique_lock lk(mu_);
+    done_.wait(lk, [&] { return pending_ == 0; });
+  }
+
+ private:
+  void loop(size_t i) {
+    uint64_t seen = 0;
+    for (;;) {
+      const std::function<void(size_t)>* job;
+      {
+        std::unique_lock lk(mu_);
+        cv_.wait(lk, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (stop_) return;
+        job = job_;
+      }
+      (*job)(i);
+      std::lock_guard lk(mu_);
+      if (--pending_ == 0) done_.notify_one();
+    }
+  }
+  std::vector<std::thread> threads_;
+  std::mutex mu_;
+  std::condition_variable cv_, done_;
+  const std::function<void(size_t)>* job_ = nullptr;
+  size_t pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+};
+
+void write_ndjson(FILE* f, const Packet& p, const Result1& r) {
+  std::fprintf(f, "{\"index\":%llu,\"action\":\"%s\",\"len_in\":%zu,\"len_out\":%u,\"worker\":%u",
+               static_cast<unsigned long long>(p.index), std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(r.action))).c_str(),
+               p.data.size(), r.len_out, r.worker);
+  if (r.action == ebpfvm::XDP_REDIRECT) std::fprintf(f, ",\"redirect\":\"%s\"", describe(r.redirect).c_str());
+  std::fputs("}\n", f);
+}
+
+}  // namespace
+
+std::string describe(const ebpfvm::RedirectTarget& t) {
+  using K = ebpfvm::RedirectTarget::Kind;
+  if (t.kind == K::Ifindex) return "ifindex " + std::to_string(t.ifindex);
+  if (t.kind == K::Map)
+    return "map '" + t.map_name + "' slot " + std::to_string(t.key) + ((t.flags & 8) ? " (broadcast)" : "");
+  return "nowhere";
+}
+
+ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureReader& in, const RunConfig& cfg) {
+  Totals t;
+  const auto start = Clock::now();
+  std::vector<Worker> workers(cfg.workers);
+  for (uint32_t i = 0; i < cfg.workers; ++i) workers[i].id = i;
+  Pool pool(cfg.workers);
+  std::vector<Packet> chunk;
+  std::vector<Result1> results;
+  const bool keep_bytes = cfg.writer != nullptr;
+  bool more = true;
+  while (more && !t.fault) {
+    chunk.clear();
+    Packet p;
+    while (chunk.size() < kChunk && (cfg.count == 0 || t.packets + chunk.size() < cfg.count)) {
+      auto got = in.next(p);
+      if (!got) return got.error();
+      if (!*got) {
+        more = false;
+        break;
+      }
+      chunk.push_back(p);
+    }
+    if (cfg.count && t.packets + chunk.size() >= cfg.count) more = false;
+    if (chunk.empty()) break;
+    results.assign(chunk.size(), {});
+    for (Worker& w : workers) w.todo.clear();
+    for (uint32_t i = 0; i < chunk.size(); ++i)
+      workers[cfg.workers == 1 ? 0 : flow_hash(chunk[i].data) % cfg.workers].todo.push_back(i);
+    const std::function<void(size_t)> job = [&](size_t i) { run_share(prog, cfg, chunk, results, workers[i], keep_bytes); };
+    pool.run(job);
+    // The first fault in capture order wins; packets after it are not counted.
+    size_t limit = chunk.size();
+    for (Worker& w : workers)
+      if (w.fault && w.fault_pos < limit) {
+        limit = w.fault_pos;
+        t.fault = w.fault;
+        t.fault_packet = chunk[w.fault_pos].index;
+      }
+    for (size_t i = 0; i < limit; ++i) {
+      const Packet& pk = chunk[i];
+      const Result1& r = results[i];
+      ++t.packets;
+      t.bytes_in += pk.data.size();
+      ++t.actions[r.action];
+      t.action_bytes[r.action] += pk.data.size();
+      if (r.action == ebpfvm::XDP_REDIRECT) ++t.redirects[describe(r.redirect)];
+      if (cfg.writer && cfg.write_actions[r.action]) {
+        const Worker& w = workers[r.worker];
+        cfg.writer->write(pk.ts_ns, std::span<const uint8_t>(w.arena.data() + r.out_off, r.len_out),
+                          static_cast<uint32_t>(pk.orig_len + r.len_out - pk.data.size()),
+                          "verdict: " + std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(r.action))));
+      }
+      if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r);
+    }
+    if (cfg.progress) cfg.progress(in.offset());
+  }
+  for (const Worker& w : workers) t.program_ns += w.ns;
+  t.wall_ns = ns_since(start);
+  return t;
+}
+
+}  // namespace ubpf

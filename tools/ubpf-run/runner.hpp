@@ -1,0 +1,47 @@
+// Running a loaded XDP program over a capture: chunks of packets are sharded over workers by flow
+// (as RSS spreads flows over queues, so each flow stays on one worker), run, and reported in the
+// capture's order.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "ebpfvm/ebpfvm.hpp"
+#include "pcap.hpp"
+
+namespace ubpf {
+
+struct RunConfig {
+  uint32_t workers = 1;
+  uint64_t count = 0;  // 0: every packet
+  uint32_t ifindex = 1;
+  uint32_t rxq = 0;
+  uint64_t repeat = 1;
+  CaptureWriter* writer = nullptr;
+  std::array<bool, 5> write_actions{false, false, true, true, true};  // PASS, TX, REDIRECT
+  FILE* ndjson = nullptr;
+  std::function<void(uint64_t done_bytes)> progress;  // called now and then from the main thread
+};
+
+struct Totals {
+  uint64_t packets = 0;
+  uint64_t bytes_in = 0;
+  std::array<uint64_t, 5> actions{};
+  std::array<uint64_t, 5> action_bytes{};
+  std::map<std::string, uint64_t> redirects;  // "devmap 'ports' slot 2", "ifindex 7"
+  uint64_t program_ns = 0;                     // summed over workers: time inside the program runs
+  uint64_t wall_ns = 0;
+  std::optional<ebpfvm::Error> fault;          // the first runtime fault; processing stopped there
+  uint64_t fault_packet = 0;
+};
+
+std::string describe(const ebpfvm::RedirectTarget& t);
+
+ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureReader& in, const RunConfig& cfg);
+
+}  // namespace ubpf
