@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     buf.assign(frame(src, k.proto, k.port));
     auto res = prog->run_xdp(buf);
     if (!res) return fail(res.error());
-    ++actions[res->action];
+    ++actions[static_cast<int>(res->action)];
   }
   std::printf("%ld packets through %s (%s)\n", count, prog->name().c_str(), path.c_str());
   for (int a = 0; a <= 4; ++a)

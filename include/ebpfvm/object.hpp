@@ -70,8 +70,9 @@ struct ObjectData;
 struct LoadedData;
 }
 
-enum XdpAction : uint32_t { XDP_ABORTED = 0, XDP_DROP = 1, XDP_PASS = 2, XDP_TX = 3, XDP_REDIRECT = 4 };
-std::string_view to_string(XdpAction a);  // "XDP_PASS", ...
+// The XDP verdicts, with the kernel's values (scoped, so that <linux/bpf.h> can be included too).
+enum class XdpAction : uint32_t { Aborted = 0, Drop = 1, Pass = 2, Tx = 3, Redirect = 4 };
+std::string_view to_string(XdpAction a);  // "XDP_PASS", ... as the kernel names them
 
 struct XdpRunOptions {
   uint32_t worker = 0;           // below LoadOptions::workers: per-CPU slot and PRNG stream
@@ -80,7 +81,7 @@ struct XdpRunOptions {
 };
 
 struct XdpResult {
-  XdpAction action = XDP_ABORTED;  // r0, with values outside the five actions as XDP_ABORTED
+  XdpAction action = XdpAction::Aborted;  // r0, with values outside the five actions as Aborted
   uint64_t r0 = 0;                 // what the program returned
   RedirectTarget redirect;         // for XDP_REDIRECT
   uint64_t insns = 0;              // instructions executed (checked mode)

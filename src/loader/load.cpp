@@ -143,7 +143,8 @@ ProgType prog_type_from_section(std::string_view s) {
 
 std::string_view to_string(XdpAction a) {
   static constexpr std::string_view kNames[] = {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"};
-  return a <= XDP_REDIRECT ? kNames[a] : "XDP_UNKNOWN";
+  const auto i = static_cast<uint32_t>(a);
+  return i < std::size(kNames) ? kNames[i] : "XDP_UNKNOWN";
 }
 
 // ---- Object --------------------------------------------------------------------------------------------
@@ -360,8 +361,8 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   if (!r0) return run_error(d, r0.error());
   XdpResult res;
   res.r0 = *r0;
-  res.action = *r0 <= XDP_REDIRECT ? static_cast<XdpAction>(*r0) : XDP_ABORTED;
-  if (res.action == XDP_REDIRECT) res.redirect = rs.redirect;
+  res.action = *r0 <= static_cast<uint64_t>(XdpAction::Redirect) ? static_cast<XdpAction>(*r0) : XdpAction::Aborted;
+  if (res.action == XdpAction::Redirect) res.redirect = rs.redirect;
   res.insns = stats.insns_executed;
   return res;
 }

@@ -37,7 +37,9 @@ static_assert(offsetof(XdpCtx, data) == 24 && offsetof(XdpCtx, data_meta) == 40)
 inline constexpr uint32_t kXdpHeadroom = 256;
 inline constexpr uint32_t kXdpFrameHeader = 40;   // sizeof(struct xdp_frame)
 inline constexpr uint32_t kXdpSharedInfo = 320;   // SKB_DATA_ALIGN(sizeof(struct skb_shared_info))
-inline constexpr uint32_t kXdpMaxMetaLen = 32;
+// Metadata: 4-byte multiples up to 255 bytes, as current kernels allow (before Linux 6.x it was 32);
+// with 256 bytes of headroom the frame header limits it to 216 first.
+inline constexpr uint32_t kXdpMaxMetaLen = 255;
 inline constexpr uint32_t kEthHeaderLen = 14;
 
 }  // namespace ebpfvm::detail

@@ -56,7 +56,7 @@ TEST_CASE("helpers: printk, PRNG, CPU id, csum_diff, fib_lookup, loops, locks, r
   auto sums = obj.map("sums");
   for (uint32_t k : {1u, 2u, 3u}) REQUIRE(sums->update(as_bytes(k), as_bytes<uint64_t>(k * 10)).ok());
   const auto pkt = make_packet({});
-  CHECK(run(obj, "misc", pkt, {1, 1, 0}).action == XDP_PASS);
+  CHECK(run(obj, "misc", pkt, {1, 1, 0}).action == XdpAction::Pass);
 
   REQUIRE(printed.lines.size() == 1);
   CHECK(printed.lines[0] == std::make_pair(1u, std::string("hello 42 xdp")));
@@ -94,7 +94,7 @@ TEST_CASE("helpers: printk, PRNG, CPU id, csum_diff, fib_lookup, loops, locks, r
         std::vector<uint8_t>(pkt.begin(), pkt.begin() + 4));
 
   // The spin-locked counter goes on counting.
-  CHECK(run(obj, "misc", pkt).action == XDP_PASS);
+  CHECK(run(obj, "misc", pkt).action == XdpAction::Pass);
   CHECK(res_at(obj, 14) == 2);
 }
 
@@ -117,13 +117,13 @@ TEST_CASE("helpers: bpf_redirect and bpf_redirect_map") {
   Object obj = open_loaded("helpers", helper_options(p, 1));
   REQUIRE(obj.map("ports")->update(as_bytes<uint32_t>(2), as_bytes<uint32_t>(9)).ok());
   auto hit = run(obj, "redirect_port", make_packet({}), {0, 1, 2});
-  CHECK(hit.action == XDP_REDIRECT);
+  CHECK(hit.action == XdpAction::Redirect);
   CHECK(hit.redirect.kind == RedirectTarget::Kind::Map);
   CHECK(hit.redirect.map_name == "ports");
   CHECK(hit.redirect.key == 2);
-  CHECK(run(obj, "redirect_port", make_packet({}), {0, 1, 3}).action == XDP_DROP);  // flags: action on a miss
+  CHECK(run(obj, "redirect_port", make_packet({}), {0, 1, 3}).action == XdpAction::Drop);  // flags: action on a miss
   auto dev = run(obj, "redirect_if", make_packet({}));
-  CHECK(dev.action == XDP_REDIRECT);
+  CHECK(dev.action == XdpAction::Redirect);
   CHECK(dev.redirect.kind == RedirectTarget::Kind::Ifindex);
   CHECK(dev.redirect.ifindex == 7);
 }
@@ -132,7 +132,7 @@ TEST_CASE("helpers: map helpers return Linux's error codes") {
   LoadOptions o;
   o.workers = 2;
   Object obj = open_loaded("map_ops", o);
-  CHECK(run(obj, "ops", make_packet({})).action == XDP_PASS);
+  CHECK(run(obj, "ops", make_packet({})).action == XdpAction::Pass);
   const std::vector<int64_t> want = {0, -17, -2, -2, 0, -7, -22, -22, -7, -17, 1, 0, 1, 1,
                                      0, -7, 0, 1, 0, 2, 0, 8, -2, 1};
   for (size_t i = 0; i < want.size(); ++i) {
@@ -209,8 +209,8 @@ TEST_CASE("helpers: an embedder's own helper, with its context pointer and proto
   REQUIRE(obj->load(opts).ok());
   auto prog = obj->program("tenant");
   XdpBuffer buf(make_packet({}));
-  CHECK(prog->run_xdp(buf, {0, 3, 0})->action == XDP_DROP);
-  CHECK(prog->run_xdp(buf, {0, 4, 0})->action == XDP_PASS);
+  CHECK(prog->run_xdp(buf, {0, 3, 0})->action == XdpAction::Drop);
+  CHECK(prog->run_xdp(buf, {0, 4, 0})->action == XdpAction::Pass);
   CHECK(tenants.calls == 2);
 }
 

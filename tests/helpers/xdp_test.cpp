@@ -35,7 +35,7 @@ TEST_CASE("bpf_xdp_adjust_head: push and pop headers") {
   Object obj = open_loaded("adjust");
   const auto pkt = counting_bytes(60);
   XdpBuffer buf(pkt);
-  CHECK(run(obj, "push_header", buf).action == XDP_TX);
+  CHECK(run(obj, "push_header", buf).action == XdpAction::Tx);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == 0);   // the new bytes were zero
   CHECK(res_at(obj, 2) == 64);  // bpf_xdp_get_buff_len
@@ -47,7 +47,7 @@ TEST_CASE("bpf_xdp_adjust_head: push and pop headers") {
   CHECK(std::vector<uint8_t>(out.begin() + 4, out.end()) == pkt);
 
   buf.assign(pkt);
-  CHECK(run(obj, "pop_header", buf).action == XDP_PASS);
+  CHECK(run(obj, "pop_header", buf).action == XdpAction::Pass);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == -22);
   CHECK(std::vector<uint8_t>(buf.packet().begin(), buf.packet().end()) == std::vector<uint8_t>(pkt.begin() + 14, pkt.end()));
@@ -56,7 +56,7 @@ TEST_CASE("bpf_xdp_adjust_head: push and pop headers") {
 TEST_CASE("bpf_xdp_adjust_tail: grow zero-filled up to the frame, and shrink") {
   Object obj = open_loaded("adjust");
   XdpBuffer buf(counting_bytes(60));
-  CHECK(run(obj, "grow_tail", buf).action == XDP_PASS);
+  CHECK(run(obj, "grow_tail", buf).action == XdpAction::Pass);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == 0);
   CHECK(res_at(obj, 2) == -22);
@@ -69,13 +69,13 @@ TEST_CASE("bpf_xdp_adjust_tail: grow zero-filled up to the frame, and shrink") {
   CHECK(out[63] == 0);
 }
 
-TEST_CASE("bpf_xdp_adjust_meta: metadata before the packet, 4-byte multiples up to 32") {
+TEST_CASE("bpf_xdp_adjust_meta: metadata before the packet, 4-byte multiples, within the headroom") {
   Object obj = open_loaded("adjust");
   XdpBuffer buf(counting_bytes(60));
-  CHECK(run(obj, "set_meta", buf).action == XDP_PASS);
+  CHECK(run(obj, "set_meta", buf).action == XdpAction::Pass);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == -13);
-  CHECK(res_at(obj, 2) == -13);
+  CHECK(res_at(obj, 2) == -22);
   CHECK(res_at(obj, 3) == 8);
   auto meta = buf.metadata();
   CHECK(std::vector<uint8_t>(meta.begin(), meta.end()) == std::vector<uint8_t>{0x44, 0x33, 0x22, 0x11, 0x88, 0x77, 0x66, 0x55});
@@ -85,7 +85,7 @@ TEST_CASE("bpf_xdp_adjust_meta: metadata before the packet, 4-byte multiples up 
 TEST_CASE("bpf_xdp_load_bytes and bpf_xdp_store_bytes") {
   Object obj = open_loaded("adjust");
   XdpBuffer buf(counting_bytes(64));
-  CHECK(run(obj, "load_store", buf).action == XDP_PASS);
+  CHECK(run(obj, "load_store", buf).action == XdpAction::Pass);
   CHECK(res_at(obj, 0) == 0);
   CHECK(res_at(obj, 1) == 0x05040302);
   CHECK(res_at(obj, 2) == 0);
@@ -123,10 +123,10 @@ TEST_CASE("a firewall: parsing, per-CPU counters, LPM blocklist, port blocklist"
     uint32_t worker;
   };
   const std::vector<Case> cases = {
-      {make_packet(udp), XDP_PASS, 0},      {make_packet(ssh), XDP_DROP, 1},
-      {make_packet(blocked), XDP_DROP, 0},  {make_packet(v6), XDP_PASS, 1},
-      {make_packet(vlan), XDP_PASS, 0},     {make_arp(), XDP_PASS, 0},
-      {std::vector<uint8_t>(10, 0), XDP_ABORTED, 1},
+      {make_packet(udp), XdpAction::Pass, 0},      {make_packet(ssh), XdpAction::Drop, 1},
+      {make_packet(blocked), XdpAction::Drop, 0},  {make_packet(v6), XdpAction::Pass, 1},
+      {make_packet(vlan), XdpAction::Pass, 0},     {make_arp(), XdpAction::Pass, 0},
+      {std::vector<uint8_t>(10, 0), XdpAction::Aborted, 1},
   };
   for (const Case& c : cases) {
     XdpBuffer buf(c.pkt);

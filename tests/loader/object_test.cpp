@@ -42,7 +42,7 @@ TEST_CASE("open lists programs, maps and globals") {
 TEST_CASE("global data: .rodata set before load, .data and .bss written by programs") {
   auto obj = Object::open(program_path("globals"));
   REQUIRE(obj.ok());
-  REQUIRE(obj->set_global("cfg_action", as_bytes<uint32_t>(XDP_DROP)).ok());
+  REQUIRE(obj->set_global("cfg_action", as_bytes(XdpAction::Drop)).ok());
   REQUIRE(obj->set_global("cfg_port", as_bytes<uint16_t>(1000)).ok());
 
   auto wrong_size = obj->set_global("cfg_action", as_bytes<uint16_t>(1));
@@ -64,7 +64,7 @@ TEST_CASE("global data: .rodata set before load, .data and .bss written by progr
     XdpBuffer buf(pkt);
     auto r = first->run_xdp(buf);
     REQUIRE(r.ok());
-    CHECK(r->action == XDP_DROP);  // cfg_action
+    CHECK(r->action == XdpAction::Drop);  // cfg_action
   }
   CHECK(global_at<uint64_t>(*obj, ".bss", 0) == 3);    // runs
   CHECK(global_at<uint32_t>(*obj, ".bss", 8) == 780);  // last_sum = 0 + 1 + ... + 39
@@ -74,7 +74,7 @@ TEST_CASE("global data: .rodata set before load, .data and .bss written by progr
   XdpBuffer buf(pkt);
   auto r = second->run_xdp(buf, {0, 5, 0});
   REQUIRE(r.ok());
-  CHECK(r->action == XDP_DROP);
+  CHECK(r->action == XdpAction::Drop);
   CHECK(global_at<uint32_t>(*obj, ".data", 0) == 100 + 5 + 1000);  // base + ingress_ifindex + cfg_port
 
   // .rodata is frozen after load; after load, globals cannot be set.
@@ -125,7 +125,7 @@ TEST_CASE("legacy maps: struct bpf_map_def and iproute2's struct bpf_elf_map") {
   REQUIRE(prog.ok());
   for (size_t len : {60, 60, 90}) {
     XdpBuffer buf(std::vector<uint8_t>(len, 0));
-    REQUIRE(prog->run_xdp(buf)->action == XDP_PASS);
+    REQUIRE(prog->run_xdp(buf)->action == XdpAction::Pass);
   }
   auto count = obj.map("pkt_count")->lookup(as_bytes<uint32_t>(1));
   REQUIRE(count.ok());
@@ -182,17 +182,17 @@ TEST_CASE("tail calls: static prog_array initialisers, empty slots, the 33-call 
     REQUIRE(r.ok());
     return r->action;
   };
-  CHECK(run("entry") == XDP_TX);       // slot 1 = target, from the object
-  CHECK(run("empty_slot") == XDP_DROP);  // slot 2 empty: execution continues
+  CHECK(run("entry") == XdpAction::Tx);       // slot 1 = target, from the object
+  CHECK(run("empty_slot") == XdpAction::Drop);  // slot 2 empty: execution continues
   auto table = obj.map("jump_table");
   REQUIRE(table.ok());
   REQUIRE(set_tail_call(*table, 3, *obj.program("chain")).ok());
-  CHECK(run("chain") == XDP_DROP);
+  CHECK(run("chain") == XdpAction::Drop);
   auto bss = obj.map(".bss")->lookup(as_bytes<uint32_t>(0));
   CHECK(read_as<uint32_t>(*bss) == 34);  // the first run plus 33 tail calls
   CHECK(set_tail_call(*table, 9, *obj.program("chain")).error().code == Errc::MapFull);
   CHECK(table->remove(as_bytes<uint32_t>(1)).ok());
-  CHECK(run("entry") == XDP_ABORTED);  // the slot is empty now
+  CHECK(run("entry") == XdpAction::Aborted);  // the slot is empty now
 }
 
 TEST_CASE("CO-RE relocations resolve against the object's own BTF") {
@@ -202,5 +202,5 @@ TEST_CASE("CO-RE relocations resolve against the object's own BTF") {
   XdpBuffer buf(counting_bytes(16));
   auto r = p->run_xdp(buf);
   REQUIRE(r.ok());
-  CHECK(r->action == XDP_TX);  // bytes 4..7 of the packet, read through the relocated offset
+  CHECK(r->action == XdpAction::Tx);  // bytes 4..7 of the packet, read through the relocated offset
 }

@@ -53,8 +53,8 @@ TEST_CASE("every XDP object of libxdp1 loads and runs") {
         XdpBuffer buf(pkt);
         auto r = prog->run_xdp(buf);
         if (!r) FAIL(r.error().to_string());
-        // Empty filter maps: deny-mode filters (VERDICT_MISS = XDP_DROP) drop, the others pass.
-        CHECK(r->action == (n.find("_dny_") != std::string::npos ? XDP_DROP : XDP_PASS));
+        // Empty filter maps: deny-mode filters (VERDICT_MISS = XdpAction::Drop) drop, the others pass.
+        CHECK(r->action == (n.find("_dny_") != std::string::npos ? XdpAction::Drop : XdpAction::Pass));
       }
     }
   }
@@ -74,13 +74,13 @@ TEST_CASE("xdp-filter: the deny-mode programs drop what no rule allows, and coun
       XdpBuffer buf(pkt);
       auto r = prog->run_xdp(buf);
       REQUIRE(r.ok());
-      CHECK(r->action == (deny ? XDP_DROP : XDP_PASS));
+      CHECK(r->action == (deny ? XdpAction::Drop : XdpAction::Pass));
       bytes += pkt.size();
     }
     // xdp_stats_map: per-CPU array of {rx_packets, rx_bytes} indexed by action.
     auto stats = obj->map("xdp_stats_map");
     REQUIRE(stats.ok());
-    auto rec = stats->lookup(as_bytes<uint32_t>(deny ? XDP_DROP : XDP_PASS));
+    auto rec = stats->lookup(as_bytes(deny ? XdpAction::Drop : XdpAction::Pass));
     REQUIRE(rec.ok());
     CHECK(read_as<uint64_t>(*rec, 0) == 4);
     CHECK(read_as<uint64_t>(*rec, 8) == bytes);
@@ -101,12 +101,12 @@ TEST_CASE("the AF_XDP default program redirects to the socket of the receive que
   XdpBuffer buf(make_packet({}));
   auto hit = prog->run_xdp(buf, {0, 1, 3});
   REQUIRE(hit.ok());
-  CHECK(hit->action == XDP_REDIRECT);
+  CHECK(hit->action == XdpAction::Redirect);
   CHECK(hit->redirect.kind == RedirectTarget::Kind::Map);
   CHECK(hit->redirect.map_name == "xsks_map");
   CHECK(hit->redirect.key == 3);
   buf.assign(make_packet({}));
   auto miss = prog->run_xdp(buf, {0, 1, 4});
   REQUIRE(miss.ok());
-  CHECK(miss->action == XDP_PASS);
+  CHECK(miss->action == XdpAction::Pass);
 }

@@ -29,7 +29,7 @@ TEST_CASE("concurrency: four workers run the firewall, per-CPU and shared counts
         s.src4 = {10, 0, static_cast<uint8_t>(i % 4), static_cast<uint8_t>(1 + w)};  // 16 sources
         buf.assign(make_packet(s));
         auto r = fw->run_xdp(buf, {w, 1, 0});
-        if (!r || r->action != XDP_PASS) ++failures;
+        if (!r || r->action != XdpAction::Pass) ++failures;
       }
     });
   }

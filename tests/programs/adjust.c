@@ -33,8 +33,8 @@ int grow_tail(struct xdp_md *ctx)
 	res[0] = bpf_xdp_adjust_tail(ctx, 8);
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	__u8 *tail = data_end - 8;
-	if ((void *)tail < data || (void *)(tail + 8) > data_end)
+	__u8 *tail = data + 60; /* the test's packets are 60 bytes: the 8 new ones follow */
+	if ((void *)(tail + 8) > data_end)
 		return XDP_ABORTED;
 	res[1] = tail[0] | tail[7];                   /* zero-filled */
 	res[2] = bpf_xdp_adjust_tail(ctx, 100000);    /* beyond the frame: -EINVAL */
@@ -55,7 +55,7 @@ int set_meta(struct xdp_md *ctx)
 	m[0] = 0x11223344;
 	m[1] = 0x55667788;
 	res[1] = bpf_xdp_adjust_meta(ctx, -6);  /* not a multiple of 4: -EACCES */
-	res[2] = bpf_xdp_adjust_meta(ctx, -40); /* more than 32 bytes: -EACCES */
+	res[2] = bpf_xdp_adjust_meta(ctx, -240); /* into the xdp_frame header: -EINVAL */
 	res[3] = (long)data - (long)meta;
 	return XDP_PASS;
 }

@@ -88,7 +88,7 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const st
     out.worker = w.id;
     auto data = w.buf.packet();
     out.len_out = static_cast<uint32_t>(data.size());
-    if (r->action == ebpfvm::XDP_REDIRECT) out.redirect = std::move(r->redirect);
+    if (r->action == ebpfvm::XdpAction::Redirect) out.redirect = std::move(r->redirect);
     if (keep_bytes) {
       out.out_off = w.arena.size();
       w.arena.insert(w.arena.end(), data.begin(), data.end());
@@ -155,7 +155,7 @@ void write_ndjson(FILE* f, const Packet& p, const Result1& r) {
   std::fprintf(f, "{\"index\":%llu,\"action\":\"%s\",\"len_in\":%zu,\"len_out\":%u,\"worker\":%u",
                static_cast<unsigned long long>(p.index), std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(r.action))).c_str(),
                p.data.size(), r.len_out, r.worker);
-  if (r.action == ebpfvm::XDP_REDIRECT) std::fprintf(f, ",\"redirect\":\"%s\"", describe(r.redirect).c_str());
+  if (r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect)) std::fprintf(f, ",\"redirect\":\"%s\"", describe(r.redirect).c_str());
   std::fputs("}\n", f);
 }
 
@@ -214,7 +214,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
       t.bytes_in += pk.data.size();
       ++t.actions[r.action];
       t.action_bytes[r.action] += pk.data.size();
-      if (r.action == ebpfvm::XDP_REDIRECT) ++t.redirects[describe(r.redirect)];
+      if (r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect)) ++t.redirects[describe(r.redirect)];
       if (cfg.writer && cfg.write_actions[r.action]) {
         const Worker& w = workers[r.worker];
         cfg.writer->write(pk.ts_ns, std::span<const uint8_t>(w.arena.data() + r.out_off, r.len_out),
