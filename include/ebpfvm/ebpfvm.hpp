@@ -5,6 +5,7 @@
 #include "ebpfvm/error.hpp"
 #include "ebpfvm/helpers.hpp"
 #include "ebpfvm/interpreter.hpp"
+#include "ebpfvm/jit.hpp"
 #include "ebpfvm/maps.hpp"
 #include "ebpfvm/object.hpp"
 #include "ebpfvm/runtime.hpp"

@@ -9,6 +9,7 @@
 #include "ebpfvm/interpreter.hpp"
 #include "isa/isa.hpp"
 #include "maps/map_impl.hpp"
+#include "runtime/bindings.hpp"
 #include "runtime/run_state.hpp"
 
 namespace ebpfvm::detail {
@@ -29,11 +30,6 @@ struct HelperSlot {
   uint32_t id;
 };
 
-// Maps a program's lddw instructions refer to: `lddw map_idx(N)` (and, for raw bytecode,
-// `map_fd(N)`) is maps[N].
-struct Bindings {
-  std::vector<std::shared_ptr<MapImpl>> maps;
-};
 
 struct InterpImage {
   std::vector<TInsn> code;
@@ -46,12 +42,19 @@ struct InterpImage {
   std::vector<const TInsn*> callbacks;    // function entries whose address the program takes
 };
 
-// A program as a prog_array slot holds it: bpf_tail_call jumps into `image`.
+struct JitImage;
+
+// A program as a prog_array slot holds it: bpf_tail_call jumps into `image`, or, from JIT code,
+// into `jit` (programs loaded for the JIT have both).
 struct ProgEntry {
   uint32_t id = 0;
   std::string name;
   std::shared_ptr<const InterpImage> image;
+  std::shared_ptr<const JitImage> jit;
 };
+
+Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings);
+Result<uint64_t> run_jit(const JitImage& img, const RunArgs& args, RunState& run);
 
 // The one way to wrap an image in the public handle.
 struct InterpreterAccess {

@@ -656,44 +656,6 @@ bool invoke_callback(const void* engine, uint64_t code, const uint64_t args[5], 
 }
 
 // ---- lowering -------------------------------------------------------------------------------------
-Error bind_error(uint32_t at, const std::string& msg) { return make_error_at(Errc::MalformedProgram, at, msg); }
-
-// The value an lddw with a pseudo source loads, or an error.
-Result<uint64_t> resolve_lddw(const isa::Program& prog, size_t pc, InterpImage& img, const TInsn* code_base) {
-  const isa::Insn& in = prog.insns[pc];
-  const auto at = static_cast<uint32_t>(pc);
-  const uint32_t idx = static_cast<uint32_t>(in.imm);
-  const int32_t off = prog.insns[pc + 1].imm;
-  switch (in.op) {
-    case isa::Op::LDDW: return isa::lddw_imm64(prog.insns, pc);
-    case isa::Op::LDDW_CODE: return reinterpret_cast<uint64_t>(code_base + isa::jump_target(in, pc));
-    case isa::Op::LDDW_MAP_FD:
-    case isa::Op::LDDW_MAP_IDX:
-      if (idx >= img.bindings.maps.size())
-        return bind_error(at, "lddw refers to map " + std::to_string(idx) + ", but " +
-                                  std::to_string(img.bindings.maps.size()) + " maps are bound");
-      return reinterpret_cast<uint64_t>(img.bindings.maps[idx].get());
-    case isa::Op::LDDW_MAP_VALUE:
-    case isa::Op::LDDW_MAP_IDX_VALUE: {
-      if (idx >= img.bindings.maps.size())
-        return bind_error(at, "lddw refers to map " + std::to_string(idx) + ", but " +
-                                  std::to_string(img.bindings.maps.size()) + " maps are bound");
-      detail::MapImpl& m = *img.bindings.maps[idx];
-      const MapType t = m.spec().type;
-      if (t != MapType::Array || m.per_cpu())
-        return bind_error(at, "lddw takes the address of a value of map '" + m.spec().name + "', which is not an array");
-      if (off < 0 || static_cast<uint32_t>(off) >= m.spec().value_size)
-        return bind_error(at, "offset " + std::to_string(off) + " is outside map '" + m.spec().name + "' value (" +
-                                  std::to_string(m.spec().value_size) + " bytes)");
-      uint8_t* value = detail::array_base(m);
-      img.static_regions.push_back({reinterpret_cast<uint64_t>(value), m.spec().value_size, !m.frozen(), false});
-      return reinterpret_cast<uint64_t>(value + off);
-    }
-    default:
-      return make_error_at(Errc::Unsupported, at, "lddw with src " + std::to_string(in.src) + " (a kernel variable) is not supported");
-  }
-}
-
 // Builds the threaded code: handler addresses, helper slots, resolved immediates.
 Result<void> lower(const isa::Program& prog, const HelperRegistry& helpers, InterpImage& img) {
   const void* const* labels = labels_for(img.options.safety);
@@ -716,7 +678,9 @@ Result<void> lower(const isa::Program& prog, const HelperRegistry& helpers, Inte
         return make_error_at(Errc::Unsupported, at,
                              "call to kernel function (BTF id " + std::to_string(in.imm) + ") is not supported");
       case isa::Kind::Lddw: {
-        auto v = resolve_lddw(prog, pc, img, code_base);
+        auto v = in.op == isa::Op::LDDW_CODE
+                     ? Result<uint64_t>(reinterpret_cast<uint64_t>(code_base + isa::jump_target(in, pc)))
+                     : detail::resolve_lddw(prog, pc, img.bindings, img.static_regions);
         if (!v) return v.error();
         if (in.op == isa::Op::LDDW_CODE) img.callbacks.push_back(reinterpret_cast<const TInsn*>(*v));
         t.imm = static_cast<int32_t>(static_cast<uint32_t>(*v));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,7 @@ struct RunState {
   uint32_t callback_depth = 0;
   uint64_t budget = 0;  // checked mode: instructions left, shared by nested callback runs
   uint32_t depth = 0;      // Interpreter::run calls in progress on this state
+  std::span<uint8_t> packet;  // what LD_ABS/LD_IND read (JIT runs)
   uint64_t held_lock = 0;  // the bpf_spin_lock this run holds (the kernel allows one at a time)
 
   bool allows(uint64_t addr, uint64_t size, bool write) const;
