@@ -45,7 +45,12 @@ struct ProgramInfo {
   uint32_t insns = 0;   // 8-byte slots of the function itself (subprograms not counted)
 };
 
+enum class Engine : uint8_t { Interpreter, Jit };
+
 struct LoadOptions {
+  // Engine::Jit compiles every program to x86-64. Native code has no run-time checks, so until the
+  // verifier lands the JIT needs safety = TrustedUnchecked: the caller vouches for the object.
+  Engine engine = Engine::Interpreter;
   // Until the verifier lands, programs run in the checked interpreter: every memory access and
   // helper argument is checked at run time and a violation ends the run with Errc::RuntimeFault.
   // TrustedUnchecked runs without checks: only for programs you wrote and trust.
@@ -95,6 +100,7 @@ class LoadedProgram {
   const std::string& section() const;
   ProgType type() const;
   uint32_t id() const;          // for prog_array slots
+  Engine engine() const;
   const Program& code() const;  // the linked, relocated and context-rewritten bytecode
   std::optional<SourceLine> source_line(uint32_t insn) const;
 

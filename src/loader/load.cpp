@@ -81,6 +81,11 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   entry->id = d->id;
   entry->name = p.name;
   entry->image = std::move(*img);
+  if (opts.engine == Engine::Jit) {
+    auto jit = detail::build_jit(d->code.data().decoded, helpers, detail::Bindings{o->live_maps});
+    if (!jit) return at_origin(*o, *linked, p, jit.error());
+    entry->jit = std::move(*jit);
+  }
   d->entry = std::move(entry);
   return std::shared_ptr<const LoadedData>(std::move(d));
 }
@@ -205,6 +210,13 @@ Result<void> Object::set_program_type(std::string_view program, ProgType type) {
 
 Result<void> Object::load(const LoadOptions& opts) {
   if (d_->loaded) return make_error(Errc::InvalidArgument, d_->name + ": already loaded");
+  if (opts.engine == Engine::Jit && opts.safety != Safety::TrustedUnchecked) {
+    Error e = make_error(Errc::InvalidArgument,
+                         "the JIT runs only programs that are safe to run unchecked; this build has no verifier yet, "
+                         "so load with safety = TrustedUnchecked to vouch for the object");
+    e.where.file = d_->name;
+    return e;
+  }
   const uint32_t workers = opts.workers ? opts.workers : 1;
   auto maps = create_maps(*d_, workers);
   if (!maps) return maps.error();
@@ -313,6 +325,7 @@ const std::string& LoadedProgram::name() const { return d_->info.name; }
 const std::string& LoadedProgram::section() const { return d_->info.section; }
 ProgType LoadedProgram::type() const { return d_->info.type; }
 uint32_t LoadedProgram::id() const { return d_->id; }
+Engine LoadedProgram::engine() const { return d_->entry->jit ? Engine::Jit : Engine::Interpreter; }
 const Program& LoadedProgram::code() const { return d_->code; }
 
 std::optional<SourceLine> LoadedProgram::source_line(uint32_t insn) const {
@@ -357,7 +370,8 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   args.regs[0] = reinterpret_cast<uint64_t>(&x);
   args.regions = std::span<const Region>(&ctx_region, 1);
   RunStats stats;
-  auto r0 = detail::InterpreterAccess::make(d.entry->image).run(args, &stats);
+  auto r0 = d.entry->jit ? detail::run_jit(*d.entry->jit, args, rs)
+                         : detail::InterpreterAccess::make(d.entry->image).run(args, &stats);
   if (!r0) return run_error(d, r0.error());
   XdpResult res;
   res.r0 = *r0;
@@ -378,7 +392,7 @@ Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker)
   args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uint64_t>(mem.data());
   args.regs[1] = mem.size();
   args.packet = mem;
-  auto r0 = detail::InterpreterAccess::make(d.entry->image).run(args);
+  auto r0 = d.entry->jit ? detail::run_jit(*d.entry->jit, args, rs) : detail::InterpreterAccess::make(d.entry->image).run(args);
   if (!r0) return run_error(d, r0.error());
   return *r0;
 }

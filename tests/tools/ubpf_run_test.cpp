@@ -183,6 +183,21 @@ TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat") {
   CHECK(found);
 }
 
+TEST_CASE("ubpf-run: --engine jit --trusted gives the interpreter's verdicts, packets and maps") {
+  const std::string cap = sample_capture(6000);
+  const std::string di = temp_path("interp.json"), dj = temp_path("jit.json"), oi = temp_path("i.pcap"), oj = temp_path("j.pcap");
+  auto interp = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-dump", di, "-w", oi, "--write-actions", "all"}));
+  auto jit = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-dump", dj, "-w", oj, "--write-actions", "all",
+                           "--engine", "jit", "--trusted"}));
+  CHECK(jit.get("engine")->string() == "jit");
+  CHECK(interp.get("engine")->string() == "interp");
+  for (const char* a : {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"}) CHECK(count_of(interp, a) == count_of(jit, a));
+  CHECK(slurp(di) == slurp(dj));
+  CHECK(slurp(oi) == slurp(oj));
+  auto table = ubpf({kFirewall, "--pcap", cap, "--engine", "jit", "--trusted", "-c", "10"});
+  CHECK(table.out.find("engine   x86-64 JIT, trusted") != std::string::npos);
+}
+
 TEST_CASE("ubpf-run: one worker or two give the same verdicts and map totals") {
   const std::string cap = sample_capture(6000);
   const std::string d1 = temp_path("w1.json"), d2 = temp_path("w2.json");
@@ -240,7 +255,8 @@ TEST_CASE("ubpf-run: every error gives one line and its exit status") {
   expect(ubpf({kFirewall, "--pcap", "/nonexistent.pcap"}), 2, "/nonexistent.pcap: cannot open");
   expect(ubpf({kFirewall, "--pcap", kFirewall}), 2, "not a pcap or pcapng file");
   expect(ubpf({kFirewall, "--pcap", cap, "--prog", "nope"}), 1, "no program or section 'nope'");
-  expect(ubpf({kFirewall, "--pcap", cap, "--engine", "jit"}), 2, "--engine jit: this build has no JIT yet");
+  expect(ubpf({kFirewall, "--pcap", cap, "--engine", "jit"}), 2, "add --trusted to vouch for the object");
+  expect(ubpf({kFirewall, "--pcap", cap, "--engine", "fast"}), 2, "--engine fast: expected jit or interp");
   expect(ubpf({kFirewall, "--pcap", cap, "--frobnicate"}), 2, "frobnicate");
   expect(ubpf({kFirewall, "--pcap", cap, "--global", "nope=1"}), 2, "no global variable 'nope'");
   expect(ubpf({kFirewall, "--pcap", cap, "--global", "cfg_udp_port=70000"}), 2, "does not fit in 2 bytes");

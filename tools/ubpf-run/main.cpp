@@ -36,7 +36,7 @@ struct Options {
   std::vector<std::string> globals;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
-  bool json = false, no_verify = false;
+  bool json = false, no_verify = false, trusted = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -114,7 +114,10 @@ std::string human_bytes(uint64_t b) {
 void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t) {
   std::printf("program  %s: %s (section %s, %s, %zu instructions)\n", o.object.c_str(), p.name().c_str(), p.section().c_str(),
               std::string(ebpfvm::to_string(p.type())).c_str(), p.code().slot_count());
-  std::printf("engine   interpreter, every access checked at run time (not verified: this build has no verifier yet)\n");
+  if (p.engine() == ebpfvm::Engine::Jit)
+    std::printf("engine   x86-64 JIT, trusted (--trusted; not verified: this build has no verifier yet)\n");
+  else
+    std::printf("engine   interpreter, every access checked at run time (not verified: this build has no verifier yet)\n");
   std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
               o.workers, o.workers == 1 ? "" : "s");
   std::printf("\n%-14s %12s %8s %14s\n", "action", "packets", "%", "bytes");
@@ -140,7 +143,7 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   };
   s << "{\"file\":" << q(o.object) << ",\"program\":" << q(p.name()) << ",\"section\":" << q(p.section())
     << ",\"type\":" << q(std::string(ebpfvm::to_string(p.type()))) << ",\"instructions\":" << p.code().slot_count()
-    << ",\"engine\":\"interp\",\"verified\":false,\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"actions\":{";
+    << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":false,\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"actions\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.actions[a];
   s << "},\"bytes\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.action_bytes[a];
@@ -163,8 +166,10 @@ ebpfvm::Result<void> write_text(const std::string& path, const std::string& text
 }
 
 int cmd_run(const Options& o) {
-  if (o.engine == "jit") return fail(kUsage, "--engine jit: this build has no JIT yet; use --engine interp");
-  if (o.engine != "interp") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
+  if (o.engine != "interp" && o.engine != "jit") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
+  if (o.engine == "jit" && !o.trusted)
+    return fail(kUsage, "--engine jit runs native code without run-time checks, and this build has no verifier yet: "
+                        "add --trusted to vouch for the object, or use --engine interp");
   if (o.workers == 0 || o.workers > 256) return fail(kUsage, "--workers must be 1 to 256");
   if (o.repeat == 0) return fail(kUsage, "--repeat must be at least 1");
   ubpf::RunConfig cfg;
@@ -202,6 +207,10 @@ int cmd_run(const Options& o) {
   ebpfvm::LoadOptions lo;
   lo.workers = o.workers;
   lo.insn_budget = o.budget;
+  if (o.engine == "jit") {
+    lo.engine = ebpfvm::Engine::Jit;
+    lo.safety = ebpfvm::Safety::TrustedUnchecked;
+  }
   lo.env.seed = o.seed;
   lo.env.printk = [&](uint32_t w, std::string_view m) {
     std::lock_guard lk(printk_mu);
@@ -354,7 +363,8 @@ int main(int argc, char** argv) {
   run->add_option("--prog", o.prog, "program (function name)");
   run->add_option("--section", o.section, "program by ELF section");
   run->add_option("--type", o.type, "program type when the section name does not tell: xdp, tc, socket");
-  run->add_option("--engine", o.engine, "interp (jit when the JIT lands)");
+  run->add_option("--engine", o.engine, "interp (checked at run time) or jit (x86-64, needs --trusted until the verifier lands)");
+  run->add_flag("--trusted", o.trusted, "vouch for the object: lets --engine jit run it without verification");
   run->add_flag("--no-verify", o.no_verify, "run without verification (the only mode until the verifier lands)");
   run->add_option("-c,--count", o.count, "stop after N packets");
   run->add_option("--ifindex", o.ifindex, "xdp_md.ingress_ifindex (default 1)");
