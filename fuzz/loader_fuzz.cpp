@@ -14,6 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (p.type == ebpfvm::ProgType::Unspec) (void)obj->set_program_type(p.name, ebpfvm::ProgType::Xdp);
   ebpfvm::LoadOptions opts;
   opts.insn_budget = 20'000;
+  opts.max_map_memory = 64u << 20;
   opts.env.seed = 1;
   if (!obj->load(opts)) return 0;
   std::vector<uint8_t> packet(64);

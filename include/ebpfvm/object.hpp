@@ -57,6 +57,9 @@ struct LoadOptions {
   Safety safety = Safety::Checked;
   uint64_t insn_budget = 100'000'000;  // checked mode: instructions per run
   uint32_t workers = 1;                // per-CPU map slots: one per thread that runs programs
+  // Memory the object's maps may preallocate in all (arrays, slots, hash buckets); an object
+  // asking for more fails to load instead of exhausting the host.
+  uint64_t max_map_memory = 1ull << 30;
   Environment env;
   // Helpers added to the built-in Linux helpers; an id that exists replaces the built-in one.
   const HelperRegistry* helpers = nullptr;

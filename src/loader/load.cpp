@@ -25,7 +25,15 @@ Error not_loaded(const ObjectData& o, const char* what) {
   return e;
 }
 
-Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectData& o, uint32_t workers) {
+Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectData& o, uint32_t workers, uint64_t limit) {
+  uint64_t total = 0;
+  for (const MapDecl& d : o.maps) total += detail::prealloc_bytes(d.spec, workers);
+  if (total > limit) {
+    Error e = make_error(Errc::InvalidArgument, "the maps would preallocate " + std::to_string(total) +
+                                                    " bytes, more than LoadOptions::max_map_memory (" + std::to_string(limit) + " bytes)");
+    e.where.file = o.name;
+    return e;
+  }
   std::vector<std::shared_ptr<detail::MapImpl>> out;
   for (const MapDecl& d : o.maps) {
     auto m = detail::create_map(d.spec, workers);
@@ -218,7 +226,7 @@ Result<void> Object::load(const LoadOptions& opts) {
     return e;
   }
   const uint32_t workers = opts.workers ? opts.workers : 1;
-  auto maps = create_maps(*d_, workers);
+  auto maps = create_maps(*d_, workers, opts.max_map_memory);
   if (!maps) return maps.error();
   d_->live_maps = std::move(*maps);
   d_->shared = std::make_shared<detail::RuntimeShared>(opts.env, workers);

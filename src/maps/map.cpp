@@ -74,6 +74,23 @@ void MapImpl::emit(MapRecord rec) {
   if (sink_) sink_(rec);
 }
 
+uint64_t prealloc_bytes(const MapSpec& s, uint32_t workers) {
+  const uint64_t n = s.max_entries, w = workers ? workers : 1;
+  switch (s.type) {
+    case MapType::Array: case MapType::Devmap: case MapType::Cpumap: case MapType::Xskmap:
+      return n * (round8(s.value_size) + 1);
+    case MapType::PercpuArray: return n * round8(s.value_size) * w;
+    case MapType::ArrayOfMaps: case MapType::ProgArray: return n * 32;
+    case MapType::Hash: case MapType::PercpuHash: case MapType::LruHash: case MapType::LruPercpuHash:
+    case MapType::DevmapHash: case MapType::HashOfMaps: {
+      uint64_t buckets = 1;
+      while (buckets < n && buckets < (1u << 22)) buckets <<= 1;
+      return buckets * 16;
+    }
+    default: return 0;
+  }
+}
+
 Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t workers) {
   MapSpec s = given;
   // As libbpf does: a perf event array without max_entries gets one slot per CPU.
@@ -87,6 +104,9 @@ Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t worke
   if (keyless && s.key_size != 0) return bad("key_size must be 0");
   if (s.type != MapType::Ringbuf && s.value_size == 0) return bad("value_size must be above 0");
   if (s.key_size > 512 || s.value_size > (1u << 20)) return bad("key or value is too large");
+  if (prealloc_bytes(s, workers) > kDefaultMaxMapMemory)
+    return bad("max_entries " + std::to_string(s.max_entries) + " would preallocate " + std::to_string(prealloc_bytes(s, workers) >> 20) +
+               " MiB, more than the limit of " + std::to_string(kDefaultMaxMapMemory >> 20) + " MiB");
   auto need_u32_key = [&]() { return s.key_size == 4; };
   std::shared_ptr<MapImpl> m;
   switch (s.type) {

@@ -81,6 +81,10 @@ class MapImpl {
   std::atomic<bool> frozen_{false};
 };
 
+// Bytes a map of this spec allocates up front (arrays, slots, hash buckets), for limits.
+uint64_t prealloc_bytes(const MapSpec& spec, uint32_t workers);
+inline constexpr uint64_t kDefaultMaxMapMemory = 1ull << 30;
+
 // Creates a map of any supported type; checks the spec the way BPF_MAP_CREATE does.
 Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& spec, uint32_t workers);
 // Every live map by id (map-in-map values and prog-array lookups by id go through this).

@@ -127,3 +127,16 @@ TEST_CASE("malformed objects: truncated and bit-flipped objects never crash") {
   CHECK(variants > 5000);
   CHECK(opened > 0);  // many flips land in bytes that do not matter, and those objects still work
 }
+
+TEST_CASE("malformed objects: maps too large to preallocate are refused, not allocated") {
+  auto obj = Object::open(program_path("map_ops"));
+  REQUIRE(obj.ok());
+  LoadOptions o;
+  o.max_map_memory = 100;  // hash buckets 32+32+128, arrays 36+9+9+257, outer slots 64: 567
+  auto r = obj->load(o);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "the maps would preallocate 567 bytes, more than LoadOptions::max_map_memory (100 bytes)");
+  auto huge = Map::create({"p", MapType::ProgArray, 4, 4, 0xffffffffu, 0, nullptr});
+  REQUIRE_FALSE(huge.ok());
+  CHECK(huge.error().message == "map 'p' (prog_array): max_entries 4294967295 would preallocate 131071 MiB, more than the limit of 1024 MiB");
+}
