@@ -30,6 +30,11 @@ cmake --build build/fuzz -j "$jobs" --target loader_fuzz
 corpus=build/fuzz/corpus/loader
 mkdir -p "$corpus"
 cp build/release/tests/programs/*.o build/release/examples/*.o /usr/lib/x86_64-linux-gnu/bpf/*.o "$corpus"/
-ASAN_OPTIONS=detect_leaks=1 build/fuzz/fuzz/loader_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=4096 \
-  -timeout=10 -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+if ! ASAN_OPTIONS=detect_leaks=1 build/fuzz/fuzz/loader_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=4096 \
+    -timeout=10 -print_final_stats=1 -artifact_prefix=build/fuzz/ "$corpus" > build/fuzz/loader_fuzz.log 2>&1; then
+  tail -n 80 build/fuzz/loader_fuzz.log
+  echo "=== the fuzzer found a problem; the input is in build/fuzz/ (crash-*, timeout-*, oom-*, leak-*)"
+  exit 1
+fi
+tail -n 6 build/fuzz/loader_fuzz.log
 echo "=== all tests passed in both configurations; fuzzing found nothing"
