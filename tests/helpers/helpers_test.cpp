@@ -58,8 +58,13 @@ TEST_CASE("helpers: printk, PRNG, CPU id, csum_diff, fib_lookup, loops, locks, r
   const auto pkt = make_packet({});
   CHECK(run(obj, "misc", pkt, {1, 1, 0}).action == XdpAction::Pass);
 
-  REQUIRE(printed.lines.size() == 1);
+  REQUIRE(printed.lines.size() == 2);
   CHECK(printed.lines[0] == std::make_pair(1u, std::string("hello 42 xdp")));
+  CHECK(printed.lines[1] == std::make_pair(1u, std::string("1-2-3-4")));
+  CHECK(res_at(obj, 18) == 1);  // bpf_ktime_get_ns: positive, monotonic
+  CHECK(res_at(obj, 19) == 1);  // bpf_ktime_get_boot_ns
+  CHECK(res_at(obj, 20) == 1);  // bpf_ktime_get_coarse_ns
+  CHECK(res_at(obj, 21) == 7);  // bpf_trace_vprintk's length
   CHECK(res_at(obj, 0) == 12);
   CHECK(res_at(obj, 3) == 1);        // bpf_get_smp_processor_id = the worker
   CHECK(res_at(obj, 4) == 0x100);    // 10.0.0.1 -> 10.0.0.2: +1 in the last 16-bit word

@@ -84,6 +84,12 @@ int misc(struct xdp_md *ctx)
 
 	__u64 sample = 0x1122;
 	res[17] = bpf_perf_event_output(ctx, &perf, BPF_F_CURRENT_CPU | (4ULL << 32), &sample, sizeof(sample));
+
+	__u64 t1 = bpf_ktime_get_ns(), t2 = bpf_ktime_get_ns();
+	res[18] = t1 > 0 && t2 >= t1;
+	res[19] = bpf_ktime_get_boot_ns() >= t1; /* boot time includes suspend: never behind */
+	res[20] = bpf_ktime_get_coarse_ns() > 0;
+	res[21] = bpf_printk("%d-%d-%d-%d", 1, 2, 3, 4); /* four arguments: bpf_trace_vprintk */
 	return XDP_PASS;
 }
 

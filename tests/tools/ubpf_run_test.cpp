@@ -227,7 +227,7 @@ TEST_CASE("ubpf-run: bpf_printk output to a file") {
   auto r = ubpf({program_path("helpers"), "--prog", "misc", "--pcap", known_capture(), "-c", "2", "--printk", log});
   INFO(r.out);
   REQUIRE(r.exit_code == 0);
-  CHECK(slurp(log) == "[0] hello 42 xdp\n[0] hello 42 xdp\n");
+  CHECK(slurp(log) == "[0] hello 42 xdp\n[0] 1-2-3-4\n[0] hello 42 xdp\n[0] 1-2-3-4\n");
 }
 
 TEST_CASE("ubpf-run: maps and disasm subcommands") {
