@@ -42,6 +42,9 @@ struct RunArgs {
   std::span<const Region> regions; // checked mode: further accessible memory
 };
 
+// r1 = mem.data() (0 when mem is empty), r2 = mem.size(), and mem as the LD_ABS packet.
+RunArgs memory_args(std::span<uint8_t> mem);
+
 struct RunStats {
   uint64_t insns_executed = 0;  // counted in checked mode only
 };

@@ -722,20 +722,20 @@ Result<Interpreter> Interpreter::create(const Program& program, const HelperRegi
 
 Result<Interpreter> Interpreter::create(const Program& program, const HelperRegistry& helpers,
                                         const InterpreterOptions& options, std::span<const Map> maps) {
-  detail::Bindings b;
-  for (const Map& m : maps) b.maps.push_back(m.impl());
-  auto img = detail::build_image(program.data().decoded, helpers, options, std::move(b));
+  auto img = detail::build_image(program.data().decoded, helpers, options, detail::bindings_of(maps));
   if (!img) return img.error();
   return Interpreter(std::move(*img));
 }
 
-Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const {
+RunArgs memory_args(std::span<uint8_t> mem) {
   RunArgs args;
   args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
   args.regs[1] = mem.size();
   args.packet = mem;
-  return run(args);
+  return args;
 }
+
+Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const { return run(memory_args(mem)); }
 
 Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
   const bool checked = img_->options.safety == Safety::Checked;

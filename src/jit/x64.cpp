@@ -530,20 +530,12 @@ Result<uint64_t> run_jit(const JitImage& img, const RunArgs& args, RunState& run
 }  // namespace detail
 
 Result<JitProgram> JitProgram::compile_trusted(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps) {
-  detail::Bindings b;
-  for (const Map& m : maps) b.maps.push_back(m.impl());
-  auto img = detail::build_jit(program.data().decoded, helpers, std::move(b));
+  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps));
   if (!img) return img.error();
   return JitProgram(std::move(*img));
 }
 
-Result<uint64_t> JitProgram::run(std::span<uint8_t> mem) const {
-  RunArgs args;
-  args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
-  args.regs[1] = mem.size();
-  args.packet = mem;
-  return run(args);
-}
+Result<uint64_t> JitProgram::run(std::span<uint8_t> mem) const { return run(memory_args(mem)); }
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {
   detail::RunState local;

@@ -2,6 +2,12 @@
 
 namespace ebpfvm::detail {
 
+Bindings bindings_of(std::span<const Map> maps) {
+  Bindings b;
+  for (const Map& m : maps) b.maps.push_back(m.impl());
+  return b;
+}
+
 Result<uint64_t> resolve_lddw(const isa::Program& prog, size_t pc, const Bindings& b, std::vector<MemRegion>& regions) {
   const isa::Insn& in = prog.insns[pc];
   const auto at = static_cast<uint32_t>(pc);

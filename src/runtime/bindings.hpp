@@ -16,6 +16,8 @@ struct Bindings {
   std::vector<std::shared_ptr<MapImpl>> maps;
 };
 
+Bindings bindings_of(std::span<const Map> maps);
+
 // The 64-bit value of the lddw at `pc`, for every form but LDDW_CODE (whose value is an engine's
 // code address): the immediate, a map's address, or the address of a byte of an array map's first
 // value (global data), which is then added to `regions` (for checked mode).
