@@ -2,8 +2,8 @@
 # Installs what is missing, builds, and runs every test in two configurations:
 #   build/release  optimised, -Werror
 #   build/asan     AddressSanitizer + UndefinedBehaviorSanitizer
-# then builds the libFuzzer targets with clang (build/fuzz) and runs each for a bounded time on a
-# corpus of every BPF object the tests use.
+# then builds the libFuzzer targets with clang (build/fuzz) and runs each for a bounded time: the
+# loader (from a corpus of every BPF object the tests use) and JIT-versus-interpreter differential.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -26,15 +26,22 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \
   -DEBPFVM_SANITIZE=ON -DEBPFVM_TESTS=OFF -DEBPFVM_BENCH=OFF -DEBPFVM_EXAMPLES=OFF > /dev/null
-cmake --build build/fuzz -j "$jobs" --target loader_fuzz
+cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz
 corpus=build/fuzz/corpus/loader
-mkdir -p "$corpus"
+mkdir -p "$corpus" build/fuzz/corpus/jit
 cp build/release/tests/programs/*.o build/release/examples/*.o /usr/lib/x86_64-linux-gnu/bpf/*.o "$corpus"/
-if ! ASAN_OPTIONS=detect_leaks=1 build/fuzz/fuzz/loader_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=4096 \
-    -timeout=10 -print_final_stats=1 -artifact_prefix=build/fuzz/ "$corpus" > build/fuzz/loader_fuzz.log 2>&1; then
-  tail -n 80 build/fuzz/loader_fuzz.log
-  echo "=== the fuzzer found a problem; the input is in build/fuzz/ (crash-*, timeout-*, oom-*, leak-*)"
-  exit 1
-fi
-tail -n 6 build/fuzz/loader_fuzz.log
+# fuzz TARGET CORPUS: runs a target for FUZZ_SECONDS (default 45); on a finding, prints its log and fails.
+fuzz() {
+  local target=$1 dir=$2
+  echo "--- $target"
+  if ! ASAN_OPTIONS=detect_leaks=1 "build/fuzz/fuzz/$target" -max_total_time="${FUZZ_SECONDS:-45}" -rss_limit_mb=4096 \
+      -timeout=10 -print_final_stats=1 -artifact_prefix=build/fuzz/ "$dir" > "build/fuzz/$target.log" 2>&1; then
+    tail -n 80 "build/fuzz/$target.log"
+    echo "=== $target found a problem; the input is in build/fuzz/ (crash-*, timeout-*, oom-*, leak-*)"
+    exit 1
+  fi
+  tail -n 6 "build/fuzz/$target.log"
+}
+fuzz loader_fuzz "$corpus"
+fuzz jit_diff_fuzz build/fuzz/corpus/jit
 echo "=== all tests passed in both configurations; fuzzing found nothing"

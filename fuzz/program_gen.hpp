@@ -1,0 +1,123 @@
+// Random valid eBPF programs for differential testing of the engines, driven by any byte source
+// (a seeded PRNG in the tests, the fuzzer's input in fuzz/jit_diff_fuzz.cpp).
+//
+// Shape: r9 holds the 256-byte buffer (r1 at entry) and r10 the stack; neither is ever written.
+// r0..r7 start from random 64-bit values; r8 counts a bounded loop. The body mixes every ALU
+// operation (64/32-bit, immediate/register, div/mod/sdiv/smod, shifts, movsx, byte swaps), loads
+// and stores of every size (sign-extending loads included) at in-bounds offsets of the buffer and
+// the initialised stack, aligned atomics of every kind, and forward conditional jumps of every
+// comparison. Every such program is safe to run unchecked and ends: its result folds r0..r7.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace ebpfvm::gen {
+
+inline constexpr unsigned kBufferSize = 256;
+
+class Source {
+ public:
+  virtual ~Source() = default;
+  virtual uint64_t next() = 0;
+  uint64_t below(uint64_t n) { return n ? next() % n : 0; }
+};
+
+inline std::string reg(unsigned r, bool w64) { return (w64 ? "r" : "w") + std::to_string(r); }
+
+inline std::string alu(Source& s) {
+  static const char* const kOps[] = {"+=", "-=", "*=", "/=", "%=", "s/=", "s%=", "|=", "&=", "^=", "<<=", ">>=", "s>>=", "="};
+  const bool w = s.below(2);
+  const unsigned dst = static_cast<unsigned>(s.below(8));
+  switch (s.below(8)) {
+    case 0: return reg(dst, w) + " = -" + reg(dst, w);
+    case 1: {
+      static const char* const kEnd[] = {"be16", "be32", "be64", "le16", "le32", "le64", "bswap16", "bswap32", "bswap64"};
+      return "r" + std::to_string(dst) + " = " + kEnd[s.below(9)] + " r" + std::to_string(dst);
+    }
+    case 2: {
+      static const int kBits[] = {8, 16, 32};
+      const int bits = kBits[s.below(w ? 3 : 2)];
+      return reg(dst, w) + " = (s" + std::to_string(bits) + ")" + reg(static_cast<unsigned>(s.below(8)), w);
+    }
+    default: {
+      const std::string op = kOps[s.below(std::size(kOps))];
+      const bool shift = op.find("<<") != std::string::npos || op.find(">>") != std::string::npos;
+      if (s.below(2)) return reg(dst, w) + " " + op + " " + reg(static_cast<unsigned>(s.below(8)), w);
+      int64_t imm = static_cast<int32_t>(s.next());
+      if (shift) imm = static_cast<int64_t>(s.below(w ? 64 : 32));
+      else if (s.below(4) == 0) imm = static_cast<int64_t>(s.below(5)) - 2;  // 0, -1 and friends for division
+      return reg(dst, w) + " " + op + " " + std::to_string(imm);
+    }
+  }
+}
+
+inline std::string memory(Source& s) {
+  static const char* const kSize[] = {"u8", "u16", "u32", "u64"};
+  static const unsigned kBytes[] = {1, 2, 4, 8};
+  const unsigned z = static_cast<unsigned>(s.below(4));
+  const bool stack = s.below(3) == 0;
+  // The stack's top 64 bytes are initialised by the prologue.
+  const int64_t off = stack ? -static_cast<int64_t>(kBytes[z] + s.below(64 - kBytes[z] + 1)) : static_cast<int64_t>(s.below(kBufferSize - kBytes[z] + 1));
+  const std::string base = stack ? "r10" : "r9";
+  const std::string at = "(" + base + (off < 0 ? " - " + std::to_string(-off) : " + " + std::to_string(off)) + ")";
+  const std::string r = "r" + std::to_string(s.below(8));
+  switch (s.below(4)) {
+    case 0: return r + " = *(" + kSize[z] + " *)" + at;
+    case 1: return z < 3 ? r + " = *(s" + std::string(kSize[z]).substr(1) + " *)" + at : r + " = *(u64 *)" + at;
+    case 2: return "*(" + std::string(kSize[z]) + " *)" + at + " = " + r;
+    default: return "*(" + std::string(kSize[z]) + " *)" + at + " = " + std::to_string(static_cast<int32_t>(s.next()));
+  }
+}
+
+inline std::string atomic(Source& s) {
+  const bool w64 = s.below(2);
+  const unsigned size = w64 ? 8 : 4;
+  const int64_t off = static_cast<int64_t>(s.below(kBufferSize / size) * size);
+  const std::string t = w64 ? "u64" : "u32";
+  const std::string at = "(r9 + " + std::to_string(off) + ")";
+  const unsigned src = static_cast<unsigned>(1 + s.below(7));  // not r0: cmpxchg owns it
+  const std::string r = reg(src, w64);
+  static const char* const kOps[] = {"add", "or", "and", "xor"};
+  static const char* const kSym[] = {"+=", "|=", "&=", "^="};
+  const unsigned op = static_cast<unsigned>(s.below(4));
+  switch (s.below(4)) {
+    case 0: return "lock *(" + t + " *)" + at + " " + kSym[op] + " " + r;
+    case 1: return r + " = atomic_fetch_" + kOps[op] + "((" + t + " *)" + at + ", " + r + ")";
+    case 2: return r + " = xchg" + (w64 ? "_64" : "32_32") + "(" + at.substr(1, at.size() - 2) + ", " + r + ")";
+    default: return std::string(w64 ? "r0" : "w0") + " = cmpxchg" + (w64 ? "_64" : "32_32") + "(" + at.substr(1, at.size() - 2) + ", " + (w64 ? "r0" : "w0") + ", " + r + ")";
+  }
+}
+
+// A forward conditional jump over up to `room` instructions.
+inline std::string jump(Source& s, unsigned room) {
+  static const char* const kCmp[] = {"==", "!=", ">", ">=", "<", "<=", "&", "s>", "s>=", "s<", "s<="};
+  const bool w = s.below(2);
+  const std::string rhs = s.below(2) ? reg(static_cast<unsigned>(s.below(8)), w) : std::to_string(static_cast<int32_t>(s.next() % 1000) - 500);
+  return "if " + reg(static_cast<unsigned>(s.below(8)), w) + " " + kCmp[s.below(11)] + " " + rhs + " goto +" + std::to_string(s.below(room + 1));
+}
+
+// One program, as assembler text.
+inline std::string program(Source& s, unsigned body = 48) {
+  std::string p = "r9 = r1\n";
+  for (int i = 0; i < 8; ++i) p += "*(u64 *)(r10 - " + std::to_string(8 * (i + 1)) + ") = " + std::to_string(static_cast<int32_t>(s.next())) + "\n";
+  for (unsigned r = 0; r < 8; ++r) p += "r" + std::to_string(r) + " = " + std::to_string(s.next()) + " ll\n";
+  p += "r8 = " + std::to_string(1 + s.below(4)) + "\n";
+  p += "loop:\n";
+  for (unsigned i = 0; i < body; ++i) {
+    const unsigned room = body - i - 1;
+    switch (s.below(10)) {
+      case 0: case 1: case 2: case 3: p += alu(s); break;
+      case 4: case 5: p += memory(s); break;
+      case 6: p += atomic(s); break;
+      case 7: p += room ? jump(s, room) : alu(s); break;
+      default: p += alu(s); break;
+    }
+    p += "\n";
+  }
+  p += "r8 -= 1\nif r8 != 0 goto loop\n";
+  for (unsigned r = 1; r < 8; ++r) p += "r0 ^= r" + std::to_string(r) + "\n";
+  return p + "exit\n";
+}
+
+}  // namespace ebpfvm::gen
