@@ -364,45 +364,42 @@ Result<void> Map::load_json(std::string_view text) {
 }
 
 Result<void> detail::load_json_value(Map& map, const json::Value& doc) {
-  const auto& impl_ = map.impl();
-  auto name = [&]() -> const std::string& { return map.name(); };
-  auto per_cpu = [&] { return map.per_cpu(); };
-  auto workers = [&] { return map.workers(); };
-  auto spec = [&]() -> const MapSpec& { return map.spec(); };
-  if (!doc.is_array()) return make_error(Errc::InvalidArgument, "map '" + name() + "': JSON is not an array of entries");
+  const detail::MapImpl& impl = *map.impl();
+  const MapSpec& spec = map.spec();
+  if (!doc.is_array()) return make_error(Errc::InvalidArgument, "map '" + map.name() + "': JSON is not an array of entries");
   std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> entries;
   size_t i = 0;
   for (const json::Value& e : doc.array()) {
-    const std::string at = "map '" + name() + "': entry " + std::to_string(i);
+    const std::string at = "map '" + map.name() + "': entry " + std::to_string(i);
     const std::string entry = "entry " + std::to_string(i++);
     if (!e.is_object() || !e.get("key")) return make_error(Errc::InvalidArgument, at + " has no \"key\"");
     auto key = bytes_of(*e.get("key"), at + " key");
     if (!key) return key.error();
-    if (auto r = check_len(*impl_, *key, spec().key_size, (entry + " key").c_str()); !r) return r.error();
+    if (auto r = check_len(impl, *key, spec.key_size, (entry + " key").c_str()); !r) return r.error();
     std::vector<uint8_t> value;
-    if (per_cpu()) {
+    if (map.per_cpu()) {
       const json::Value* vs = e.get("values");
       if (!vs || !vs->is_array()) return make_error(Errc::InvalidArgument, at + " has no \"values\" (per-CPU map)");
-      value.assign(impl_->user_value_size(), 0);
+      value.assign(impl.user_value_size(), 0);
       for (const json::Value& cv : vs->array()) {
         const json::Value* cpu = cv.get("cpu");
         const json::Value* val = cv.get("value");
         if (!cpu || !cpu->is_number() || !val) return make_error(Errc::InvalidArgument, at + " has a bad per-CPU value");
         auto cpu_n = static_cast<long long>(cpu->number());
-        if (cpu_n < 0 || cpu_n >= workers())
+        if (cpu_n < 0 || cpu_n >= map.workers())
           return make_error(Errc::InvalidArgument, at + " names cpu " + std::to_string(cpu_n) + ", the map has " +
-                                                       std::to_string(workers()));
+                                                       std::to_string(map.workers()));
         auto b = bytes_of(*val, at + " value");
         if (!b) return b.error();
-        if (auto r = check_len(*impl_, *b, spec().value_size, (entry + " value").c_str()); !r) return r.error();
-        std::copy(b->begin(), b->end(), value.begin() + cpu_n * detail::round8(spec().value_size));
+        if (auto r = check_len(impl, *b, spec.value_size, (entry + " value").c_str()); !r) return r.error();
+        std::copy(b->begin(), b->end(), value.begin() + cpu_n * detail::round8(spec.value_size));
       }
     } else {
       const json::Value* v = e.get("value");
       if (!v) return make_error(Errc::InvalidArgument, at + " has no \"value\"");
       auto b = bytes_of(*v, at + " value");
       if (!b) return b.error();
-      if (auto r = check_len(*impl_, *b, spec().value_size, (entry + " value").c_str()); !r) return r.error();
+      if (auto r = check_len(impl, *b, spec.value_size, (entry + " value").c_str()); !r) return r.error();
       value = std::move(*b);
     }
     entries.emplace_back(std::move(*key), std::move(value));
