@@ -320,6 +320,7 @@ L_CALL: {
   if constexpr (kChecked) {
     budget = run->budget;
     after_helper(h, R[0], args5, *run);
+    if (!run->fault.empty()) FAULT(Fault::Helper, 0, 0, false);
   }
   (void)args5;
   NEXT;

@@ -42,6 +42,12 @@ void RunState::add_region(const MemRegion& r) {
       have.writable = have.writable && r.writable;
       return;
     }
+  // Every checked access scans this list: a run handed thousands of distinct values would make
+  // each access slow without spending its instruction budget.
+  if (regions.size() >= kMaxRegions) {
+    if (fault.empty()) fault = "more than " + std::to_string(kMaxRegions) + " map values or records handed out in one run";
+    return;
+  }
   regions.push_back(r);
 }
 

@@ -44,6 +44,7 @@ struct MemChecker {
 };
 
 struct RunState {
+  static constexpr size_t kMaxRegions = 4096;
   uint32_t worker = 0;
   RuntimeShared* shared = nullptr;  // nullptr for a bare Interpreter run
   XdpCtx* xdp = nullptr;

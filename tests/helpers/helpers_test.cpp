@@ -240,3 +240,22 @@ TEST_CASE("checked mode: spin locks cannot deadlock the host, NULL with a size i
   CHECK(run("r1 = 0\nr2 = 4\nr3 = r10\nr3 += -8\nr4 = 0\nr5 = 0\ncall 28\nexit") ==
         "insn 6: call to 28: R1 is null but the size is 4");
 }
+
+TEST_CASE("checked mode: a run may be handed a bounded number of map values") {
+  auto m = Map::create({"a", MapType::Array, 4, 8, 8192, 0, nullptr});
+  REQUIRE(m.ok());
+  // Look up every index of an 8192-slot array: each value is a new region to check accesses against.
+  const std::string text =
+      "r6 = 0\n"
+      "loop:\n"
+      "*(u32 *)(r10 - 4) = r6\n"
+      "r1 = map_fd(0) ll\n"
+      "r2 = r10\n"
+      "r2 += -4\n"
+      "call 1\n"
+      "r6 += 1\n"
+      "if r6 < 8192 goto loop\n"
+      "r0 = 0\n"
+      "exit\n";
+  CHECK(run_checked(text, {*m}) == "insn 6: more than 4096 map values or records handed out in one run");
+}
