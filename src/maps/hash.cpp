@@ -233,12 +233,16 @@ class HashMap final : public MapImpl {
       return 0;
     }
     if (!old) {
-      if (count_.load() >= spec().max_entries) {
-        if (!lru_ || !evict_one()) return err::kTooBig;
-        // Eviction may have unlinked a node of this bucket: find the insertion point again.
-        link = &b.head;
+      if (lru_) {
+        // LRU writers hold the map lock, so the count cannot change under us.
+        if (count_.load() >= spec().max_entries && !evict_one()) return err::kTooBig;
+        count_.fetch_add(1);
+      } else if (count_.fetch_add(1) >= spec().max_entries) {
+        // Writers of other buckets run concurrently: reserve the slot first, so that they cannot
+        // all see room for one more.
+        count_.fetch_sub(1);
+        return err::kTooBig;
       }
-      count_.fetch_add(1);
     }
     Node* n = new_node(key, h);
     fill(n, value, worker);

@@ -81,3 +81,20 @@ TEST_CASE("concurrency: a value pointer stays valid while other threads delete a
   maps::reclaim::collect();
   CHECK(maps::reclaim::pending() == 0);
 }
+
+TEST_CASE("concurrency: a full hash map holds exactly max_entries, however many threads insert") {
+  auto m = Map::create({"h", MapType::Hash, 4, 4, 1000, 0, nullptr});
+  REQUIRE(m.ok());
+  std::atomic<int> full{0};
+  std::vector<std::thread> threads;
+  for (uint32_t t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (uint32_t i = 0; i < 1000; ++i) {
+        auto r = m->update(as_bytes(t * 1000 + i), as_bytes(i), kNoExist);
+        if (!r && r.error().code == Errc::MapFull) ++full;
+      }
+    });
+  for (auto& t : threads) t.join();
+  CHECK(m->keys().size() == 1000);
+  CHECK(full == 3000);
+}
