@@ -368,11 +368,11 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   detail::XdpCtx& x = buffer.ctx();
   x.md.ingress_ifindex = opt.ingress_ifindex;
   x.md.rx_queue_index = opt.rx_queue_index;
-  detail::RunState rs;
+  detail::PooledRun pooled;
+  detail::RunState& rs = pooled.state();
   rs.worker = opt.worker;
   rs.shared = d.shared.get();
   rs.xdp = &x;
-  detail::RunScope scope(rs);
   const Region ctx_region{&x, detail::kXdpCtxVisible, false};
   RunArgs args;
   args.regs[0] = reinterpret_cast<uint64_t>(&x);
@@ -392,10 +392,10 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
 Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker) const {
   const LoadedData& d = *d_;
   if (worker >= d.workers) return run_error(d, make_error(Errc::InvalidArgument, "worker is not below the workers given at load"));
-  detail::RunState rs;
+  detail::PooledRun pooled;
+  detail::RunState& rs = pooled.state();
   rs.worker = worker;
   rs.shared = d.shared.get();
-  detail::RunScope scope(rs);
   RunArgs args;
   args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uint64_t>(mem.data());
   args.regs[1] = mem.size();

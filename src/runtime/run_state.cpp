@@ -1,6 +1,7 @@
 #include "runtime/run_state.hpp"
 
 #include <chrono>
+#include <memory>
 
 namespace ebpfvm::detail {
 namespace {
@@ -61,6 +62,46 @@ bool RunState::take_alloc(uint64_t ptr) {
 }
 
 RunState* current_run() { return t_current; }
+
+void RunState::reset() {
+  worker = 0;
+  shared = nullptr;
+  xdp = nullptr;
+  checked = false;
+  redirect.kind = RedirectTarget::Kind::None;
+  redirect.map_name.clear();
+  tail_calls = 0;
+  regions.clear();
+  maps.clear();
+  fault.clear();
+  callbacks = {};
+  memory = {};
+  callback_depth = 0;
+  budget = 0;
+  depth = 0;
+  held_lock = 0;
+  packet = {};
+}
+
+namespace {
+struct Pool {
+  std::vector<std::unique_ptr<RunState>> states;
+  size_t used = 0;
+};
+thread_local Pool t_pool;
+}  // namespace
+
+PooledRun::PooledRun() : prev_(t_current) {
+  if (t_pool.used == t_pool.states.size()) t_pool.states.push_back(std::make_unique<RunState>());
+  state_ = t_pool.states[t_pool.used++].get();
+  state_->reset();
+  t_current = state_;
+}
+
+PooledRun::~PooledRun() {
+  t_current = prev_;
+  --t_pool.used;
+}
 
 RunScope::RunScope(RunState& s) : prev_(t_current) { t_current = &s; }
 RunScope::~RunScope() { t_current = prev_; }

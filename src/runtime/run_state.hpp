@@ -70,6 +70,9 @@ struct RunState {
   std::span<uint8_t> packet;  // what LD_ABS/LD_IND read (JIT runs)
   uint64_t held_lock = 0;  // the bpf_spin_lock this run holds (the kernel allows one at a time)
 
+  // Back to a fresh state, keeping the vectors' capacity.
+  void reset();
+
   bool allows(uint64_t addr, uint64_t size, bool write) const;
   // allows() plus the engine's stack and static regions.
   bool may_access(uint64_t addr, uint64_t size, bool write) const {
@@ -82,6 +85,21 @@ struct RunState {
 };
 
 RunState* current_run();
+
+// A RunState for one run on this thread, reused from run to run (so a run allocates nothing once
+// warm) and never shared by nested runs. Installs itself as current_run() while it lives.
+class PooledRun {
+ public:
+  PooledRun();
+  ~PooledRun();
+  PooledRun(const PooledRun&) = delete;
+  PooledRun& operator=(const PooledRun&) = delete;
+  RunState& state() { return *state_; }
+
+ private:
+  RunState* state_;
+  RunState* prev_;
+};
 
 class RunScope {
  public:

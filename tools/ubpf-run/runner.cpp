@@ -10,6 +10,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kChunk = 4096;
+constexpr std::string_view kVerdictComments[] = {"verdict: XDP_ABORTED", "verdict: XDP_DROP", "verdict: XDP_PASS",
+                                                 "verdict: XDP_TX", "verdict: XDP_REDIRECT"};
 
 uint64_t ns_since(Clock::time_point t) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
@@ -219,7 +221,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
         const Worker& w = workers[r.worker];
         cfg.writer->write(pk.ts_ns, std::span<const uint8_t>(w.arena.data() + r.out_off, r.len_out),
                           static_cast<uint32_t>(pk.orig_len + r.len_out - pk.data.size()),
-                          "verdict: " + std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(r.action))));
+                          kVerdictComments[r.action]);
       }
       if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r);
     }
