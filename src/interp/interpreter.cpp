@@ -47,7 +47,6 @@ struct Frame {
 
 // Extra slots of the handler table after the ISA's: pseudo-instructions the lowering emits.
 enum Pseudo : size_t { kTailCall = isa::kOpCount, kLabelCount };
-constexpr uint32_t kMaxTailCalls = 33;  // MAX_TAIL_CALL_CNT
 constexpr uint32_t kMaxCallbackDepth = 8;
 
 constexpr uint32_t kStackBytes = isa::kStackSize * isa::kMaxCallFrames;
@@ -348,7 +347,7 @@ L_TAIL_CALL: {
       FAULT(Fault::Helper, 0, 0, false);
     }
   }
-  if (map->spec().type == MapType::ProgArray && run->tail_calls < kMaxTailCalls) {
+  if (map->spec().type == MapType::ProgArray && run->tail_calls < RunState::kMaxTailCalls) {
     const auto* target = static_cast<const detail::ProgEntry*>(detail::prog_array_get(*map, static_cast<uint32_t>(R[3])));
     if (target && target->image->options.safety == cur->options.safety) {
       ++run->tail_calls;

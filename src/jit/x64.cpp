@@ -76,7 +76,7 @@ uint64_t jit_callx(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t 
 const void* jit_tail_target(uint64_t map, uint64_t index) {
   auto* m = reinterpret_cast<detail::MapImpl*>(map);
   detail::RunState* r = detail::current_run();
-  if (m->spec().type != MapType::ProgArray || !r || r->tail_calls >= 33) return nullptr;
+  if (m->spec().type != MapType::ProgArray || !r || r->tail_calls >= detail::RunState::kMaxTailCalls) return nullptr;
   const auto* e = static_cast<const detail::ProgEntry*>(detail::prog_array_get(*m, static_cast<uint32_t>(index)));
   if (!e || !e->jit) return nullptr;
   ++r->tail_calls;

@@ -69,11 +69,6 @@ void MapImpl::set_sink(std::function<void(const MapRecord&)> sink) {
   sink_ = std::move(sink);
 }
 
-void MapImpl::emit(MapRecord rec) {
-  std::lock_guard lk(sink_mu_);
-  if (sink_) sink_(rec);
-}
-
 uint64_t prealloc_bytes(const MapSpec& s, uint32_t workers) {
   const uint64_t n = s.max_entries, w = workers ? workers : 1;
   switch (s.type) {

@@ -68,8 +68,6 @@ class MapImpl {
   bool is_map_in_map() const { return spec_.type == MapType::ArrayOfMaps || spec_.type == MapType::HashOfMaps; }
 
  protected:
-  // Delivers a record to the sink, or queues it for drain(); false when the queue is full.
-  void emit(MapRecord rec);
   std::mutex sink_mu_;
   std::function<void(const MapRecord&)> sink_;
 

@@ -53,7 +53,8 @@ struct RunState {
   // XDP redirect recorded by bpf_redirect / bpf_redirect_map.
   RedirectTarget redirect;
 
-  // Tail calls made so far in this run (the kernel allows 33 in a chain).
+  // Tail calls made so far in this run; every engine stops at kMaxTailCalls (MAX_TAIL_CALL_CNT).
+  static constexpr uint32_t kMaxTailCalls = 33;
   uint32_t tail_calls = 0;
 
   // Checked mode: memory handed to the program at run time (map values, ring buffer
