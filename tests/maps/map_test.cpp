@@ -187,7 +187,7 @@ TEST_CASE("JSON: dump in bpftool's shape, load back, reject wrong sizes without 
         "map 'm': entry 0 key holds something that is not a byte");
 }
 
-TEST_CASE("ring buffer: records drained in order, space freed by the reader") {
+TEST_CASE("ring buffer: no user-side lookup, nothing to drain before a program writes") {
   Map rb = make(MapType::Ringbuf, 0, 0, 4096);
   CHECK(rb.lookup({}).error().code == Errc::Unsupported);
   CHECK(rb.drain().empty());
