@@ -206,6 +206,13 @@ Result<void> collect_initialisers(ObjectData& o) {
     if (!owner || off < owner->offset + owner->values_off || (off - owner->offset - owner->values_off) % 8)
       return o.error_at(Errc::MalformedObject, o.btf_maps_section, std::nullopt,
                         "relocation at .maps offset " + std::to_string(off) + " is not inside a map's values array");
+    // Only these types hold ids: anything else would be written a 4-byte id it cannot take.
+    const MapType t = owner->spec.type;
+    if ((t != MapType::ProgArray && t != MapType::ArrayOfMaps && t != MapType::HashOfMaps) ||
+        owner->spec.key_size != 4 || owner->spec.value_size != 4)
+      return o.error_at(Errc::MalformedObject, o.btf_maps_section, std::nullopt,
+                        "map '" + owner->spec.name +
+                            "': only prog arrays and maps of maps with 4-byte keys and values take initialisers");
     const uint64_t slot = (off - owner->offset - owner->values_off) / 8;
     if (slot >= owner->spec.max_entries)
       return o.error_at(Errc::MalformedObject, o.btf_maps_section, std::nullopt,
