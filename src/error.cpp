@@ -16,6 +16,7 @@ const char* to_string(Errc code) {
     case Errc::Exists: return "exists";
     case Errc::MapFull: return "map full";
     case Errc::PermissionDenied: return "permission denied";
+    case Errc::VerifierRejected: return "verifier rejected the program";
   }
   return "error";
 }
@@ -36,11 +37,11 @@ std::string Error::to_string() const {
 }
 
 Error make_error(Errc code, std::string message) {
-  return Error{code, std::move(message), {}};
+  return Error{code, std::move(message), {}, {}};
 }
 
 Error make_error_at(Errc code, uint32_t insn, std::string message) {
-  Error e{code, std::move(message), {}};
+  Error e{code, std::move(message), {}, {}};
   e.where.insn = insn;
   return e;
 }

@@ -1,7 +1,8 @@
 // Plugin for the public bpf_conformance suite.
 //   bpf_conformance_plugin [MEMHEX] [OPTIONS...] [--elf]
 // stdin: the program as hex bytes (8 per instruction). Prints r0 in hex and exits 0, or prints
-// one line describing the failure and exits 1 (2 for a usage error).
+// one line describing the failure and exits 1 (2 for a usage error). Programs are verified for
+// the memory given first; --no-verify runs them unverified in the checked interpreter.
 #include <cstdio>
 #include <iostream>
 #include <iterator>
@@ -21,7 +22,7 @@ int fail(const std::string& message, int code = 1) {
 
 // --elf: stdin holds an ELF object; its first program runs on the memory with r1 = memory,
 // r2 = its size, whatever its section says (the suite's objects are not typed).
-int run_elf(const std::vector<uint8_t>& bytes, std::vector<uint8_t>& memory, bool jit) {
+int run_elf(const std::vector<uint8_t>& bytes, std::vector<uint8_t>& memory, bool jit, bool verify) {
   using namespace ebpfvm;
   auto obj = Object::open(bytes, "<stdin>");
   if (!obj) return fail(obj.error().to_string());
@@ -31,10 +32,10 @@ int run_elf(const std::vector<uint8_t>& bytes, std::vector<uint8_t>& memory, boo
   (void)extra.add({5, "nop", nop_helper, nullptr, {}});
   LoadOptions opts;
   opts.helpers = &extra;
-  if (jit) {
-    opts.engine = Engine::Jit;
-    opts.safety = Safety::TrustedUnchecked;
-  }
+  opts.verify.context = VerifyOptions::Context::Memory;
+  opts.verify.memory_size = static_cast<uint32_t>(memory.size());
+  if (jit) opts.engine = Engine::Jit;
+  if (!verify) opts.safety = Safety::Checked;
   if (auto r = obj->load(opts); !r) return fail(r.error().to_string());
   auto prog = obj->program(first);
   if (!prog) return fail(prog.error().to_string());
@@ -51,13 +52,14 @@ int main(int argc, char** argv) {
   // The suite passes memory and options as single arguments that may hold several words,
   // and may pass an empty argument where there is no memory.
   std::string memhex;
-  bool jit = false, elf = false;
+  bool jit = false, elf = false, verify = true;
   for (int i = 1; i < argc; ++i) {
     std::istringstream words(argv[i]);
     for (std::string w; words >> w;) {
       if (w == "--interpret") jit = false;
       else if (w == "--jit") jit = true;
       else if (w == "--elf") elf = true;
+      else if (w == "--no-verify") verify = false;
       else if (w.rfind("--", 0) == 0) return fail("unknown option " + w, 2);
       else memhex += w + " ";
     }
@@ -69,20 +71,26 @@ int main(int argc, char** argv) {
   std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
   auto code = tools::parse_hex(input);
   if (!code) return fail("program: " + code.error().message, 2);
-  if (elf) return run_elf(*code, *memory, jit);
+  if (jit && !verify) return fail("--no-verify runs the program unproven: only the checked interpreter may (drop --jit)", 2);
+  if (elf) return run_elf(*code, *memory, jit, verify);
 
   auto program = Program::from_bytecode(*code);
   if (!program) return fail(program.error().to_string());
   HelperRegistry helpers;
   (void)helpers.add({5, "nop", nop_helper, nullptr, {}});
-  // --jit: the suite's programs are test programs the suite vouches for, run as trusted native code.
+  // Verified for the memory given (r1 = its address, r2 = its size), unless --no-verify: then
+  // only the checked interpreter runs it.
+  const auto size = static_cast<uint32_t>(memory->size());
   auto r0 = jit ? [&]() -> Result<uint64_t> {
-    auto native = JitProgram::compile_trusted(*program, helpers);
+    auto native = JitProgram::compile(*program, helpers, {}, size);
     if (!native) return native.error();
     return native->run(*memory);
   }()
                 : [&]() -> Result<uint64_t> {
-    auto vm = Interpreter::create(*program, helpers, {Safety::Checked});
+    InterpreterOptions io;
+    io.safety = verify ? Safety::Verified : Safety::Checked;
+    io.memory_size = size;
+    auto vm = Interpreter::create(*program, helpers, io);
     if (!vm) return vm.error();
     return vm->run(*memory);
   }();

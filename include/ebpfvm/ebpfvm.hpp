@@ -9,5 +9,6 @@
 #include "ebpfvm/maps.hpp"
 #include "ebpfvm/object.hpp"
 #include "ebpfvm/runtime.hpp"
+#include "ebpfvm/verifier.hpp"
 #include "ebpfvm/xdp.hpp"
 #include "ebpfvm/program.hpp"

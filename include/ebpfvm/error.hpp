@@ -22,6 +22,7 @@ enum class Errc {
   Exists,            // the map key exists and BPF_NOEXIST was given (-EEXIST)
   MapFull,           // the map has max_entries elements (-E2BIG)
   PermissionDenied,  // a frozen (read-only) map was written (-EPERM)
+  VerifierRejected,  // the verifier could not prove the program safe
 };
 
 const char* to_string(Errc);
@@ -40,6 +41,9 @@ struct Error {
   Errc code = Errc::InvalidArgument;
   std::string message;
   Where where;
+  // More lines for people, when there is more to say: for a verifier rejection, the instruction
+  // and the abstract values of the registers there (and, in verbose mode, every state before).
+  std::string detail;
 
   // One line for people: "file: section S: program P: insn 5: message".
   std::string to_string() const;

@@ -48,6 +48,9 @@ enum class RetKind : uint8_t {
 struct HelperProto {
   RetKind ret = RetKind::Integer;
   std::array<ArgKind, 5> args{};  // ArgKind::None after the last argument
+  // The helper may move or resize the packet (bpf_xdp_adjust_head...): packet pointers the
+  // program held are stale after the call, and the verifier forgets them.
+  bool changes_packet_data = false;
 
   unsigned arg_count() const;
 };

@@ -21,12 +21,19 @@
 
 namespace ebpfvm {
 
-enum class Safety { Checked, TrustedUnchecked };
+enum class Safety {
+  Verified,          // proven safe by the verifier first, then run without checks (objects' default)
+  Checked,           // not verified: every access checked at run time (the only way to run unproven code)
+  TrustedUnchecked,  // raw programs the caller vouches for (benchmarks); never for objects
+};
 
 struct InterpreterOptions {
   Safety safety = Safety::Checked;
   // Checked mode: instructions a run may execute before it faults.
   uint64_t insn_budget = 100'000'000;
+  // Safety::Verified: the program is verified for r1 = this many bytes of memory (r2 = the count),
+  // and run(mem) refuses smaller memory.
+  uint32_t memory_size = 0;
 };
 
 // Memory an unverified program may access in checked mode, beyond its stack and input.

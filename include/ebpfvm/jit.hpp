@@ -1,9 +1,8 @@
 // The x86-64 JIT: a program compiled to native code with asmjit, eBPF registers mapped onto host
 // registers, helpers called directly.
 //
-// Native code does no run-time checks: a JIT-compiled program must be safe before it runs. Until
-// the verifier lands, the JIT therefore compiles only programs the caller vouches for, through
-// compile_trusted(); once the verifier exists, verified programs will compile without that word.
+// Native code does no run-time checks: a JIT-compiled program must be proven safe before it runs.
+// compile() verifies first; objects loaded with Engine::Jit are verified by Object::load.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +25,12 @@ class JitProgram {
  public:
   // Fails on an unknown helper, a kfunc call, an lddw whose map is not bound, LD_ABS/LD_IND in a
   // program with bpf-to-bpf calls, or when the host is not x86-64.
+  // Verifies the program for r1 = memory_size bytes of memory (r2 = memory_size), then compiles
+  // it; run(mem) refuses smaller memory. Verifier rejections come back as Errc::VerifierRejected.
+  static Result<JitProgram> compile(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
+                                    uint32_t memory_size);
+  // Compiles without verifying: for benchmarks and differential tests of programs their author
+  // vouches for. A bad program compiled this way can crash the host.
   static Result<JitProgram> compile_trusted(const Program& program, const HelperRegistry& helpers,
                                             std::span<const Map> maps = {});
 
@@ -35,10 +40,12 @@ class JitProgram {
   size_t code_size() const;
 
   const std::shared_ptr<const detail::JitImage>& image() const { return img_; }
-  explicit JitProgram(std::shared_ptr<const detail::JitImage> img) : img_(std::move(img)) {}
+  explicit JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size = 0)
+      : img_(std::move(img)), memory_size_(memory_size) {}
 
  private:
   std::shared_ptr<const detail::JitImage> img_;
+  uint32_t memory_size_ = 0;  // compile(): the memory the program was verified for
 };
 
 }  // namespace ebpfvm

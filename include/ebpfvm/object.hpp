@@ -27,6 +27,7 @@
 #include "ebpfvm/maps.hpp"
 #include "ebpfvm/program.hpp"
 #include "ebpfvm/runtime.hpp"
+#include "ebpfvm/verifier.hpp"
 #include "ebpfvm/xdp.hpp"
 
 namespace ebpfvm {
@@ -48,13 +49,13 @@ struct ProgramInfo {
 enum class Engine : uint8_t { Interpreter, Jit };
 
 struct LoadOptions {
-  // Engine::Jit compiles every program to x86-64. Native code has no run-time checks, so until the
-  // verifier lands the JIT needs safety = TrustedUnchecked: the caller vouches for the object.
+  // Engine::Jit compiles every program to x86-64; it takes only verified programs.
   Engine engine = Engine::Interpreter;
-  // Until the verifier lands, programs run in the checked interpreter: every memory access and
-  // helper argument is checked at run time and a violation ends the run with Errc::RuntimeFault.
-  // TrustedUnchecked runs without checks: only for programs you wrote and trust.
-  Safety safety = Safety::Checked;
+  // Safety::Verified (the default): the verifier must prove each program safe, which then runs
+  // without run-time checks. Safety::Checked skips the verifier: the interpreter checks every
+  // memory access and helper argument, and a violation ends the run with Errc::RuntimeFault.
+  Safety safety = Safety::Verified;
+  VerifyOptions verify;  // the context is the program type's
   uint64_t insn_budget = 100'000'000;  // checked mode: instructions per run
   uint32_t workers = 1;                // per-CPU map slots: one per thread that runs programs
   // Memory the object's maps may preallocate in all (arrays, slots, hash buckets); an object
@@ -106,6 +107,8 @@ class LoadedProgram {
   Engine engine() const;
   const Program& code() const;  // the linked, relocated and context-rewritten bytecode
   std::optional<SourceLine> source_line(uint32_t insn) const;
+  // What the verifier reported when it accepted the program; null when loaded unverified.
+  const VerifyReport* verify_report() const;
 
   Result<XdpResult> run_xdp(XdpBuffer& buffer, const XdpRunOptions& options = {}) const;
   // Any program type on raw memory: r1 = mem.data(), r2 = mem.size().

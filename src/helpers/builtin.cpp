@@ -389,7 +389,8 @@ HelperRegistry make_builtin() {
       {2, "bpf_map_update_elem", map_update, R::Integer, {A::ConstMapPtr, A::PtrToMapKey, A::PtrToMapValue, A::Anything}},
       {3, "bpf_map_delete_elem", map_delete, R::Integer, {A::ConstMapPtr, A::PtrToMapKey}},
       {5, "bpf_ktime_get_ns", ktime_ns, R::Integer, {}},
-      {6, "bpf_trace_printk", trace_printk, R::Integer, {A::PtrToMem, A::ConstSize, A::Anything, A::Anything, A::Anything}},
+      // r3..r5 are read as the format says, set or not (as the kernel declares it: two arguments)
+      {6, "bpf_trace_printk", trace_printk, R::Integer, {A::PtrToMem, A::ConstSize}},
       {7, "bpf_get_prandom_u32", prandom_u32, R::Integer, {}},
       {8, "bpf_get_smp_processor_id", smp_processor_id, R::Integer, {}},
       {12, "bpf_tail_call", tail_call_outside, R::Integer, {A::PtrToCtx, A::ConstMapPtr, A::Anything}},
@@ -423,7 +424,10 @@ HelperRegistry make_builtin() {
       {190, "bpf_xdp_store_bytes", xdp_store_bytes, R::Integer, {A::PtrToCtx, A::Anything, A::PtrToMem, A::ConstSize}},
   };
   HelperRegistry reg;
-  for (const Def& d : defs) reg.set(Helper{d.id, d.name, d.fn, nullptr, HelperProto{d.ret, d.args}});
+  for (const Def& d : defs) {
+    const bool moves_packet = d.id == 44 || d.id == 54 || d.id == 65;  // adjust_head, adjust_meta, adjust_tail
+    reg.set(Helper{d.id, d.name, d.fn, nullptr, HelperProto{d.ret, d.args, moves_packet}});
+  }
   return reg;
 }
 

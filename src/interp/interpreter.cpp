@@ -11,6 +11,7 @@
 #include <string>
 
 #include "interp/image.hpp"
+#include "ebpfvm/verifier.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
 
@@ -722,7 +723,16 @@ Result<Interpreter> Interpreter::create(const Program& program, const HelperRegi
 
 Result<Interpreter> Interpreter::create(const Program& program, const HelperRegistry& helpers,
                                         const InterpreterOptions& options, std::span<const Map> maps) {
-  auto img = detail::build_image(program.data().decoded, helpers, options, detail::bindings_of(maps));
+  InterpreterOptions opts = options;
+  if (options.safety == Safety::Verified) {
+    VerifyOptions vo;
+    vo.context = VerifyOptions::Context::Memory;
+    vo.memory_size = options.memory_size;
+    if (auto r = verify(program, helpers, maps, vo); !r) return r.error();
+    opts.safety = Safety::TrustedUnchecked;
+  }
+  auto img = detail::build_image(program.data().decoded, helpers, opts, detail::bindings_of(maps));
+  if (img && options.safety == Safety::Verified) const_cast<detail::InterpImage&>(**img).options.safety = Safety::Verified;
   if (!img) return img.error();
   return Interpreter(std::move(*img));
 }
@@ -735,7 +745,12 @@ RunArgs memory_args(std::span<uint8_t> mem) {
   return args;
 }
 
-Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const { return run(memory_args(mem)); }
+Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const {
+  if (img_->options.safety == Safety::Verified && mem.size() < img_->options.memory_size)
+    return make_error(Errc::InvalidArgument, "the program was verified for " + std::to_string(img_->options.memory_size) +
+                                                 " bytes of memory; " + std::to_string(mem.size()) + " given");
+  return run(memory_args(mem));
+}
 
 Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
   const bool checked = img_->options.safety == Safety::Checked;

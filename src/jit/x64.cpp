@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "ebpfvm/jit.hpp"
+#include "ebpfvm/verifier.hpp"
 #include "interp/image.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
@@ -535,7 +536,23 @@ Result<JitProgram> JitProgram::compile_trusted(const Program& program, const Hel
   return JitProgram(std::move(*img));
 }
 
-Result<uint64_t> JitProgram::run(std::span<uint8_t> mem) const { return run(memory_args(mem)); }
+Result<JitProgram> JitProgram::compile(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
+                                       uint32_t memory_size) {
+  VerifyOptions vo;
+  vo.context = VerifyOptions::Context::Memory;
+  vo.memory_size = memory_size;
+  if (auto r = verify(program, helpers, maps, vo); !r) return r.error();
+  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps));
+  if (!img) return img.error();
+  return JitProgram(std::move(*img), memory_size);
+}
+
+Result<uint64_t> JitProgram::run(std::span<uint8_t> mem) const {
+  if (mem.size() < memory_size_)
+    return make_error(Errc::InvalidArgument, "the program was verified for " + std::to_string(memory_size_) +
+                                                 " bytes of memory; " + std::to_string(mem.size()) + " given");
+  return run(memory_args(mem));
+}
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {
   detail::RunState local;

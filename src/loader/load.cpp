@@ -8,6 +8,7 @@
 #include "program_data.hpp"
 #include "util/json.hpp"
 #include "progtype/ctx_rewrite.hpp"
+#include "verifier/verifier.hpp"
 
 namespace ebpfvm {
 
@@ -53,12 +54,35 @@ Error at_origin(const ObjectData& o, const detail::Linked& l, const ProgramInfo&
     auto [sec, slot] = l.origin[*e.where.insn];
     Error out = o.error_at(e.code, sec, slot, e.message);
     out.where.program = p.name;
+    out.detail = std::move(e.detail);
     return out;
   }
   e.where.file = o.name;
   e.where.section = p.section;
   e.where.program = p.name;
   return e;
+}
+
+Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, const isa::Program& code, const HelperRegistry& helpers,
+                            const LoadOptions& opts) {
+  verifier::Input in;
+  in.prog = &code;
+  in.helpers = &helpers;
+  in.options = opts.verify;
+  if (p.type == ProgType::Xdp) {
+    in.options.context = VerifyOptions::Context::Xdp;
+  } else if (opts.verify.context != VerifyOptions::Context::Memory) {
+    return make_error(Errc::Unsupported, "the verifier knows the XDP context; to run this " + std::string(to_string(p.type)) +
+                                             " program on raw memory (run_raw), verify it for that memory (LoadOptions::verify: "
+                                             "context = Memory, memory_size) or load it unverified (safety = Checked)");
+  }
+  in.ctx_fields = detail::xdp_ctx_fields();
+  for (size_t i = 0; i < o.maps.size(); ++i) {
+    const MapDecl& d = o.maps[i];
+    const bool constant = d.read_only && d.spec.type == MapType::Array && d.spec.max_entries == 1;
+    in.maps.push_back({&o.live_maps[i]->spec(), constant ? detail::array_base(*o.live_maps[i]) : nullptr});
+  }
+  return verifier::analyse(in);
 }
 
 Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<ObjectData>& o, size_t i,
@@ -68,6 +92,12 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   if (!linked) return linked.error();
   auto decoded = Program::from_bytecode(linked->bytes);
   if (!decoded) return at_origin(*o, *linked, p, decoded.error());
+  std::optional<VerifyReport> report;
+  if (opts.safety == Safety::Verified) {
+    auto r = verify_program(*o, p, decoded->data().decoded, helpers, opts);
+    if (!r) return at_origin(*o, *linked, p, r.error());
+    report = std::move(*r);
+  }
   if (p.type == ProgType::Xdp) {
     if (auto r = detail::rewrite_ctx_accesses(decoded->data().decoded, detail::xdp_ctx_fields(), linked->bytes); !r)
       return at_origin(*o, *linked, p, r.error());
@@ -75,10 +105,14 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
     if (!decoded) return at_origin(*o, *linked, p, decoded.error());
   }
   detail::Bindings b{o->live_maps};
-  auto img = detail::build_image(decoded->data().decoded, helpers, {opts.safety, opts.insn_budget}, std::move(b));
+  // A verified program needs no run-time checks.
+  const Safety run_mode = opts.safety == Safety::Verified ? Safety::TrustedUnchecked : opts.safety;
+  auto img = detail::build_image(decoded->data().decoded, helpers, {run_mode, opts.insn_budget}, std::move(b));
   if (!img) return at_origin(*o, *linked, p, img.error());
   auto d = std::make_shared<LoadedData>(std::move(*decoded));
   d->info = p;
+  d->verified = std::move(report);
+  if (d->verified && p.type != ProgType::Xdp) d->verified_memory = std::max<uint32_t>(1, opts.verify.memory_size);
   d->file = o->name;
   d->id = g_next_prog_id++;
   d->origin = std::move(linked->origin);
@@ -218,10 +252,14 @@ Result<void> Object::set_program_type(std::string_view program, ProgType type) {
 
 Result<void> Object::load(const LoadOptions& opts) {
   if (d_->loaded) return make_error(Errc::InvalidArgument, d_->name + ": already loaded");
-  if (opts.engine == Engine::Jit && opts.safety != Safety::TrustedUnchecked) {
+  if (opts.engine == Engine::Jit && opts.safety != Safety::Verified) {
+    Error e = make_error(Errc::InvalidArgument, "the JIT compiles only verified programs: load with safety = Verified (the default)");
+    e.where.file = d_->name;
+    return e;
+  }
+  if (opts.safety == Safety::TrustedUnchecked) {
     Error e = make_error(Errc::InvalidArgument,
-                         "the JIT runs only programs that are safe to run unchecked; this build has no verifier yet, "
-                         "so load with safety = TrustedUnchecked to vouch for the object");
+                         "objects run verified (the default) or, unverified, with every access checked (safety = Checked)");
     e.where.file = d_->name;
     return e;
   }
@@ -335,6 +373,7 @@ ProgType LoadedProgram::type() const { return d_->info.type; }
 uint32_t LoadedProgram::id() const { return d_->id; }
 Engine LoadedProgram::engine() const { return d_->entry->jit ? Engine::Jit : Engine::Interpreter; }
 const Program& LoadedProgram::code() const { return d_->code; }
+const VerifyReport* LoadedProgram::verify_report() const { return d_->verified ? &*d_->verified : nullptr; }
 
 std::optional<SourceLine> LoadedProgram::source_line(uint32_t insn) const {
   if (insn >= d_->origin.size()) return std::nullopt;
@@ -396,6 +435,12 @@ Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker)
   detail::RunState& rs = pooled.state();
   rs.worker = worker;
   rs.shared = d.shared.get();
+  if (d.verified && d.verified_memory == 0)
+    return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' was verified for the XDP context; run it with run_xdp"));
+  if (d.verified && mem.size() < d.verified_memory)
+    return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' was verified for " +
+                                                              std::to_string(d.verified_memory) + " bytes of memory; " +
+                                                              std::to_string(mem.size()) + " given"));
   RunArgs args;
   args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uint64_t>(mem.data());
   args.regs[1] = mem.size();

@@ -94,6 +94,8 @@ struct LoadedData {
   std::shared_ptr<const ProgEntry> entry;
   std::shared_ptr<RuntimeShared> shared;
   uint32_t workers = 1;
+  std::optional<VerifyReport> verified;  // the verifier's report; empty for Safety::Checked
+  uint32_t verified_memory = 0;          // verified for raw memory of this size (0: for its context)
   LoadedData(Program p) : code(std::move(p)) {}
 };
 

@@ -200,7 +200,7 @@ TEST_CASE("helpers: an embedder's own helper, with its context pointer and proto
   REQUIRE(obj.ok());
   auto without = obj->load();
   REQUIRE_FALSE(without.ok());
-  CHECK(without.error().message == "unknown helper 1000");
+  CHECK(without.error().message == "invalid func unknown#1000");
   CHECK(without.error().where.program == "tenant");
 
   obj = Object::open(program_path("embedder"));

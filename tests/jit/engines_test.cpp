@@ -30,7 +30,7 @@ Object load(const std::string& path, Engine engine) {
   REQUIRE(obj.ok());
   LoadOptions o;
   o.engine = engine;
-  o.safety = engine == Engine::Jit ? Safety::TrustedUnchecked : Safety::Checked;
+  // both verified: the interpreter then runs without checks too
   o.env.seed = 99;
   o.workers = 2;
   FibRoute r;
@@ -104,14 +104,22 @@ TEST_CASE("engines: the JIT and the interpreter agree on every test program") {
     same(std::string("/usr/lib/x86_64-linux-gnu/bpf/") + f + ".o", {f[3] == '-' ? "xdp_dispatcher" : f});
 }
 
-TEST_CASE("engines: the JIT needs a program the caller vouches for until the verifier lands") {
+TEST_CASE("engines: the JIT compiles only verified programs") {
   auto obj = Object::open(program_path("globals"));
   REQUIRE(obj.ok());
   LoadOptions o;
   o.engine = Engine::Jit;
+  o.safety = Safety::Checked;
   auto r = obj->load(o);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.error().message ==
-        "the JIT runs only programs that are safe to run unchecked; this build has no verifier yet, so load with safety = "
-        "TrustedUnchecked to vouch for the object");
+  CHECK(r.error().message == "the JIT compiles only verified programs: load with safety = Verified (the default)");
+  auto faulty = Object::open(program_path("faulty"));
+  REQUIRE(faulty.ok());
+  LoadOptions jit;
+  jit.engine = Engine::Jit;
+  auto refused = faulty->load(jit);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == Errc::VerifierRejected);
+  CHECK(refused.error().message == "invalid access to packet, off=100 size=1, R1 offset is outside of the packet");
+  CHECK(refused.error().where.source.find("faulty.c:9") != std::string::npos);
 }

@@ -102,7 +102,7 @@ TEST_CASE("malformed objects: an unknown helper names the helper and the instruc
   auto r = obj->load();
   REQUIRE_FALSE(r.ok());
   CHECK(r.error().code == Errc::UnknownHelper);
-  CHECK(r.error().message == "unknown helper 999");
+  CHECK(r.error().message == "invalid func unknown#999");
   CHECK(r.error().where.section == "xdp");
   CHECK(r.error().where.program == "misc");
   REQUIRE(r.error().where.insn.has_value());

@@ -141,13 +141,19 @@ TEST_CASE("legacy maps: struct bpf_map_def and iproute2's struct bpf_elf_map") {
   CHECK(tc->programs()[0].type == ProgType::SchedCls);
   CHECK(tc->map_specs()[0].name == "tc_counter");
   CHECK(tc->map_specs()[0].max_entries == 4);
-  REQUIRE(tc->load().ok());
+  // A tc program run on raw memory is verified for that memory: r1 = 32 bytes, r2 = 32.
+  LoadOptions raw;
+  raw.verify.context = VerifyOptions::Context::Memory;
+  raw.verify.memory_size = 32;
+  REQUIRE(tc->load(raw).ok());
   auto p = tc->program("count_tc");
   REQUIRE(p.ok());
   XdpBuffer buf(std::vector<uint8_t>(60, 0));
   auto wrong = p->run_xdp(buf);
   REQUIRE_FALSE(wrong.ok());
   CHECK(wrong.error().message == "not an XDP program (type sched_cls)");
+  std::vector<uint8_t> small(16);
+  CHECK(p->run_raw(small).error().message == "program 'count_tc' was verified for 32 bytes of memory; 16 given");
   std::vector<uint8_t> mem(32);
   REQUIRE(p->run_raw(mem).ok());
   REQUIRE(p->run_raw(mem).ok());
@@ -160,7 +166,13 @@ TEST_CASE("a program type the section name does not tell must be given") {
   // xdp_legacy starts with "xdp": typed. Override to show set_program_type works and is checked.
   REQUIRE(bytes->set_program_type("count_legacy", ProgType::SocketFilter).ok());
   CHECK(bytes->set_program_type("nope", ProgType::Xdp).error().code == Errc::NotFound);
-  REQUIRE(bytes->load().ok());
+  // The verifier knows no socket_filter context without a memory size: unverified, it runs checked.
+  auto unknown = bytes->load();
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error().code == Errc::Unsupported);
+  LoadOptions checked;
+  checked.safety = Safety::Checked;
+  REQUIRE(bytes->load(checked).ok());
   auto p = bytes->program("count_legacy");
   REQUIRE(p.ok());
   CHECK(p->type() == ProgType::SocketFilter);

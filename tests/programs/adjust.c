@@ -54,9 +54,10 @@ int set_meta(struct xdp_md *ctx)
 		return XDP_ABORTED;
 	m[0] = 0x11223344;
 	m[1] = 0x55667788;
+	/* before the next calls: they make every packet pointer stale, as in the kernel */
+	res[3] = (long)data - (long)meta;
 	res[1] = bpf_xdp_adjust_meta(ctx, -6);  /* not a multiple of 4: -EACCES */
 	res[2] = bpf_xdp_adjust_meta(ctx, -240); /* into the xdp_frame header: -EINVAL */
-	res[3] = (long)data - (long)meta;
 	return XDP_PASS;
 }
 

@@ -28,15 +28,23 @@ test::Proc plugin(const std::vector<std::string>& args, const std::string& text)
 }  // namespace
 
 TEST_CASE("plugin --jit runs the semantics cases as native code", "[plugin]") {
+  int compiled = 0;
   for (const auto& c : test::load_cases()) {
     if (!c.result || c.test_helpers) continue;
     if (c.source.find("skb[") != std::string::npos) continue;  // LD_ABS with local calls: refused by the JIT
     INFO(c.where());
+    // the same verdict as the verified interpreter: the same result, or the same rejection
+    auto interp = test::run_process({EBPFVM_PLUGIN, c.mem_hex}, hex_of(test::must_assemble(c.source)));
     auto r = test::run_process({EBPFVM_PLUGIN, c.mem_hex, "--jit"}, hex_of(test::must_assemble(c.source)));
-    char want[32];
-    std::snprintf(want, sizeof want, "0x%llx\n", static_cast<unsigned long long>(*c.result));
-    CHECK(r.out == want);
+    CHECK(r.out == interp.out);
+    if (interp.exit_code == 0) {
+      char want[32];
+      std::snprintf(want, sizeof want, "0x%llx\n", static_cast<unsigned long long>(*c.result));
+      CHECK(r.out == want);
+      ++compiled;
+    }
   }
+  CHECK(compiled > 100);
 }
 
 TEST_CASE("plugin runs every semantics case through the conformance protocol", "[plugin]") {
@@ -44,8 +52,7 @@ TEST_CASE("plugin runs every semantics case through the conformance protocol", "
   for (const auto& c : test::load_cases()) {
     if (c.test_helpers) continue;  // helpers 1 and 2 exist only in the library tests
     INFO(c.where());
-    std::vector<std::string> args;
-    if (!c.mem_hex.empty()) args.push_back(c.mem_hex);
+    std::vector<std::string> args{c.mem_hex, "--no-verify"};  // the interpreter's own checks
     auto p = plugin(args, c.source);
     INFO(p.out);
     if (c.result) {
@@ -61,6 +68,32 @@ TEST_CASE("plugin runs every semantics case through the conformance protocol", "
     ++ran;
   }
   CHECK(ran > 100);
+}
+
+TEST_CASE("plugin verifies first: what runs cleanly is accepted, what faults is refused before it runs", "[plugin]") {
+  int accepted = 0, refused = 0;
+  for (const auto& c : test::load_cases()) {
+    if (c.test_helpers) continue;
+    INFO(c.where());
+    auto p = plugin({c.mem_hex}, c.source);
+    INFO(p.out);
+    if (!c.result) {
+      // a program that faults in the checked interpreter must never pass the verifier
+      CHECK(p.exit_code == 1);
+      refused += p.exit_code == 1;
+      continue;
+    }
+    if (p.exit_code == 0) {
+      char expect[32];
+      std::snprintf(expect, sizeof expect, "0x%llx\n", static_cast<unsigned long long>(*c.result));
+      CHECK(p.out == expect);
+      ++accepted;
+    } else {
+      WARN("refused: " << c.where() << ": " << p.out);
+    }
+  }
+  CHECK(accepted > 100);
+  CHECK(refused > 10);
 }
 
 TEST_CASE("plugin accepts the argument shapes the suite uses", "[plugin]") {
@@ -83,7 +116,11 @@ TEST_CASE("plugin --elf runs the first program of an object on the memory", "[pl
   CHECK(r.out == "0x5\n");
   auto oob = test::run_process({EBPFVM_PLUGIN, "01 02", "--elf"}, hex_of(obj));
   CHECK(oob.exit_code == 1);
-  CHECK_THAT(oob.out, Catch::Matchers::Contains("out-of-bounds read of 1 bytes"));
+  // verified for 2 bytes of memory, the program reads the fourth: refused before it runs
+  CHECK_THAT(oob.out, Catch::Matchers::Contains("invalid access to memory, mem_size=2 off=3 size=1"));
+  auto unverified = test::run_process({EBPFVM_PLUGIN, "01 02", "--elf --no-verify"}, hex_of(obj));
+  CHECK(unverified.exit_code == 1);
+  CHECK_THAT(unverified.out, Catch::Matchers::Contains("out-of-bounds read of 1 bytes"));
 }
 
 TEST_CASE("plugin reports errors on one line with a non-zero exit", "[plugin]") {
@@ -105,5 +142,7 @@ TEST_CASE("plugin reports errors on one line with a non-zero exit", "[plugin]") 
   CHECK(empty.out == "empty program\n");
   auto helper = plugin({}, "call 6\nexit\n");
   CHECK(helper.exit_code == 1);
-  CHECK(helper.out == "insn 0: unknown helper 6\n");
+  CHECK(helper.out == "insn 0: invalid func unknown#6\n");
+  auto jit_unverified = plugin({"--jit --no-verify"}, "r0 = 0\nexit\n");
+  CHECK(jit_unverified.exit_code == 2);
 }

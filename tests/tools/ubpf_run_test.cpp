@@ -96,7 +96,7 @@ TEST_CASE("ubpf-run: the table, exact verdicts on a known capture") {
   INFO(r.out);
   REQUIRE(r.exit_code == 0);
   CHECK(r.out.find("program  " + kFirewall + ": xdp_firewall (section xdp, xdp, ") != std::string::npos);
-  CHECK(r.out.find("not verified: this build has no verifier yet") != std::string::npos);
+  CHECK(r.out.find("engine   x86-64 JIT, verified (") != std::string::npos);
   CHECK(r.out.find("5 packets") != std::string::npos);
   CHECK(r.out.find("XDP_DROP                  3    60.0%") != std::string::npos);
   CHECK(r.out.find("XDP_PASS                  2    40.0%") != std::string::npos);
@@ -106,8 +106,8 @@ TEST_CASE("ubpf-run: --json, --global and --map-load change verdicts exactly") {
   const std::string cap = known_capture();
   auto plain = json_of(ubpf({kFirewall, "--pcap", cap, "--json"}));
   CHECK(plain.get("packets")->number() == 5);
-  CHECK(plain.get("engine")->string() == "interp");
-  CHECK(plain.get("verified")->boolean() == false);
+  CHECK(plain.get("engine")->string() == "jit");
+  CHECK(plain.get("verified")->boolean() == true);
   CHECK(count_of(plain, "XDP_PASS") == 2);
   CHECK(count_of(plain, "XDP_DROP") == 3);
   CHECK(plain.get("ns_per_packet")->number() > 0);
@@ -183,19 +183,21 @@ TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat") {
   CHECK(found);
 }
 
-TEST_CASE("ubpf-run: --engine jit --trusted gives the interpreter's verdicts, packets and maps") {
+TEST_CASE("ubpf-run: the JIT gives the interpreter's verdicts, packets and maps") {
   const std::string cap = sample_capture(6000);
   const std::string di = temp_path("interp.json"), dj = temp_path("jit.json"), oi = temp_path("i.pcap"), oj = temp_path("j.pcap");
-  auto interp = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-dump", di, "-w", oi, "--write-actions", "all"}));
-  auto jit = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-dump", dj, "-w", oj, "--write-actions", "all",
-                           "--engine", "jit", "--trusted"}));
+  auto interp = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-dump", di, "-w", oi, "--write-actions", "all",
+                              "--engine", "interp"}));
+  auto jit = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-dump", dj, "-w", oj, "--write-actions", "all"}));
   CHECK(jit.get("engine")->string() == "jit");
   CHECK(interp.get("engine")->string() == "interp");
   for (const char* a : {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"}) CHECK(count_of(interp, a) == count_of(jit, a));
   CHECK(slurp(di) == slurp(dj));
   CHECK(slurp(oi) == slurp(oj));
-  auto table = ubpf({kFirewall, "--pcap", cap, "--engine", "jit", "--trusted", "-c", "10"});
-  CHECK(table.out.find("engine   x86-64 JIT, trusted") != std::string::npos);
+  auto table = ubpf({kFirewall, "--pcap", cap, "--engine", "interp", "-c", "10"});
+  CHECK(table.out.find("engine   interpreter, verified (") != std::string::npos);
+  auto checked = ubpf({kFirewall, "--pcap", cap, "--engine", "interp", "--no-verify", "-c", "10"});
+  CHECK(checked.out.find("engine   interpreter, not verified (--no-verify): every access checked at run time") != std::string::npos);
 }
 
 TEST_CASE("ubpf-run: one worker or two give the same verdicts and map totals") {
@@ -255,7 +257,7 @@ TEST_CASE("ubpf-run: every error gives one line and its exit status") {
   expect(ubpf({kFirewall, "--pcap", "/nonexistent.pcap"}), 2, "/nonexistent.pcap: cannot open");
   expect(ubpf({kFirewall, "--pcap", kFirewall}), 2, "not a pcap or pcapng file");
   expect(ubpf({kFirewall, "--pcap", cap, "--prog", "nope"}), 1, "no program or section 'nope'");
-  expect(ubpf({kFirewall, "--pcap", cap, "--engine", "jit"}), 2, "add --trusted to vouch for the object");
+  expect(ubpf({kFirewall, "--pcap", cap, "--no-verify"}), 2, "only the checked interpreter may run it: add --engine interp");
   expect(ubpf({kFirewall, "--pcap", cap, "--engine", "fast"}), 2, "--engine fast: expected jit or interp");
   expect(ubpf({kFirewall, "--pcap", cap, "--frobnicate"}), 2, "frobnicate");
   expect(ubpf({kFirewall, "--pcap", cap, "--global", "nope=1"}), 2, "no global variable 'nope'");
@@ -279,8 +281,12 @@ TEST_CASE("ubpf-run: every error gives one line and its exit status") {
   std::ofstream(rawp, std::ios::binary) << raw_ip;
   expect(ubpf({kFirewall, "--pcap", rawp}), 2, "raw IP captures are not supported");
 
-  // A program that reads past the packet: a runtime fault, exit 3, naming packet and instruction.
-  auto fault = ubpf({program_path("faulty"), "--pcap", cap, "-w", out});
+  // A program that reads past the packet: the verifier refuses it, naming instruction and line.
+  auto refused = ubpf({program_path("faulty"), "--pcap", cap, "-w", out});
+  expect(refused, 1, "insn 1: invalid access to packet, off=100 size=1, R1 offset is outside of the packet", 2);
+  CHECK(refused.out.find("faulty.c:9") != std::string::npos);
+  // Unverified, it runs checked: a runtime fault, exit 3, naming packet and instruction.
+  auto fault = ubpf({program_path("faulty"), "--pcap", cap, "-w", out, "--engine", "interp", "--no-verify"});
   expect(fault, 3, "packet 1: ", 2);  // the error, then the C source line
   CHECK(fault.out.find("out-of-bounds read of 1 bytes") != std::string::npos);
   CHECK(fault.out.find("faulty.c:") != std::string::npos);

@@ -10,6 +10,8 @@
 #include <cinttypes>
 #include <cstdio>
 #include <fstream>
+#include <map>
+#include <optional>
 #include <mutex>
 #include <sstream>
 
@@ -31,12 +33,12 @@ int fail(int code, const std::string& msg) {
 int fail(int code, const Error& e) { return fail(code, e.to_string()); }
 
 struct Options {
-  std::string object, prog, section, type, engine = "interp", pcap, write, write_actions = "pass,tx,redirect", ndjson,
+  std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
       map_load, map_dump, printk;
   std::vector<std::string> globals;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
-  bool json = false, no_verify = false, trusted = false;
+  bool json = false, no_verify = false, verbose = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -114,10 +116,11 @@ std::string human_bytes(uint64_t b) {
 void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t) {
   std::printf("program  %s: %s (section %s, %s, %zu instructions)\n", o.object.c_str(), p.name().c_str(), p.section().c_str(),
               std::string(ebpfvm::to_string(p.type())).c_str(), p.code().slot_count());
-  if (p.engine() == ebpfvm::Engine::Jit)
-    std::printf("engine   x86-64 JIT, trusted (--trusted; not verified: this build has no verifier yet)\n");
+  if (const ebpfvm::VerifyReport* v = p.verify_report())
+    std::printf("engine   %s, verified (%" PRIu64 " instructions analysed in %.1f ms)\n",
+                p.engine() == ebpfvm::Engine::Jit ? "x86-64 JIT" : "interpreter", v->insns_analysed, v->micros / 1e3);
   else
-    std::printf("engine   interpreter, every access checked at run time (not verified: this build has no verifier yet)\n");
+    std::printf("engine   interpreter, not verified (--no-verify): every access checked at run time\n");
   std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
               o.workers, o.workers == 1 ? "" : "s");
   std::printf("\n%-14s %12s %8s %14s\n", "action", "packets", "%", "bytes");
@@ -131,19 +134,26 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
               t.wall_ns ? t.packets * 1e3 / static_cast<double>(t.wall_ns) : 0.0);
 }
 
+std::string json_quote(const std::string& x) {
+  std::string out = "\"";
+  for (unsigned char c : x) {
+    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+    else if (c == '\n') out += "\\n";
+    else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
 void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t) {
   std::ostringstream s;
-  auto q = [](const std::string& x) {
-    std::string out = "\"";
-    for (char c : x) {
-      if (c == '"' || c == '\\') out += '\\';
-      out += c;
-    }
-    return out + "\"";
-  };
+  const auto q = json_quote;
   s << "{\"file\":" << q(o.object) << ",\"program\":" << q(p.name()) << ",\"section\":" << q(p.section())
     << ",\"type\":" << q(std::string(ebpfvm::to_string(p.type()))) << ",\"instructions\":" << p.code().slot_count()
-    << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":false,\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"actions\":{";
+    << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":" << (p.verify_report() ? "true" : "false") << ",\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"actions\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.actions[a];
   s << "},\"bytes\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.action_bytes[a];
@@ -167,9 +177,8 @@ ebpfvm::Result<void> write_text(const std::string& path, const std::string& text
 
 int cmd_run(const Options& o) {
   if (o.engine != "interp" && o.engine != "jit") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
-  if (o.engine == "jit" && !o.trusted)
-    return fail(kUsage, "--engine jit runs native code without run-time checks, and this build has no verifier yet: "
-                        "add --trusted to vouch for the object, or use --engine interp");
+  if (o.engine == "jit" && o.no_verify)
+    return fail(kUsage, "--no-verify runs the program unproven, so only the checked interpreter may run it: add --engine interp");
   if (o.workers == 0 || o.workers > 256) return fail(kUsage, "--workers must be 1 to 256");
   if (o.repeat == 0) return fail(kUsage, "--repeat must be at least 1");
   ubpf::RunConfig cfg;
@@ -207,10 +216,8 @@ int cmd_run(const Options& o) {
   ebpfvm::LoadOptions lo;
   lo.workers = o.workers;
   lo.insn_budget = o.budget;
-  if (o.engine == "jit") {
-    lo.engine = ebpfvm::Engine::Jit;
-    lo.safety = ebpfvm::Safety::TrustedUnchecked;
-  }
+  if (o.engine == "jit") lo.engine = ebpfvm::Engine::Jit;
+  if (o.no_verify) lo.safety = ebpfvm::Safety::Checked;
   lo.env.seed = o.seed;
   lo.env.printk = [&](uint32_t w, std::string_view m) {
     std::lock_guard lk(printk_mu);
@@ -304,10 +311,75 @@ int cmd_maps(const Options& o) {
   return 0;
 }
 
+// Loads the object until it loads: a rejected program is set aside and the rest loaded again, so
+// that one rejection does not hide the others' results (and tail-call targets still load).
+int cmd_verify(const Options& o) {
+  auto first = Object::open(o.object);
+  if (!first) return fail(kLoadFailure, first.error());
+  std::map<std::string, ebpfvm::Error> rejected;
+  std::optional<Object> loaded;
+  while (!loaded) {
+    auto obj = open_object(o, "");
+    if (!obj) return fail(kLoadFailure, obj.error());
+    for (const std::string& g : o.globals)
+      if (auto r = set_global(*obj, g); !r) return fail(kUsage, r.error());
+    for (const auto& [name, e] : rejected) (void)obj->set_program_type(name, ebpfvm::ProgType::Unspec);
+    ebpfvm::LoadOptions lo;
+    lo.verify.verbose = o.verbose;
+    auto r = obj->load(lo);
+    if (r) {
+      loaded = std::move(*obj);
+      break;
+    }
+    const std::string& prog = r.error().where.program;
+    if (prog.empty() || rejected.count(prog)) return fail(kLoadFailure, r.error());
+    rejected.emplace(prog, r.error());
+  }
+  int failures = 0;
+  bool any = false;
+  std::string json = "{\"file\":" + json_quote(o.object) + ",\"programs\":[";
+  for (const ebpfvm::ProgramInfo& info : first->programs()) {
+    if (!o.prog.empty() && info.name != o.prog) continue;
+    any = true;
+    if (json.back() != '[') json += ",";
+    json += "{\"program\":" + json_quote(info.name);
+    if (auto it = rejected.find(info.name); it != rejected.end()) {
+      ++failures;
+      const ebpfvm::Error& e = it->second;
+      json += ",\"verified\":false,\"error\":" + json_quote(e.message);
+      if (e.where.insn) json += ",\"insn\":" + std::to_string(*e.where.insn);
+      if (e.where.line) json += ",\"line\":" + std::to_string(*e.where.line);
+      json += ",\"detail\":" + json_quote(e.detail) + "}";
+      if (!o.json) std::printf("%s: REJECTED\n  %s\n%s\n", info.name.c_str(), e.to_string().c_str(), e.detail.c_str());
+      continue;
+    }
+    auto p = loaded->program(info.name);
+    if (!p || !p->verify_report()) {
+      ++failures;
+      const std::string why = p ? "not verified" : p.error().message;
+      json += ",\"verified\":false,\"error\":" + json_quote(why) + "}";
+      if (!o.json) std::printf("%s: %s\n", info.name.c_str(), why.c_str());
+      continue;
+    }
+    const ebpfvm::VerifyReport& v = *p->verify_report();
+    json += ",\"verified\":true,\"insns\":" + std::to_string(p->code().slot_count()) + ",\"insns_analysed\":" +
+            std::to_string(v.insns_analysed) + ",\"states\":" + std::to_string(v.states) + ",\"micros\":" + std::to_string(v.micros) + "}";
+    if (!o.json) {
+      if (o.verbose) std::printf("%s", v.log.c_str());
+      std::printf("%s: verified (%zu instructions; %" PRIu64 " analysed, %" PRIu64 " states, %.2f ms)\n", info.name.c_str(),
+                  p->code().slot_count(), v.insns_analysed, v.states, v.micros / 1e3);
+    }
+  }
+  if (!any) return fail(kUsage, "no program '" + o.prog + "'");
+  if (o.json) std::printf("%s]}\n", json.c_str());
+  return failures ? kLoadFailure : 0;
+}
+
 int cmd_disasm(const Options& o) {
   auto obj = open_object(o, o.prog);
   if (!obj) return fail(kLoadFailure, obj.error());
   ebpfvm::LoadOptions lo;
+  lo.safety = ebpfvm::Safety::Checked;  // disassembly needs no proof
   if (auto r = obj->load(lo); !r) return fail(kLoadFailure, r.error());
   bool any = false;
   for (const ebpfvm::ProgramInfo& info : obj->programs()) {
@@ -348,7 +420,7 @@ int cmd_disasm(const Options& o) {
 int main(int argc, char** argv) {
   // `run` is the default subcommand: `ubpf-run prog.o --pcap x.pcap`.
   std::vector<std::string> args(argv, argv + argc);
-  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "-h" &&
+  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "verify" && args[1] != "-h" &&
       args[1] != "--help")
     args.insert(args.begin() + 1, "run");
   std::vector<char*> av;
@@ -363,9 +435,8 @@ int main(int argc, char** argv) {
   run->add_option("--prog", o.prog, "program (function name)");
   run->add_option("--section", o.section, "program by ELF section");
   run->add_option("--type", o.type, "program type when the section name does not tell: xdp, tc, socket");
-  run->add_option("--engine", o.engine, "interp (checked at run time) or jit (x86-64, needs --trusted until the verifier lands)");
-  run->add_flag("--trusted", o.trusted, "vouch for the object: lets --engine jit run it without verification");
-  run->add_flag("--no-verify", o.no_verify, "run without verification (the only mode until the verifier lands)");
+  run->add_option("--engine", o.engine, "jit (x86-64, the default) or interp");
+  run->add_flag("--no-verify", o.no_verify, "run unverified, every memory access checked at run time (needs --engine interp)");
   run->add_option("-c,--count", o.count, "stop after N packets");
   run->add_option("--ifindex", o.ifindex, "xdp_md.ingress_ifindex (default 1)");
   run->add_option("--rxq", o.rxq, "xdp_md.rx_queue_index (default 0)");
@@ -383,6 +454,13 @@ int main(int argc, char** argv) {
   run->add_option("--budget", o.budget, "instructions one run may execute (default 100000000)");
   auto* maps = app.add_subcommand("maps", "list the maps an object declares");
   maps->add_option("object", o.object, "BPF object (.o)")->required();
+  auto* ver = app.add_subcommand("verify", "verify the programs of an object, as the kernel's verifier would");
+  ver->add_option("object", o.object, "BPF object (.o)")->required();
+  ver->add_option("--prog", o.prog, "only this program");
+  ver->add_option("--type", o.type, "program type when the section name does not tell");
+  ver->add_option("--global", o.globals, "set a .rodata/.data/.bss variable first: NAME=VALUE or NAME=hex:BYTES");
+  ver->add_flag("-v,--verbose", o.verbose, "print the abstract state after every instruction");
+  ver->add_flag("--json", o.json, "print the results as JSON");
   auto* dis = app.add_subcommand("disasm", "disassemble the linked programs, with maps and source lines");
   dis->add_option("object", o.object, "BPF object (.o)")->required();
   dis->add_option("--prog", o.prog, "only this program");
@@ -397,5 +475,6 @@ int main(int argc, char** argv) {
   }
   if (*maps) return cmd_maps(o);
   if (*dis) return cmd_disasm(o);
+  if (*ver) return cmd_verify(o);
   return cmd_run(o);
 }

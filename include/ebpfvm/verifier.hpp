@@ -1,0 +1,48 @@
+// The verifier: proves, before a program runs, that it cannot crash, hang or corrupt the host on
+// any input. Object::load runs it on every program by default; use it directly for raw bytecode.
+//
+//   auto report = ebpfvm::verify(program, ebpfvm::HelperRegistry::builtin(), maps, {});
+//   if (!report) std::cerr << report.error().to_string() << "\n" << report.error().detail;
+//
+// A rejection is an Error with code VerifierRejected: where.insn is the instruction, message the
+// reason in the kernel verifier's words ("R0 invalid mem access 'map_value_or_null'"), and detail
+// the disassembled instruction and the abstract values of the registers there.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "ebpfvm/error.hpp"
+#include "ebpfvm/helpers.hpp"
+#include "ebpfvm/maps.hpp"
+#include "ebpfvm/program.hpp"
+
+namespace ebpfvm {
+
+struct VerifyOptions {
+  enum class Context : uint8_t {
+    Xdp,     // r1 = struct xdp_md *; packet accesses need bounds checks against data_end
+    Memory,  // r1 = memory_size bytes of readable and writable memory, r2 = memory_size
+  };
+  Context context = Context::Xdp;
+  uint32_t memory_size = 0;
+  bool verbose = false;  // VerifyReport::log (and a rejection's detail) get the state at every instruction
+  // Instructions the analysis may interpret (each loop iteration counts) before it gives up with
+  // "program too complex"; the kernel's limit.
+  uint64_t complexity_limit = 1'000'000;
+};
+
+struct VerifyReport {
+  uint64_t insns_analysed = 0;  // instructions interpreted, each loop iteration and call counted
+  uint64_t states = 0;          // distinct (instruction, calling context) states kept
+  uint64_t micros = 0;          // time spent
+  std::string log;              // verbose mode only
+};
+
+// `maps`: what `lddw map_idx(N)` / `map_fd(N)` refer to. Frozen array maps (.rodata) are read as
+// constants, so configuration branches fold as they do in the kernel.
+Result<VerifyReport> verify(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
+                            const VerifyOptions& options = {});
+
+}  // namespace ebpfvm

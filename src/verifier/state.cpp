@@ -1,0 +1,200 @@
+#include "verifier/state.hpp"
+
+#include <algorithm>
+#include <optional>
+
+namespace ebpfvm::verifier {
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Uninit: return "uninit";
+    case Kind::Scalar: return "scalar";
+    case Kind::Ctx: return "ctx";
+    case Kind::Packet: return "pkt";
+    case Kind::PacketMeta: return "pkt_meta";
+    case Kind::PacketEnd: return "pkt_end";
+    case Kind::Stack: return "fp";
+    case Kind::MapPtr: return "map_ptr";
+    case Kind::MapPtrOrNull: return "map_ptr_or_null";
+    case Kind::MapValue: return "map_value";
+    case Kind::MapValueOrNull: return "map_value_or_null";
+    case Kind::Mem: return "mem";
+    case Kind::AllocMem: return "alloc_mem";
+    case Kind::AllocMemOrNull: return "alloc_mem_or_null";
+    case Kind::Func: return "func";
+  }
+  return "?";
+}
+
+bool is_pointer(Kind k) { return k != Kind::Uninit && k != Kind::Scalar; }
+
+bool is_or_null(Kind k) { return k == Kind::MapPtrOrNull || k == Kind::MapValueOrNull || k == Kind::AllocMemOrNull; }
+
+Kind non_null(Kind k) {
+  switch (k) {
+    case Kind::MapPtrOrNull: return Kind::MapPtr;
+    case Kind::MapValueOrNull: return Kind::MapValue;
+    case Kind::AllocMemOrNull: return Kind::AllocMem;
+    default: return k;
+  }
+}
+
+std::string Value::str(const std::vector<std::string>& map_names) const {
+  auto map = [&] { return aux < map_names.size() ? map_names[aux] : std::to_string(aux); };
+  auto var = [&] { return s.is_const() && s.value() == 0 ? std::string() : ",var=" + s.str(); };
+  switch (kind) {
+    case Kind::Uninit: return "uninit";
+    case Kind::Scalar: return s.str();
+    case Kind::Ctx: return "ctx(off=" + std::to_string(off) + ")";
+    case Kind::Packet: case Kind::PacketMeta: {
+      std::string id_text = id == kUnlinked ? "-" : std::to_string(id);
+      return std::string(kind_name(kind)) + "(id=" + id_text + ",off=" + std::to_string(off) + ",r=" + std::to_string(range) + var() + ")";
+    }
+    case Kind::PacketEnd: return "pkt_end()";
+    case Kind::Stack: return "fp" + std::to_string(off) + (aux ? "[frame " + std::to_string(aux) + "]" : "") + var();
+    case Kind::MapPtr: case Kind::MapPtrOrNull: return std::string(kind_name(kind)) + "(map=" + map() + ")";
+    case Kind::MapValue: case Kind::MapValueOrNull:
+      return std::string(kind_name(kind)) + "(map=" + map() + ",off=" + std::to_string(off) + var() + ")";
+    case Kind::Mem: case Kind::AllocMem: case Kind::AllocMemOrNull:
+      return std::string(kind_name(kind)) + "(size=" + std::to_string(aux) + ",off=" + std::to_string(off) + var() + ")";
+    case Kind::Func: return "func(insn " + std::to_string(aux) + ")";
+  }
+  return "?";
+}
+
+namespace {
+
+// Two pointers into the same object whose fixed offsets differ: fold each fixed part into the
+// variable part. For packet pointers the proven range moves with it (it counts from the base).
+Value join_offsets(const Value& a, const Value& b, bool widening, const JoinHooks* ids) {
+  Value v = a;
+  const Scalar va = alu64(0x00, a.s, Scalar::constant(static_cast<uint64_t>(static_cast<int64_t>(a.off))), false);
+  const Scalar vb = alu64(0x00, b.s, Scalar::constant(static_cast<uint64_t>(static_cast<int64_t>(b.off))), false);
+  v.s = widening ? widen(va, vb) : join(va, vb);
+  v.off = 0;
+  const int64_t ra = static_cast<int64_t>(a.range) - a.off, rb = static_cast<int64_t>(b.range) - b.off;
+  v.range = static_cast<uint32_t>(std::max<int64_t>(0, std::min(ra, rb)));
+  v.id = ids && a.id != kUnlinked && b.id != kUnlinked ? ids->id(a, b) : kUnlinked;
+  return v;
+}
+
+}  // namespace
+
+namespace {
+
+// Null on one path and a pointer on the other (`p = lookup(); if (!p) ...; use p != 0`): the
+// joined value is the pointer-or-null, which a later null check splits again.
+std::optional<Value> join_null(const Value& a, const Value& b, const JoinHooks* ids) {
+  auto is_null = [](const Value& v) { return v.kind == Kind::Scalar && v.s.is_const() && v.s.value() == 0; };
+  auto or_null = [](Kind k) {
+    switch (k) {
+      case Kind::MapValue: case Kind::MapValueOrNull: return Kind::MapValueOrNull;
+      case Kind::MapPtr: case Kind::MapPtrOrNull: return Kind::MapPtrOrNull;
+      case Kind::AllocMem: case Kind::AllocMemOrNull: return Kind::AllocMemOrNull;
+      default: return Kind::Uninit;
+    }
+  };
+  const Value* p = is_null(a) ? &b : is_null(b) ? &a : nullptr;
+  if (p) {
+    if (or_null(p->kind) == Kind::Uninit) return std::nullopt;
+    Value v = *p;
+    v.kind = or_null(p->kind);
+    v.id = ids ? ids->id(a, b) : kUnlinked;
+    return v;
+  }
+  // a pointer on one side, the same pointer-or-null on the other
+  if (a.aux != b.aux || a.off != b.off || !(a.s == b.s)) return std::nullopt;
+  if (or_null(a.kind) == Kind::Uninit || or_null(a.kind) != or_null(b.kind)) return std::nullopt;
+  Value v = is_or_null(a.kind) ? a : b;
+  v.id = ids ? ids->id(a, b) : kUnlinked;
+  return v;
+}
+
+}  // namespace
+
+Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) {
+  if (a == b) return a;
+  if (a.kind != b.kind)
+    if (auto v = join_null(a, b, ids)) return *v;
+  if (a.kind == b.kind && a.aux != b.aux && ids && (a.kind == Kind::MapValue || a.kind == Kind::MapValueOrNull)) {
+    Value a2 = a, b2 = b;
+    a2.aux = b2.aux = ids->map(a.aux, b.aux);
+    return join(a2, b2, widening, ids);
+  }
+  if (a.kind != b.kind || a.aux != b.aux) return {};
+  switch (a.kind) {
+    case Kind::Uninit: case Kind::PacketEnd: case Kind::MapPtr: case Kind::Func: return a;
+    case Kind::Scalar: return Value::scalar(widening ? widen(a.s, b.s) : join(a.s, b.s));
+    case Kind::Ctx: return a.off == b.off ? a : Value{};
+    case Kind::MapPtrOrNull: case Kind::MapValueOrNull: case Kind::AllocMemOrNull: {
+      if (a.off != b.off) return {};
+      Value v = a;
+      v.s = join(a.s, b.s);
+      if (a.id != b.id) v.id = kUnlinked;
+      return v;
+    }
+    case Kind::Packet: case Kind::PacketMeta:
+      if (a.id == b.id && a.off == b.off) {
+        Value v = a;
+        v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);
+        v.range = std::min(a.range, b.range);
+        return v;
+      }
+      return join_offsets(a, b, widening, ids);
+    case Kind::Stack: case Kind::MapValue: case Kind::Mem: case Kind::AllocMem: {
+      if (a.off == b.off) {
+        Value v = a;
+        v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);
+        return v;
+      }
+      Value v = join_offsets(a, b, widening, nullptr);
+      v.id = 0, v.range = 0;
+      return v;
+    }
+  }
+  return {};
+}
+
+namespace {
+
+Slot join(const Slot& a, const Slot& b, bool widening, const JoinHooks* ids) {
+  if (a == b) return a;
+  Slot s;
+  s.init = a.init & b.init;
+  if (a.spill_size && a.spill_size == b.spill_size && a.spill_off == b.spill_off) {
+    Value v = join(a.spill, b.spill, widening, ids);
+    if (v.readable()) {
+      s.spill = v, s.spill_off = a.spill_off, s.spill_size = a.spill_size;
+      return s;
+    }
+  }
+  // A pointer spilled on either side must not come back as data: those bytes are not readable.
+  for (const Slot* x : {&a, &b})
+    if (x->spill_size && is_pointer(x->spill.kind)) s.init = 0;
+  return s;
+}
+
+}  // namespace
+
+State join(const State& a, const State& b, bool widening, const JoinHooks* ids) {
+  State out = a;
+  for (size_t f = 0; f < a.frames.size() && f < b.frames.size(); ++f) {
+    for (size_t r = 0; r < 11; ++r) out.frames[f].regs[r] = join(a.frames[f].regs[r], b.frames[f].regs[r], widening, ids);
+    for (int i = 0; i < kSlots; ++i) out.frames[f].stack[i] = join(a.frames[f].stack[i], b.frames[f].stack[i], widening, ids);
+  }
+  return out;
+}
+
+void retire_id(State& s, uint32_t id) {
+  auto retire = [&](Value& v) {
+    if (v.id == id && (v.kind == Kind::Scalar || v.kind == Kind::Packet || v.kind == Kind::PacketMeta || is_or_null(v.kind)))
+      v.id = kUnlinked;
+  };
+  for (Frame& f : s.frames) {
+    for (Value& v : f.regs) retire(v);
+    for (Slot& sl : f.stack)
+      if (sl.spill_size) retire(sl.spill);
+  }
+}
+
+}  // namespace ebpfvm::verifier

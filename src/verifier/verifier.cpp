@@ -1,0 +1,1101 @@
+// Abstract interpretation of a linked program (see docs/verifier.md).
+//
+// States live at block starts, keyed by calling context and loop iteration counts. The visit
+// order (KeyLess) is topological in the unrolled graph, so a state is normally complete before it
+// is interpreted; joins happen where paths of the same iteration meet. Loops are unrolled by
+// their iteration counts: a loop terminates when its continuing branch becomes infeasible, is
+// refused when an iteration repeats an earlier one, and the complexity limit bounds the rest.
+#include "verifier/verifier.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "asm/syntax.hpp"
+#include "maps/map_impl.hpp"
+#include "program_data.hpp"
+#include "verifier/cfg.hpp"
+#include "verifier/state.hpp"
+
+namespace ebpfvm::verifier {
+namespace {
+
+using isa::Insn;
+using IKind = isa::Kind;
+
+struct Reject {
+  uint32_t pc;
+  std::string reason;
+  std::string state;  // the abstract state where it happened
+  Errc code = Errc::VerifierRejected;
+};
+
+constexpr uint32_t kCallbackBit = 0x80000000u;
+constexpr uint64_t kMaxPacketOff = 0xffff;      // the kernel's MAX_PACKET_OFF
+constexpr int64_t kMaxVarOff = 1 << 29;         // the kernel's BPF_MAX_VAR_OFF
+constexpr uint32_t kCallbackUnroll = 2;         // callback iterations kept apart before widening
+constexpr uint32_t kHelperLoop = 181, kHelperForEach = 164;
+
+// ---- keys ---------------------------------------------------------------------------------------
+// A key is one level per frame, outermost first: [pc | kCallbackBit?, callback iteration if the
+// bit is set, one count per loop enclosing pc]. The last level's pc is a block start; outer
+// levels hold their call sites.
+using Key = std::vector<uint32_t>;
+
+struct Level {
+  uint32_t pc;
+  bool callback;
+  uint32_t iter;
+  size_t counts;  // index of the first count in the key
+  size_t n;       // number of counts
+  size_t begin;   // index of the level in the key
+};
+
+struct KeyLess {
+  const Cfg* cfg;
+
+  std::vector<Level> levels(const Key& k) const {
+    std::vector<Level> out;
+    for (size_t i = 0; i < k.size();) {
+      Level l{k[i] & ~kCallbackBit, (k[i] & kCallbackBit) != 0, 0, 0, 0, i};
+      ++i;
+      if (l.callback) l.iter = k[i++];
+      l.n = cfg->loops_of[l.pc].size();
+      l.counts = i;
+      i += l.n;
+      out.push_back(l);
+    }
+    return out;
+  }
+
+  // Within a level: counts of the loops both are in, then the rank of each one's outermost loop
+  // the other is not in (or of the instruction itself). That order is topological.
+  int compare_level(const Key& a, const Level& la, const Key& b, const Level& lb) const {
+    const auto& xa = cfg->loops_of[la.pc];
+    const auto& xb = cfg->loops_of[lb.pc];
+    size_t i = 0;
+    for (; i < xa.size() && i < xb.size() && xa[i] == xb[i]; ++i)
+      if (a[la.counts + i] != b[lb.counts + i]) return a[la.counts + i] < b[lb.counts + i] ? -1 : 1;
+    const uint32_t ra = cfg->rank[i < xa.size() ? cfg->loops[xa[i]].header : la.pc];
+    const uint32_t rb = cfg->rank[i < xb.size() ? cfg->loops[xb[i]].header : lb.pc];
+    if (ra != rb) return ra < rb ? -1 : 1;
+    if (la.pc != lb.pc) return la.pc < lb.pc ? -1 : 1;
+    if (la.callback != lb.callback) return la.callback ? 1 : -1;
+    if (la.iter != lb.iter) return la.iter < lb.iter ? -1 : 1;
+    for (size_t j = 0; j < la.n && j < lb.n; ++j)
+      if (a[la.counts + j] != b[lb.counts + j]) return a[la.counts + j] < b[lb.counts + j] ? -1 : 1;
+    return 0;
+  }
+
+  bool operator()(const Key& a, const Key& b) const {
+    if (a == b) return false;
+    const auto la = levels(a), lb = levels(b);
+    for (size_t i = 0; i < la.size() && i < lb.size(); ++i)
+      if (int c = compare_level(a, la[i], b, lb[i])) return c < 0;
+    if (la.size() != lb.size()) return la.size() > lb.size();  // a callee before its return point
+    return a < b;
+  }
+};
+
+std::string hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+Cmp cmp_of(uint8_t opcode) {
+  switch (isa::op_code(opcode)) {
+    case 0x10: return Cmp::Eq;
+    case 0x20: return Cmp::Gt;
+    case 0x30: return Cmp::Ge;
+    case 0x40: return Cmp::Set;
+    case 0x50: return Cmp::Ne;
+    case 0x60: return Cmp::Sgt;
+    case 0x70: return Cmp::Sge;
+    case 0xa0: return Cmp::Lt;
+    case 0xb0: return Cmp::Le;
+    case 0xc0: return Cmp::Slt;
+    default: return Cmp::Sle;
+  }
+}
+
+class Analyzer {
+ public:
+  Analyzer(const Input& in, const Cfg& cfg) : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}) {
+    for (const MapRef& m : in.maps) map_names_.push_back(m.spec->name);
+  }
+
+  VerifyReport run();
+
+ private:
+  const Input& in_;
+  const std::vector<Insn>& insns_;
+  const Cfg& cfg_;
+  std::vector<MapRef> inner_;  // inner map shapes, after in_.maps in the aux numbering
+  std::vector<std::string> map_names_;
+  std::map<Key, State, KeyLess> states_;
+  std::set<Key, KeyLess> work_;
+  VerifyReport report_;
+  State* current_ = nullptr;  // for diagnostics
+  std::map<std::array<uint64_t, 6>, uint32_t> join_ids_;
+  std::map<std::pair<uint32_t, uint32_t>, uint32_t> merged_;
+  std::vector<std::unique_ptr<MapSpec>> owned_;
+  uint32_t next_join_id_ = 0x40000000;  // above every instruction index
+
+  // ---- helpers ----
+  [[noreturn]] void reject(uint32_t pc, std::string reason) {
+    throw Reject{pc, std::move(reason), current_ ? state_text(*current_) : std::string()};
+  }
+  static std::string R(int r) { return "R" + std::to_string(r); }
+  const MapRef& map(uint32_t aux) const { return aux < in_.maps.size() ? in_.maps[aux] : inner_[aux - in_.maps.size()]; }
+  uint32_t inner_ref(const MapSpec& outer);
+  uint32_t merged_map(uint32_t a, uint32_t b);
+  size_t last_level(const Key& k) const { return KeyLess{&cfg_}.levels(k).back().begin; }
+
+  Value& reg(State& st, int r) { return st.top().regs[r]; }
+  const Value& read(State& st, uint32_t pc, int r) {
+    const Value& v = st.top().regs[r];
+    if (!v.readable()) reject(pc, R(r) + " !read_ok");
+    return v;
+  }
+  void write_reg(State& st, uint32_t pc, int r, Value v) {
+    if (r == 10) reject(pc, "frame pointer is read only");
+    // An empty value would make everything after it look unreachable: only a branch may conclude
+    // that. Should an operation ever compute one, know nothing rather than prove too much.
+    if (v.s.empty()) v.s = Scalar::unknown();
+    st.top().regs[r] = std::move(v);
+  }
+
+  // ---- flow ----
+  void run_block(const Key& key, State st);
+  void flow(const Key& key, uint32_t from, uint32_t to, State st);
+  void merge(const Key& k, State st, bool widening = false);
+
+  // ---- instructions ----
+  void alu(State& st, uint32_t pc, const Insn& in);
+  void pointer_alu(State& st, uint32_t pc, const Insn& in, uint8_t op, Value dst, Value src);
+  void branch(const Key& key, State st, uint32_t pc, const Insn& in);
+  bool refine_pointers(State& st, int rd, int rs, Value a, Value b, Cmp op, bool& feasible);
+  void lddw(State& st, uint32_t pc, const Insn& in);
+  void load(State& st, uint32_t pc, const Insn& in);
+  void store(State& st, uint32_t pc, const Insn& in);
+  void atomic(State& st, uint32_t pc, const Insn& in);
+  void exit(const Key& key, State st, uint32_t pc);
+  void call_local(const Key& key, State st, uint32_t pc, const Insn& in);
+  void helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block);
+
+  // ---- memory ----
+  enum class Mode { Read, Write };
+  Value access(State& st, uint32_t pc, int r, const Value& ptr, int64_t off, uint32_t size, Mode mode,
+               const Value* stored, bool sign_extend);
+  // Helper arguments: [ptr, ptr + size) with size in [min, max].
+  void mem_arg(State& st, uint32_t pc, int r, uint64_t min, uint64_t max, Mode mode);
+  Value stack_access(State& st, uint32_t pc, int r, const Value& ptr, int64_t off, uint64_t size, Mode mode,
+                     const Value* stored, bool helper, uint64_t init_size);
+  void region_check(uint32_t pc, int r, const Value& ptr, int64_t off, uint64_t size, uint64_t limit, const char* what);
+  void invalidate_packet(State& st);
+  void link_scalar_copies(State& st, int r);
+
+  std::string state_text(const State& st) const;
+  void log_insn(const State& st, uint32_t pc);
+  friend Result<VerifyReport> ebpfvm::verifier::analyse(const Input& in);
+};
+
+// A value of map a or of map b: as small as the smaller, writable only if both are.
+uint32_t Analyzer::merged_map(uint32_t a, uint32_t b) {
+  if (a > b) std::swap(a, b);
+  if (auto it = merged_.find({a, b}); it != merged_.end()) return it->second;
+  const MapSpec& x = *map(a).spec;
+  const MapSpec& y = *map(b).spec;
+  auto spec = std::make_unique<MapSpec>();
+  spec->name = x.name + "|" + y.name;
+  spec->type = x.type == y.type ? x.type : MapType::Unspec;
+  spec->value_size = std::min(x.value_size, y.value_size);
+  spec->map_flags = (x.map_flags | y.map_flags) & 0x80;  // BPF_F_RDONLY_PROG from either
+  if (map(a).frozen || map(b).frozen) spec->map_flags |= 0x80;
+  inner_.push_back({spec.get(), nullptr});
+  owned_.push_back(std::move(spec));
+  map_names_.push_back(owned_.back()->name);
+  const auto id = static_cast<uint32_t>(in_.maps.size() + inner_.size() - 1);
+  merged_.emplace(std::make_pair(a, b), id);
+  return id;
+}
+
+uint32_t Analyzer::inner_ref(const MapSpec& outer) {
+  for (size_t i = 0; i < inner_.size(); ++i)
+    if (inner_[i].spec == outer.inner.get()) return static_cast<uint32_t>(in_.maps.size() + i);
+  inner_.push_back({outer.inner.get(), nullptr});
+  map_names_.push_back(outer.name + ".inner");
+  return static_cast<uint32_t>(in_.maps.size() + inner_.size() - 1);
+}
+
+std::string Analyzer::state_text(const State& st) const {
+  std::string out;
+  if (st.frames.empty()) return out;
+  const Frame& f = st.top();
+  for (int r = 0; r <= 10; ++r) {
+    if (!f.regs[r].readable()) continue;
+    out += (out.empty() ? "" : " ") + R(r) + "=" + f.regs[r].str(map_names_);
+  }
+  for (int i = kSlots - 1; i >= 0; --i) {
+    const Slot& s = f.stack[i];
+    if (!s.init) continue;
+    const int off = (i - kSlots) * 8;
+    out += " fp" + std::to_string(off) + "=";
+    out += s.spill_size == 8 ? s.spill.str(map_names_) : (s.init == 0xff ? "mmmmmmmm" : hex(s.init));
+  }
+  if (st.frames.size() > 1) out = "frame" + std::to_string(st.frames.size() - 1) + ": " + out;
+  return out;
+}
+
+void Analyzer::log_insn(const State& st, uint32_t pc) {
+  if (!in_.options.verbose) return;
+  report_.log += std::to_string(pc) + ": " + asmtext::format_insn(insns_, pc) + "\n      ; " + state_text(st) + "\n";
+}
+
+// ---- driver ---------------------------------------------------------------------------------------
+VerifyReport Analyzer::run() {
+  State st;
+  st.frames.resize(1);
+  Frame& f = st.top();
+  f.regs[10] = Value::pointer(Kind::Stack, 0);
+  if (in_.options.context == VerifyOptions::Context::Xdp) {
+    f.regs[1] = Value::pointer(Kind::Ctx, 0);
+  } else {
+    f.regs[1] = Value::pointer(Kind::Mem, in_.options.memory_size);
+    f.regs[2] = Value::constant(in_.options.memory_size);
+  }
+  Key k0{0};
+  k0.resize(1 + cfg_.loops_of[0].size(), 0);
+  merge(k0, std::move(st));
+  while (!work_.empty()) {
+    Key k = *work_.begin();
+    work_.erase(work_.begin());
+    run_block(k, states_.at(k));
+  }
+  report_.states = states_.size();
+  return report_;
+}
+
+void Analyzer::merge(const Key& k, State st, bool widening) {
+  auto it = states_.find(k);
+  if (it == states_.end()) {
+    states_.emplace(k, std::move(st));
+    work_.insert(k);
+    return;
+  }
+  // ids for packet pointers this join rebases: one per (state, joined pair), stable across rejoins
+  JoinHooks hooks;
+  hooks.id = [&, node = &it->first](const Value& a, const Value& b) {
+    const std::array<uint64_t, 6> k{reinterpret_cast<uintptr_t>(node), static_cast<uint64_t>(a.kind), a.id,
+                                    static_cast<uint32_t>(a.off), b.id, static_cast<uint32_t>(b.off)};
+    auto [pos, fresh] = join_ids_.try_emplace(k, next_join_id_);
+    if (fresh) ++next_join_id_;
+    return pos->second;
+  };
+  hooks.map = [&](uint32_t a, uint32_t b) { return merged_map(a, b); };
+  State j = join(it->second, st, widening, &hooks);
+  if (j == it->second) return;
+  it->second = std::move(j);
+  work_.insert(k);
+}
+
+void Analyzer::flow(const Key& key, uint32_t from, uint32_t to, State st) {
+  const size_t lvl = last_level(key);
+  Key nk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(lvl));
+  nk.push_back(to);
+  const auto& lf = cfg_.loops_of[from];
+  const auto& lt = cfg_.loops_of[to];
+  const size_t counts = lvl + 1;
+  std::optional<size_t> back;
+  for (size_t i = 0; i < lt.size(); ++i) {
+    uint32_t c = 0;
+    for (size_t j = 0; j < lf.size(); ++j)
+      if (lf[j] == lt[i]) {
+        c = key[counts + j];
+        if (cfg_.loops[lt[i]].header == to) c += 1, back = nk.size();
+      }
+    nk.push_back(c);
+  }
+  if (back) {
+    // The same iteration again: nothing the analysis knows makes this loop stop.
+    Key prev = nk;
+    --prev[*back];
+    auto it = states_.find(prev);
+    if (it != states_.end() && join(it->second, st) == it->second)
+      reject(to, "infinite loop detected at insn " + std::to_string(to) +
+                     ": an iteration starts in a state an earlier one started in (no bounded induction variable)");
+  }
+  merge(nk, std::move(st));
+}
+
+void Analyzer::run_block(const Key& key, State st) {
+  current_ = &st;
+  const std::vector<Level> levels = KeyLess{&cfg_}.levels(key);
+  uint32_t pc = levels.back().pc;
+  for (;;) {
+    const Insn& in = insns_[pc];
+    if (++report_.insns_analysed > in_.options.complexity_limit) {
+      std::string loop;
+      const Level& l = levels.back();
+      for (size_t i = 0; i < l.n; ++i)
+        loop = "; the loop at insn " + std::to_string(cfg_.loops[cfg_.loops_of[l.pc][i]].header) + " is at iteration " +
+               std::to_string(key[l.counts + i]) + ": bound it by a constant";
+      reject(pc, "program too complex: the analysis went past " + std::to_string(in_.options.complexity_limit) +
+                     " instructions" + loop);
+    }
+    uint32_t next = pc + 1;
+    switch (isa::info(in.op).kind) {
+      case IKind::Jcond: log_insn(st, pc); branch(key, std::move(st), pc, in); return;
+      case IKind::Ja: log_insn(st, pc); flow(key, pc, static_cast<uint32_t>(isa::jump_target(in, pc)), std::move(st)); return;
+      case IKind::Exit: log_insn(st, pc); exit(key, std::move(st), pc); return;
+      case IKind::CallLocal: log_insn(st, pc); call_local(key, std::move(st), pc, in); return;
+      case IKind::Call: {
+        bool ends = false;
+        helper(key, st, pc, in, ends);
+        if (ends) return;
+        break;
+      }
+      case IKind::CallKfunc: reject(pc, "kernel function calls (kfuncs) are not supported");
+      case IKind::Callx: reject(pc, "indirect calls (callx) are not supported");
+      case IKind::Lddw: lddw(st, pc, in), next = pc + 2; break;
+      case IKind::Ldx: load(st, pc, in); break;
+      case IKind::St: case IKind::Stx: store(st, pc, in); break;
+      case IKind::Atomic: atomic(st, pc, in); break;
+      case IKind::LdAbs: case IKind::LdInd: {
+        if (isa::info(in.op).kind == IKind::LdInd && read(st, pc, in.src).kind != Kind::Scalar)
+          reject(pc, R(in.src) + " type=" + kind_name(reg(st, in.src).kind) + " expected=scalar");
+        for (int r = 1; r <= 5; ++r) reg(st, r) = {};
+        reg(st, 0) = Value::scalar(Scalar::bits(isa::mem_size(in.opcode) * 8));
+        break;
+      }
+      default: alu(st, pc, in); break;
+    }
+    log_insn(st, pc);
+    if (cfg_.leader[next]) {
+      flow(key, pc, next, std::move(st));
+      return;
+    }
+    pc = next;
+  }
+}
+
+// ---- ALU ----------------------------------------------------------------------------------------
+void Analyzer::link_scalar_copies(State& st, int r) {
+  // After a refinement, every copy of the same scalar learns it too.
+  const Value& v = reg(st, r);
+  if (v.kind != Kind::Scalar || v.id == 0 || v.id == kUnlinked) return;
+  for (Frame& f : st.frames) {
+    for (Value& x : f.regs)
+      if (x.kind == Kind::Scalar && x.id == v.id) x.s = v.s;
+    for (Slot& sl : f.stack)
+      if (sl.spill_size == 8 && sl.spill.kind == Kind::Scalar && sl.spill.id == v.id) sl.spill.s = v.s;
+  }
+}
+
+void Analyzer::alu(State& st, uint32_t pc, const Insn& in) {
+  const IKind kind = isa::info(in.op).kind;
+  const bool is64 = isa::is_alu64(in.opcode);
+  const uint8_t op = isa::op_code(in.opcode);
+  if (kind == IKind::End) {
+    const Value& d = read(st, pc, in.dst);
+    if (d.kind != Kind::Scalar) reject(pc, R(in.dst) + " byte swap of a pointer prohibited");
+    const unsigned bytes = static_cast<unsigned>(in.imm) / 8;
+    const bool to_le = !is64 && !isa::uses_src_reg(in.opcode);
+    write_reg(st, pc, in.dst, Value::scalar(to_le ? truncate(d.s, bytes) : byte_swap(d.s, bytes)));
+    return;
+  }
+  if (kind == IKind::MovSx) {
+    const Value& s = read(st, pc, in.src);
+    if (s.kind != Kind::Scalar) reject(pc, R(in.src) + " sign extension of a pointer prohibited");
+    const Scalar x = sign_extend(s.s, static_cast<unsigned>(in.off) / 8);
+    write_reg(st, pc, in.dst, Value::scalar(is64 ? x : truncate(x, 4)));
+    return;
+  }
+  Value src;
+  if (kind == IKind::Neg) src = Value::constant(0);
+  else if (isa::uses_src_reg(in.opcode)) src = read(st, pc, in.src);
+  else src = Value::constant(is64 ? static_cast<uint64_t>(static_cast<int64_t>(in.imm)) : static_cast<uint32_t>(in.imm));
+  if (in.dst == 10) reject(pc, "frame pointer is read only");
+  if (op == 0xb0) {  // mov
+    if (!is64) {
+      if (src.kind != Kind::Scalar) reject(pc, R(in.src) + " partial copy of pointer");
+      write_reg(st, pc, in.dst, Value::scalar(truncate(src.s, 4)));
+      return;
+    }
+    if (src.kind == Kind::Scalar && isa::uses_src_reg(in.opcode)) {
+      // link the copies, so that a check on one refines the other
+      if (src.id == 0 || src.id == kUnlinked) {
+        retire_id(st, pc + 1);
+        reg(st, in.src).id = pc + 1;
+        src.id = pc + 1;
+      }
+    }
+    write_reg(st, pc, in.dst, src);
+    return;
+  }
+  const Value dst = read(st, pc, in.dst);
+  if (kind == IKind::Neg) {
+    if (dst.kind != Kind::Scalar) reject(pc, R(in.dst) + " pointer arithmetic with neg prohibited");
+    write_reg(st, pc, in.dst, Value::scalar(is64 ? alu64(0x80, dst.s, dst.s, false) : alu32(0x80, dst.s, dst.s, false)));
+    return;
+  }
+  if (dst.kind == Kind::Scalar && src.kind == Kind::Scalar) {
+    const bool is_signed = in.off == 1;
+    write_reg(st, pc, in.dst, Value::scalar(is64 ? alu64(op, dst.s, src.s, is_signed) : alu32(op, dst.s, src.s, is_signed)));
+    return;
+  }
+  if (!is64) reject(pc, R(dst.kind == Kind::Scalar ? in.src : in.dst) + " 32-bit pointer arithmetic prohibited");
+  pointer_alu(st, pc, in, op, dst, src);
+}
+
+void Analyzer::pointer_alu(State& st, uint32_t pc, const Insn& in, uint8_t op, Value dst, Value src) {
+  const int rd = in.dst, rs = isa::uses_src_reg(in.opcode) ? in.src : -1;
+  if (op == 0x10 && is_pointer(dst.kind) && is_pointer(src.kind)) {
+    // pointer - pointer: a distance, defined within one object
+    const bool same = dst.kind == src.kind && dst.aux == src.aux;
+    const bool packet = (dst.kind == Kind::Packet || dst.kind == Kind::PacketEnd || dst.kind == Kind::PacketMeta) &&
+                        (src.kind == Kind::Packet || src.kind == Kind::PacketEnd || src.kind == Kind::PacketMeta);
+    if (!same && !packet) reject(pc, R(rd) + " pointer - pointer of different objects (" + kind_name(dst.kind) + ", " + kind_name(src.kind) + ") prohibited");
+    write_reg(st, pc, rd, Value::scalar(Scalar::unknown()));
+    return;
+  }
+  if (op != 0x00 && op != 0x10) {
+    const int bad = is_pointer(dst.kind) ? rd : rs;
+    reject(pc, R(bad) + " pointer arithmetic with " + std::string(isa::alu_operator(in.opcode, in.off)) + " operator prohibited");
+  }
+  if (op == 0x10 && !is_pointer(dst.kind)) reject(pc, R(rd) + " tried to subtract pointer from scalar");
+  Value ptr = is_pointer(dst.kind) ? dst : src;
+  const Value& k = is_pointer(dst.kind) ? src : dst;
+  const int pr = is_pointer(dst.kind) ? rd : rs;
+  switch (ptr.kind) {
+    case Kind::Packet: case Kind::PacketMeta: case Kind::Stack: case Kind::MapValue: case Kind::Mem: case Kind::AllocMem: case Kind::Ctx:
+      break;
+    default: reject(pc, R(pr) + " pointer arithmetic on " + kind_name(ptr.kind) + " prohibited");
+  }
+  if (k.s.is_const()) {
+    const int64_t c = static_cast<int64_t>(k.s.value());
+    const int64_t off = op == 0x00 ? ptr.off + c : ptr.off - c;
+    if (c > kMaxVarOff || c < -kMaxVarOff || off > kMaxVarOff || off < -kMaxVarOff)
+      reject(pc, R(pr) + " pointer offset " + std::to_string(off) + " is not allowed");
+    ptr.off = static_cast<int32_t>(off);
+    write_reg(st, pc, rd, ptr);
+    return;
+  }
+  if (ptr.kind == Kind::Ctx) reject(pc, R(pr) + " variable ctx access prohibited");
+  if (k.s.smin == kS64Min || k.s.smin < -kMaxVarOff)
+    reject(pc, "math between " + std::string(kind_name(ptr.kind)) + " pointer and register with unbounded min value is not allowed");
+  if (k.s.umax > static_cast<uint64_t>(kMaxVarOff) && k.s.smin >= 0)
+    reject(pc, R(in.dst) + " value is outside of the allowed memory range: math between " + kind_name(ptr.kind) +
+                   " pointer and register with unbounded max value is not allowed");
+  const bool packet = ptr.kind == Kind::Packet || ptr.kind == Kind::PacketMeta;
+  if (packet && (op == 0x10 || k.s.smin < 0))
+    reject(pc, R(pr) + " packet pointer moved by a value that may be negative; only non-negative offsets are allowed");
+  ptr.s = alu64(op, ptr.s, k.s, false);
+  if (packet) {
+    if (ptr.s.umax > kMaxPacketOff) reject(pc, R(pr) + " offset is outside of the packet: variable part may reach " + std::to_string(ptr.s.umax));
+    // A new variable part: nothing is proven about it yet.
+    retire_id(st, pc + 1);
+    ptr.id = pc + 1;
+    ptr.range = 0;
+  }
+  write_reg(st, pc, rd, ptr);
+}
+
+// ---- branches -------------------------------------------------------------------------------------
+// Packet range checks: `p OP end` where end is data_end (for packet pointers) or data (for
+// metadata pointers). On a branch where p <= end, the bytes before p are in the packet.
+bool Analyzer::refine_pointers(State& st, int rd, int rs, Value a, Value b, Cmp op, bool& feasible) {
+  feasible = true;
+  auto is_end_for = [](const Value& p, const Value& e) {
+    if (p.kind == Kind::Packet) return e.kind == Kind::PacketEnd;
+    if (p.kind == Kind::PacketMeta) return e.kind == Kind::Packet && e.id == 0 && e.off == 0;
+    return false;
+  };
+  int pr = rd;
+  if (is_end_for(b, a)) {
+    std::swap(a, b);
+    op = swap_sides(op);
+    pr = rs;
+  } else if (!is_end_for(a, b)) {
+    return false;
+  }
+  int64_t proven = -1;
+  switch (op) {
+    case Cmp::Le: proven = a.off; break;
+    case Cmp::Lt: proven = int64_t{a.off} + 1; break;
+    default: return true;  // the other comparisons prove nothing on this branch
+  }
+  if (a.off < 0 || proven <= 0) return true;
+  const Kind kind = a.kind;
+  auto raise = [&](Value& v) {
+    if (v.kind == kind && (v.id == a.id && a.id != kUnlinked)) v.range = std::max<uint32_t>(v.range, static_cast<uint32_t>(proven));
+  };
+  if (a.id == kUnlinked) {
+    Value& v = reg(st, pr);
+    v.range = std::max<uint32_t>(v.range, static_cast<uint32_t>(proven));
+    return true;
+  }
+  for (Frame& f : st.frames) {
+    for (Value& v : f.regs) raise(v);
+    for (Slot& sl : f.stack)
+      if (sl.spill_size == 8) raise(sl.spill);
+  }
+  return true;
+}
+
+void Analyzer::branch(const Key& key, State st, uint32_t pc, const Insn& in) {
+  current_ = &st;
+  const bool is32 = isa::is_jmp32(in.opcode);
+  const Cmp op = cmp_of(in.opcode);
+  const uint32_t target = static_cast<uint32_t>(isa::jump_target(in, pc));
+  const int rd = in.dst;
+  const int rs = isa::uses_src_reg(in.opcode) ? in.src : -1;
+  const Value a = read(st, pc, rd);
+  const Value b = rs >= 0 ? read(st, pc, rs)
+                          : Value::constant(is32 ? static_cast<uint32_t>(in.imm) : static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+  State taken = st, fall = std::move(st);
+  bool taken_ok = true, fall_ok = true;
+  if (a.kind == Kind::Scalar && b.kind == Kind::Scalar) {
+    Value at = a, bt = b, af = a, bf = b;
+    refine(at.s, bt.s, op, is32);
+    refine(af.s, bf.s, negate(op), is32);
+    taken_ok = !at.s.empty() && !bt.s.empty();
+    fall_ok = !af.s.empty() && !bf.s.empty();
+    if (taken_ok) {
+      reg(taken, rd).s = at.s, link_scalar_copies(taken, rd);
+      if (rs >= 0) reg(taken, rs).s = bt.s, link_scalar_copies(taken, rs);
+    }
+    if (fall_ok) {
+      reg(fall, rd).s = af.s, link_scalar_copies(fall, rd);
+      if (rs >= 0) reg(fall, rs).s = bf.s, link_scalar_copies(fall, rs);
+    }
+  } else {
+    if (is32) reject(pc, R(is_pointer(a.kind) ? rd : rs) + " 32-bit pointer comparison prohibited");
+    const bool b_zero = b.kind == Kind::Scalar && b.s.is_const() && b.s.value() == 0;
+    const bool a_zero = a.kind == Kind::Scalar && a.s.is_const() && a.s.value() == 0;
+    if ((b_zero || a_zero) && (op == Cmp::Eq || op == Cmp::Ne)) {
+      const int pr = b_zero ? rd : rs;
+      const Value& p = b_zero ? a : b;
+      State& null_branch = op == Cmp::Eq ? taken : fall;
+      State& live_branch = op == Cmp::Eq ? fall : taken;
+      if (is_or_null(p.kind)) {
+        auto settle = [&](State& s, bool is_null) {
+          auto fix = [&](Value& v) {
+            if (v.kind != p.kind) return;
+            const bool same = p.id == kUnlinked ? &v == &reg(s, pr) : v.id == p.id;
+            if (!same) return;
+            if (is_null) v = Value::constant(0);
+            else v.kind = non_null(v.kind);
+          };
+          if (p.id == kUnlinked) {
+            fix(reg(s, pr));
+            return;
+          }
+          for (Frame& f : s.frames) {
+            for (Value& v : f.regs) fix(v);
+            for (Slot& sl : f.stack)
+              if (sl.spill_size == 8) fix(sl.spill);
+          }
+        };
+        settle(null_branch, true);
+        settle(live_branch, false);
+      } else {
+        // a pointer that cannot be null
+        (op == Cmp::Eq ? taken_ok : fall_ok) = false;
+      }
+    } else if (is_pointer(a.kind) && is_pointer(b.kind)) {
+      bool feasible = true;
+      if (!refine_pointers(taken, rd, rs, a, b, op, feasible) && !(a.kind == b.kind && !is_or_null(a.kind)))
+        reject(pc, R(rd) + " comparison of " + kind_name(a.kind) + " with " + kind_name(b.kind) + " prohibited");
+      refine_pointers(fall, rd, rs, a, b, negate(op), feasible);
+    } else {
+      const int bad = is_pointer(a.kind) ? rd : rs;
+      const Value& p = is_pointer(a.kind) ? a : b;
+      reject(pc, R(bad) + " pointer comparison prohibited: " + kind_name(p.kind) + " against a scalar");
+    }
+  }
+  if (taken_ok) flow(key, pc, target, std::move(taken));
+  if (fall_ok) flow(key, pc, pc + 1, std::move(fall));
+}
+
+// ---- lddw ---------------------------------------------------------------------------------------
+void Analyzer::lddw(State& st, uint32_t pc, const Insn& in) {
+  if (in.dst == 10) reject(pc, "frame pointer is read only");
+  const uint32_t idx = static_cast<uint32_t>(in.imm);
+  switch (in.op) {
+    case isa::Op::LDDW: write_reg(st, pc, in.dst, Value::constant(isa::lddw_imm64(insns_, pc))); return;
+    case isa::Op::LDDW_MAP_FD: case isa::Op::LDDW_MAP_IDX:
+      if (idx >= in_.maps.size()) reject(pc, "fd " + std::to_string(idx) + " is not pointing to valid bpf_map");
+      write_reg(st, pc, in.dst, Value::pointer(Kind::MapPtr, idx));
+      return;
+    case isa::Op::LDDW_MAP_VALUE: case isa::Op::LDDW_MAP_IDX_VALUE: {
+      if (idx >= in_.maps.size()) reject(pc, "fd " + std::to_string(idx) + " is not pointing to valid bpf_map");
+      const MapSpec& m = *in_.maps[idx].spec;
+      const int32_t off = insns_[pc + 1].imm;
+      if (m.type != MapType::Array || off < 0 || static_cast<uint32_t>(off) >= m.value_size)
+        reject(pc, "invalid access to map value pointer, value_size=" + std::to_string(m.value_size) + " off=" + std::to_string(off));
+      write_reg(st, pc, in.dst, Value::pointer(Kind::MapValue, idx, off));
+      return;
+    }
+    case isa::Op::LDDW_CODE:
+      write_reg(st, pc, in.dst, Value::pointer(Kind::Func, static_cast<uint32_t>(isa::jump_target(in, pc))));
+      return;
+    default: reject(pc, "lddw of a kernel variable (src " + std::to_string(in.src) + ") is not supported");
+  }
+}
+
+// ---- memory -------------------------------------------------------------------------------------
+void Analyzer::region_check(uint32_t pc, int r, const Value& ptr, int64_t off, uint64_t size, uint64_t limit, const char* what) {
+  if (ptr.s.smin < -kMaxVarOff || ptr.s.smax > kMaxVarOff)
+    reject(pc, R(r) + " unbounded memory access, make sure to bounds check any such access");
+  const int64_t lo = ptr.off + off + ptr.s.smin;
+  const int64_t hi = ptr.off + off + ptr.s.smax + static_cast<int64_t>(size);
+  if (lo < 0) reject(pc, R(r) + " min value is outside of the allowed memory range: invalid access to " + what + ", off=" + std::to_string(lo) + " size=" + std::to_string(size));
+  if (hi > static_cast<int64_t>(limit))
+    reject(pc, std::string("invalid access to ") + what + ", " + (std::string(what) == "map value" ? "value_size=" : "mem_size=") +
+                   std::to_string(limit) + " off=" + std::to_string(hi - static_cast<int64_t>(size)) + " size=" + std::to_string(size));
+}
+
+Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t off, uint32_t size, Mode mode,
+                       const Value* stored, bool sign_ext) {
+  const bool write = mode == Mode::Write;
+  auto loaded = [&] { return Value::scalar(sign_ext ? sign_extend(Scalar::bits(size * 8), size) : Scalar::bits(size * 8)); };
+  switch (ptr.kind) {
+    case Kind::Uninit: reject(pc, R(r) + " !read_ok");
+    case Kind::Ctx: {
+      if (ptr.off != 0 || !ptr.s.is_const() || ptr.s.value() != 0)
+        reject(pc, "dereference of modified ctx ptr " + R(r) + " off=" + std::to_string(ptr.off) + " disallowed");
+      const std::string bad = "invalid bpf_context access off=" + std::to_string(off) + " size=" + std::to_string(size);
+      if (write) reject(pc, bad);
+      for (const detail::CtxField& f : in_.ctx_fields) {
+        const int64_t fo = f.off, fs = f.size;
+        if (off < fo || off >= fo + fs) continue;
+        const bool whole = off == fo && size == f.size;
+        const bool narrow = f.narrow_ok && size < f.size && (off - fo) % size == 0;
+        if (!whole && !narrow) reject(pc, bad);
+        const std::string name = f.name;
+        if (name == "data") return Value::pointer(Kind::Packet, 0);
+        if (name == "data_end") return Value::pointer(Kind::PacketEnd, 0);
+        if (name == "data_meta") return Value::pointer(Kind::PacketMeta, 0);
+        return Value::scalar(Scalar::bits(size * 8));
+      }
+      reject(pc, bad);
+    }
+    case Kind::Packet: case Kind::PacketMeta: {
+      const int64_t start = ptr.off + off;
+      if (start < 0 || start + size > ptr.range)
+        reject(pc, "invalid access to packet, off=" + std::to_string(start) + " size=" + std::to_string(size) + ", " + R(r) +
+                       " offset is outside of the packet");
+      return write ? Value{} : loaded();
+    }
+    case Kind::Stack:
+      return stack_access(st, pc, r, ptr, off, size, mode, stored, false, size);
+    case Kind::MapValue: {
+      const MapRef& m = map(ptr.aux);
+      region_check(pc, r, ptr, off, size, m.spec->value_size, "map value");
+      if (write && (m.spec->map_flags & 0x80 /* BPF_F_RDONLY_PROG */ || m.frozen))
+        reject(pc, "write into map forbidden, value_size=" + std::to_string(m.spec->value_size) + " off=" + std::to_string(ptr.off + off) +
+                       " size=" + std::to_string(size));
+      if (!write && m.frozen && ptr.s.is_const()) {
+        const int64_t at = ptr.off + off + static_cast<int64_t>(ptr.s.value());
+        uint64_t v = 0;
+        std::memcpy(&v, m.frozen + at, size);  // little-endian host, like the programs
+        if (sign_ext) return Value::scalar(sign_extend(Scalar::constant(v), size));
+        return Value::constant(v);
+      }
+      return write ? Value{} : loaded();
+    }
+    case Kind::Mem: case Kind::AllocMem:
+      region_check(pc, r, ptr, off, size, ptr.aux, "memory");
+      return write ? Value{} : loaded();
+    case Kind::Scalar: reject(pc, R(r) + " invalid mem access 'scalar'");
+    default: reject(pc, R(r) + " invalid mem access '" + kind_name(ptr.kind) + "'");
+  }
+}
+
+Value Analyzer::stack_access(State& st, uint32_t pc, int r, const Value& ptr, int64_t off, uint64_t size, Mode mode,
+                             const Value* stored, bool helper, uint64_t init_size) {
+  const bool write = mode == Mode::Write;
+  if (ptr.s.smin < -static_cast<int64_t>(isa::kStackSize) || ptr.s.smax > static_cast<int64_t>(isa::kStackSize))
+    reject(pc, R(r) + " unbounded variable-offset access to the stack");
+  const int64_t lo = ptr.off + off + ptr.s.smin;
+  const int64_t hi = ptr.off + off + ptr.s.smax + static_cast<int64_t>(size);
+  const bool fixed = ptr.s.is_const();
+  const std::string what = std::string(helper ? "invalid indirect " : "invalid ") + (write ? "write to" : "read from") + " stack " + R(r) +
+                           " off=" + std::to_string(lo) + " size=" + std::to_string(size);
+  if (lo < -static_cast<int64_t>(isa::kStackSize) || hi > 0 || size == 0) reject(pc, what);
+  Frame& f = st.frames[ptr.aux];
+  auto slot_of = [&](int64_t byte) -> Slot& { return f.stack[static_cast<size_t>((byte + isa::kStackSize) / 8)]; };
+  auto bit_of = [](int64_t byte) { return static_cast<uint8_t>(1u << ((byte + isa::kStackSize) % 8)); };
+  if (!write) {
+    // a whole spilled register comes back as it was
+    if (fixed && !helper) {
+      Slot& s = slot_of(lo);
+      const auto in_slot = static_cast<uint8_t>((lo + isa::kStackSize) % 8);
+      if (s.spill_size && s.spill_off == in_slot && s.spill_size == size) return s.spill;
+    }
+    for (int64_t b = lo; b < hi; ++b) {
+      Slot& s = slot_of(b);
+      if (!(s.init & bit_of(b))) reject(pc, what + (helper ? "" : ": the stack there was never written"));
+      if (s.spill_size && is_pointer(s.spill.kind))
+        reject(pc, helper ? what + ": it holds a spilled pointer" : "invalid size of register fill: " + what + " reads part of a spilled pointer");
+    }
+    return Value::scalar(Scalar::bits(static_cast<unsigned>(std::min<uint64_t>(size, 8) * 8)));
+  }
+  // writes: a variable offset may hit any byte of the range, so nothing new becomes initialised
+  for (int64_t b = lo; b < hi; ++b) {
+    Slot& s = slot_of(b);
+    if (s.spill_size) {
+      if (is_pointer(s.spill.kind)) s.init = 0;  // the pointer's remaining bytes are not data
+      s.spill_size = 0, s.spill_off = 0, s.spill = {};
+    }
+  }
+  if (!fixed) return {};
+  for (int64_t b = lo; b < lo + static_cast<int64_t>(init_size); ++b) slot_of(b).init |= bit_of(b);
+  if (stored && !helper) {
+    const auto in_slot = static_cast<uint8_t>((lo + isa::kStackSize) % 8);
+    const bool aligned = in_slot % size == 0;
+    if (is_pointer(stored->kind) && (size != 8 || !aligned))
+      reject(pc, R(r) + " invalid size of register spill: a pointer must be stored whole, 8-byte aligned");
+    if (aligned && (size == 8 || stored->kind == Kind::Scalar)) {
+      Slot& s = slot_of(lo);
+      s.spill = size == 8 ? *stored : Value::scalar(truncate(stored->s, static_cast<unsigned>(size)));
+      s.spill_off = in_slot;
+      s.spill_size = static_cast<uint8_t>(size);
+    }
+  }
+  return {};
+}
+
+void Analyzer::load(State& st, uint32_t pc, const Insn& in) {
+  const Value ptr = read(st, pc, in.src);
+  const unsigned size = isa::mem_size(in.opcode);
+  Value v = access(st, pc, in.src, ptr, in.off, size, Mode::Read, nullptr, isa::is_sign_extending_load(in.opcode));
+  if (v.kind == Kind::Scalar && size < 8 && !isa::is_sign_extending_load(in.opcode)) v.s = truncate(v.s, size);
+  write_reg(st, pc, in.dst, v);
+}
+
+void Analyzer::store(State& st, uint32_t pc, const Insn& in) {
+  const Value ptr = read(st, pc, in.dst);
+  const unsigned size = isa::mem_size(in.opcode);
+  Value v = isa::info(in.op).kind == IKind::Stx ? read(st, pc, in.src)
+                                                 : Value::constant(static_cast<uint64_t>(static_cast<int64_t>(in.imm)));
+  if (v.kind != Kind::Scalar && ptr.kind != Kind::Stack) {
+    const char* where = ptr.kind == Kind::MapValue ? "map" : ptr.kind == Kind::Packet || ptr.kind == Kind::PacketMeta ? "packet" : "memory";
+    reject(pc, R(in.src) + " leaks addr into " + where);
+  }
+  access(st, pc, in.dst, ptr, in.off, size, Mode::Write, &v, false);
+}
+
+void Analyzer::atomic(State& st, uint32_t pc, const Insn& in) {
+  const Value ptr = read(st, pc, in.dst);
+  const unsigned size = isa::mem_size(in.opcode);
+  const Value src = read(st, pc, in.src);
+  if (src.kind != Kind::Scalar) reject(pc, R(in.src) + " leaks addr into mem");
+  if (ptr.kind != Kind::Stack && ptr.kind != Kind::MapValue && ptr.kind != Kind::Mem && ptr.kind != Kind::AllocMem)
+    reject(pc, "BPF_ATOMIC stores into " + R(in.dst) + " " + kind_name(ptr.kind) + " is not allowed");
+  const int64_t at = ptr.off + in.off;
+  if (at % size != 0 || ((ptr.s.t.value | ptr.s.t.mask) & (size - 1)) != 0)
+    reject(pc, "misaligned atomic access off=" + std::to_string(at) + " size=" + std::to_string(size));
+  const bool cmpxchg = in.imm == isa::kAtomicCmpxchg;
+  if (cmpxchg && read(st, pc, 0).kind != Kind::Scalar) reject(pc, "R0 leaks addr into mem");
+  access(st, pc, in.dst, ptr, in.off, size, Mode::Read, nullptr, false);
+  const Value unknown = Value::scalar(Scalar::bits(size * 8));
+  access(st, pc, in.dst, ptr, in.off, size, Mode::Write, &unknown, false);
+  if (cmpxchg) reg(st, 0) = unknown;
+  else if (in.imm & isa::kAtomicFetch) write_reg(st, pc, in.src, unknown);
+}
+
+void Analyzer::mem_arg(State& st, uint32_t pc, int r, uint64_t min, uint64_t max, Mode mode) {
+  const Value ptr = read(st, pc, r);
+  if (ptr.kind == Kind::Stack) {
+    stack_access(st, pc, r, ptr, 0, max, mode, nullptr, true, min);
+    return;
+  }
+  if (max > (1u << 29)) reject(pc, R(r + 1) + " unbounded memory access, use 'var &= const' or 'if (var < const)'");
+  switch (ptr.kind) {
+    case Kind::Packet: case Kind::PacketMeta: {
+      const int64_t start = ptr.off;
+      if (start < 0 || start + static_cast<int64_t>(max) > ptr.range)
+        reject(pc, "invalid access to packet, off=" + std::to_string(start) + " size=" + std::to_string(max) + ", " + R(r) +
+                       " offset is outside of the packet");
+      return;
+    }
+    case Kind::MapValue: case Kind::Mem: case Kind::AllocMem:
+      access(st, pc, r, ptr, 0, 1, mode, nullptr, false);  // kind and write checks
+      region_check(pc, r, ptr, 0, max, ptr.kind == Kind::MapValue ? map(ptr.aux).spec->value_size : ptr.aux,
+                   ptr.kind == Kind::MapValue ? "map value" : "memory");
+      return;
+    default:
+      reject(pc, R(r) + " type=" + kind_name(ptr.kind) + " expected=fp, pkt, map_value, mem");
+  }
+}
+
+void Analyzer::invalidate_packet(State& st) {
+  for (Frame& f : st.frames) {
+    for (Value& v : f.regs)
+      if (v.kind == Kind::Packet || v.kind == Kind::PacketMeta || v.kind == Kind::PacketEnd) v = {};
+    for (Slot& s : f.stack)
+      if (s.spill_size && (s.spill.kind == Kind::Packet || s.spill.kind == Kind::PacketMeta || s.spill.kind == Kind::PacketEnd))
+        s = {};
+  }
+}
+
+// ---- calls --------------------------------------------------------------------------------------
+void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block) {
+  const Helper* h = in_.helpers->find(static_cast<uint32_t>(in.imm));
+  if (!h) throw Reject{pc, "invalid func unknown#" + std::to_string(in.imm), state_text(st), Errc::UnknownHelper};
+  const std::string name = h->name + "#" + std::to_string(h->id);
+  std::optional<uint32_t> map_aux;
+  std::optional<Value> func;
+  const auto& args = h->proto.args;
+  for (int i = 0; i < 5 && args[i] != ArgKind::None; ++i) {
+    const int r = i + 1;
+    const ArgKind a = args[i];
+    if (a == ArgKind::ConstSize || a == ArgKind::ConstSizeOrZero) continue;  // with the pointer before it
+    const Value& v = read(st, pc, r);
+    auto expect = [&](const char* what) {
+      reject(pc, R(r) + " type=" + kind_name(v.kind) + " expected=" + what + " (argument " + std::to_string(r) + " of " + name + ")");
+    };
+    auto need_map = [&]() -> const MapSpec& {
+      if (!map_aux) reject(pc, R(r) + ": " + name + " needs a map argument before it");
+      return *map(*map_aux).spec;
+    };
+    switch (a) {
+      case ArgKind::Anything: break;
+      case ArgKind::ConstMapPtr:
+        if (v.kind != Kind::MapPtr) expect("map_ptr");
+        map_aux = v.aux;
+        if (h->id == 12 && map(v.aux).spec->type != MapType::ProgArray)
+          reject(pc, "cannot pass map_type " + std::to_string(static_cast<int>(map(v.aux).spec->type)) + " into func " + name);
+        break;
+      case ArgKind::PtrToMapKey: mem_arg(st, pc, r, need_map().key_size, need_map().key_size, Mode::Read); break;
+      case ArgKind::PtrToMapValue: mem_arg(st, pc, r, need_map().value_size, need_map().value_size, Mode::Read); break;
+      case ArgKind::PtrToUninitMapValue: mem_arg(st, pc, r, need_map().value_size, need_map().value_size, Mode::Write); break;
+      case ArgKind::PtrToInt: mem_arg(st, pc, r, 4, 4, Mode::Write); break;
+      case ArgKind::PtrToLong: mem_arg(st, pc, r, 8, 8, Mode::Write); break;
+      case ArgKind::PtrToMem: case ArgKind::PtrToUninitMem: case ArgKind::PtrToMemOrNull: {
+        const ArgKind next = i + 1 < 5 ? args[i + 1] : ArgKind::None;
+        const bool zero_ok = next == ArgKind::ConstSizeOrZero;
+        const Value& sz = read(st, pc, r + 1);
+        if (sz.kind != Kind::Scalar) reject(pc, R(r + 1) + " type=" + kind_name(sz.kind) + " expected=scalar (a size)");
+        if (sz.s.smin < 0)
+          reject(pc, R(r + 1) + " min value is negative, either use unsigned or 'var &= const'");
+        if (sz.s.umin == 0 && !zero_ok) reject(pc, "invalid zero-sized read: " + R(r + 1) + " may be 0 (" + name + ")");
+        if (sz.s.umax > (1u << 29)) reject(pc, R(r + 1) + " unbounded memory access, use 'var &= const' or 'if (var < const)'");
+        if (a == ArgKind::PtrToMemOrNull && v.kind == Kind::Scalar && v.s.is_const() && v.s.value() == 0) break;
+        if (sz.s.umax == 0) break;
+        mem_arg(st, pc, r, sz.s.umin, sz.s.umax, a == ArgKind::PtrToUninitMem ? Mode::Write : Mode::Read);
+        break;
+      }
+      case ArgKind::PtrToCtx:
+        if (v.kind != Kind::Ctx || v.off != 0) expect("ctx");
+        break;
+      case ArgKind::PtrToFunc:
+        if (v.kind != Kind::Func) expect("func");
+        func = v;
+        break;
+      case ArgKind::PtrToSpinLock:
+        if (v.kind != Kind::MapValue) expect("map_value");
+        access(st, pc, r, v, 0, 4, Mode::Write, nullptr, false);
+        break;
+      case ArgKind::PtrToAllocMem:
+        if (v.kind != Kind::AllocMem || v.off != 0 || !v.s.is_const() || v.s.value() != 0) expect("alloc_mem at offset 0");
+        break;
+      default: break;
+    }
+  }
+  // r0
+  Value ret = Value::scalar(Scalar::unknown());
+  switch (h->proto.ret) {
+    case RetKind::Integer: break;
+    case RetKind::Void: ret = {}; break;
+    case RetKind::MapValueOrNull: {
+      if (!map_aux) reject(pc, name + " returns a map value but has no map argument");
+      const MapSpec& m = *map(*map_aux).spec;
+      retire_id(st, pc + 1);
+      if (m.type == MapType::ArrayOfMaps || m.type == MapType::HashOfMaps) {
+        if (!m.inner) reject(pc, "map '" + m.name + "' has no inner map shape");
+        ret = Value::pointer(Kind::MapPtrOrNull, inner_ref(m));
+      } else {
+        ret = Value::pointer(Kind::MapValueOrNull, *map_aux);
+      }
+      ret.id = pc + 1;
+      break;
+    }
+    case RetKind::AllocMemOrNull: {
+      const Value& sz = read(st, pc, 2);
+      if (sz.kind != Kind::Scalar || !sz.s.is_const() || sz.s.value() == 0 || sz.s.value() > (1u << 29))
+        reject(pc, "R2 is not a known constant: " + name + " needs a constant size");
+      retire_id(st, pc + 1);
+      ret = Value::pointer(Kind::AllocMemOrNull, static_cast<uint32_t>(sz.s.value()));
+      ret.id = pc + 1;
+      break;
+    }
+  }
+  if (func) {
+    // The callback runs zero or more times: the path that skips it, then the callback itself.
+    if (h->id != kHelperLoop && h->id != kHelperForEach) reject(pc, name + " takes a callback this verifier does not know how to call");
+    State skip = st;
+    for (int r = 1; r <= 5; ++r) reg(skip, r) = {};
+    reg(skip, 0) = ret;
+    log_insn(skip, pc);
+    flow(key, pc, pc + 1, std::move(skip));
+    if (st.frames.size() >= isa::kMaxCallFrames) reject(pc, "the call stack of " + std::to_string(st.frames.size() + 1) + " frames is too deep");
+    Frame cb;
+    cb.regs[10] = Value::pointer(Kind::Stack, static_cast<uint32_t>(st.frames.size()));
+    if (h->id == kHelperLoop) {
+      cb.regs[1] = Value::scalar(Scalar::urange(0, (1u << 23) - 1));
+      cb.regs[2] = reg(st, 3);
+    } else {
+      const MapSpec& m = *map(*map_aux).spec;
+      cb.regs[1] = Value::pointer(Kind::MapPtr, *map_aux);
+      cb.regs[2] = Value::pointer(Kind::Mem, m.key_size);
+      cb.regs[3] = Value::pointer(Kind::MapValue, *map_aux);
+      cb.regs[4] = reg(st, 3);
+    }
+    st.frames.push_back(std::move(cb));
+    const size_t lvl = last_level(key);
+    Key nk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(lvl));
+    nk.push_back(pc | kCallbackBit);
+    nk.push_back(0);
+    nk.insert(nk.end(), key.begin() + static_cast<std::ptrdiff_t>(lvl) + 1, key.end());
+    nk.push_back(func->aux);
+    nk.resize(nk.size() + cfg_.loops_of[func->aux].size(), 0);
+    merge(nk, std::move(st));
+    ends_block = true;
+    return;
+  }
+  for (int r = 1; r <= 5; ++r) reg(st, r) = {};
+  reg(st, 0) = ret;
+  if (h->proto.changes_packet_data) invalidate_packet(st);
+}
+
+void Analyzer::call_local(const Key& key, State st, uint32_t pc, const Insn& in) {
+  current_ = &st;
+  if (st.frames.size() >= isa::kMaxCallFrames)
+    reject(pc, "the call stack of " + std::to_string(st.frames.size() + 1) + " frames is too deep");
+  const auto target = static_cast<uint32_t>(isa::jump_target(in, pc));
+  Frame f;
+  for (int r = 1; r <= 5; ++r) f.regs[r] = reg(st, r);
+  f.regs[10] = Value::pointer(Kind::Stack, static_cast<uint32_t>(st.frames.size()));
+  st.frames.push_back(std::move(f));
+  const size_t lvl = last_level(key);
+  Key nk = key;
+  nk[lvl] = pc;  // the caller's level remembers the call site
+  nk.push_back(target);
+  nk.resize(nk.size() + cfg_.loops_of[target].size(), 0);
+  merge(nk, std::move(st));
+}
+
+void Analyzer::exit(const Key& key, State st, uint32_t pc) {
+  current_ = &st;
+  const Value r0 = read(st, pc, 0);
+  if (st.frames.size() == 1) {
+    if (r0.kind != Kind::Scalar) reject(pc, "R0 leaks addr as return value: At program exit R0 is " + r0.str(map_names_));
+    return;
+  }
+  const auto depth = static_cast<uint32_t>(st.frames.size() - 1);
+  if (r0.kind == Kind::Stack && r0.aux == depth) reject(pc, "cannot return a pointer to the function's own stack");
+  st.frames.pop_back();
+  for (Frame& f : st.frames) {
+    for (Value& v : f.regs)
+      if (v.kind == Kind::Stack && v.aux >= depth) v = {};
+    for (Slot& s : f.stack)
+      if (s.spill_size && s.spill.kind == Kind::Stack && s.spill.aux >= depth) s.init = 0, s.spill_size = 0, s.spill = {};
+  }
+  const auto levels = KeyLess{&cfg_}.levels(key);
+  const Level& caller = levels[levels.size() - 2];
+  const uint32_t site = caller.pc;
+  Key ret(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(caller.begin));
+  ret.push_back(site + 1);
+  ret.insert(ret.end(), key.begin() + static_cast<std::ptrdiff_t>(caller.counts),
+             key.begin() + static_cast<std::ptrdiff_t>(caller.counts + caller.n));
+  if (!caller.callback) {
+    for (int r = 1; r <= 5; ++r) reg(st, r) = {};
+    reg(st, 0) = r0;
+    merge(ret, std::move(st));
+    return;
+  }
+  // a callback: it must say continue (0) or stop (1); then the helper returns, or calls it again
+  if (r0.kind != Kind::Scalar || r0.s.umax > 1)
+    reject(pc, "At callback return the register R0 has value " + r0.str(map_names_) + " and should have been in [0, 1]");
+  State again = st;
+  for (int r = 1; r <= 5; ++r) reg(st, r) = {};
+  reg(st, 0) = Value::scalar(Scalar::unknown());
+  merge(ret, std::move(st));
+  const Insn& call = insns_[site];
+  const Helper* h = in_.helpers->find(static_cast<uint32_t>(call.imm));
+  const Value fn = reg(again, 2);
+  Frame cb;
+  cb.regs[10] = Value::pointer(Kind::Stack, static_cast<uint32_t>(again.frames.size()));
+  if (h->id == kHelperLoop) {
+    cb.regs[1] = Value::scalar(Scalar::urange(0, (1u << 23) - 1));
+    cb.regs[2] = reg(again, 3);
+  } else {
+    const Value m = reg(again, 1);
+    cb.regs[1] = m;
+    cb.regs[2] = Value::pointer(Kind::Mem, map(m.aux).spec->key_size);
+    cb.regs[3] = Value::pointer(Kind::MapValue, m.aux);
+    cb.regs[4] = reg(again, 3);
+  }
+  again.frames.push_back(std::move(cb));
+  Key nk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(caller.begin + 2));
+  const uint32_t iter = std::min(caller.iter + 1, kCallbackUnroll);
+  nk[caller.begin + 1] = iter;
+  nk.insert(nk.end(), key.begin() + static_cast<std::ptrdiff_t>(caller.counts),
+            key.begin() + static_cast<std::ptrdiff_t>(caller.counts + caller.n));
+  nk.push_back(fn.aux);
+  nk.resize(nk.size() + cfg_.loops_of[fn.aux].size(), 0);
+  merge(nk, std::move(again), iter == kCallbackUnroll);
+}
+
+}  // namespace
+
+Result<VerifyReport> analyse(const Input& in) {
+  const auto t0 = std::chrono::steady_clock::now();
+  auto cfg = build_cfg(*in.prog);
+  if (auto* e = std::get_if<CfgError>(&cfg)) {
+    Error err = make_error_at(Errc::VerifierRejected, e->insn, e->reason);
+    err.detail = std::to_string(e->insn) + ": " + asmtext::format_insn(in.prog->insns, e->insn);
+    return err;
+  }
+  Analyzer a(in, std::get<Cfg>(cfg));
+  try {
+    VerifyReport r = a.run();
+    r.micros = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+    return r;
+  } catch (const Reject& rej) {
+    Error err = make_error_at(rej.code, rej.pc, rej.reason);
+    err.detail = std::to_string(rej.pc) + ": " + asmtext::format_insn(in.prog->insns, rej.pc);
+    if (!rej.state.empty()) err.detail += "\n      ; " + rej.state;
+    if (in.options.verbose) err.detail = a.report_.log + err.detail;
+    return err;
+  }
+}
+
+}  // namespace ebpfvm::verifier
+
+namespace ebpfvm {
+
+Result<VerifyReport> verify(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
+                            const VerifyOptions& options) {
+  verifier::Input in;
+  in.prog = &program.data().decoded;
+  in.helpers = &helpers;
+  in.options = options;
+  for (const Map& m : maps) {
+    const detail::MapImpl& impl = *m.impl();
+    const bool frozen = impl.frozen() && impl.spec().type == MapType::Array && impl.spec().max_entries == 1;
+    in.maps.push_back({&impl.spec(), frozen ? detail::array_base(const_cast<detail::MapImpl&>(impl)) : nullptr});
+  }
+  in.ctx_fields = detail::xdp_ctx_fields();
+  return verifier::analyse(in);
+}
+
+}  // namespace ebpfvm

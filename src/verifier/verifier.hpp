@@ -1,0 +1,30 @@
+// The verifier's entry point inside the library: the loader passes live maps and the program
+// type's context description; the public verify() builds the same input from user maps.
+#pragma once
+
+#include <span>
+#include <vector>
+
+#include "ebpfvm/verifier.hpp"
+#include "isa/isa.hpp"
+#include "progtype/ctx_rewrite.hpp"
+
+namespace ebpfvm::verifier {
+
+struct MapRef {
+  const MapSpec* spec = nullptr;
+  // A frozen single-element array (.rodata): its value, read as constants. Otherwise null.
+  const uint8_t* frozen = nullptr;
+};
+
+struct Input {
+  const isa::Program* prog = nullptr;
+  const HelperRegistry* helpers = nullptr;
+  std::vector<MapRef> maps;
+  VerifyOptions options;
+  std::span<const detail::CtxField> ctx_fields;  // Context::Xdp
+};
+
+Result<VerifyReport> analyse(const Input& in);
+
+}  // namespace ebpfvm::verifier
