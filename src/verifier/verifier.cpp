@@ -772,6 +772,7 @@ Value Analyzer::stack_access(State& st, uint32_t pc, int r, const Value& ptr, in
 }
 
 void Analyzer::load(State& st, uint32_t pc, const Insn& in) {
+  if (in.dst == 10) reject(pc, "frame pointer is read only");
   const Value ptr = read(st, pc, in.src);
   const unsigned size = isa::mem_size(in.opcode);
   Value v = access(st, pc, in.src, ptr, in.off, size, Mode::Read, nullptr, isa::is_sign_extending_load(in.opcode));

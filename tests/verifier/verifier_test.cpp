@@ -1,0 +1,140 @@
+// The verifier's must-reject and must-accept suites (tests/verifier/*.txt), and its diagnostics.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <sstream>
+
+#include "maps/map_impl.hpp"
+#include "support.hpp"
+
+using namespace ebpfvm;
+
+namespace {
+
+struct Case {
+  std::string name, source, expect;
+  int line = 0;
+};
+
+std::vector<Case> load(const std::string& file) {
+  std::ifstream in(std::string(EBPFVM_TEST_SOURCE_DIR) + "/verifier/" + file);
+  REQUIRE(in);
+  std::vector<Case> out;
+  std::string line;
+  for (int n = 1; std::getline(in, line); ++n) {
+    if (line.rfind("== ", 0) == 0) {
+      out.push_back({line.substr(3), "", "", n});
+    } else if (line.rfind("-> ", 0) == 0) {
+      REQUIRE(!out.empty());
+      out.back().expect = line.substr(3);
+    } else if (!out.empty() && out.back().expect.empty()) {
+      out.back().source += line + "\n";
+    }
+  }
+  return out;
+}
+
+// The maps the suites' programs refer to by index (see the header of reject.txt).
+std::vector<Map> suite_maps() {
+  std::vector<Map> maps;
+  auto add = [&](MapType t, uint32_t k, uint32_t v, uint32_t n) {
+    MapSpec s;
+    s.name = "m" + std::to_string(maps.size());
+    s.type = t, s.key_size = k, s.value_size = v, s.max_entries = n;
+    if (t == MapType::ArrayOfMaps) {
+      auto inner = std::make_shared<MapSpec>();
+      inner->type = MapType::Array, inner->key_size = 4, inner->value_size = 8, inner->max_entries = 1;
+      s.inner = inner;
+    }
+    auto m = Map::create(s);
+    REQUIRE(m.ok());
+    maps.push_back(*m);
+  };
+  add(MapType::Hash, 4, 8, 16);
+  add(MapType::Array, 4, 16, 4);
+  add(MapType::ProgArray, 4, 4, 4);
+  add(MapType::Ringbuf, 0, 0, 4096);
+  add(MapType::Array, 4, 8, 1);
+  REQUIRE(maps.back().update(as_bytes<uint32_t>(0), as_bytes<uint64_t>(3)).ok());
+  maps.back().impl()->freeze();
+  add(MapType::ArrayOfMaps, 4, 4, 2);
+  return maps;
+}
+
+Result<VerifyReport> verify_text(const Case& c, const std::vector<Map>& maps) {
+  auto p = Program::from_assembly(c.source);
+  if (!p) return p.error();
+  return verify(*p, HelperRegistry::builtin(), maps, {});
+}
+
+}  // namespace
+
+TEST_CASE("verifier: every unsafe program of the must-reject suite is refused, for its reason") {
+  const auto maps = suite_maps();
+  const auto cases = load("reject.txt");
+  CHECK(cases.size() >= 50);
+  for (const Case& c : cases) {
+    INFO("reject.txt:" << c.line << " " << c.name);
+    auto r = verify_text(c, maps);
+    REQUIRE_FALSE(r.ok());
+    INFO(r.error().to_string() << "\n" << r.error().detail);
+    CHECK(r.error().code != Errc::AssemblyError);
+    CHECK_THAT(r.error().message, Catch::Matchers::Contains(c.expect));
+    CHECK(r.error().where.insn.has_value());
+  }
+}
+
+TEST_CASE("verifier: every program of the must-accept suite is accepted and gives its result") {
+  const auto maps = suite_maps();
+  const auto cases = load("accept.txt");
+  CHECK(cases.size() >= 10);
+  for (const Case& c : cases) {
+    INFO("accept.txt:" << c.line << " " << c.name);
+    auto r = verify_text(c, maps);
+    if (!r) FAIL(r.error().to_string() << "\n" << r.error().detail);
+    CHECK(r->insns_analysed > 0);
+  }
+}
+
+TEST_CASE("verifier: a rejection shows the instruction and the registers, verbose mode every state") {
+  const auto maps = suite_maps();
+  Case c{"", "r2 = *(u32 *)(r1 + 0)\nr0 = *(u8 *)(r2 + 0)\nexit\n", "", 0};
+  auto r = verify_text(c, maps);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == Errc::VerifierRejected);
+  CHECK(r.error().to_string() == "insn 1: invalid access to packet, off=0 size=1, R2 offset is outside of the packet");
+  CHECK(r.error().detail == "1: r0 = *(u8 *)(r2 + 0)\n      ; R1=ctx(off=0) R2=pkt(id=0,off=0,r=0) R10=fp0");
+  auto p = Program::from_assembly("r0 = 1\nr0 += 2\nexit\n");
+  VerifyOptions v;
+  v.verbose = true;
+  auto ok = verify(*p, HelperRegistry::builtin(), {}, v);
+  REQUIRE(ok.ok());
+  CHECK(ok->log == "0: r0 = 1\n      ; R0=1 R1=ctx(off=0) R10=fp0\n1: r0 += 2\n      ; R0=3 R1=ctx(off=0) R10=fp0\n"
+                   "2: exit\n      ; R0=3 R1=ctx(off=0) R10=fp0\n");
+  CHECK(ok->insns_analysed == 3);
+  CHECK(ok->states == 1);
+}
+
+TEST_CASE("verifier: raw memory programs are verified for the memory given") {
+  auto p = Program::from_assembly("r0 = *(u32 *)(r1 + 4)\nexit\n");
+  VerifyOptions v;
+  v.context = VerifyOptions::Context::Memory;
+  v.memory_size = 8;
+  CHECK(verify(*p, HelperRegistry::builtin(), {}, v).ok());
+  v.memory_size = 7;
+  auto r = verify(*p, HelperRegistry::builtin(), {}, v);
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().message == "invalid access to memory, mem_size=7 off=4 size=4");
+  InterpreterOptions io;
+  io.safety = Safety::Verified;
+  io.memory_size = 8;
+  auto vm = Interpreter::create(*p, HelperRegistry::builtin(), io);
+  REQUIRE(vm.ok());
+  std::vector<uint8_t> mem{0, 0, 0, 0, 7, 0, 0, 0};
+  CHECK(*vm->run(mem) == 7);
+  std::vector<uint8_t> small(4);
+  CHECK(vm->run(small).error().message == "the program was verified for 8 bytes of memory; 4 given");
+  auto jit = JitProgram::compile(*p, HelperRegistry::builtin(), {}, 8);
+  REQUIRE(jit.ok());
+  CHECK(*jit->run(mem) == 7);
+  CHECK_FALSE(JitProgram::compile(*p, HelperRegistry::builtin(), {}, 7).ok());
+}
