@@ -26,9 +26,9 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \
   -DEBPFVM_SANITIZE=ON -DEBPFVM_TESTS=OFF -DEBPFVM_BENCH=OFF -DEBPFVM_EXAMPLES=OFF > /dev/null
-cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz
+cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz
 corpus=build/fuzz/corpus/loader
-mkdir -p "$corpus" build/fuzz/corpus/jit
+mkdir -p "$corpus" build/fuzz/corpus/jit build/fuzz/corpus/verifier
 cp build/release/tests/programs/*.o build/release/examples/*.o /usr/lib/x86_64-linux-gnu/bpf/*.o "$corpus"/
 # fuzz TARGET CORPUS RUNS: a fixed seed and count, so that CI repeats exactly what passed here;
 # FUZZ_SEED/FUZZ_SCALE vary it for longer hunts. On a finding, prints its log and fails.
@@ -45,4 +45,5 @@ fuzz() {
 }
 fuzz loader_fuzz "$corpus" 40000
 fuzz jit_diff_fuzz build/fuzz/corpus/jit 20000
+fuzz verifier_fuzz build/fuzz/corpus/verifier 20000
 echo "=== all tests passed in both configurations; fuzzing found nothing"

@@ -1,0 +1,76 @@
+// libFuzzer target: the verifier's promise. The fuzzer's bytes drive fuzz/program_gen.hpp, then
+// mutate a few instructions of the result (offsets, immediates, registers, opcodes), which makes
+// many programs unsafe. Each is verified for its 256-byte buffer; an accepted one then runs in the
+// checked interpreter, which must see no out-of-bounds access and no endless run. A violation is
+// a verifier bug and aborts.
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "ebpfvm/ebpfvm.hpp"
+#include "program_gen.hpp"
+
+namespace {
+
+struct Bytes : ebpfvm::gen::Source {
+  const uint8_t* p;
+  size_t n, i = 0;
+  Bytes(const uint8_t* d, size_t s) : p(d), n(s) {}
+  uint64_t next() override {
+    uint64_t v = 0;
+    for (int k = 0; k < 8 && i < n; ++k) v |= uint64_t{p[i++]} << (8 * k);
+    return v;
+  }
+};
+
+void mutate(std::vector<uint8_t>& code, ebpfvm::gen::Source& s) {
+  const size_t slots = code.size() / 8;
+  const unsigned n = static_cast<unsigned>(s.below(4));
+  for (unsigned k = 0; k < n; ++k) {
+    uint8_t* in = &code[8 * s.below(slots)];
+    switch (s.below(5)) {
+      case 0: in[2] = static_cast<uint8_t>(s.next()); in[3] = static_cast<uint8_t>(s.next()); break;  // off
+      case 1: for (int b = 4; b < 8; ++b) in[b] = static_cast<uint8_t>(s.next()); break;              // imm
+      case 2: in[1] = static_cast<uint8_t>(s.below(11) | (s.below(11) << 4)); break;                 // registers
+      case 3: in[0] = static_cast<uint8_t>(s.next()); break;                                          // opcode
+      default: in[2] = static_cast<uint8_t>(in[2] + s.below(16) - 8); break;                          // nudge off
+    }
+  }
+}
+
+}  // namespace
+
+// Returns false when the input made no program the verifier accepted.
+bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size) {
+  Bytes src(data, size);
+  auto text = ebpfvm::gen::program(src, 24);
+  auto base = ebpfvm::assemble(text);
+  if (!base) std::abort();  // the generator only writes valid programs
+  std::vector<uint8_t> code = *base;
+  mutate(code, src);
+  auto prog = ebpfvm::Program::from_bytecode(code);
+  if (!prog) return false;
+  ebpfvm::VerifyOptions vo;
+  vo.context = ebpfvm::VerifyOptions::Context::Memory;
+  vo.memory_size = ebpfvm::gen::kBufferSize;
+  vo.complexity_limit = 50'000;  // mutated loops that never end are common: give up on them early
+  if (!ebpfvm::verify(*prog, {}, {}, vo)) return false;
+  auto checked = ebpfvm::Interpreter::create(*prog, {}, {ebpfvm::Safety::Checked, 50'000'000, 0});
+  if (!checked) std::abort();
+  std::vector<uint8_t> mem(ebpfvm::gen::kBufferSize);
+  for (auto& b : mem) b = static_cast<uint8_t>(src.next());
+  auto r = checked->run(mem);
+  if (!r) {
+    std::fprintf(stderr, "verified, yet the checked run failed: %s\n%s\n", r.error().to_string().c_str(),
+                 prog->disassemble().c_str());
+    std::abort();
+  }
+  return true;
+}
+
+#ifndef EBPFVM_FUZZ_NO_MAIN
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  ebpfvm_verifier_fuzz_one(data, size);
+  return 0;
+}
+#endif
