@@ -55,6 +55,9 @@ Error at_origin(const ObjectData& o, const detail::Linked& l, const ProgramInfo&
     Error out = o.error_at(e.code, sec, slot, e.message);
     out.where.program = p.name;
     out.detail = std::move(e.detail);
+    // the detail counts instructions as the error now does: in the section
+    const std::string linked = std::to_string(*e.where.insn) + ": ";
+    if (out.detail.rfind(linked, 0) == 0) out.detail.replace(0, linked.size(), std::to_string(slot) + ": ");
     return out;
   }
   e.where.file = o.name;
