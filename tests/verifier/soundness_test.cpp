@@ -17,7 +17,7 @@ namespace {
 
 std::vector<std::string> xdp_objects() {
   std::vector<std::string> out;
-  for (const char* p : {"globals", "parse", "map_ops", "tail_calls", "adjust", "helpers", "legacy_maps", "core"})
+  for (const char* p : {"globals", "parse", "map_ops", "tail_calls", "adjust", "helpers", "legacy_maps", "core", "verifier_accept"})
     out.push_back(program_path(p));
   out.push_back(EBPFVM_EXAMPLE_FIREWALL);
   if (DIR* d = opendir("/usr/lib/x86_64-linux-gnu/bpf")) {

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "maps/map_impl.hpp"
+#include "packets.hpp"
 #include "support.hpp"
 
 using namespace ebpfvm;
@@ -137,4 +138,32 @@ TEST_CASE("verifier: raw memory programs are verified for the memory given") {
   REQUIRE(jit.ok());
   CHECK(*jit->run(mem) == 7);
   CHECK_FALSE(JitProgram::compile(*p, HelperRegistry::builtin(), {}, 7).ok());
+}
+
+TEST_CASE("verifier: clang's code for real parsing shapes is accepted and runs as written") {
+  // VLAN, IPv4 IHL, IPv6 extension-header loop, TCP-option loop in a subprogram with pointer
+  // arguments, bounded array index, frozen configuration, bpf_loop, tail call.
+  Object obj = test::open_loaded("verifier_accept");
+  auto p = obj.program("parse_all");
+  REQUIRE(p.ok());
+  REQUIRE(p->verify_report() != nullptr);
+  CHECK(p->verify_report()->insns_analysed > p->code().slot_count());  // the loops were unrolled
+  auto run = [&](std::vector<uint8_t> packet) {
+    XdpBuffer buf(packet);
+    auto r = p->run_xdp(buf);
+    REQUIRE(r.ok());
+    return r->action;
+  };
+  test::PacketSpec tcp;
+  tcp.l4 = 6;
+  CHECK(run(test::make_packet(tcp)) == XdpAction::Pass);
+  auto fragment = test::make_packet({});
+  fragment[14 + 6] = 0x20;  // more fragments
+  CHECK(run(fragment) == XdpAction::Drop);
+  CHECK(run(std::vector<uint8_t>(10, 0)) == XdpAction::Drop);  // shorter than Ethernet
+  auto h = obj.map("hist");
+  REQUIRE(h.ok());
+  const auto value = *h->lookup(as_bytes<uint32_t>(0));
+  CHECK(test::read_as<uint64_t>(value, 5 * 8) == 1);    // one TCP header of 5 words
+  CHECK(test::read_as<uint64_t>(value, 15 * 8) == 8);   // bpf_loop ran the callback 8 times, once per passed packet
 }
