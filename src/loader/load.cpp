@@ -67,8 +67,9 @@ Error at_origin(const ObjectData& o, const detail::Linked& l, const ProgramInfo&
 }
 
 Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, const isa::Program& code, const HelperRegistry& helpers,
-                            const LoadOptions& opts) {
+                            const LoadOptions& opts, std::vector<uint32_t>& ctx_loads) {
   verifier::Input in;
+  in.rewritten_loads = &ctx_loads;
   in.prog = &code;
   in.helpers = &helpers;
   in.options = opts.verify;
@@ -96,14 +97,27 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   auto decoded = Program::from_bytecode(linked->bytes);
   if (!decoded) return at_origin(*o, *linked, p, decoded.error());
   std::optional<VerifyReport> report;
+  std::vector<uint32_t> ctx_loads;
   if (opts.safety == Safety::Verified) {
-    auto r = verify_program(*o, p, decoded->data().decoded, helpers, opts);
+    auto r = verify_program(*o, p, decoded->data().decoded, helpers, opts, ctx_loads);
     if (!r) return at_origin(*o, *linked, p, r.error());
     report = std::move(*r);
   }
   if (p.type == ProgType::Xdp) {
+    const std::vector<uint8_t> before = linked->bytes;
     if (auto r = detail::rewrite_ctx_accesses(decoded->data().decoded, detail::xdp_ctx_fields(), linked->bytes); !r)
       return at_origin(*o, *linked, p, r.error());
+    // The rewrite runs its own analysis; a verified program runs only if it rewrote exactly the
+    // loads the verifier proved to read those fields (anything else would run unproven code).
+    if (report) {
+      std::sort(ctx_loads.begin(), ctx_loads.end());
+      ctx_loads.erase(std::unique(ctx_loads.begin(), ctx_loads.end()), ctx_loads.end());
+      std::vector<uint32_t> changed;
+      for (uint32_t i = 0; i * 8 < before.size(); ++i)
+        if (!std::equal(before.begin() + i * 8, before.begin() + i * 8 + 8, linked->bytes.begin() + i * 8)) changed.push_back(i);
+      if (changed != ctx_loads)
+        return at_origin(*o, *linked, p, make_error(Errc::VerifierRejected, "the context rewrite and the verifier disagree on which loads read data/data_end/data_meta"));
+    }
     decoded = Program::from_bytecode(linked->bytes);
     if (!decoded) return at_origin(*o, *linked, p, decoded.error());
   }

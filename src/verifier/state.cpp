@@ -99,14 +99,15 @@ std::optional<Value> join_null(const Value& a, const Value& b, const JoinHooks* 
     if (or_null(p->kind) == Kind::Uninit) return std::nullopt;
     Value v = *p;
     v.kind = or_null(p->kind);
-    v.id = ids ? ids->id(a, b) : kUnlinked;
+    // copies share null-ness only when the pointer side's copies did
+    v.id = ids && p->id != kUnlinked ? ids->id(a, b) : kUnlinked;
     return v;
   }
   // a pointer on one side, the same pointer-or-null on the other
   if (a.aux != b.aux || a.off != b.off || !(a.s == b.s)) return std::nullopt;
   if (or_null(a.kind) == Kind::Uninit || or_null(a.kind) != or_null(b.kind)) return std::nullopt;
   Value v = is_or_null(a.kind) ? a : b;
-  v.id = ids ? ids->id(a, b) : kUnlinked;
+  v.id = ids && a.id != kUnlinked && b.id != kUnlinked ? ids->id(a, b) : kUnlinked;
   return v;
 }
 

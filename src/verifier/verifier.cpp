@@ -678,6 +678,7 @@ Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t 
         const bool narrow = f.narrow_ok && size < f.size && (off - fo) % size == 0;
         if (!whole && !narrow) reject(pc, bad);
         const std::string name = f.name;
+        if (f.rewrite_off >= 0 && in_.rewritten_loads) in_.rewritten_loads->push_back(pc);
         if (name == "data") return Value::pointer(Kind::Packet, 0);
         if (name == "data_end") return Value::pointer(Kind::PacketEnd, 0);
         if (name == "data_meta") return Value::pointer(Kind::PacketMeta, 0);

@@ -23,6 +23,9 @@ struct Input {
   std::vector<MapRef> maps;
   VerifyOptions options;
   std::span<const detail::CtxField> ctx_fields;  // Context::Xdp
+  // Filled with the instructions that load a context field the program type rewrites (data,
+  // data_end, data_meta): the loader checks that exactly these were rewritten.
+  std::vector<uint32_t>* rewritten_loads = nullptr;
 };
 
 Result<VerifyReport> analyse(const Input& in);
