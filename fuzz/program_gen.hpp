@@ -9,6 +9,7 @@
 // comparison. Every such program is safe to run unchecked and ends: its result folds r0..r7.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -21,6 +22,21 @@ class Source {
   virtual ~Source() = default;
   virtual uint64_t next() = 0;
   uint64_t below(uint64_t n) { return n ? next() % n : 0; }
+};
+
+// A fuzzer's input as the source: 8 bytes a number, zeros once it runs out.
+class ByteSource : public Source {
+ public:
+  ByteSource(const uint8_t* data, size_t size) : p_(data), n_(size) {}
+  uint64_t next() override {
+    uint64_t v = 0;
+    for (int k = 0; k < 8 && i_ < n_; ++k) v |= uint64_t{p_[i_++]} << (8 * k);
+    return v;
+  }
+
+ private:
+  const uint8_t* p_;
+  size_t n_, i_ = 0;
 };
 
 inline std::string reg(unsigned r, bool w64) { return (w64 ? "r" : "w") + std::to_string(r); }

@@ -12,16 +12,6 @@
 
 namespace {
 
-struct Bytes : ebpfvm::gen::Source {
-  const uint8_t* p;
-  size_t n, i = 0;
-  Bytes(const uint8_t* d, size_t s) : p(d), n(s) {}
-  uint64_t next() override {
-    uint64_t v = 0;
-    for (int k = 0; k < 8 && i < n; ++k) v |= uint64_t{p[i++]} << (8 * k);
-    return v;
-  }
-};
 
 void mutate(std::vector<uint8_t>& code, ebpfvm::gen::Source& s) {
   const size_t slots = code.size() / 8;
@@ -42,7 +32,7 @@ void mutate(std::vector<uint8_t>& code, ebpfvm::gen::Source& s) {
 
 // Returns false when the input made no program the verifier accepted.
 bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size) {
-  Bytes src(data, size);
+  ebpfvm::gen::ByteSource src(data, size);
   auto text = ebpfvm::gen::program(src, 24);
   auto base = ebpfvm::assemble(text);
   if (!base) std::abort();  // the generator only writes valid programs

@@ -38,6 +38,7 @@ constexpr uint64_t kMaxPacketOff = 0xffff;      // the kernel's MAX_PACKET_OFF
 constexpr int64_t kMaxVarOff = 1 << 29;         // the kernel's BPF_MAX_VAR_OFF
 constexpr uint32_t kCallbackUnroll = 2;         // callback iterations kept apart before widening
 constexpr uint32_t kHelperLoop = 181, kHelperForEach = 164;
+constexpr size_t kMaxStates = 20'000;             // about 7 KB each per frame: 140 MB at most
 
 // ---- keys ---------------------------------------------------------------------------------------
 // A key is one level per frame, outermost first: [pc | kCallbackBit?, callback iteration if the
@@ -186,6 +187,7 @@ class Analyzer {
   void exit(const Key& key, State st, uint32_t pc);
   void call_local(const Key& key, State st, uint32_t pc, const Insn& in);
   void helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block);
+  Frame callback_frame(uint32_t helper_id, State& caller);
 
   // ---- memory ----
   enum class Mode { Read, Write };
@@ -283,6 +285,10 @@ VerifyReport Analyzer::run() {
 void Analyzer::merge(const Key& k, State st, bool widening) {
   auto it = states_.find(k);
   if (it == states_.end()) {
+    // each state holds every frame's registers and stack: bound the memory the analysis may take
+    if (states_.size() >= kMaxStates)
+      reject(k[KeyLess{&cfg_}.levels(k).back().begin] & ~kCallbackBit,
+             "program too complex: more than " + std::to_string(kMaxStates) + " states (calling contexts and loop iterations)");
     states_.emplace(k, std::move(st));
     work_.insert(k);
     return;
@@ -848,6 +854,25 @@ void Analyzer::invalidate_packet(State& st) {
 }
 
 // ---- calls --------------------------------------------------------------------------------------
+// The callback's arguments, from the caller's registers at the helper call (still in its frame):
+// bpf_loop(nr, fn, ctx, flags) calls fn(index, ctx); bpf_for_each_map_elem(map, fn, ctx, flags)
+// calls fn(map, key copy, value, ctx).
+Frame Analyzer::callback_frame(uint32_t helper_id, State& caller) {
+  Frame cb;
+  cb.regs[10] = Value::pointer(Kind::Stack, static_cast<uint32_t>(caller.frames.size()));
+  if (helper_id == kHelperLoop) {
+    cb.regs[1] = Value::scalar(Scalar::urange(0, (1u << 23) - 1));
+    cb.regs[2] = reg(caller, 3);
+  } else {
+    const Value m = reg(caller, 1);
+    cb.regs[1] = m;
+    cb.regs[2] = Value::pointer(Kind::Mem, map(m.aux).spec->key_size);
+    cb.regs[3] = Value::pointer(Kind::MapValue, m.aux);
+    cb.regs[4] = reg(caller, 3);
+  }
+  return cb;
+}
+
 void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block) {
   const Helper* h = in_.helpers->find(static_cast<uint32_t>(in.imm));
   if (!h) throw Reject{pc, "invalid func unknown#" + std::to_string(in.imm), state_text(st), Errc::UnknownHelper};
@@ -948,18 +973,7 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
     log_insn(skip, pc);
     flow(key, pc, pc + 1, std::move(skip));
     if (st.frames.size() >= isa::kMaxCallFrames) reject(pc, "the call stack of " + std::to_string(st.frames.size() + 1) + " frames is too deep");
-    Frame cb;
-    cb.regs[10] = Value::pointer(Kind::Stack, static_cast<uint32_t>(st.frames.size()));
-    if (h->id == kHelperLoop) {
-      cb.regs[1] = Value::scalar(Scalar::urange(0, (1u << 23) - 1));
-      cb.regs[2] = reg(st, 3);
-    } else {
-      const MapSpec& m = *map(*map_aux).spec;
-      cb.regs[1] = Value::pointer(Kind::MapPtr, *map_aux);
-      cb.regs[2] = Value::pointer(Kind::Mem, m.key_size);
-      cb.regs[3] = Value::pointer(Kind::MapValue, *map_aux);
-      cb.regs[4] = reg(st, 3);
-    }
+    Frame cb = callback_frame(h->id, st);
     st.frames.push_back(std::move(cb));
     const size_t lvl = last_level(key);
     Key nk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(lvl));
@@ -1033,18 +1047,7 @@ void Analyzer::exit(const Key& key, State st, uint32_t pc) {
   const Insn& call = insns_[site];
   const Helper* h = in_.helpers->find(static_cast<uint32_t>(call.imm));
   const Value fn = reg(again, 2);
-  Frame cb;
-  cb.regs[10] = Value::pointer(Kind::Stack, static_cast<uint32_t>(again.frames.size()));
-  if (h->id == kHelperLoop) {
-    cb.regs[1] = Value::scalar(Scalar::urange(0, (1u << 23) - 1));
-    cb.regs[2] = reg(again, 3);
-  } else {
-    const Value m = reg(again, 1);
-    cb.regs[1] = m;
-    cb.regs[2] = Value::pointer(Kind::Mem, map(m.aux).spec->key_size);
-    cb.regs[3] = Value::pointer(Kind::MapValue, m.aux);
-    cb.regs[4] = reg(again, 3);
-  }
+  Frame cb = callback_frame(h->id, again);
   again.frames.push_back(std::move(cb));
   Key nk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(caller.begin + 2));
   const uint32_t iter = std::min(caller.iter + 1, kCallbackUnroll);

@@ -33,8 +33,8 @@ TEST_CASE("jit: random programs agree with the checked interpreter", "[jit]") {
     std::vector<uint8_t> mi = init, mj = init;
     auto ri = interp->run(mi);
     if (!ri) FAIL(ri.error().to_string());  // the generator must only make safe programs
-    auto jit = JitProgram::compile_trusted(*prog, {});
-    REQUIRE(jit.ok());
+    auto jit = JitProgram::compile(*prog, {}, {}, gen::kBufferSize);  // verified first
+    if (!jit) FAIL(jit.error().to_string() << "\n" << jit.error().detail);
     auto rj = jit->run(mj);
     REQUIRE(rj.ok());
     CHECK(*ri == *rj);
