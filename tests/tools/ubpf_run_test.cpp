@@ -292,3 +292,38 @@ TEST_CASE("ubpf-run: every error gives one line and its exit status") {
   CHECK(fault.out.find("faulty.c:") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(out));
 }
+
+TEST_CASE("ubpf-run verify: each program's verdict, the rejection with its line, JSON for scripts") {
+  auto ok = ubpf({"verify", kFirewall});
+  CHECK(ok.exit_code == 0);
+  CHECK(ok.out.find("xdp_firewall: verified (190 instructions; ") != std::string::npos);
+
+  // tail_calls.o: every program verifies, the prog array's initialiser included
+  auto tails = ubpf({"verify", program_path("tail_calls")});
+  CHECK(tails.exit_code == 0);
+  CHECK(std::count(tails.out.begin(), tails.out.end(), '\n') == 4);  // entry, target, empty_slot, chain
+
+  auto bad = ubpf({"verify", program_path("faulty")});
+  CHECK(bad.exit_code == 1);
+  CHECK(bad.out.find("overread: REJECTED") != std::string::npos);
+  CHECK(bad.out.find("insn 1: invalid access to packet, off=100 size=1, R1 offset is outside of the packet") != std::string::npos);
+  CHECK(bad.out.find("faulty.c:9") != std::string::npos);
+  CHECK(bad.out.find("1: r1 = *(u8 *)(r1 + 100)") != std::string::npos);
+  CHECK(bad.out.find("R1=pkt(id=0,off=0,r=0)") != std::string::npos);
+
+  const std::string joined = ubpf({"verify", program_path("faulty"), "--json"}).out;
+  auto doc = json::parse(joined);
+  REQUIRE(doc.ok());
+  const auto& progs = doc->get("programs")->array();
+  REQUIRE(progs.size() == 1);
+  CHECK(progs[0].get("verified")->boolean() == false);
+  CHECK(progs[0].get("insn")->number() == 1);
+  CHECK(progs[0].get("line")->number() == 9);
+  CHECK(progs[0].get("error")->string() == "invalid access to packet, off=100 size=1, R1 offset is outside of the packet");
+
+  auto verbose = ubpf({"verify", kFirewall, "-v"});
+  CHECK(verbose.out.find("0: r") != std::string::npos);
+  CHECK(verbose.out.find("      ; R") != std::string::npos);
+  auto missing = ubpf({"verify", kFirewall, "--prog", "nope"});
+  CHECK(missing.exit_code == 2);
+}
