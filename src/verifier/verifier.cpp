@@ -811,7 +811,9 @@ void Analyzer::atomic(State& st, uint32_t pc, const Insn& in) {
     reject(pc, "misaligned atomic access off=" + std::to_string(at) + " size=" + std::to_string(size));
   const bool cmpxchg = in.imm == isa::kAtomicCmpxchg;
   if (cmpxchg && read(st, pc, 0).kind != Kind::Scalar) reject(pc, "R0 leaks addr into mem");
-  access(st, pc, in.dst, ptr, in.off, size, Mode::Read, nullptr, false);
+  // read as a helper would: a spilled pointer there must not become arithmetic
+  if (ptr.kind == Kind::Stack) stack_access(st, pc, in.dst, ptr, in.off, size, Mode::Read, nullptr, true, size);
+  else access(st, pc, in.dst, ptr, in.off, size, Mode::Read, nullptr, false);
   const Value unknown = Value::scalar(Scalar::bits(size * 8));
   access(st, pc, in.dst, ptr, in.off, size, Mode::Write, &unknown, false);
   if (cmpxchg) reg(st, 0) = unknown;
