@@ -187,6 +187,12 @@ class Analyzer {
   void exit(const Key& key, State st, uint32_t pc);
   void call_local(const Key& key, State st, uint32_t pc, const Insn& in);
   void helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block);
+  struct CallArgs {
+    std::optional<uint32_t> map;  // the ConstMapPtr argument's map
+    std::optional<Value> func;    // the callback
+  };
+  CallArgs check_args(State& st, uint32_t pc, const Helper* h);
+  Value helper_result(State& st, uint32_t pc, const Helper* h, const CallArgs& args);
   Frame callback_frame(uint32_t helper_id, State& caller);
 
   // ---- memory ----
@@ -875,9 +881,8 @@ Frame Analyzer::callback_frame(uint32_t helper_id, State& caller) {
   return cb;
 }
 
-void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block) {
-  const Helper* h = in_.helpers->find(static_cast<uint32_t>(in.imm));
-  if (!h) throw Reject{pc, "invalid func unknown#" + std::to_string(in.imm), state_text(st), Errc::UnknownHelper};
+// Checks r1..r5 against the helper's prototype; returns the map and callback arguments.
+Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h) {
   const std::string name = h->name + "#" + std::to_string(h->id);
   std::optional<uint32_t> map_aux;
   std::optional<Value> func;
@@ -938,7 +943,13 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
       default: break;
     }
   }
-  // r0
+  return {map_aux, func};
+}
+
+// r0 after the call, as the prototype types it.
+Value Analyzer::helper_result(State& st, uint32_t pc, const Helper* h, const CallArgs& args) {
+  const std::string name = h->name + "#" + std::to_string(h->id);
+  const std::optional<uint32_t>& map_aux = args.map;
   Value ret = Value::scalar(Scalar::unknown());
   switch (h->proto.ret) {
     case RetKind::Integer: break;
@@ -966,6 +977,16 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
       break;
     }
   }
+  return ret;
+}
+
+void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block) {
+  const Helper* h = in_.helpers->find(static_cast<uint32_t>(in.imm));
+  if (!h) throw Reject{pc, "invalid func unknown#" + std::to_string(in.imm), state_text(st), Errc::UnknownHelper};
+  const std::string name = h->name + "#" + std::to_string(h->id);
+  const CallArgs args = check_args(st, pc, h);
+  const std::optional<Value>& func = args.func;
+  const Value ret = helper_result(st, pc, h, args);
   if (func) {
     // The callback runs zero or more times: the path that skips it, then the callback itself.
     if (h->id != kHelperLoop && h->id != kHelperForEach) reject(pc, name + " takes a callback this verifier does not know how to call");
