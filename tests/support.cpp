@@ -1,5 +1,9 @@
 #include "support.hpp"
 
+#include <pcap/pcap.h>
+
+#include <catch2/catch.hpp>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -145,6 +149,37 @@ Proc run_process(const std::vector<std::string>& argv, const std::string& input,
   waitpid(pid, &status, 0);
   p.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   return p;
+}
+
+}  // namespace ebpfvm::test
+
+namespace ebpfvm::test {
+
+void write_capture(const std::string& path, const std::vector<std::vector<uint8_t>>& packets) {
+  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+  pcap_dumper_t* d = pcap_dump_open(dead, path.c_str());
+  REQUIRE(d);
+  for (size_t i = 0; i < packets.size(); ++i) {
+    pcap_pkthdr h{};
+    h.ts.tv_sec = 100 + static_cast<long>(i);
+    h.caplen = h.len = static_cast<bpf_u_int32>(packets[i].size());
+    pcap_dump(reinterpret_cast<u_char*>(d), &h, packets[i].data());
+  }
+  pcap_dump_close(d);
+  pcap_close(dead);
+}
+
+std::vector<std::vector<uint8_t>> read_capture(const std::string& path) {
+  char err[PCAP_ERRBUF_SIZE];
+  pcap_t* p = pcap_open_offline(path.c_str(), err);
+  INFO(err);
+  REQUIRE(p);
+  std::vector<std::vector<uint8_t>> out;
+  pcap_pkthdr* h;
+  const u_char* data;
+  while (pcap_next_ex(p, &h, &data) == 1) out.emplace_back(data, data + h->caplen);
+  pcap_close(p);
+  return out;
 }
 
 }  // namespace ebpfvm::test

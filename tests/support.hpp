@@ -42,5 +42,8 @@ struct Proc {
 // Runs argv (no shell interpretation of its words) with `input` on stdin.
 Proc run_process(const std::vector<std::string>& argv, const std::string& input = "", bool merge_stderr = false);
 std::string temp_path(const std::string& name);
+// Ethernet pcap files through libpcap, as capture tools write and read them.
+void write_capture(const std::string& path, const std::vector<std::vector<uint8_t>>& packets);
+std::vector<std::vector<uint8_t>> read_capture(const std::string& path);
 
 }  // namespace ebpfvm::test

@@ -6,8 +6,11 @@
 #include <linux/bpf.h>
 
 #include <catch2/catch.hpp>
+#include <fstream>
 
 #include "packets.hpp"
+#include "support.hpp"
+#include "util/json.hpp"
 
 using namespace ebpfvm;
 using namespace ebpfvm::test;
@@ -166,5 +169,45 @@ TEST_CASE("kernel differential: helper results in map_ops match the kernel's exa
   for (size_t i = 0; i < 24; ++i) {
     INFO("res[" << i << "]");
     CHECK(read_as<int64_t>(*mine, i * 8) == read_as<int64_t>(theirs, i * 8));
+  }
+}
+
+
+TEST_CASE("kernel differential: ubpf-run gives BPF_PROG_TEST_RUN's verdict and bytes, packet by packet") {
+  if (!kernel_can_run_xdp()) {
+    WARN("skipped: this process may not load XDP programs into the kernel");
+    return;
+  }
+  const auto pkts = traffic();
+  const std::string in = test::temp_path("kdiff.pcap");
+  test::write_capture(in, pkts);
+  const std::vector<std::pair<std::string, std::string>> programs{
+      {EBPFVM_EXAMPLE_FIREWALL, "xdp_firewall"}, {program_path("parse"), "firewall"}, {program_path("adjust"), "push_header"},
+      {program_path("adjust"), "pop_header"},    {program_path("adjust"), "grow_tail"}, {program_path("map_ops"), "ops"}};
+  for (const auto& [path, name] : programs) {
+    for (const char* engine : {"jit", "interp"}) {
+      INFO(path << " " << name << " --engine " << engine);
+      KernelObject k(path);  // fresh maps for each run, as ubpf-run starts with
+      REQUIRE(k.obj);
+      const std::string out = test::temp_path("kdiff-out.pcap"), records = test::temp_path("kdiff.ndjson");
+      auto run = test::run_process({EBPFVM_UBPF_RUN, path, "--prog", name, "--pcap", in, "--engine", engine, "-w", out,
+                                    "--write-actions", "all", "--ndjson", records},
+                                   "", true);
+      INFO(run.out);
+      REQUIRE(run.exit_code == 0);
+      const auto written = test::read_capture(out);
+      REQUIRE(written.size() == pkts.size());
+      std::ifstream nd(records);
+      std::string line;
+      for (size_t i = 0; i < pkts.size(); ++i) {
+        INFO("packet " << i);
+        REQUIRE(std::getline(nd, line));
+        auto rec = json::parse(line);
+        REQUIRE(rec.ok());
+        auto [k_action, k_bytes] = k.run(name, pkts[i]);
+        CHECK(rec->get("action")->string() == to_string(static_cast<XdpAction>(k_action)));
+        CHECK(written[i] == k_bytes);
+      }
+    }
   }
 }

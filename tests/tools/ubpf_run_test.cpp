@@ -71,19 +71,6 @@ uint64_t count_of(const json::Value& summary, const char* action) {
 }
 
 // Packets of a capture file, read back through libpcap.
-std::vector<std::vector<uint8_t>> read_capture(const std::string& path) {
-  char err[PCAP_ERRBUF_SIZE];
-  pcap_t* p = pcap_open_offline(path.c_str(), err);
-  INFO(err);
-  REQUIRE(p);
-  std::vector<std::vector<uint8_t>> out;
-  pcap_pkthdr* h;
-  const u_char* data;
-  while (pcap_next_ex(p, &h, &data) == 1) out.emplace_back(data, data + h->caplen);
-  pcap_close(p);
-  return out;
-}
-
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
