@@ -1,22 +1,34 @@
-// libFuzzer target: arbitrary bytes as a BPF object. Open, load (checked mode) and run every
-// program on a small packet. Any crash, sanitizer report or hang is a bug: bad input must give an
-// error, and an unverified program must fault cleanly.
+// libFuzzer target: arbitrary bytes as a BPF object. Open, load and run every program on a small
+// packet: verified first (a program the verifier accepts then runs unchecked, so a verifier bug
+// shows as a crash), and when the verifier refuses, again unverified in the checked interpreter.
+// Any crash, sanitizer report or hang is a bug: bad input must give an error, and an unverified
+// program must fault cleanly.
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "ebpfvm/ebpfvm.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  auto obj = ebpfvm::Object::open(std::span<const uint8_t>(data, size), "fuzz.o");
-  if (!obj) return 0;
+namespace {
+
+void load_and_run(std::span<const uint8_t> bytes, ebpfvm::Safety safety) {
+  auto obj = ebpfvm::Object::open(bytes, "fuzz.o");
+  if (!obj) return;
   for (const ebpfvm::ProgramInfo& p : obj->programs())
     if (p.type == ebpfvm::ProgType::Unspec) (void)obj->set_program_type(p.name, ebpfvm::ProgType::Xdp);
   ebpfvm::LoadOptions opts;
+  opts.safety = safety;
   opts.insn_budget = 20'000;
+  opts.verify.complexity_limit = 20'000;  // flipped loop bounds are common: give up on them early
+  opts.verify.context = ebpfvm::VerifyOptions::Context::Memory;  // for the non-XDP programs
+  opts.verify.memory_size = 64;
   opts.max_map_memory = 64u << 20;
   opts.env.seed = 1;
-  if (!obj->load(opts)) return 0;
+  if (auto r = obj->load(opts); !r) {
+    if (safety == ebpfvm::Safety::Verified && r.error().code == ebpfvm::Errc::VerifierRejected)
+      load_and_run(bytes, ebpfvm::Safety::Checked);
+    return;
+  }
   std::vector<uint8_t> packet(64);
   for (size_t i = 0; i < packet.size(); ++i) packet[i] = static_cast<uint8_t>(i * 7);
   for (const ebpfvm::ProgramInfo& p : obj->programs()) {
@@ -30,5 +42,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       (void)prog->run_raw(mem);
     }
   }
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  load_and_run(std::span<const uint8_t>(data, size), ebpfvm::Safety::Verified);
   return 0;
 }

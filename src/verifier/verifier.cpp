@@ -60,15 +60,7 @@ struct KeyLess {
 
   std::vector<Level> levels(const Key& k) const {
     std::vector<Level> out;
-    for (size_t i = 0; i < k.size();) {
-      Level l{k[i] & ~kCallbackBit, (k[i] & kCallbackBit) != 0, 0, 0, 0, i};
-      ++i;
-      if (l.callback) l.iter = k[i++];
-      l.n = cfg->loops_of[l.pc].size();
-      l.counts = i;
-      i += l.n;
-      out.push_back(l);
-    }
+    for (size_t i = 0; i < k.size();) out.push_back(level_at(k, i));
     return out;
   }
 
@@ -91,13 +83,24 @@ struct KeyLess {
     return 0;
   }
 
+  Level level_at(const Key& k, size_t& i) const {
+    Level l{k[i] & ~kCallbackBit, (k[i] & kCallbackBit) != 0, 0, 0, 0, i};
+    ++i;
+    if (l.callback) l.iter = k[i++];
+    l.n = cfg->loops_of[l.pc].size();
+    l.counts = i;
+    i += l.n;
+    return l;
+  }
+
+  // Level by level, without building the level lists: this runs for every map and set operation.
   bool operator()(const Key& a, const Key& b) const {
-    if (a == b) return false;
-    const auto la = levels(a), lb = levels(b);
-    for (size_t i = 0; i < la.size() && i < lb.size(); ++i)
-      if (int c = compare_level(a, la[i], b, lb[i])) return c < 0;
-    if (la.size() != lb.size()) return la.size() > lb.size();  // a callee before its return point
-    return a < b;
+    size_t i = 0, j = 0;
+    while (i < a.size() && j < b.size()) {
+      const Level la = level_at(a, i), lb = level_at(b, j);
+      if (int c = compare_level(a, la, b, lb)) return c < 0;
+    }
+    return i < a.size() && j >= b.size();  // a callee before its return point
   }
 };
 
