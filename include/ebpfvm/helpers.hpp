@@ -51,6 +51,9 @@ struct HelperProto {
   // The helper may move or resize the packet (bpf_xdp_adjust_head...): packet pointers the
   // program held are stale after the call, and the verifier forgets them.
   bool changes_packet_data = false;
+  // The helper may write the packet's bytes (bpf_xdp_store_bytes; bpf_tail_call runs a program
+  // that may). Helpers that move the packet count as writing it too.
+  bool writes_packet = false;
 
   unsigned arg_count() const;
 };

@@ -25,6 +25,11 @@ class XdpBuffer {
   // Replaces the packet; headroom, metadata and tailroom start over. Frames grow to fit: the frame
   // is 4 KiB (a page) or, for larger packets, the packet plus headroom and tailroom.
   void assign(std::span<const uint8_t> packet);
+  // Points the buffer at `packet` itself, without a copy and without headroom or tailroom: only
+  // for verified programs that do not write the packet (VerifyReport::writes_packet is false);
+  // run_xdp refuses others. `packet` must outlive the run.
+  void view(std::span<const uint8_t> packet);
+  bool is_view() const { return view_; }
 
   std::span<uint8_t> packet();          // [data, data_end) as the program left it
   std::span<const uint8_t> packet() const;
@@ -37,6 +42,7 @@ class XdpBuffer {
  private:
   std::vector<uint8_t> frame_;
   std::unique_ptr<detail::XdpCtx> ctx_;
+  bool view_ = false;
 };
 
 }  // namespace ebpfvm

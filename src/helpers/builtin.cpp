@@ -426,7 +426,8 @@ HelperRegistry make_builtin() {
   HelperRegistry reg;
   for (const Def& d : defs) {
     const bool moves_packet = d.id == 44 || d.id == 54 || d.id == 65;  // adjust_head, adjust_meta, adjust_tail
-    reg.set(Helper{d.id, d.name, d.fn, nullptr, HelperProto{d.ret, d.args, moves_packet}});
+    const bool writes = moves_packet || d.id == 190 || d.id == 12;       // xdp_store_bytes, tail_call
+    reg.set(Helper{d.id, d.name, d.fn, nullptr, HelperProto{d.ret, d.args, moves_packet, writes}});
   }
   return reg;
 }

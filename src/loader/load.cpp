@@ -421,6 +421,9 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   if (opt.worker >= d.workers)
     return run_error(d, make_error(Errc::InvalidArgument, "worker " + std::to_string(opt.worker) + " is not below the " +
                                                                std::to_string(d.workers) + " workers given at load"));
+  if (buffer.is_view() && (!d.verified || d.verified->writes_packet))
+    return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name +
+                                                              "' may write the packet: run it on a copy (XdpBuffer::assign), not a view"));
   detail::XdpCtx& x = buffer.ctx();
   x.md.ingress_ifindex = opt.ingress_ifindex;
   x.md.rx_queue_index = opt.rx_queue_index;

@@ -12,7 +12,19 @@ XdpBuffer::~XdpBuffer() = default;
 XdpBuffer::XdpBuffer(XdpBuffer&&) noexcept = default;
 XdpBuffer& XdpBuffer::operator=(XdpBuffer&&) noexcept = default;
 
+void XdpBuffer::view(std::span<const uint8_t> packet) {
+  view_ = true;
+  detail::XdpCtx& x = *ctx_;
+  x.md = {};
+  x.hard_start = nullptr;
+  x.frame_size = 0;
+  x.data = reinterpret_cast<uint64_t>(packet.data());
+  x.data_end = x.data + packet.size();
+  x.data_meta = x.data;
+}
+
 void XdpBuffer::assign(std::span<const uint8_t> packet) {
+  view_ = false;
   const size_t need = detail::kXdpHeadroom + packet.size() + detail::kXdpSharedInfo;
   const size_t frame = std::max<size_t>(4096, (need + 4095) & ~size_t{4095});
   // Stale bytes outside the packet are never visible: the helpers that expose headroom or

@@ -706,6 +706,7 @@ Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t 
       if (start < 0 || start + size > ptr.range)
         reject(pc, "invalid access to packet, off=" + std::to_string(start) + " size=" + std::to_string(size) + ", " + R(r) +
                        " offset is outside of the packet");
+      if (write) report_.writes_packet = true;
       return write ? Value{} : loaded();
     }
     case Kind::Stack:
@@ -842,6 +843,7 @@ void Analyzer::mem_arg(State& st, uint32_t pc, int r, uint64_t min, uint64_t max
       if (start < 0 || start + static_cast<int64_t>(max) > ptr.range)
         reject(pc, "invalid access to packet, off=" + std::to_string(start) + " size=" + std::to_string(max) + ", " + R(r) +
                        " offset is outside of the packet");
+      if (mode == Mode::Write) report_.writes_packet = true;
       return;
     }
     case Kind::MapValue: case Kind::Mem: case Kind::AllocMem:
@@ -988,6 +990,7 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
   if (!h) throw Reject{pc, "invalid func unknown#" + std::to_string(in.imm), state_text(st), Errc::UnknownHelper};
   const std::string name = h->name + "#" + std::to_string(h->id);
   const CallArgs args = check_args(st, pc, h);
+  if (h->proto.writes_packet || h->proto.changes_packet_data) report_.writes_packet = true;
   const std::optional<Value>& func = args.func;
   const Value ret = helper_result(st, pc, h, args);
   if (func) {

@@ -157,3 +157,36 @@ TEST_CASE("a firewall: parsing, per-CPU counters, LPM blocklist, port blocklist"
   CHECK(read_as<uint64_t>(*bytes->lookup(std::vector<uint8_t>{10, 0, 0, 7})) == make_packet(vlan).size());
   CHECK(bytes->keys().size() == 2);
 }
+
+TEST_CASE("XdpBuffer::view: programs that never write the packet read it in place, others are refused") {
+  Object parse = open_loaded("parse");
+  auto reader = parse.program("firewall");
+  REQUIRE(reader.ok());
+  REQUIRE(reader->verify_report() != nullptr);
+  CHECK_FALSE(reader->verify_report()->writes_packet);
+  PacketSpec ssh;
+  ssh.l4 = 6, ssh.dport = 22;
+  for (const auto& packet : {make_packet({}), make_packet(ssh), make_arp()}) {
+    XdpBuffer copy(packet), view;
+    view.view(packet);
+    CHECK(view.is_view());
+    CHECK(view.packet().data() == packet.data());
+    auto a = reader->run_xdp(copy), b = reader->run_xdp(view);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(a->action == b->action);
+  }
+  Object adjust = open_loaded("adjust");
+  auto writer = adjust.program("push_header");
+  REQUIRE(writer.ok());
+  CHECK(writer->verify_report()->writes_packet);
+  const auto packet = make_packet({});
+  XdpBuffer view;
+  view.view(packet);
+  auto refused = writer->run_xdp(view);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message == "program 'push_header' may write the packet: run it on a copy (XdpBuffer::assign), not a view");
+  view.assign(packet);
+  CHECK_FALSE(view.is_view());
+  CHECK(writer->run_xdp(view).ok());
+}
