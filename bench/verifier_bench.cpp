@@ -1,5 +1,6 @@
-// Verifier speed: the time to verify every XDP program of the given objects (default: the Debian
-// libxdp1 objects), median and max, and a generated 10,000-instruction program (target: < 50 ms).
+// Verifier speed: the time to verify every XDP program of the given objects (default: the test
+// programs, the example and the Debian libxdp1 objects), median and max, and a generated
+// 10,000-instruction program (target: < 50 ms).
 //   verifier_bench [OBJECT.o ...]
 #include <dirent.h>
 
@@ -13,16 +14,25 @@
 
 namespace {
 
-std::vector<std::string> default_objects() {
-  std::vector<std::string> out;
-  if (DIR* d = opendir("/usr/lib/x86_64-linux-gnu/bpf")) {
+void add_objects(const std::string& dir, std::vector<std::string>& out) {
+  std::vector<std::string> found;
+  if (DIR* d = opendir(dir.c_str())) {
     while (dirent* e = readdir(d)) {
       std::string n = e->d_name;
-      if (n.size() > 2 && n.substr(n.size() - 2) == ".o" && n != "xdpdump_bpf.o") out.push_back("/usr/lib/x86_64-linux-gnu/bpf/" + n);
+      if (n.size() > 2 && n.substr(n.size() - 2) == ".o" && n != "xdpdump_bpf.o") found.push_back(dir + "/" + n);
     }
     closedir(d);
   }
-  std::sort(out.begin(), out.end());
+  std::sort(found.begin(), found.end());
+  out.insert(out.end(), found.begin(), found.end());
+}
+
+// The project's test programs and example, then the XDP objects Debian ships (libxdp1).
+std::vector<std::string> default_objects() {
+  std::vector<std::string> out;
+  add_objects(EBPFVM_BENCH_TEST_PROGRAMS, out);
+  out.push_back(EBPFVM_BENCH_FIREWALL);
+  add_objects("/usr/lib/x86_64-linux-gnu/bpf", out);
   return out;
 }
 
