@@ -66,10 +66,18 @@ Error at_origin(const ObjectData& o, const detail::Linked& l, const ProgramInfo&
   return e;
 }
 
+// What a prog_array's programs must share: type, and what they were verified for.
+uint64_t owner_tag(ProgType type, bool verified, uint32_t memory) {
+  return (uint64_t{verified} << 63) | (uint64_t{static_cast<uint8_t>(type)} << 32) | memory | (uint64_t{1} << 62);
+}
+uint64_t owner_tag(const LoadedData& d) { return owner_tag(d.info.type, d.verified.has_value(), d.verified_memory); }
+
 Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, const isa::Program& code, const HelperRegistry& helpers,
                             const LoadOptions& opts, std::vector<uint32_t>& ctx_loads) {
   verifier::Input in;
   in.rewritten_loads = &ctx_loads;
+  std::vector<uint32_t> tail_maps;
+  in.tail_call_maps = &tail_maps;
   in.prog = &code;
   in.helpers = &helpers;
   in.options = opts.verify;
@@ -86,7 +94,14 @@ Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, c
     const bool constant = d.read_only && d.spec.type == MapType::Array && d.spec.max_entries == 1;
     in.maps.push_back({&o.live_maps[i]->spec(), constant ? detail::array_base(*o.live_maps[i]) : nullptr});
   }
-  return verifier::analyse(in);
+  auto r = verifier::analyse(in);
+  if (!r) return r;
+  const uint32_t memory = p.type == ProgType::Xdp ? 0 : std::max<uint32_t>(1, opts.verify.memory_size);
+  for (uint32_t m : tail_maps)
+    if (!detail::prog_array_claim(*o.live_maps[m], owner_tag(p.type, true, memory)))
+      return make_error(Errc::VerifierRejected, "tail call through prog_array '" + o.maps[m].spec.name +
+                                                    "', which holds programs of another type or verified for another context");
+  return r;
 }
 
 Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<ObjectData>& o, size_t i,
@@ -157,7 +172,8 @@ Result<void> apply_initialisers(ObjectData& o) {
       if (m.spec().type == MapType::ProgArray) {
         for (size_t p = 0; p < o.programs.size(); ++p)
           if (o.programs[p].name == s.target && o.loaded_programs[p])
-            rc = detail::prog_array_set(m, s.index, o.loaded_programs[p]->entry);
+            rc = detail::prog_array_claim(m, owner_tag(*o.loaded_programs[p])) ? detail::prog_array_set(m, s.index, o.loaded_programs[p]->entry)
+                                                                                : detail::err::kInval;
       } else {
         for (size_t j = 0; j < o.maps.size(); ++j)
           if (o.maps[j].spec.name == s.target) {
@@ -376,6 +392,9 @@ Result<void> Object::load_maps_json(std::string_view text) {
 }
 
 Result<void> set_tail_call(Map& prog_array, uint32_t index, const LoadedProgram& program) {
+  if (prog_array.spec().type == MapType::ProgArray && !detail::prog_array_claim(*prog_array.impl(), owner_tag(*program.data())))
+    return make_error(Errc::InvalidArgument, "map '" + prog_array.name() + "' holds programs of another type or verified for another "
+                                                 "context than '" + program.name() + "'");
   long rc = detail::prog_array_set(*prog_array.impl(), index, program.data()->entry);
   if (rc == detail::err::kTooBig)
     return make_error(Errc::MapFull, "map '" + prog_array.name() + "': index " + std::to_string(index) + " is beyond max_entries");

@@ -5,6 +5,7 @@
 //   array_of_maps            slots hold inner maps; a program's lookup yields the inner map
 //   prog_array               slots hold programs for bpf_tail_call
 //   perf_event_array         slots are per-CPU event streams; records go to the sink
+#include <atomic>
 #include <vector>
 
 #include "maps/map_impl.hpp"
@@ -187,9 +188,14 @@ class ProgArray final : public MapImpl {
   long user_update(const void*, const void*, uint64_t) override { return err::kNotSupp; }  // use set_program
   long user_remove(const void* key) override { return object_remove(slots_, key); }
   ObjectSlots& slots() { return slots_; }
+  bool claim(uint64_t tag) {
+    uint64_t none = 0;
+    return owner_.compare_exchange_strong(none, tag) || none == tag;
+  }
 
  private:
   ObjectSlots slots_;
+  std::atomic<uint64_t> owner_{0};
 };
 
 class PerfArray final : public MapImpl {
@@ -255,6 +261,10 @@ long prog_array_set(MapImpl& m, uint32_t index, std::shared_ptr<const void> entr
   if (index >= slots.size()) return err::kTooBig;
   slots.set(index, std::move(entry));
   return 0;
+}
+
+bool prog_array_claim(MapImpl& m, uint64_t tag) {
+  return m.spec().type == MapType::ProgArray && static_cast<ProgArray&>(m).claim(tag);
 }
 
 long perf_output(MapImpl& m, uint64_t index, uint32_t worker, const void* data, uint64_t size, const void* extra,

@@ -111,5 +111,9 @@ uint8_t* array_base(MapImpl& m);
 // prog_array slots hold opaque program entries; the interpreter defines what they are.
 const void* prog_array_get(MapImpl& m, uint32_t index);
 long prog_array_set(MapImpl& m, uint32_t index, std::shared_ptr<const void> entry);
+// The kind of program a prog_array's slots and callers are (the kernel's owner type: type, how it
+// was verified), fixed by the first program put in it or proven to tail-call through it. A tail
+// call then never enters a program proven for another context. False when `tag` differs.
+bool prog_array_claim(MapImpl& m, uint64_t tag);
 
 }  // namespace ebpfvm::detail

@@ -911,6 +911,7 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
         map_aux = v.aux;
         if (h->id == 12 && map(v.aux).spec->type != MapType::ProgArray)
           reject(pc, "cannot pass map_type " + std::to_string(static_cast<int>(map(v.aux).spec->type)) + " into func " + name);
+        if (h->id == 12 && in_.tail_call_maps) in_.tail_call_maps->push_back(v.aux);
         break;
       case ArgKind::PtrToMapKey: mem_arg(st, pc, r, need_map().key_size, need_map().key_size, Mode::Read); break;
       case ArgKind::PtrToMapValue: mem_arg(st, pc, r, need_map().value_size, need_map().value_size, Mode::Read); break;

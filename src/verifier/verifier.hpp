@@ -26,6 +26,8 @@ struct Input {
   // Filled with the instructions that load a context field the program type rewrites (data,
   // data_end, data_meta): the loader checks that exactly these were rewritten.
   std::vector<uint32_t>* rewritten_loads = nullptr;
+  // Filled with the maps (indexes) the program tail-calls through.
+  std::vector<uint32_t>* tail_call_maps = nullptr;
 };
 
 Result<VerifyReport> analyse(const Input& in);

@@ -203,6 +203,15 @@ TEST_CASE("tail calls: static prog_array initialisers, empty slots, the 33-call 
   auto bss = obj.map(".bss")->lookup(as_bytes<uint32_t>(0));
   CHECK(read_as<uint32_t>(*bss) == 34);  // the first run plus 33 tail calls
   CHECK(set_tail_call(*table, 9, *obj.program("chain")).error().code == Errc::MapFull);
+  // A program that was not verified (or was verified for another context) never joins the array:
+  // a verified caller would run it unchecked.
+  auto unverified = Object::open(program_path("tail_calls"));
+  LoadOptions checked;
+  checked.safety = Safety::Checked;
+  REQUIRE(unverified->load(checked).ok());
+  auto refused = set_tail_call(*table, 2, *unverified->program("target"));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message == "map 'jump_table' holds programs of another type or verified for another context than 'target'");
   CHECK(table->remove(as_bytes<uint32_t>(1)).ok());
   CHECK(run("entry") == XdpAction::Aborted);  // the slot is empty now
 }
