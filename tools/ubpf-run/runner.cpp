@@ -102,11 +102,12 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const st
   w.ns += ns_since(t0);
 }
 
-// Runs `job` on every worker and waits: worker 0 on this thread, the others on their own.
+// Runs `job` on every worker, each on its own thread, while the caller reads the next chunk:
+// start() hands the job out, wait() returns when every worker is done with it.
 class Pool {
  public:
   explicit Pool(size_t n) {
-    for (size_t i = 1; i < n; ++i) threads_.emplace_back([this, i] { loop(i); });
+    for (size_t i = 0; i < n; ++i) threads_.emplace_back([this, i] { loop(i); });
   }
   ~Pool() {
     {
@@ -117,7 +118,7 @@ class Pool {
     cv_.notify_all();
     for (auto& t : threads_) t.join();
   }
-  void run(const std::function<void(size_t)>& job) {
+  void start(const std::function<void(size_t)>& job) {
     {
       std::lock_guard lk(mu_);
       job_ = &job;
@@ -125,7 +126,8 @@ class Pool {
       ++generation_;
     }
     cv_.notify_all();
-    job(0);
+  }
+  void wait() {
     std::unique_lock lk(mu_);
     done_.wait(lk, [&] { return pending_ == 0; });
   }
@@ -180,30 +182,33 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
   std::vector<Worker> workers(cfg.workers);
   for (uint32_t i = 0; i < cfg.workers; ++i) workers[i].id = i;
   Pool pool(cfg.workers);
-  std::vector<Packet> chunk;
+  std::vector<Packet> chunk, next;
   std::vector<Result1> results;
   const bool keep_bytes = cfg.writer != nullptr;
-  bool more = true;
-  while (more && !t.fault) {
-    chunk.clear();
+  uint64_t read = 0;  // packets taken from the capture so far
+  // Up to kChunk packets, stopping at --count.
+  auto read_chunk = [&](std::vector<Packet>& out) -> ebpfvm::Result<void> {
+    out.clear();
     Packet p;
-    while (chunk.size() < kChunk && (cfg.count == 0 || t.packets + chunk.size() < cfg.count)) {
+    while (out.size() < kChunk && (cfg.count == 0 || read < cfg.count)) {
       auto got = in.next(p);
       if (!got) return got.error();
-      if (!*got) {
-        more = false;
-        break;
-      }
-      chunk.push_back(p);
+      if (!*got) break;
+      out.push_back(p);
+      ++read;
     }
-    if (cfg.count && t.packets + chunk.size() >= cfg.count) more = false;
-    if (chunk.empty()) break;
+    return {};
+  };
+  if (auto r = read_chunk(chunk); !r) return r.error();
+  while (!chunk.empty() && !t.fault) {
     results.assign(chunk.size(), {});
     for (Worker& w : workers) w.todo.clear();
     for (uint32_t i = 0; i < chunk.size(); ++i)
       workers[cfg.workers == 1 ? 0 : flow_hash(chunk[i].data) % cfg.workers].todo.push_back(i);
     const std::function<void(size_t)> job = [&](size_t i) { run_share(prog, cfg, chunk, results, workers[i], keep_bytes); };
-    pool.run(job);
+    pool.start(job);
+    auto ahead = read_chunk(next);  // the next chunk's headers, while the workers run this one
+    pool.wait();
     // The first fault in capture order wins; packets after it are not counted.
     size_t limit = chunk.size();
     for (Worker& w : workers)
@@ -229,6 +234,8 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
       if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r);
     }
     if (cfg.progress) cfg.progress(in.offset());
+    if (!ahead && !t.fault) return ahead.error();  // a fault before the bad record is reported first
+    chunk.swap(next);
   }
   for (const Worker& w : workers) t.program_ns += w.ns;
   t.wall_ns = ns_since(start);
