@@ -116,6 +116,9 @@ ebpfvm::Result<bool> CaptureReader::next_pcap(Packet& out) {
   out.orig_len = rd32(pos_ + 12);
   out.data = {base_ + pos_ + 16, incl};
   pos_ += 16 + incl;
+  // Records chain (each header says where the next starts), so the hardware cannot run ahead
+  // across pages: touch the data 16 pages on (measured best), so it is in cache when it is read.
+  __builtin_prefetch(base_ + std::min<uint64_t>(pos_ + 16 * 4096, size_ - 1));
   return true;
 }
 
