@@ -66,9 +66,15 @@ Error at_origin(const ObjectData& o, const detail::Linked& l, const ProgramInfo&
   return e;
 }
 
-// What a prog_array's programs must share: type, and what they were verified for.
+// What a prog_array's programs must share: type, and what they were verified for. Never 0, which
+// marks an array no program has claimed yet.
 uint64_t owner_tag(ProgType type, bool verified, uint32_t memory) {
-  return (uint64_t{verified} << 63) | (uint64_t{static_cast<uint8_t>(type)} << 32) | memory | (uint64_t{1} << 62);
+  return (uint64_t{verified} << 63) | (uint64_t{1} << 62) | (uint64_t{static_cast<uint8_t>(type)} << 32) | memory;
+}
+
+// The raw memory a non-XDP program is verified for (0 for XDP: it is verified for its context).
+uint32_t verified_memory(ProgType type, const LoadOptions& opts) {
+  return type == ProgType::Xdp ? 0 : std::max<uint32_t>(1, opts.verify.memory_size);
 }
 uint64_t owner_tag(const LoadedData& d) { return owner_tag(d.info.type, d.verified.has_value(), d.verified_memory); }
 
@@ -96,9 +102,8 @@ Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, c
   }
   auto r = verifier::analyse(in);
   if (!r) return r;
-  const uint32_t memory = p.type == ProgType::Xdp ? 0 : std::max<uint32_t>(1, opts.verify.memory_size);
   for (uint32_t m : tail_maps)
-    if (!detail::prog_array_claim(*o.live_maps[m], owner_tag(p.type, true, memory)))
+    if (!detail::prog_array_claim(*o.live_maps[m], owner_tag(p.type, true, verified_memory(p.type, opts))))
       return make_error(Errc::VerifierRejected, "tail call through prog_array '" + o.maps[m].spec.name +
                                                     "', which holds programs of another type or verified for another context");
   return r;
@@ -144,7 +149,7 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   auto d = std::make_shared<LoadedData>(std::move(*decoded));
   d->info = p;
   d->verified = std::move(report);
-  if (d->verified && p.type != ProgType::Xdp) d->verified_memory = std::max<uint32_t>(1, opts.verify.memory_size);
+  if (d->verified) d->verified_memory = verified_memory(p.type, opts);
   d->file = o->name;
   d->id = g_next_prog_id++;
   d->origin = std::move(linked->origin);

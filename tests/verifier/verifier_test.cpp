@@ -84,7 +84,7 @@ TEST_CASE("verifier: every unsafe program of the must-reject suite is refused, f
   }
 }
 
-TEST_CASE("verifier: every program of the must-accept suite is accepted and gives its result") {
+TEST_CASE("verifier: every program of the must-accept suite is accepted") {
   const auto maps = suite_maps();
   const auto cases = load("accept.txt");
   CHECK(cases.size() >= 10);
@@ -92,7 +92,7 @@ TEST_CASE("verifier: every program of the must-accept suite is accepted and give
     INFO("accept.txt:" << c.line << " " << c.name);
     auto r = verify_text(c, maps);
     if (!r) FAIL(r.error().to_string() << "\n" << r.error().detail);
-    CHECK(r->insns_analysed > 0);
+    CHECK(r->insns_analysed >= 2);  // every suite program has at least an assignment and exit
   }
 }
 
