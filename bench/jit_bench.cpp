@@ -13,7 +13,7 @@
 
 extern "C" {
 #define K(name) uint64_t native_##name(uint8_t*);
-K(alu_loop) K(checksum_1500) K(primes) K(log2_array) K(strcmp_1mib) K(copy_4k) K(switch_4k) K(parse_packet)
+K(invoke) K(alu_loop) K(checksum_1500) K(primes) K(log2_array) K(strcmp_1mib) K(copy_4k) K(switch_4k) K(parse_packet)
 #undef K
 }
 
@@ -26,7 +26,7 @@ struct Kernel {
   uint64_t (*native)(uint8_t*);
 };
 const Kernel kKernels[] = {
-    {"alu_loop", native_alu_loop},     {"checksum_1500", native_checksum_1500}, {"primes", native_primes},
+    {"invoke", native_invoke},         {"alu_loop", native_alu_loop},     {"checksum_1500", native_checksum_1500}, {"primes", native_primes},
     {"log2_array", native_log2_array}, {"strcmp_1mib", native_strcmp_1mib},     {"copy_4k", native_copy_4k},
     {"switch_4k", native_switch_4k},   {"parse_packet", native_parse_packet},
 };
@@ -54,6 +54,7 @@ double median(std::vector<double> v) {
 int main(int argc, char** argv) {
   const std::string path = argc > 1 ? argv[1] : EBPFVM_BENCH_KERNELS;
   const int rounds = argc > 2 ? std::atoi(argv[2]) : 7;
+  const std::string only = argc > 3 ? argv[3] : "";  // run just this kernel
   std::vector<uint8_t> mem((1u << 20) + 8192);
   for (size_t i = 0; i < (1u << 19); ++i) mem[i] = static_cast<uint8_t>(i * 7 + (i >> 8));
   const uint8_t pkt[] = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00, 0x45, 0, 0, 40, 0, 0, 0x40, 0, 64, 6,
@@ -77,6 +78,7 @@ int main(int argc, char** argv) {
   std::printf("%-14s %10s %10s %10s %10s %10s %12s\n", "kernel", "native ns", "jit ns", "interp ns", "jit/native",
               "interp/jit", "compile us");
   for (const Kernel& k : kKernels) {
+    if (!only.empty() && only != k.name) continue;
     auto linked = obj->program(k.name);
     if (!linked) {
       std::fprintf(stderr, "%s: missing\n", k.name);

@@ -21,6 +21,24 @@ namespace detail {
 struct JitImage;
 }
 
+struct JitOptions {
+  // Constant blinding, as the kernel's bpf_jit_harden: every immediate the program chose is
+  // emitted XORed with a fresh random key and decoded at run time, so no program-chosen bytes
+  // (4 at a time, the material of JIT spraying) appear in executable memory. Shift counts, one
+  // masked byte, are left alone. Costs one or two instructions per constant.
+  bool blind_constants = false;
+};
+
+// What the compiler did, for tests and for people tuning programs.
+struct JitStats {
+  size_t code_size = 0;
+  uint32_t direct_calls = 0;       // calls to host code as call rel32
+  uint32_t table_calls = 0;        // calls through an address table (the helper was out of rel32 reach)
+  uint32_t inlined_lookups = 0;    // array-map lookups compiled to an index check and arithmetic
+  uint32_t aligned_loops = 0;      // loop heads placed so a short loop sits in one cache line
+  uint32_t blinded_constants = 0;
+};
+
 class JitProgram {
  public:
   // Fails on an unknown helper, a kfunc call, an lddw whose map is not bound, LD_ABS/LD_IND in a
@@ -28,16 +46,18 @@ class JitProgram {
   // Verifies the program for r1 = memory_size bytes of memory (r2 = memory_size), then compiles
   // it; run(mem) refuses smaller memory. Verifier rejections come back as Errc::VerifierRejected.
   static Result<JitProgram> compile(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
-                                    uint32_t memory_size);
+                                    uint32_t memory_size, const JitOptions& options = {});
   // Compiles without verifying: for benchmarks and differential tests of programs their author
   // vouches for. A bad program compiled this way can crash the host.
   static Result<JitProgram> compile_trusted(const Program& program, const HelperRegistry& helpers,
-                                            std::span<const Map> maps = {});
+                                            std::span<const Map> maps = {}, const JitOptions& options = {});
 
   // r1 = mem.data() (0 when empty), r2 = mem.size(); mem is also the LD_ABS packet.
   Result<uint64_t> run(std::span<uint8_t> mem) const;
   Result<uint64_t> run(const RunArgs& args) const;
   size_t code_size() const;
+  const JitStats& stats() const;
+  std::span<const uint8_t> code() const;  // the machine code, e.g. for a disassembler
 
   const std::shared_ptr<const detail::JitImage>& image() const { return img_; }
   explicit JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size = 0)

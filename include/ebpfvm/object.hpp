@@ -23,6 +23,7 @@
 
 #include "ebpfvm/error.hpp"
 #include "ebpfvm/helpers.hpp"
+#include "ebpfvm/jit.hpp"
 #include "ebpfvm/interpreter.hpp"
 #include "ebpfvm/maps.hpp"
 #include "ebpfvm/program.hpp"
@@ -51,6 +52,7 @@ enum class Engine : uint8_t { Interpreter, Jit };
 struct LoadOptions {
   // Engine::Jit compiles every program to x86-64; it takes only verified programs.
   Engine engine = Engine::Interpreter;
+  JitOptions jit;  // Engine::Jit: how to compile
   // Safety::Verified (the default): the verifier must prove each program safe, which then runs
   // without run-time checks. Safety::Checked skips the verifier: the interpreter checks every
   // memory access and helper argument, and a violation ends the run with Errc::RuntimeFault.

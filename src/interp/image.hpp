@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "ebpfvm/interpreter.hpp"
+#include "ebpfvm/jit.hpp"
 #include "isa/isa.hpp"
 #include "maps/map_impl.hpp"
 #include "runtime/bindings.hpp"
@@ -53,7 +54,9 @@ struct ProgEntry {
   std::shared_ptr<const JitImage> jit;
 };
 
-Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings);
+Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings,
+                                                  const JitOptions& options);
+const JitStats& jit_stats(const JitImage& img);
 Result<uint64_t> run_jit(const JitImage& img, const RunArgs& args, RunState& run);
 
 // The one way to wrap an image in the public handle.

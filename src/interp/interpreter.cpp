@@ -755,13 +755,9 @@ Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const {
 Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
   const bool checked = img_->options.safety == Safety::Checked;
   maps::reclaim::Guard epoch;
-  RunState local;
   RunState* run = detail::current_run();
-  std::optional<detail::RunScope> scope;
-  if (!run) {
-    run = &local;
-    scope.emplace(local);
-  }
+  std::optional<detail::PooledRun> pooled;
+  if (!run) run = &pooled.emplace().state();
   ++run->depth;
   run->checked = checked;
   run->budget = img_->options.insn_budget;

@@ -1,17 +1,20 @@
 // The x86-64 JIT. eBPF registers live in host registers, chosen so that the SysV calling
 // convention does the work of eBPF's: r1-r5 are the first five argument registers (a helper call
 // is a plain call), r0 is rax (the return value), r6-r9 are callee-saved, r10 is rbp.
-// r10/r11/r12 of the host are scratch. Every BPF function (the program, each subprogram) is a native
-// function with the same frame: 6 saved registers and a 512-byte stack, so bpf-to-bpf calls are
-// call/ret and a tail call is a jump into the target's body.
+// r10/r11 of the host are scratch, r12 too (saved when used). Every BPF function (the program,
+// each subprogram) is a native function that saves only the callee-saved registers it uses and
+// has a 512-byte stack only if it uses r10, so a small program costs a call and a return; a tail
+// call unwinds the caller's frame and jumps to the target's entry.
 #include <asmjit/x86.h>
 
 #include <algorithm>
-#include <mutex>
+#include <optional>
+#include <random>
 
 #include "ebpfvm/jit.hpp"
 #include "ebpfvm/verifier.hpp"
 #include "interp/image.hpp"
+#include "jit/code_memory.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
 #include "runtime/bindings.hpp"
@@ -21,15 +24,16 @@ namespace detail {
 
 struct JitImage {
   using EntryFn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
-  void* code = nullptr;
+  CodeMemory memory;
   size_t size = 0;
   EntryFn entry = nullptr;
-  const void* body = nullptr;        // the entry function after its prologue: where tail calls land
   std::vector<uint64_t> callbacks;   // native addresses of functions whose address the program takes
   Bindings bindings;
+  bool uses_maps = false;            // runs take an epoch guard only if the program can reach map elements
+  bool calls_host = false;           // helpers (and so run state, callbacks, faults) are reachable
   std::vector<MemRegion> regions;
   HelperRegistry registry;
-  ~JitImage();
+  JitStats stats;
 };
 
 }  // namespace detail
@@ -39,18 +43,8 @@ namespace {
 using namespace asmjit;
 using detail::JitImage;
 
-std::mutex& rt_mutex() {
-  static std::mutex m;
-  return m;
-}
-JitRuntime& runtime() {
-  static JitRuntime* rt = new JitRuntime;  // outlives images released during static destruction
-  return *rt;
-}
-
 const x86::Gp kReg[11] = {x86::rax, x86::rdi, x86::rsi, x86::rdx, x86::rcx, x86::r8,
                           x86::rbx, x86::r13, x86::r14, x86::r15, x86::rbp};
-constexpr int kFrame = isa::kStackSize + 8;  // the stack, plus 8 to keep calls 16-byte aligned
 
 // ---- run-time support called from generated code ----
 struct LdResult {
@@ -73,7 +67,7 @@ uint64_t jit_callx(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t 
   return h->fn(r1, r2, r3, r4, r5, h->user);
 }
 
-// bpf_tail_call: the target program's body, or 0 (then execution continues after the call).
+// bpf_tail_call: the target program's entry, or 0 (then execution continues after the call).
 const void* jit_tail_target(uint64_t map, uint64_t index) {
   auto* m = reinterpret_cast<detail::MapImpl*>(map);
   detail::RunState* r = detail::current_run();
@@ -81,7 +75,7 @@ const void* jit_tail_target(uint64_t map, uint64_t index) {
   const auto* e = static_cast<const detail::ProgEntry*>(detail::prog_array_get(*m, static_cast<uint32_t>(index)));
   if (!e || !e->jit) return nullptr;
   ++r->tail_calls;
-  return e->jit->body;
+  return reinterpret_cast<const void*>(e->jit->entry);
 }
 
 bool jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0) {
@@ -94,39 +88,68 @@ bool jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint6
   return true;
 }
 
+bool is_call(isa::Kind k) {
+  return k == isa::Kind::Call || k == isa::Kind::CallLocal || k == isa::Kind::Callx || k == isa::Kind::LdAbs || k == isa::Kind::LdInd;
+}
+
+// Whether `in` may change BPF r1 (calls clobber r1-r5).
+bool may_write_r1(const isa::Insn& in) {
+  const isa::Kind k = info(in.op).kind;
+  if (is_call(k) || k == isa::Kind::CallKfunc) return true;
+  if (k == isa::Kind::St || k == isa::Kind::Stx || k == isa::Kind::Jcond || k == isa::Kind::Ja || k == isa::Kind::Exit) return false;
+  if (k == isa::Kind::Atomic) return (in.imm & isa::kAtomicFetch) && in.src == 1;
+  return in.dst == 1;
+}
+
+bool fetches_bitwise(const isa::Insn& in) {
+  return info(in.op).kind == isa::Kind::Atomic && (in.imm & isa::kAtomicFetch) && in.imm != isa::kAtomicXchg &&
+         in.imm != isa::kAtomicCmpxchg && (in.imm & ~isa::kAtomicFetch) != 0x00;
+}
+
+// What one function saves and reserves: the callee-saved registers it uses, and its stack.
+struct Frame {
+  std::vector<x86::Gp> saved;  // in push order
+  uint32_t size = 0;           // bytes below the pushes
+  bool stack = false;          // r10 is used: a 512-byte BPF stack below rbp
+};
+
+// One pass over the program: emitted twice, first to measure loop sizes, then to align them.
+struct Layout {
+  std::vector<uint32_t> start, end;  // code offset of each slot's first and past-last byte
+};
+
 class Compiler {
  public:
-  Compiler(const isa::Program& p, const HelperRegistry& h, JitImage& img) : p_(p), helpers_(h), img_(img) {}
+  Compiler(const isa::Program& p, const HelperRegistry& h, const JitOptions& o, JitImage& img)
+      : p_(p), helpers_(h), opts_(o), img_(img), rng_(std::random_device{}()) {}
 
   Result<void> compile() {
-    code_.init(runtime().environment());
-    a_ = std::make_unique<x86::Assembler>(&code_);
-    for (size_t i = 0; i < p_.insns.size(); ++i) insn_labels_.push_back(a_->newLabel());
-    for (size_t i = 0; i < p_.functions.size(); ++i) func_labels_.push_back(a_->newLabel());
-    body_ = a_->newLabel();
-    for (const isa::Insn& in : p_.insns)
-      if (info(in.op).kind == isa::Kind::LdAbs || info(in.op).kind == isa::Kind::LdInd)
-        if (p_.functions.size() > 1)
-          return make_error(Errc::Unsupported, "LD_ABS/LD_IND in a program with bpf-to-bpf calls (the kernel refuses these too)");
-    for (size_t f = 0; f < p_.functions.size(); ++f)
-      if (auto r = function(f); !r) return r;
-    std::lock_guard lk(rt_mutex());
-    void* fn = nullptr;
-    if (asmjit::Error err = runtime().add(&fn, &code_); err != kErrorOk)
-      return make_error(Errc::Unsupported, std::string("JIT: asmjit: ") + DebugUtils::errorAsString(err));
-    img_.code = fn;
-    img_.size = code_.codeSize();
-    img_.entry = reinterpret_cast<JitImage::EntryFn>(fn);
-    img_.body = static_cast<uint8_t*>(fn) + code_.labelOffsetFromBase(body_);
-    for (size_t t : callback_functions_)
-      img_.callbacks.push_back(reinterpret_cast<uint64_t>(fn) + code_.labelOffsetFromBase(func_labels_[t]));
-    std::sort(img_.callbacks.begin(), img_.callbacks.end());
-    return {};
+    mark_targets();
+    Layout first;
+    if (auto r = emit(nullptr, first); !r) return r;
+    measure_loops(first);
+    Layout second;
+    if (auto r = emit(&first, second); !r) return r;
+    return install();
   }
 
  private:
+  struct CallSite {
+    Label after;
+    uint64_t target;
+  };
+
   x86::Gp reg(unsigned r, bool w64) const { return width(kReg[r], w64); }
   static x86::Gp width(const x86::Gp& r, bool w64) { return w64 ? x86::Gp(r.r64()) : x86::Gp(r.r32()); }
+
+  void mark_targets() {
+    target_.assign(p_.insns.size() + 1, false);
+    for (size_t pc = 0; pc < p_.insns.size(); ++pc) {
+      const isa::Kind k = info(p_.insns[pc].op).kind;
+      if (k == isa::Kind::Ja || k == isa::Kind::Jcond) target_[static_cast<size_t>(isa::jump_target(p_.insns[pc], pc))] = true;
+    }
+    for (const isa::Function& f : p_.functions) target_[f.entry] = true;
+  }
 
   size_t function_of(size_t target) const {
     for (size_t f = 0; f < p_.functions.size(); ++f)
@@ -134,38 +157,194 @@ class Compiler {
     return 0;
   }
 
-  Result<void> function(size_t f) {
-    x86::Assembler& a = *a_;
-    const isa::Function& fn = p_.functions[f];
-    a.align(AlignMode::kCode, 16);
-    a.bind(func_labels_[f]);
-    a.push(x86::rbp);
-    a.push(x86::rbx);
-    a.push(x86::r12);
-    a.push(x86::r13);
-    a.push(x86::r14);
-    a.push(x86::r15);
-    a.sub(x86::rsp, kFrame);
-    a.lea(x86::rbp, x86::ptr(x86::rsp, isa::kStackSize));
-    if (f == 0) a.bind(body_);
-    epilogue_ = a.newLabel();
+  bool is_tail_call(const isa::Insn& in) const {
+    if (info(in.op).kind != isa::Kind::Call || in.imm != 12) return false;
+    const Helper* h = helpers_.find(12);
+    return h && h->fn == HelperRegistry::builtin().find(12)->fn;
+  }
+
+  Frame frame_of(const isa::Function& fn) const {
+    bool used[11] = {}, r12 = false, calls = false;
     for (size_t pc = fn.entry; pc < fn.end; ++pc) {
+      const isa::Insn& in = p_.insns[pc];
+      used[in.dst] = used[in.src] = true;  // conservative: some forms use these fields otherwise
+      calls = calls || is_call(info(in.op).kind);
+      r12 = r12 || is_tail_call(in) || fetches_bitwise(in);
+    }
+    Frame f;
+    f.stack = used[10];
+    if (f.stack) f.saved.push_back(x86::rbp);
+    if (used[6]) f.saved.push_back(x86::rbx);
+    if (r12) f.saved.push_back(x86::r12);
+    for (unsigned r = 7; r <= 9; ++r)
+      if (used[r]) f.saved.push_back(kReg[r]);
+    f.size = f.stack ? isa::kStackSize : 0;
+    // Calls need rsp 16-byte aligned; at entry it is 8 off (the return address).
+    if (calls && (8 + 8 * f.saved.size() + f.size) % 16 != 0) f.size += 8;
+    return f;
+  }
+
+  Result<void> emit(const Layout* measured, Layout& out) {
+    a_.reset();
+    code_.reset();
+    code_.init(asmjit::Environment::host());
+    a_ = std::make_unique<x86::Assembler>(&code_);
+    measured_ = measured;
+    layout_ = &out;
+    out.start.assign(p_.insns.size(), 0);
+    out.end.assign(p_.insns.size(), 0);
+    insn_labels_.clear();
+    func_labels_.clear();
+    calls_.clear();
+    callback_functions_.clear();
+    img_.regions.clear();
+    img_.stats = {};
+    for (size_t i = 0; i < p_.insns.size(); ++i) insn_labels_.push_back(a_->newLabel());
+    for (size_t i = 0; i < p_.functions.size(); ++i) func_labels_.push_back(a_->newLabel());
+    for (const isa::Insn& in : p_.insns)
+      if (info(in.op).kind == isa::Kind::LdAbs || info(in.op).kind == isa::Kind::LdInd)
+        if (p_.functions.size() > 1)
+          return make_error(Errc::Unsupported, "LD_ABS/LD_IND in a program with bpf-to-bpf calls (the kernel refuses these too)");
+    for (size_t f = 0; f < p_.functions.size(); ++f)
+      if (auto r = function(f); !r) return r;
+    return {};
+  }
+
+  Result<void> install() {
+    auto fail = [](const char* what, asmjit::Error err) {
+      return make_error(Errc::Unsupported, std::string("JIT: asmjit: ") + what + ": " + DebugUtils::errorAsString(err));
+    };
+    if (asmjit::Error e = code_.flatten(); e) return fail("flatten", e);
+    if (asmjit::Error e = code_.resolveUnresolvedLinks(); e) return fail("links", e);
+    auto mem = detail::CodeMemory::map(code_.codeSize(), reinterpret_cast<const void*>(&jit_ld));
+    if (!mem) return mem.error();
+    const uint64_t base = reinterpret_cast<uint64_t>(mem->data());
+    if (asmjit::Error e = code_.relocateToBase(base); e) return fail("relocate", e);
+    if (code_.codeSize() > mem->size()) return make_error(Errc::Unsupported, "JIT: code grew while relocating");
+    if (asmjit::Error e = code_.copyFlattenedData(mem->data(), mem->size(), CopySectionFlags::kPadSectionBuffer); e) return fail("copy", e);
+    if (auto r = mem->seal(); !r) return r;
+    img_.memory = std::move(*mem);
+    img_.size = code_.codeSize();
+    img_.entry = reinterpret_cast<JitImage::EntryFn>(base + code_.labelOffsetFromBase(func_labels_[0]));
+    for (size_t t : callback_functions_) img_.callbacks.push_back(base + code_.labelOffsetFromBase(func_labels_[t]));
+    std::sort(img_.callbacks.begin(), img_.callbacks.end());
+    img_.callbacks.erase(std::unique(img_.callbacks.begin(), img_.callbacks.end()), img_.callbacks.end());
+    // asmjit kept a call direct (rel32) when its target was in reach, else went through a table.
+    for (const CallSite& c : calls_) {
+      const int64_t rel = static_cast<int64_t>(c.target - (base + code_.labelOffsetFromBase(c.after)));
+      (rel == static_cast<int32_t>(rel) ? img_.stats.direct_calls : img_.stats.table_calls)++;
+    }
+    img_.stats.code_size = img_.size;
+    img_.calls_host = !calls_.empty();
+    return {};
+  }
+
+  // ---- functions, frames, loops ----
+
+  void prologue(const Frame& f) {
+    for (const x86::Gp& r : f.saved) a_->push(r);
+    if (f.size) a_->sub(x86::rsp, f.size);
+    if (f.stack) a_->lea(x86::rbp, x86::ptr(x86::rsp, isa::kStackSize));
+  }
+
+  // Restores the caller's registers; `ret` or a tail call's jump follows.
+  void unwind(const Frame& f) {
+    if (f.size) a_->add(x86::rsp, f.size);
+    for (auto r = f.saved.rbegin(); r != f.saved.rend(); ++r) a_->pop(*r);
+  }
+
+  Result<void> function(size_t fi) {
+    x86::Assembler& a = *a_;
+    const isa::Function& fn = p_.functions[fi];
+    frame_ = frame_of(fn);
+    a.align(AlignMode::kCode, 16);
+    a.bind(func_labels_[fi]);
+    prologue(frame_);
+    epilogue_ = a.newLabel();
+    r1_map_ = nullptr;
+    for (size_t pc = fn.entry; pc < fn.end; ++pc) {
+      align_loop(pc);
       a.bind(insn_labels_[pc]);
+      layout_->start[pc] = static_cast<uint32_t>(a.offset());
+      if (target_[pc]) r1_map_ = nullptr;
       auto r = insn(pc);
       if (!r) return r;
+      track_r1(pc);
+      layout_->end[pc] = static_cast<uint32_t>(a.offset());
       if (info(p_.insns[pc].op).kind == isa::Kind::Lddw) ++pc;
     }
     a.bind(epilogue_);
-    a.add(x86::rsp, kFrame);
-    a.pop(x86::r15);
-    a.pop(x86::r14);
-    a.pop(x86::r13);
-    a.pop(x86::r12);
-    a.pop(x86::rbx);
-    a.pop(x86::rbp);
+    unwind(frame_);
     a.ret();
     return {};
   }
+
+  // A loop head (the target of a backward jump) is aligned so that a loop of up to 64 bytes sits
+  // in one cache line and a longer one starts on a 16-byte boundary; sizes come from the first pass.
+  void measure_loops(const Layout& l) {
+    loop_bytes_.assign(p_.insns.size(), 0);
+    for (size_t src = 0; src < p_.insns.size(); ++src) {
+      const isa::Kind k = info(p_.insns[src].op).kind;
+      if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
+      const auto head = static_cast<size_t>(isa::jump_target(p_.insns[src], src));
+      if (head <= src) loop_bytes_[head] = std::max(loop_bytes_[head], l.end[src] - l.start[head]);
+    }
+  }
+
+  void align_loop(size_t pc) {
+    if (!measured_ || !target_[pc]) return;
+    const uint32_t size = loop_bytes_[pc];
+    if (size == 0) return;
+    const uint64_t off = a_->offset();
+    if (size <= 64 && off % 64 + size > 64) a_->align(AlignMode::kCode, (off + 15) / 16 * 16 % 64 + size <= 64 ? 16 : 64);
+    else if (size > 64) a_->align(AlignMode::kCode, 16);
+    ++img_.stats.aligned_loops;
+  }
+
+  // Remembers when r1 holds a map pointer from an lddw in this straight-line run of code.
+  void track_r1(size_t pc) {
+    const isa::Insn& in = p_.insns[pc];
+    if (in.dst == 1 && (in.op == isa::Op::LDDW_MAP_FD || in.op == isa::Op::LDDW_MAP_IDX)) {
+      const uint32_t idx = static_cast<uint32_t>(in.imm);
+      r1_map_ = idx < img_.bindings.maps.size() ? img_.bindings.maps[idx].get() : nullptr;
+    } else if (may_write_r1(in)) {
+      r1_map_ = nullptr;
+    }
+  }
+
+  // ---- constants (blinded on request, so no program-chosen bytes appear in executable memory) ----
+
+  uint32_t key() { return static_cast<uint32_t>(rng_()); }
+
+  // The immediate of a 32- or 64-bit operation, as an operand: itself, or r10 holding it.
+  Operand imm_operand(int64_t v, bool w) {
+    if (!opts_.blind_constants) return Imm(w ? v : static_cast<int64_t>(static_cast<uint32_t>(v)));
+    ++img_.stats.blinded_constants;
+    const uint32_t k = key();
+    if (w) {
+      const int64_t kk = static_cast<int32_t>(k);
+      a_->mov(x86::r10, v ^ kk);
+      a_->xor_(x86::r10, static_cast<int32_t>(k));
+      return x86::r10;
+    }
+    a_->mov(x86::r10d, static_cast<uint32_t>(v) ^ k);
+    a_->xor_(x86::r10d, k);
+    return x86::r10d;
+  }
+
+  void load_imm64(const x86::Gp& d, uint64_t v) {
+    if (!opts_.blind_constants) {
+      a_->mov(d, v);
+      return;
+    }
+    ++img_.stats.blinded_constants;
+    const uint64_t k = rng_();
+    a_->mov(d, v ^ k);
+    a_->mov(x86::r10, k);
+    a_->xor_(d, x86::r10);
+  }
+
+  // ---- instructions ----
 
   void shift(uint8_t op, const x86::Gp& d, const x86::Gp& c) {
     x86::Assembler& a = *a_;
@@ -174,48 +353,50 @@ class Compiler {
     else a.sar(d, c);
   }
 
+  void shifts(const isa::Insn& in, bool w, bool x) {
+    x86::Assembler& a = *a_;
+    const uint8_t op = isa::op_code(in.opcode);
+    const x86::Gp D = reg(in.dst, w);
+    if (!x) {
+      // A shift count is one masked byte, not a constant worth blinding.
+      const uint32_t n = static_cast<uint32_t>(in.imm) & (w ? 63 : 31);
+      if (op == 0x60) a.shl(D, n);
+      else if (op == 0x70) a.shr(D, n);
+      else a.sar(D, n);
+    } else if (in.src == 4) {
+      shift(op, D, x86::cl);
+    } else {
+      // The count must be in cl, which holds r4: park r4 in r11 meanwhile.
+      a.mov(x86::r11, x86::rcx);
+      a.mov(x86::rcx, kReg[in.src]);
+      shift(op, in.dst == 4 ? width(x86::r11, w) : D, x86::cl);
+      a.mov(x86::rcx, x86::r11);
+    }
+  }
+
   void alu(const isa::Insn& in) {
     x86::Assembler& a = *a_;
     const bool w = isa::is_alu64(in.opcode), x = isa::uses_src_reg(in.opcode);
-    const x86::Gp D = reg(in.dst, w), S = reg(in.src, w);
+    const x86::Gp D = reg(in.dst, w);
     const uint8_t op = isa::op_code(in.opcode);
-    const int64_t imm = in.imm;
     switch (op) {
-      case 0x00: x ? a.add(D, S) : a.add(D, imm); break;
-      case 0x10: x ? a.sub(D, S) : a.sub(D, imm); break;
-      case 0x20: x ? a.imul(D, S) : a.imul(D, D, imm); break;
-      case 0x40: x ? a.or_(D, S) : a.or_(D, imm); break;
-      case 0x50: x ? a.and_(D, S) : a.and_(D, imm); break;
-      case 0xa0: x ? a.xor_(D, S) : a.xor_(D, imm); break;
-      case 0xb0:
-        if (x) a.mov(D, S);
-        else if (w) a.mov(D, imm);
-        else a.mov(D, static_cast<uint32_t>(in.imm));
-        break;
-      case 0x60: case 0x70: case 0xc0:
-        if (!x) {
-          const uint32_t n = static_cast<uint32_t>(in.imm) & (w ? 63 : 31);
-          if (op == 0x60) a.shl(D, n);
-          else if (op == 0x70) a.shr(D, n);
-          else a.sar(D, n);
-        } else if (in.src == 4) {
-          shift(op, D, x86::cl);
-        } else {
-          // The count must be in cl, which holds r4: park r4 in r11 meanwhile.
-          a.mov(x86::r11, x86::rcx);
-          a.mov(x86::rcx, kReg[in.src]);
-          if (in.dst == 4) {
-            shift(op, width(x86::r11, w), x86::cl);
-            a.mov(x86::rcx, x86::r11);
-          } else {
-            shift(op, D, x86::cl);
-            a.mov(x86::rcx, x86::r11);
-          }
-        }
-        break;
-      case 0x30: case 0x90: divmod(in, op == 0x90, in.off == 1, w, x); break;
+      case 0x60: case 0x70: case 0xc0: shifts(in, w, x); return;
+      case 0x30: case 0x90: divmod(in, op == 0x90, in.off == 1, w, x); return;
       default: break;
     }
+    const Operand S = x ? Operand(reg(in.src, w)) : imm_operand(in.imm, w);
+    if (op == 0x20) {
+      if (S.isImm()) a.imul(D, D, S.as<Imm>());
+      else a.imul(D, S.as<x86::Gp>());
+      return;
+    }
+    static constexpr struct {
+      uint8_t op;
+      InstId id;
+    } kOps[] = {{0x00, x86::Inst::kIdAdd}, {0x10, x86::Inst::kIdSub}, {0x40, x86::Inst::kIdOr},
+                {0x50, x86::Inst::kIdAnd}, {0xa0, x86::Inst::kIdXor}, {0xb0, x86::Inst::kIdMov}};
+    for (const auto& o : kOps)
+      if (o.op == op) a.emit(o.id, D, S);
   }
 
   // div/mod with eBPF's results for a zero divisor (div: 0, mod: dst) and for signed -1.
@@ -224,8 +405,7 @@ class Compiler {
     const x86::Gp D = reg(in.dst, w);
     const x86::Gp div = width(x86::r10, w), res = width(x86::r11, w);
     if (x) a.mov(div, reg(in.src, w));
-    else if (w) a.mov(div, static_cast<int64_t>(in.imm));
-    else a.mov(div, static_cast<uint32_t>(in.imm));
+    else if (const Operand v = imm_operand(in.imm, w); v.isImm()) a.mov(div, v.as<Imm>());
     if (mod) a.mov(res, D);
     else a.xor_(x86::r11d, x86::r11d);
     Label done = a.newLabel();
@@ -342,18 +522,16 @@ class Compiler {
     const bool w = !isa::is_jmp32(in.opcode), x = isa::uses_src_reg(in.opcode);
     const x86::Gp D = reg(in.dst, w);
     const uint8_t op = isa::op_code(in.opcode);
+    Operand S = x ? Operand(reg(in.src, w)) : imm_operand(in.imm, w);
     if (op == 0x40) {
-      if (x) a.test(D, reg(in.src, w));
-      else if (w) {
-        a.mov(x86::r10, static_cast<int64_t>(in.imm));
-        a.test(D, x86::r10);
-      } else {
-        a.test(D, static_cast<uint32_t>(in.imm));
+      // test takes no sign-extended 64-bit immediate the way cmp does.
+      if (S.isImm() && w) {
+        a.mov(x86::r10, S.as<Imm>());
+        S = x86::r10;
       }
-    } else if (x) {
-      a.cmp(D, reg(in.src, w));
+      a.emit(x86::Inst::kIdTest, D, S);
     } else {
-      a.cmp(D, w ? static_cast<int64_t>(in.imm) : static_cast<int64_t>(static_cast<uint32_t>(in.imm)));
+      a.emit(x86::Inst::kIdCmp, D, S);
     }
     const Label t = insn_labels_[static_cast<size_t>(isa::jump_target(in, pc))];
     switch (op) {
@@ -372,9 +550,114 @@ class Compiler {
     }
   }
 
+  // A call to host code: rel32 when the code lands in reach, through asmjit's address table if not.
   void call_abs(const void* fn) {
-    a_->mov(x86::r11, reinterpret_cast<uint64_t>(fn));
-    a_->call(x86::r11);
+    Label after = a_->newLabel();
+    a_->call(Imm(reinterpret_cast<uint64_t>(fn)));
+    a_->bind(after);
+    calls_.push_back({after, reinterpret_cast<uint64_t>(fn)});
+  }
+
+  // bpf_tail_call: on success the caller's frame is gone and the target starts as if called.
+  void tail_call() {
+    x86::Assembler& a = *a_;
+    Label cont = a.newLabel();
+    a.mov(x86::r12, x86::rdi);  // the context, r1 of the target
+    a.mov(x86::rdi, x86::rsi);
+    a.mov(x86::rsi, x86::rdx);
+    call_abs(reinterpret_cast<const void*>(&jit_tail_target));
+    a.test(x86::rax, x86::rax);
+    a.jz(cont);
+    a.mov(x86::rdi, x86::r12);
+    unwind(frame_);
+    a.jmp(x86::rax);
+    a.bind(cont);
+  }
+
+  // bpf_map_lookup_elem on a plain array map known at compile time, as the kernel inlines it:
+  // an index check and address arithmetic.
+  bool inline_array_lookup(const Helper& h) {
+    if (h.id != 1 || h.fn != HelperRegistry::builtin().find(1)->fn || !r1_map_) return false;
+    detail::MapImpl& m = *r1_map_;
+    if (m.spec().type != MapType::Array || m.per_cpu()) return false;
+    x86::Assembler& a = *a_;
+    Label null = a.newLabel(), done = a.newLabel();
+    a.mov(x86::eax, x86::dword_ptr(x86::rsi));
+    a.cmp(x86::eax, m.spec().max_entries);
+    a.jae(null);
+    a.imul(x86::rax, x86::rax, m.value_stride());
+    a.mov(x86::r11, reinterpret_cast<uint64_t>(detail::array_base(m)));
+    a.add(x86::rax, x86::r11);
+    a.jmp(done);
+    a.bind(null);
+    a.xor_(x86::eax, x86::eax);
+    a.bind(done);
+    ++img_.stats.inlined_lookups;
+    return true;
+  }
+
+  Result<void> helper_call(const isa::Insn& in, uint32_t at) {
+    const Helper* h = helpers_.find(static_cast<uint32_t>(in.imm));
+    if (!h) return make_error_at(Errc::UnknownHelper, at, "unknown helper " + std::to_string(in.imm));
+    if (is_tail_call(in)) {
+      tail_call();
+      return {};
+    }
+    if (inline_array_lookup(*h)) return {};
+    a_->mov(x86::r9, reinterpret_cast<uint64_t>(h->user));
+    call_abs(reinterpret_cast<const void*>(h->fn));
+    return {};
+  }
+
+  void load(const isa::Insn& in) {
+    x86::Assembler& a = *a_;
+    const unsigned size = isa::mem_size(in.opcode);
+    const x86::Mem m = mem(in.src, in.off, size);
+    const x86::Gp D = kReg[in.dst];
+    if (isa::is_sign_extending_load(in.opcode)) {
+      if (size == 4) a.movsxd(D, m);
+      else a.movsx(D, m);
+    } else if (size < 4) {
+      a.movzx(D.r32(), m);
+    } else {
+      a.mov(size == 4 ? D.r32() : D, m);
+    }
+  }
+
+  void store_imm(const isa::Insn& in) {
+    const unsigned size = isa::mem_size(in.opcode);
+    const int64_t v = size == 8 ? static_cast<int64_t>(in.imm) : static_cast<int64_t>(in.imm) & ((int64_t{1} << (size * 8)) - 1);
+    const Operand S = imm_operand(v, size == 8);
+    if (S.isImm()) a_->mov(mem(in.dst, in.off, size), S.as<Imm>());
+    else a_->mov(mem(in.dst, in.off, size), sized(x86::r10, size));
+  }
+
+  void ld_packet(const isa::Insn& in) {
+    x86::Assembler& a = *a_;
+    if (info(in.op).kind == isa::Kind::LdInd) {
+      a.mov(x86::r10d, kReg[in.src].r32());
+      a.add(x86::r10d, in.imm);
+      a.mov(x86::edi, x86::r10d);
+    } else {
+      a.mov(x86::edi, static_cast<uint32_t>(in.imm));
+    }
+    a.mov(x86::esi, isa::mem_size(in.opcode));
+    call_abs(reinterpret_cast<const void*>(&jit_ld));
+    a.test(x86::rdx, x86::rdx);
+    a.jz(epilogue_);  // out of bounds: the program ends with r0 = 0
+  }
+
+  Result<void> lddw(const isa::Insn& in, size_t pc) {
+    if (in.op == isa::Op::LDDW_CODE) {
+      const size_t f = function_of(static_cast<size_t>(isa::jump_target(in, pc)));
+      callback_functions_.push_back(f);
+      a_->lea(kReg[in.dst], x86::ptr(func_labels_[f]));
+      return {};
+    }
+    auto v = detail::resolve_lddw(p_, pc, img_.bindings, img_.regions);
+    if (!v) return v.error();
+    load_imm64(kReg[in.dst], *v);
+    return {};
   }
 
   Result<void> insn(size_t pc) {
@@ -395,28 +678,12 @@ class Compiler {
       }
       case isa::Kind::Ja: a.jmp(insn_labels_[static_cast<size_t>(isa::jump_target(in, pc))]); break;
       case isa::Kind::Jcond: jcond(in, pc); break;
-      case isa::Kind::Exit: a.jmp(epilogue_); break;
-      case isa::Kind::CallLocal: a.call(func_labels_[function_of(static_cast<size_t>(isa::jump_target(in, pc)))]); break;
-      case isa::Kind::Call: {
-        const Helper* h = helpers_.find(static_cast<uint32_t>(in.imm));
-        if (!h) return make_error_at(Errc::UnknownHelper, at, "unknown helper " + std::to_string(in.imm));
-        if (h->id == 12 && h->fn == HelperRegistry::builtin().find(12)->fn) {
-          Label cont = a.newLabel();
-          a.mov(x86::r12, x86::rdi);  // the context, r1 of the target
-          a.mov(x86::rdi, x86::rsi);
-          a.mov(x86::rsi, x86::rdx);
-          call_abs(reinterpret_cast<const void*>(&jit_tail_target));
-          a.test(x86::rax, x86::rax);
-          a.jz(cont);
-          a.mov(x86::rdi, x86::r12);
-          a.jmp(x86::rax);
-          a.bind(cont);
-          break;
-        }
-        a.mov(x86::r9, reinterpret_cast<uint64_t>(h->user));
-        call_abs(reinterpret_cast<const void*>(h->fn));
+      case isa::Kind::Exit:
+        unwind(frame_);
+        a.ret();
         break;
-      }
+      case isa::Kind::CallLocal: a.call(func_labels_[function_of(static_cast<size_t>(isa::jump_target(in, pc)))]); break;
+      case isa::Kind::Call: return helper_call(in, at);
       case isa::Kind::Callx:
         a.sub(x86::rsp, 8);
         a.push(kReg[in.dst]);
@@ -426,51 +693,10 @@ class Compiler {
         break;
       case isa::Kind::CallKfunc:
         return make_error_at(Errc::Unsupported, at, "call to kernel function (BTF id " + std::to_string(in.imm) + ") is not supported");
-      case isa::Kind::Lddw: {
-        if (in.op == isa::Op::LDDW_CODE) {
-          const size_t f = function_of(static_cast<size_t>(isa::jump_target(in, pc)));
-          callback_functions_.push_back(f);
-          a.lea(kReg[in.dst], x86::ptr(func_labels_[f]));
-          break;
-        }
-        auto v = detail::resolve_lddw(p_, pc, img_.bindings, img_.regions);
-        if (!v) return v.error();
-        a.mov(kReg[in.dst], *v);
-        break;
-      }
-      case isa::Kind::LdAbs: case isa::Kind::LdInd: {
-        if (info(in.op).kind == isa::Kind::LdInd) {
-          a.mov(x86::r10d, kReg[in.src].r32());
-          a.add(x86::r10d, in.imm);
-          a.mov(x86::edi, x86::r10d);
-        } else {
-          a.mov(x86::edi, static_cast<uint32_t>(in.imm));
-        }
-        a.mov(x86::esi, isa::mem_size(in.opcode));
-        call_abs(reinterpret_cast<const void*>(&jit_ld));
-        a.test(x86::rdx, x86::rdx);
-        a.jz(epilogue_);  // out of bounds: the program ends with r0 = 0
-        break;
-      }
-      case isa::Kind::Ldx: {
-        const unsigned size = isa::mem_size(in.opcode);
-        const x86::Mem m = mem(in.src, in.off, size);
-        const x86::Gp D = kReg[in.dst];
-        if (isa::is_sign_extending_load(in.opcode)) {
-          if (size == 4) a.movsxd(D, m);
-          else a.movsx(D, m);
-        } else if (size < 4) {
-          a.movzx(D.r32(), m);
-        } else {
-          a.mov(size == 4 ? D.r32() : D, m);
-        }
-        break;
-      }
-      case isa::Kind::St: {
-        const unsigned size = isa::mem_size(in.opcode);
-        a.mov(mem(in.dst, in.off, size), size == 8 ? static_cast<int64_t>(in.imm) : static_cast<int64_t>(in.imm) & ((int64_t{1} << (size * 8)) - 1));
-        break;
-      }
+      case isa::Kind::Lddw: return lddw(in, pc);
+      case isa::Kind::LdAbs: case isa::Kind::LdInd: ld_packet(in); break;
+      case isa::Kind::Ldx: load(in); break;
+      case isa::Kind::St: store_imm(in); break;
       case isa::Kind::Stx: {
         const unsigned size = isa::mem_size(in.opcode);
         a.mov(mem(in.dst, in.off, size), sized(kReg[in.src], size));
@@ -483,88 +709,117 @@ class Compiler {
 
   const isa::Program& p_;
   const HelperRegistry& helpers_;
+  const JitOptions opts_;
   JitImage& img_;
+  std::mt19937_64 rng_;
   CodeHolder code_;
   std::unique_ptr<x86::Assembler> a_;
+  std::vector<bool> target_;  // slots a jump or call lands on
+  std::vector<uint32_t> loop_bytes_;  // at a loop head: the loop's code size in the first pass
+  const Layout* measured_ = nullptr;
+  Layout* layout_ = nullptr;
   std::vector<Label> insn_labels_, func_labels_;
   std::vector<size_t> callback_functions_;
-  Label body_, epilogue_;
+  std::vector<CallSite> calls_;
+  Frame frame_;
+  Label epilogue_;
+  detail::MapImpl* r1_map_ = nullptr;
 };
 
 }  // namespace
 
-detail::JitImage::~JitImage() {
-  if (code) {
-    std::lock_guard lk(rt_mutex());
-    runtime().release(code);
-  }
-}
-
 namespace detail {
-Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings) {
+Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings,
+                                                  const JitOptions& options) {
 #if !defined(__x86_64__)
   (void)prog;
   (void)helpers;
   (void)bindings;
+  (void)options;
   return make_error(Errc::Unsupported, "the JIT emits x86-64 code; this host is not x86-64 (use the interpreter)");
 #else
   auto img = std::make_shared<JitImage>();
   img->bindings = std::move(bindings);
+  img->uses_maps = !img->bindings.maps.empty();
   img->registry = helpers;
-  Compiler c(prog, helpers, *img);
+  Compiler c(prog, helpers, options, *img);
   if (auto r = c.compile(); !r) return r.error();
   return std::shared_ptr<const JitImage>(std::move(img));
 #endif
 }
 
 Result<uint64_t> run_jit(const JitImage& img, const RunArgs& args, RunState& run) {
-  maps::reclaim::Guard epoch;
+  std::optional<maps::reclaim::Guard> epoch;
+  if (img.uses_maps) epoch.emplace();
   const CallbackInvoker saved = run.callbacks;
   run.callbacks = {jit_invoke, &img};
   run.packet = args.packet;
-  run.fault.clear();
+  if (!run.fault.empty()) run.fault.clear();
   const uint64_t r0 = img.entry(args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
   run.callbacks = saved;
   if (!run.fault.empty()) return make_error(Errc::RuntimeFault, run.fault);
   return r0;
 }
+
+const JitStats& jit_stats(const JitImage& img) { return img.stats; }
 }  // namespace detail
 
-Result<JitProgram> JitProgram::compile_trusted(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps) {
-  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps));
+Result<JitProgram> JitProgram::compile_trusted(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
+                                               const JitOptions& options) {
+  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps), options);
   if (!img) return img.error();
   return JitProgram(std::move(*img));
 }
 
 Result<JitProgram> JitProgram::compile(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
-                                       uint32_t memory_size) {
+                                       uint32_t memory_size, const JitOptions& options) {
   VerifyOptions vo;
   vo.context = VerifyOptions::Context::Memory;
   vo.memory_size = memory_size;
   if (auto r = verify(program, helpers, maps, vo); !r) return r.error();
-  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps));
+  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps), options);
   if (!img) return img.error();
   return JitProgram(std::move(*img), memory_size);
 }
 
+namespace {
+[[gnu::cold, gnu::noinline]] Error too_little_memory(uint32_t verified, size_t given) {
+  return make_error(Errc::InvalidArgument, "the program was verified for " + std::to_string(verified) + " bytes of memory; " +
+                                               std::to_string(given) + " given");
+}
+
+[[gnu::noinline]] Result<uint64_t> run_with_state(const JitImage& img, const RunArgs& args) {
+  detail::RunState* run = detail::current_run();
+  std::optional<detail::PooledRun> pooled;
+  if (!run) run = &pooled.emplace().state();
+  return detail::run_jit(img, args, *run);
+}
+
+// A program that calls no helper cannot reach the run state: the call is the whole cost.
+inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5) {
+  std::optional<maps::reclaim::Guard> epoch;
+  if (img.uses_maps) epoch.emplace();
+  return img.entry(r1, r2, r3, r4, r5);
+}
+}  // namespace
+
 Result<uint64_t> JitProgram::run(std::span<uint8_t> mem) const {
-  if (mem.size() < memory_size_)
-    return make_error(Errc::InvalidArgument, "the program was verified for " + std::to_string(memory_size_) +
-                                                 " bytes of memory; " + std::to_string(mem.size()) + " given");
-  return run(memory_args(mem));
+  if (mem.size() < memory_size_) [[unlikely]]
+    return too_little_memory(memory_size_, mem.size());
+  const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
+  if (!img_->calls_host) return run_plain(*img_, r1, mem.size(), 0, 0, 0);
+  return run_with_state(*img_, memory_args(mem));
 }
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {
-  detail::RunState local;
-  detail::RunState* run = detail::current_run();
-  std::optional<detail::RunScope> scope;
-  if (!run) {
-    run = &local;
-    scope.emplace(local);
-  }
-  return detail::run_jit(*img_, args, *run);
+  if (!img_->calls_host) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
+  return run_with_state(*img_, args);
 }
 
 size_t JitProgram::code_size() const { return img_->size; }
+
+const JitStats& JitProgram::stats() const { return img_->stats; }
+
+std::span<const uint8_t> JitProgram::code() const { return {img_->memory.data(), img_->size}; }
 
 }  // namespace ebpfvm

@@ -161,7 +161,7 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   entry->name = p.name;
   entry->image = std::move(*img);
   if (opts.engine == Engine::Jit) {
-    auto jit = detail::build_jit(d->code.data().decoded, helpers, detail::Bindings{o->live_maps});
+    auto jit = detail::build_jit(d->code.data().decoded, helpers, detail::Bindings{o->live_maps}, opts.jit);
     if (!jit) return at_origin(*o, *linked, p, jit.error());
     entry->jit = std::move(*jit);
   }

@@ -6,6 +6,10 @@
 #include <mutex>
 #include <vector>
 
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 namespace ebpfvm::maps::reclaim {
 namespace {
 
@@ -21,9 +25,17 @@ struct Retired {
 
 struct State {
   std::atomic<uint64_t> epoch{1};
-  std::mutex mu;  // slots and retired
+  std::mutex mu;  // slots, retired and next_collect
   std::vector<std::shared_ptr<Slot>> slots;
   std::vector<Retired> retired;
+  size_t next_collect = 64;
+  // With membarrier(2), readers entering a Guard need no fence of their own: the collector forces
+  // one on every running thread of the process before it reads the slots (the asymmetric fence of
+  // userspace RCU). Without it (old kernels, seccomp), readers fence.
+  bool asymmetric = false;
+  State() {
+    asymmetric = syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+  }
 };
 
 State& state() {
@@ -31,10 +43,9 @@ State& state() {
   return *s;
 }
 
-// One slot per thread, unregistered when the thread ends.
+// One slot per thread, registered at the thread's first Guard and unregistered when it ends.
 struct ThreadSlot {
   std::shared_ptr<Slot> slot = std::make_shared<Slot>();
-  unsigned depth = 0;
   ThreadSlot() {
     std::lock_guard lk(state().mu);
     state().slots.push_back(slot);
@@ -46,13 +57,25 @@ struct ThreadSlot {
   }
 };
 
-ThreadSlot& me() {
+// The fast path reads only these, which need no thread_local initialisation guard.
+thread_local Slot* t_slot = nullptr;
+thread_local unsigned t_depth = 0;
+thread_local State* t_state = nullptr;
+
+[[gnu::noinline]] void register_thread() {
   thread_local ThreadSlot t;
-  return t;
+  t_slot = t.slot.get();
+  t_state = &state();
+}
+
+void full_fence(const State& s) {
+  if (s.asymmetric) syscall(__NR_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0);
+  else std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 // Caller holds state().mu.
 void collect_locked(State& s) {
+  full_fence(s);
   uint64_t oldest = s.epoch.load(std::memory_order_seq_cst);
   for (const auto& slot : s.slots) {
     uint64_t a = slot->active.load(std::memory_order_seq_cst);
@@ -63,21 +86,25 @@ void collect_locked(State& s) {
   for (const Retired& r : s.retired) (r.epoch < oldest ? free_now : keep).push_back(r);
   s.retired.swap(keep);
   for (const Retired& r : free_now) r.free_fn(r.p);
+  // A long run keeps elements alive: do not pay a collection (and a membarrier) per retire then.
+  s.next_collect = std::max<size_t>(64, 2 * s.retired.size());
 }
 
 }  // namespace
 
 Guard::Guard() {
-  ThreadSlot& t = me();
-  if (t.depth++ == 0) {
-    t.slot->active.store(state().epoch.load(std::memory_order_seq_cst), std::memory_order_seq_cst);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-  }
+  if (t_depth++ != 0) return;
+  if (!t_slot) register_thread();
+  const State& s = *t_state;
+  // The epoch read before the slot is published and the map reads after it: acquire keeps them in
+  // that order; the store-then-load order is what the fence (or the collector's membarrier) gives.
+  t_slot->active.store(s.epoch.load(std::memory_order_acquire), std::memory_order_relaxed);
+  if (s.asymmetric) std::atomic_signal_fence(std::memory_order_seq_cst);
+  else std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 Guard::~Guard() {
-  ThreadSlot& t = me();
-  if (--t.depth == 0) t.slot->active.store(0, std::memory_order_release);
+  if (--t_depth == 0) t_slot->active.store(0, std::memory_order_release);
 }
 
 void retire(void* p, void (*free_fn)(void*)) {
@@ -86,7 +113,7 @@ void retire(void* p, void (*free_fn)(void*)) {
   // The element was unlinked before this point: readers entering from the next epoch on cannot
   // reach it, so it may be freed once every reader of this epoch or earlier has left.
   s.retired.push_back({p, free_fn, s.epoch.fetch_add(1, std::memory_order_seq_cst)});
-  if (s.retired.size() >= 64) collect_locked(s);
+  if (s.retired.size() >= s.next_collect) collect_locked(s);
 }
 
 void collect() {

@@ -103,7 +103,5 @@ PooledRun::~PooledRun() {
   --t_pool.used;
 }
 
-RunScope::RunScope(RunState& s) : prev_(t_current) { t_current = &s; }
-RunScope::~RunScope() { t_current = prev_; }
 
 }  // namespace ebpfvm::detail

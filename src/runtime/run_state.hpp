@@ -102,15 +102,5 @@ class PooledRun {
   RunState* prev_;
 };
 
-class RunScope {
- public:
-  explicit RunScope(RunState& s);
-  ~RunScope();
-  RunScope(const RunScope&) = delete;
-  RunScope& operator=(const RunScope&) = delete;
-
- private:
-  RunState* prev_;
-};
 
 }  // namespace ebpfvm::detail
