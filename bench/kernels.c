@@ -4,9 +4,42 @@
 #include <linux/types.h>
 
 #ifdef __bpf__
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
 #define KERNEL(name) __attribute__((section("socket/" #name), used)) __u64 name(__u8 *mem)
+
+/* Helper 1000 is the benchmark's own (bench_mix in jit_bench.cpp), registered beside the built-ins. */
+static __u64 (*bench_mix)(__u64 x) = (void *)1000;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 256);
+} bench_array SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, 256);
+} bench_hash SEC(".maps");
+
+#define ARRAY_LOOKUP(key) ((__u64 *)bpf_map_lookup_elem(&bench_array, key))
+#define HASH_LOOKUP(key) ((__u64 *)bpf_map_lookup_elem(&bench_hash, key))
 #else
 #define KERNEL(name) __u64 native_##name(__u8 *mem __attribute__((unused)))
+
+/* Provided by jit_bench.cpp, in another translation unit so that calls stay calls. */
+__u64 bench_mix(__u64 x);
+extern __u64 bench_array_native[256];
+/* The hash map and ebpfvm's bpf_map_lookup_elem helper, called directly as the JIT calls it. */
+extern __u64 (*bench_lookup)(__u64 map, __u64 key, __u64, __u64, __u64, void *user);
+extern __u64 bench_hash_map;
+extern void *bench_lookup_user;
+
+#define ARRAY_LOOKUP(key) (*(key) < 256 ? &bench_array_native[*(key)] : (__u64 *)0)
+#define HASH_LOOKUP(key) ((__u64 *)bench_lookup(bench_hash_map, (__u64)(key), 0, 0, 0, bench_lookup_user))
 #endif
 
 #define MIB (1u << 20)
@@ -134,6 +167,31 @@ KERNEL(parse_packet)
 		return 1;
 	return (__u32)mem[off + 2] << 8 | mem[off + 3];
 }
+
+KERNEL(helper_loop)
+{
+	__u64 x = mem[0];
+	for (__u32 i = 0; i < 1000; i++)
+		x = bench_mix(x + i);
+	return x;
+}
+
+/* 1000 packets' worth of lookups, keyed by a byte of each. */
+#define LOOKUP_KERNEL(name, LOOKUP)                   \
+	KERNEL(name)                                  \
+	{                                             \
+		__u64 total = 0;                      \
+		for (__u32 i = 0; i < 1000; i++) {    \
+			__u32 key = mem[i];           \
+			__u64 *v = LOOKUP(&key);      \
+			if (v)                        \
+				total += *v;          \
+		}                                     \
+		return total;                         \
+	}
+
+LOOKUP_KERNEL(array_lookup, ARRAY_LOOKUP)
+LOOKUP_KERNEL(hash_lookup, HASH_LOOKUP)
 
 #ifdef __bpf__
 char LICENSE[] __attribute__((section("license"), used)) = "GPL";

@@ -1,5 +1,6 @@
 // libFuzzer target: the fuzzer's bytes drive fuzz/program_gen.hpp; the program runs in the checked
-// interpreter and in the JIT, which must agree on r0 and memory. A disagreement aborts.
+// interpreter and in the JIT (constants blinded or not), which must agree on r0 and memory. A
+// disagreement aborts.
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -17,7 +18,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint8_t> mi = mem, mj = mem;
   auto ri = interp->run(mi);
   if (!ri) std::abort();  // an unsafe program: a generator bug
-  auto jit = ebpfvm::JitProgram::compile(*prog, {}, {}, ebpfvm::gen::kBufferSize);
+  ebpfvm::JitOptions o;
+  o.blind_constants = src.next() & 1;  // blinded code must compute the same
+  auto jit = ebpfvm::JitProgram::compile(*prog, {}, {}, ebpfvm::gen::kBufferSize, o);
   if (!jit) {
     if (jit.error().code == ebpfvm::Errc::VerifierRejected) return 0;  // imprecise, not unsafe
     std::abort();

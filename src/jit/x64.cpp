@@ -29,7 +29,7 @@ struct JitImage {
   EntryFn entry = nullptr;
   std::vector<uint64_t> callbacks;   // native addresses of functions whose address the program takes
   Bindings bindings;
-  bool uses_maps = false;            // runs take an epoch guard only if the program can reach map elements
+  bool uses_maps = false;            // runs take an epoch guard only if the program names a map
   bool calls_host = false;           // helpers (and so run state, callbacks, faults) are reachable
   std::vector<MemRegion> regions;
   HelperRegistry registry;
@@ -267,8 +267,13 @@ class Compiler {
       a.bind(insn_labels_[pc]);
       layout_->start[pc] = static_cast<uint32_t>(a.offset());
       if (target_[pc]) r1_map_ = nullptr;
-      auto r = insn(pc);
-      if (!r) return r;
+      if (add_as_lea(pc)) {
+        track_r1(pc);
+        a.bind(insn_labels_[++pc]);
+        layout_->start[pc] = layout_->end[pc - 1] = static_cast<uint32_t>(a.offset());
+      } else if (auto r = insn(pc); !r) {
+        return r;
+      }
       track_r1(pc);
       layout_->end[pc] = static_cast<uint32_t>(a.offset());
       if (info(p_.insns[pc].op).kind == isa::Kind::Lddw) ++pc;
@@ -299,6 +304,25 @@ class Compiler {
     if (size <= 64 && off % 64 + size > 64) a_->align(AlignMode::kCode, (off + 15) / 16 * 16 % 64 + size <= 64 ? 16 : 64);
     else if (size > 64) a_->align(AlignMode::kCode, 16);
     ++img_.stats.aligned_loops;
+  }
+
+  // `rX = rY; rX += rZ|imm` (the way clang forms addresses) as one lea; the add must not be a
+  // jump target. BPF has no flags, so lea's leaving them alone changes nothing.
+  bool add_as_lea(size_t pc) {
+    if (pc + 1 >= p_.insns.size() || target_[pc + 1]) return false;
+    const isa::Insn& mov = p_.insns[pc];
+    const isa::Insn& add = p_.insns[pc + 1];
+    if (info(mov.op).kind != isa::Kind::Alu || mov.opcode != (isa::kAlu64 | 0xb0 | 0x08) || mov.dst == mov.src) return false;
+    if (info(add.op).kind != isa::Kind::Alu || !isa::is_alu64(add.opcode) || isa::op_code(add.opcode) != 0x00 || add.dst != mov.dst)
+      return false;
+    const x86::Gp D = kReg[mov.dst], S = kReg[mov.src];
+    if (isa::uses_src_reg(add.opcode)) {
+      a_->lea(D, x86::ptr(S, add.src == mov.dst ? S : kReg[add.src]));  // rX += rX after rX = rY is 2 * rY
+    } else {
+      if (opts_.blind_constants) return false;
+      a_->lea(D, x86::ptr(S, add.imm));
+    }
+    return true;
   }
 
   // Remembers when r1 holds a map pointer from an lddw in this straight-line run of code.
@@ -383,6 +407,10 @@ class Compiler {
       case 0x60: case 0x70: case 0xc0: shifts(in, w, x); return;
       case 0x30: case 0x90: divmod(in, op == 0x90, in.off == 1, w, x); return;
       default: break;
+    }
+    if (op == 0xb0 && !x && in.imm == 0) {
+      a.xor_(D.r32(), D.r32());  // zero-extends to 64 bits either way
+      return;
     }
     const Operand S = x ? Operand(reg(in.src, w)) : imm_operand(in.imm, w);
     if (op == 0x20) {
@@ -523,7 +551,9 @@ class Compiler {
     const x86::Gp D = reg(in.dst, w);
     const uint8_t op = isa::op_code(in.opcode);
     Operand S = x ? Operand(reg(in.src, w)) : imm_operand(in.imm, w);
-    if (op == 0x40) {
+    if (!x && in.imm == 0 && (op == 0x10 || op == 0x50)) {
+      a.test(D, D);  // == 0 and != 0: shorter than cmp with 0
+    } else if (op == 0x40) {
       // test takes no sign-extended 64-bit immediate the way cmp does.
       if (S.isImm() && w) {
         a.mov(x86::r10, S.as<Imm>());
@@ -585,9 +615,14 @@ class Compiler {
     a.mov(x86::eax, x86::dword_ptr(x86::rsi));
     a.cmp(x86::eax, m.spec().max_entries);
     a.jae(null);
-    a.imul(x86::rax, x86::rax, m.value_stride());
+    const uint32_t stride = m.value_stride();
     a.mov(x86::r11, reinterpret_cast<uint64_t>(detail::array_base(m)));
-    a.add(x86::rax, x86::r11);
+    if (stride == 8) {
+      a.lea(x86::rax, x86::ptr(x86::r11, x86::rax, 3));
+    } else {
+      a.imul(x86::rax, x86::rax, stride);
+      a.add(x86::rax, x86::r11);
+    }
     a.jmp(done);
     a.bind(null);
     a.xor_(x86::eax, x86::eax);
@@ -656,6 +691,8 @@ class Compiler {
     }
     auto v = detail::resolve_lddw(p_, pc, img_.bindings, img_.regions);
     if (!v) return v.error();
+    // Array values (global data) never go away; a map itself hands out elements that may.
+    if (in.op == isa::Op::LDDW_MAP_FD || in.op == isa::Op::LDDW_MAP_IDX) img_.uses_maps = true;
     load_imm64(kReg[in.dst], *v);
     return {};
   }
@@ -740,7 +777,6 @@ Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, cons
 #else
   auto img = std::make_shared<JitImage>();
   img->bindings = std::move(bindings);
-  img->uses_maps = !img->bindings.maps.empty();
   img->registry = helpers;
   Compiler c(prog, helpers, options, *img);
   if (auto r = c.compile(); !r) return r.error();

@@ -1,0 +1,201 @@
+// What the JIT emits, checked through JitStats and the code bytes: inlined array lookups, direct
+// helper calls, aligned loops, constant blinding; each with the results the program must give.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+#include "support.hpp"
+
+using namespace ebpfvm;
+
+namespace {
+
+Program prog(const std::string& text) {
+  auto p = Program::from_bytecode(test::must_assemble(text));
+  REQUIRE(p.ok());
+  return std::move(*p);
+}
+
+Map array(MapType type, uint32_t max_entries) {
+  MapSpec s;
+  s.name = "values";
+  s.type = type;
+  s.key_size = 4;
+  s.value_size = 8;
+  s.max_entries = max_entries;
+  auto m = Map::create(s);
+  REQUIRE(m.ok());
+  for (uint32_t k = 0; k < max_entries; ++k) {
+    const uint64_t v = 100 + k;
+    uint8_t key[4], val[8];
+    std::memcpy(key, &k, 4);
+    std::memcpy(val, &v, 8);
+    REQUIRE(m->update(key, val).ok());
+  }
+  return std::move(*m);
+}
+
+uint64_t run_key(const JitProgram& p, uint32_t key) {
+  std::vector<uint8_t> mem(8);
+  std::memcpy(mem.data(), &key, 4);
+  auto r = p.run(mem);
+  REQUIRE(r.ok());
+  return *r;
+}
+
+bool contains(std::span<const uint8_t> code, std::vector<uint8_t> bytes) {
+  return std::search(code.begin(), code.end(), bytes.begin(), bytes.end()) != code.end();
+}
+
+// r0 = values[*(u32 *)mem], or 12345 when the lookup misses.
+const char* kLookup = R"(
+r6 = *(u32 *)(r1 + 0)
+*(u32 *)(r10 - 4) = r6
+r2 = r10
+r2 += -4
+r1 = map_fd(0) ll
+call 1
+if r0 == 0 goto miss
+r0 = *(u64 *)(r0 + 0)
+exit
+miss:
+r0 = 12345
+exit
+)";
+
+}  // namespace
+
+TEST_CASE("jit: a lookup in a constant array map is inlined and gives what the helper gives", "[jit]") {
+  const Map m = array(MapType::Array, 4);
+  auto p = JitProgram::compile(prog(kLookup), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
+  REQUIRE(p.ok());
+  CHECK(p->stats().inlined_lookups == 1);
+  CHECK(p->stats().direct_calls + p->stats().table_calls == 0);
+  for (uint32_t k = 0; k < 4; ++k) CHECK(run_key(*p, k) == 100 + k);
+  CHECK(run_key(*p, 4) == 12345);
+  CHECK(run_key(*p, 0x80000000u) == 12345);
+  CHECK(run_key(*p, 0xffffffffu) == 12345);
+}
+
+TEST_CASE("jit: lookups in hash and per-CPU maps stay helper calls", "[jit]") {
+  for (MapType t : {MapType::Hash, MapType::PercpuArray}) {
+    INFO(static_cast<int>(t));
+    const Map m = array(t, 4);
+    auto p = JitProgram::compile(prog(kLookup), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
+    REQUIRE(p.ok());
+    CHECK(p->stats().inlined_lookups == 0);
+    CHECK(p->stats().direct_calls == 1);
+    CHECK(run_key(*p, 2) == 102);
+    CHECK(run_key(*p, 7) == 12345);
+  }
+}
+
+TEST_CASE("jit: a lookup whose map depends on the path taken is not inlined", "[jit]") {
+  const Map maps[] = {array(MapType::Array, 4), array(MapType::Hash, 2)};
+  // The call is a jump target: r1 is the array on one path and the hash on the other.
+  auto p = JitProgram::compile_trusted(prog(R"(
+r6 = *(u32 *)(r1 + 0)
+r7 = *(u32 *)(r1 + 4)
+*(u32 *)(r10 - 4) = r6
+r2 = r10
+r2 += -4
+r1 = map_fd(0) ll
+if r7 == 0 goto lookup
+r1 = map_fd(1) ll
+lookup:
+call 1
+if r0 == 0 goto miss
+r0 = *(u64 *)(r0 + 0)
+exit
+miss:
+r0 = 12345
+exit
+)"),
+                                       HelperRegistry::builtin(), maps);
+  REQUIRE(p.ok());
+  CHECK(p->stats().inlined_lookups == 0);
+  std::vector<uint8_t> mem(8, 0);
+  mem[0] = 3;
+  CHECK(*p->run(mem) == 103);  // the array holds key 3
+  mem[4] = 1;
+  CHECK(*p->run(mem) == 12345);  // the hash holds keys 0 and 1 only
+}
+
+TEST_CASE("jit: built-in helpers are called with call rel32", "[jit]") {
+  auto p = JitProgram::compile_trusted(prog("call 7\nr6 = r0\ncall 7\nr0 ^= r6\nexit"), HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  CHECK(p->stats().direct_calls == 2);
+  CHECK(p->stats().table_calls == 0);
+  CHECK(p->run(std::span<uint8_t>{}).ok());
+}
+
+TEST_CASE("jit: a short loop's head is aligned and the loop still counts right", "[jit]") {
+  auto p = JitProgram::compile_trusted(prog(R"(
+r0 = 0
+r2 = 1000
+again:
+r0 += r2
+r2 -= 1
+if r2 != 0 goto again
+exit
+)"),
+                                       HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  CHECK(p->stats().aligned_loops == 1);
+  CHECK(*p->run(std::span<uint8_t>{}) == 500500);
+}
+
+TEST_CASE("jit: blinding keeps the program's constants out of executable memory", "[jit]") {
+  const char* text = R"(
+r0 = 0x3c3c3c3c
+r0 += 0x11223344
+*(u32 *)(r10 - 8) = 0x55667788
+r1 = *(u32 *)(r10 - 8)
+r0 += r1
+if r0 == 0x21436587 goto +1
+r0 |= 0x6a6b6c6d
+r2 = 0x0102030405060708 ll
+r0 ^= r2
+r3 = 0x7e7e7e7e
+r0 /= r3
+exit
+)";
+  const std::vector<std::vector<uint8_t>> constants = {{0x3c, 0x3c, 0x3c, 0x3c}, {0x44, 0x33, 0x22, 0x11}, {0x88, 0x77, 0x66, 0x55},
+                                                       {0x87, 0x65, 0x43, 0x21}, {0x6d, 0x6c, 0x6b, 0x6a}, {8, 7, 6, 5, 4, 3, 2, 1},
+                                                       {0x7e, 0x7e, 0x7e, 0x7e}};
+  auto plain = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin());
+  JitOptions o;
+  o.blind_constants = true;
+  auto blinded = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin(), {}, o);
+  REQUIRE((plain.ok() && blinded.ok()));
+  for (const auto& c : constants) {
+    CHECK(contains(plain->code(), c));
+    CHECK_FALSE(contains(blinded->code(), c));
+  }
+  CHECK(plain->stats().blinded_constants == 0);
+  CHECK(blinded->stats().blinded_constants == 7);
+  const uint64_t want = ((0x3c3c3c3cull + 0x11223344 + 0x55667788) | 0x6a6b6c6d) ^ 0x0102030405060708ull;
+  CHECK(*plain->run(std::span<uint8_t>{}) == want / 0x7e7e7e7e);
+  CHECK(*blinded->run(std::span<uint8_t>{}) == want / 0x7e7e7e7e);
+}
+
+TEST_CASE("jit: every semantics case gives its result with constants blinded", "[jit]") {
+  JitOptions o;
+  o.blind_constants = true;
+  size_t n = 0;
+  for (const auto& c : test::load_cases()) {
+    if (!c.result) continue;
+    INFO(c.where() << "\n" << c.source);
+    auto p = Program::from_bytecode(test::must_assemble(c.source));
+    REQUIRE(p.ok());
+    auto jit = JitProgram::compile_trusted(*p, test::test_helpers(), {}, o);
+    if (!jit) continue;  // LD_ABS with bpf-to-bpf calls, as without blinding
+    auto mem = test::hex_bytes(c.mem_hex);
+    auto r = jit->run(mem);
+    REQUIRE(r.ok());
+    CHECK(*r == *c.result);
+    ++n;
+  }
+  CHECK(n > 150);
+}
