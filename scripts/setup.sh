@@ -13,6 +13,7 @@ packages=(
   tcpdump                      # tests read ubpf-run's output captures with it
   libbpf-dev libxdp-dev libxdp1  # bpf_helpers.h for test programs, real XDP objects, AF_XDP
   clang llvm                   # compiles BPF test programs
+  clang-19                     # -mcpu=v4 BPF objects (bench/ kernels)
   libclang-rt-dev              # libFuzzer and sanitizer runtimes for clang (fuzz targets)
   valgrind                     # callgrind instruction counts in bench/
 )
