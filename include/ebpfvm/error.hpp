@@ -57,6 +57,9 @@ class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Error error) : v_(std::move(error)) {}  // NOLINT
+  // A value built in place (no move of a large T on a hot path).
+  template <class... A>
+  explicit Result(std::in_place_t, A&&... args) : v_(std::in_place_index<0>, std::forward<A>(args)...) {}
 
   bool ok() const { return v_.index() == 0; }
   explicit operator bool() const { return ok(); }

@@ -464,12 +464,13 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   auto r0 = d.entry->jit ? detail::run_jit(*d.entry->jit, args, rs)
                          : detail::InterpreterAccess::make(d.entry->image).run(args, &stats);
   if (!r0) return run_error(d, r0.error());
-  XdpResult res;
+  Result<XdpResult> out(std::in_place);
+  XdpResult& res = *out;
   res.r0 = *r0;
   res.action = *r0 <= static_cast<uint64_t>(XdpAction::Redirect) ? static_cast<XdpAction>(*r0) : XdpAction::Aborted;
   if (res.action == XdpAction::Redirect) res.redirect = rs.redirect;
   res.insns = stats.insns_executed;
-  return res;
+  return out;
 }
 
 Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker) const {

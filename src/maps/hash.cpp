@@ -36,6 +36,7 @@ struct Node {
   Node* lru_prev = nullptr;
   Node* lru_next = nullptr;
   bool in_lru = false;
+  std::atomic<bool> referenced{false};  // LRU: looked up since it last reached the tail
   std::shared_ptr<MapImpl> inner;  // hash_of_maps
   uint8_t* data() { return reinterpret_cast<uint8_t*>(this + 1); }
 };
@@ -268,12 +269,18 @@ class HashMap final : public MapImpl {
     maps::reclaim::retire(n, free_node);
   }
 
-  // LRU maps only; the caller holds write_mu_.
+  // LRU maps only; the caller holds write_mu_. Second chance, as the kernel's LRU: a victim
+  // looked up since it last got here goes back to the front instead (once per pass).
   bool evict_one() {
-    Node* victim;
+    Node* victim = nullptr;
     {
       std::lock_guard lk(lru_mu_);
-      victim = lru_tail_;
+      for (uint32_t spared = 0; (victim = lru_tail_) && victim->referenced.load(std::memory_order_relaxed) && spared <= count_.load();
+           ++spared) {
+        victim->referenced.store(false, std::memory_order_relaxed);
+        detach(victim);
+        attach_front(victim);
+      }
     }
     if (!victim) return false;
     Bucket& b = bucket(victim->hash);
@@ -286,11 +293,10 @@ class HashMap final : public MapImpl {
     return false;
   }
 
-  void touch(Node* n) {
-    std::lock_guard lk(lru_mu_);
-    if (!n->in_lru || lru_head_ == n) return;
-    detach(n);
-    attach_front(n);
+  // A lookup only marks the element: reordering the list on every lookup would serialise every
+  // reader of the map on one lock.
+  static void touch(Node* n) {
+    if (!n->referenced.load(std::memory_order_relaxed)) n->referenced.store(true, std::memory_order_relaxed);
   }
   void lru_insert(Node* n) {
     if (!lru_) return;

@@ -15,6 +15,9 @@ constexpr uint32_t kPcapMagicUsec = 0xa1b2c3d4, kPcapMagicNsec = 0xa1b23c4d, kNg
                    kNgByteOrder = 0x1a2b3c4d, kNgIdb = 1, kNgSpb = 3, kNgEpb = 6;
 constexpr uint32_t kLinkEthernet = 1;
 constexpr uint32_t kMaxSnap = 256 * 1024;
+constexpr uint64_t kAhead = 8ull << 20;  // population window (a multiple of the page size)
+constexpr uint64_t kStream = 16 << 10;   // prefetch distance
+constexpr int kPopulateRead = 22;         // MADV_POPULATE_READ (Linux 5.14), not in every libc's headers
 
 std::string link_name(uint32_t lt) {
   switch (lt) {
@@ -99,7 +102,12 @@ CaptureReader::~CaptureReader() {
   if (base_) munmap(const_cast<uint8_t*>(base_), size_);
 }
 
-ebpfvm::Result<bool> CaptureReader::next(Packet& out) { return ng_ ? next_pcapng(out) : next_pcap(out); }
+ebpfvm::Result<bool> CaptureReader::next(Packet& out) {
+  if (pos_ + kAhead > populated_) map_ahead();
+  auto r = ng_ ? next_pcapng(out) : next_pcap(out);
+  if (stream_) stream_ahead();
+  return r;
+}
 
 ebpfvm::Result<bool> CaptureReader::next_pcap(Packet& out) {
   if (pos_ == size_) return false;
@@ -116,10 +124,28 @@ ebpfvm::Result<bool> CaptureReader::next_pcap(Packet& out) {
   out.orig_len = rd32(pos_ + 12);
   out.data = {base_ + pos_ + 16, incl};
   pos_ += 16 + incl;
-  // Records chain (each header says where the next starts), so the hardware cannot run ahead
-  // across pages: touch the data 16 pages on (measured best), so it is in cache when it is read.
-  __builtin_prefetch(base_ + std::min<uint64_t>(pos_ + 16 * 4096, size_ - 1));
   return true;
+}
+
+// Records chain (each header says where the next starts), so neither the hardware nor a prefetch
+// of the next header can run ahead: a header would be a cache miss every time. Prefetching every
+// line 16 KiB ahead turns the walk into a stream at memory bandwidth (measured: 120 -> 55 ns per
+// packet on an 800-byte average).
+void CaptureReader::stream_ahead() {
+  const uint64_t until = std::min<uint64_t>(pos_ + kStream, populated_);
+  for (; streamed_ < until; streamed_ += 64) __builtin_prefetch(base_ + streamed_);
+}
+
+// Page faults one 64 KiB fault-around at a time cost a third of the reader's time on a large
+// capture; filling the page tables 8 MiB at a time, ahead of the reader, costs half as much.
+void CaptureReader::map_ahead() {
+  while (populated_ < size_ && populated_ < pos_ + 2 * kAhead) {
+    const uint64_t len = std::min<uint64_t>(kAhead, size_ - populated_);
+    // Best effort: faults do it otherwise. Prefetches into pages not mapped yet stall on the page
+    // walk (measured 10x slower), so without it there is no streaming either.
+    if (madvise(const_cast<uint8_t*>(base_) + populated_, len, kPopulateRead) != 0) stream_ = false;
+    populated_ += len;
+  }
 }
 
 ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {

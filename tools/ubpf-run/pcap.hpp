@@ -42,12 +42,17 @@ class CaptureReader {
   ebpfvm::Error bad(const std::string& msg) const;
   uint32_t rd32(uint64_t off) const;
   uint16_t rd16(uint64_t off) const;
+  void map_ahead();
+  void stream_ahead();
 
   std::string path_;
   const uint8_t* base_ = nullptr;
   uint64_t size_ = 0;
   uint64_t pos_ = 0;
   uint64_t count_ = 0;
+  uint64_t populated_ = 0;  // the mapping is filled in (page tables) up to here
+  uint64_t streamed_ = 0;   // prefetched up to here
+  bool stream_ = true;      // pages are populated ahead, so prefetching them is cheap
   bool swap_ = false;  // file byte order differs from ours
   bool nsec_ = false;
   bool ng_ = false;

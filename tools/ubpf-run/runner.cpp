@@ -50,39 +50,77 @@ uint32_t flow_hash(std::span<const uint8_t> p) {
   return h;
 }
 
+// One packet's outcome: trivially copyable (a chunk's worth is reset per chunk); a redirect's
+// target is kept by the worker that ran it.
 struct Result1 {
   uint8_t action = 0;
   uint32_t len_out = 0;
   size_t out_off = 0;  // into the worker's output arena
   uint32_t worker = 0;
-  ebpfvm::RedirectTarget redirect;
+  uint32_t redirect = 0;  // index into the worker's redirects
 };
+
+// What the totals take from one packet.
+void count(Totals& t, size_t len_in, uint8_t action, const ebpfvm::RedirectTarget* redirect) {
+  ++t.packets;
+  t.bytes_in += len_in;
+  ++t.actions[action];
+  t.action_bytes[action] += len_in;
+  if (redirect) ++t.redirects[describe(*redirect)];
+}
+
+void merge(Totals& into, const Totals& from) {
+  into.packets += from.packets;
+  into.bytes_in += from.bytes_in;
+  for (size_t a = 0; a < into.actions.size(); ++a) {
+    into.actions[a] += from.actions[a];
+    into.action_bytes[a] += from.action_bytes[a];
+  }
+  for (const auto& [k, v] : from.redirects) into.redirects[k] += v;
+}
 
 struct Worker {
   uint32_t id = 0;
+  Totals counts;               // this chunk's packets, counted by the worker that ran them
   std::vector<uint32_t> todo;  // chunk positions this worker runs, in capture order
   std::vector<uint8_t> arena;  // packets as the program left them (when they are written)
+  std::vector<ebpfvm::RedirectTarget> redirects;
   uint64_t ns = 0;
   std::optional<ebpfvm::Error> fault;
   uint64_t fault_pos = 0;
   ebpfvm::XdpBuffer buf;
 };
 
+// The program's run of one packet, repeated as --repeat asks (the packet restored each time).
+ebpfvm::Result<ebpfvm::XdpResult> run_packet(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Worker& w,
+                                             std::span<const uint8_t> data, bool in_place) {
+  for (uint64_t rep = 1;; ++rep) {
+    if (in_place) w.buf.view(data);
+    else w.buf.assign(data);
+    auto r = prog.run_xdp(w.buf, {w.id, cfg.ifindex, cfg.rxq});
+    if (!r || rep >= cfg.repeat) return r;
+  }
+}
+
 void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const std::vector<Packet>& chunk,
                std::vector<Result1>& results, Worker& w, bool keep_bytes) {
   w.arena.clear();
+  w.redirects.clear();
+  w.counts = {};
   // A verified program that never writes the packet reads it where the capture holds it.
   const bool in_place = prog.verify_report() && !prog.verify_report()->writes_packet;
   const auto t0 = Clock::now();
-  for (uint32_t pos : w.todo) {
-    const Packet& p = chunk[pos];
-    ebpfvm::Result<ebpfvm::XdpResult> r = ebpfvm::XdpResult{};
-    for (uint64_t rep = 0; rep < cfg.repeat; ++rep) {
-      if (in_place) w.buf.view(p.data);
-      else w.buf.assign(p.data);
-      r = prog.run_xdp(w.buf, {w.id, cfg.ifindex, cfg.rxq});
-      if (!r) break;
+  const size_t n = w.todo.size();
+  for (size_t k = 0; k < n; ++k) {
+    // Headers of the packets after next, so they are in cache by the time the program reads them.
+    if (k + 2 < n) {
+      const uint8_t* ahead = chunk[w.todo[k + 2]].data.data();
+      __builtin_prefetch(ahead);
+      __builtin_prefetch(ahead + 63);
     }
+    const uint32_t pos = w.todo[k];
+    const Packet& p = chunk[pos];
+    auto r = run_packet(prog, cfg, w, p.data, in_place);
     if (!r) {
       w.fault = r.error();
       w.fault_pos = pos;
@@ -93,7 +131,11 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const st
     out.worker = w.id;
     auto data = w.buf.packet();
     out.len_out = static_cast<uint32_t>(data.size());
-    if (r->action == ebpfvm::XdpAction::Redirect) out.redirect = std::move(r->redirect);
+    if (r->action == ebpfvm::XdpAction::Redirect) {
+      out.redirect = static_cast<uint32_t>(w.redirects.size());
+      w.redirects.push_back(std::move(r->redirect));
+    }
+    count(w.counts, p.data.size(), out.action, out.action == 4 ? &w.redirects.back() : nullptr);
     if (keep_bytes) {
       out.out_off = w.arena.size();
       w.arena.insert(w.arena.end(), data.begin(), data.end());
@@ -158,11 +200,11 @@ class Pool {
   bool stop_ = false;
 };
 
-void write_ndjson(FILE* f, const Packet& p, const Result1& r) {
+void write_ndjson(FILE* f, const Packet& p, const Result1& r, const ebpfvm::RedirectTarget* redirect) {
   std::fprintf(f, "{\"index\":%llu,\"action\":\"%s\",\"len_in\":%zu,\"len_out\":%u,\"worker\":%u",
                static_cast<unsigned long long>(p.index), std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(r.action))).c_str(),
                p.data.size(), r.len_out, r.worker);
-  if (r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect)) std::fprintf(f, ",\"redirect\":\"%s\"", describe(r.redirect).c_str());
+  if (redirect) std::fprintf(f, ",\"redirect\":\"%s\"", describe(*redirect).c_str());
   std::fputs("}\n", f);
 }
 
@@ -217,21 +259,23 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
         t.fault = w.fault;
         t.fault_packet = chunk[w.fault_pos].index;
       }
-    for (size_t i = 0; i < limit; ++i) {
+    // Without a fault or per-packet output, the workers' own counts are the chunk's.
+    const bool ordered = t.fault || cfg.writer || cfg.ndjson;
+    if (!ordered)
+      for (const Worker& w : workers) merge(t, w.counts);
+    for (size_t i = 0; ordered && i < limit; ++i) {
       const Packet& pk = chunk[i];
       const Result1& r = results[i];
-      ++t.packets;
-      t.bytes_in += pk.data.size();
-      ++t.actions[r.action];
-      t.action_bytes[r.action] += pk.data.size();
-      if (r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect)) ++t.redirects[describe(r.redirect)];
+      const Worker& w = workers[r.worker];
+      const ebpfvm::RedirectTarget* redirect =
+          r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect) ? &w.redirects[r.redirect] : nullptr;
+      count(t, pk.data.size(), r.action, redirect);
       if (cfg.writer && cfg.write_actions[r.action]) {
-        const Worker& w = workers[r.worker];
         cfg.writer->write(pk.ts_ns, std::span<const uint8_t>(w.arena.data() + r.out_off, r.len_out),
                           static_cast<uint32_t>(pk.orig_len + r.len_out - pk.data.size()),
                           kVerdictComments[r.action]);
       }
-      if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r);
+      if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r, redirect);
     }
     if (cfg.progress) cfg.progress(in.offset());
     if (!ahead && !t.fault) return ahead.error();  // a fault before the bad record is reported first
