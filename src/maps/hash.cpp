@@ -13,21 +13,48 @@
 namespace ebpfvm::detail {
 namespace {
 
+// The last n < 8 bytes as a little-endian word, without a call (keys are usually 2, 4 or 8 bytes
+// and a variable-length memcpy is a library call per lookup).
+inline uint64_t tail_word(const uint8_t* b, size_t n) {
+  uint64_t w = 0;
+  size_t o = 0;
+  if (n & 4) {
+    uint32_t x;
+    std::memcpy(&x, b, 4);
+    w = x;
+    o = 4;
+  }
+  if (n & 2) {
+    uint16_t x;
+    std::memcpy(&x, b + o, 2);
+    w |= uint64_t{x} << (o * 8);
+    o += 2;
+  }
+  if (n & 1) w |= uint64_t{b[o]} << (o * 8);
+  return w;
+}
+
+inline uint64_t word(const uint8_t* b) {
+  uint64_t w;
+  std::memcpy(&w, b, 8);
+  return w;
+}
+
 uint64_t hash_bytes(const void* p, size_t n) {
   const auto* b = static_cast<const uint8_t*>(p);
   uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
-  while (n >= 8) {
-    uint64_t w;
-    std::memcpy(&w, b, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
+  for (; n >= 8; b += 8, n -= 8) {
+    h = (h ^ word(b)) * 0xff51afd7ed558ccdull;
     h ^= h >> 32;
-    b += 8;
-    n -= 8;
   }
-  uint64_t w = 0;
-  std::memcpy(&w, b, n);
-  h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+  h = (h ^ tail_word(b, n)) * 0xc4ceb9fe1a85ec53ull;
   return h ^ (h >> 29);
+}
+
+inline bool same_key(const uint8_t* a, const uint8_t* b, size_t n) {
+  for (; n >= 8; a += 8, b += 8, n -= 8)
+    if (word(a) != word(b)) return false;
+  return tail_word(a, n) == tail_word(b, n);
 }
 
 struct Node {
@@ -179,7 +206,7 @@ class HashMap final : public MapImpl {
 
   Node* find(Bucket& b, const void* key, uint64_t h) const {
     for (Node* n = b.head.load(std::memory_order_acquire); n; n = n->next.load(std::memory_order_acquire))
-      if (n->hash == h && std::memcmp(n->data(), key, spec().key_size) == 0) return n;
+      if (n->hash == h && same_key(n->data(), static_cast<const uint8_t*>(key), spec().key_size)) return n;
     return nullptr;
   }
 
