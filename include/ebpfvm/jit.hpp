@@ -53,19 +53,27 @@ class JitProgram {
                                             std::span<const Map> maps = {}, const JitOptions& options = {});
 
   // r1 = mem.data() (0 when empty), r2 = mem.size(); mem is also the LD_ABS packet.
-  Result<uint64_t> run(std::span<uint8_t> mem) const;
+  Result<uint64_t> run(std::span<uint8_t> mem) const {
+    // A program that calls no helper and names no map needs no run state: the call is the cost.
+    if (plain_ && mem.size() >= memory_size_)
+      return plain_(mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
+    return run_general(mem);
+  }
   Result<uint64_t> run(const RunArgs& args) const;
   size_t code_size() const;
   const JitStats& stats() const;
   std::span<const uint8_t> code() const;  // the machine code, e.g. for a disassembler
 
   const std::shared_ptr<const detail::JitImage>& image() const { return img_; }
-  explicit JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size = 0)
-      : img_(std::move(img)), memory_size_(memory_size) {}
+  explicit JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size = 0);
 
  private:
+  using Entry = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+  Result<uint64_t> run_general(std::span<uint8_t> mem) const;
+
   std::shared_ptr<const detail::JitImage> img_;
   uint32_t memory_size_ = 0;  // compile(): the memory the program was verified for
+  Entry plain_ = nullptr;     // the code, when run() may call it directly
 };
 
 }  // namespace ebpfvm

@@ -267,10 +267,12 @@ class Compiler {
       a.bind(insn_labels_[pc]);
       layout_->start[pc] = static_cast<uint32_t>(a.offset());
       if (target_[pc]) r1_map_ = nullptr;
-      if (add_as_lea(pc)) {
-        track_r1(pc);
-        a.bind(insn_labels_[++pc]);
-        layout_->start[pc] = layout_->end[pc - 1] = static_cast<uint32_t>(a.offset());
+      if (const size_t n = fused(pc); n > 0) {
+        for (size_t last = pc + n - 1; pc < last;) {
+          track_r1(pc);
+          a.bind(insn_labels_[++pc]);
+          layout_->start[pc] = layout_->end[pc - 1] = static_cast<uint32_t>(a.offset());
+        }
       } else if (auto r = insn(pc); !r) {
         return r;
       }
@@ -306,23 +308,61 @@ class Compiler {
     ++img_.stats.aligned_loops;
   }
 
-  // `rX = rY; rX += rZ|imm` (the way clang forms addresses) as one lea; the add must not be a
-  // jump target. BPF has no flags, so lea's leaving them alone changes nothing.
-  bool add_as_lea(size_t pc) {
-    if (pc + 1 >= p_.insns.size() || target_[pc + 1]) return false;
-    const isa::Insn& mov = p_.insns[pc];
-    const isa::Insn& add = p_.insns[pc + 1];
-    if (info(mov.op).kind != isa::Kind::Alu || mov.opcode != (isa::kAlu64 | 0xb0 | 0x08) || mov.dst == mov.src) return false;
-    if (info(add.op).kind != isa::Kind::Alu || !isa::is_alu64(add.opcode) || isa::op_code(add.opcode) != 0x00 || add.dst != mov.dst)
-      return false;
-    const x86::Gp D = kReg[mov.dst], S = kReg[mov.src];
-    if (isa::uses_src_reg(add.opcode)) {
-      a_->lea(D, x86::ptr(S, add.src == mov.dst ? S : kReg[add.src]));  // rX += rX after rX = rY is 2 * rY
-    } else {
-      if (opts_.blind_constants) return false;
-      a_->lea(D, x86::ptr(S, add.imm));
-    }
+  // ---- address arithmetic fused into x86 addressing (the way clang forms addresses) ----
+  //   rX = rY; rX += rZ|imm; rX = *(rX + off)  ->  one load from [rY + rZ|imm + off]
+  //   rX = rY; rX += rZ|imm                    ->  lea
+  //   rX += rZ|imm; rX = *(rX + off)           ->  one load from [rX + rZ|imm + off]
+  // Only straight-line code (no jump lands inside); BPF has no flags, so skipping the add's
+  // changes nothing. Returns how many slots were compiled, 0 for none.
+
+  bool is_mov_reg(const isa::Insn& in) const {
+    return info(in.op).kind == isa::Kind::Alu && in.opcode == (isa::kAlu64 | 0xb0 | 0x08) && in.dst != in.src;
+  }
+  bool is_add64(const isa::Insn& in, uint8_t dst) const {
+    return info(in.op).kind == isa::Kind::Alu && isa::is_alu64(in.opcode) && isa::op_code(in.opcode) == 0x00 && in.dst == dst &&
+           (isa::uses_src_reg(in.opcode) || !opts_.blind_constants);
+  }
+  bool is_self_load(const isa::Insn& in, uint8_t reg) const {
+    return info(in.op).kind == isa::Kind::Ldx && in.src == reg && in.dst == reg;
+  }
+  bool straight(size_t pc, size_t n) const {
+    if (pc + n > p_.insns.size()) return false;
+    for (size_t i = 1; i < n; ++i)
+      if (target_[pc + i]) return false;
     return true;
+  }
+
+  // [base + add's operand + off], where an operand register `x` stands for base itself; nullopt
+  // when the displacement does not fit.
+  std::optional<x86::Mem> sum_address(const x86::Gp& base, const isa::Insn& add, uint8_t x, int64_t off) const {
+    if (isa::uses_src_reg(add.opcode)) return x86::ptr(base, add.src == x ? base : kReg[add.src], 0, static_cast<int32_t>(off));
+    const int64_t disp = int64_t{add.imm} + off;
+    if (disp != static_cast<int32_t>(disp)) return std::nullopt;
+    return x86::ptr(base, static_cast<int32_t>(disp));
+  }
+
+  size_t fused(size_t pc) {
+    const isa::Insn& first = p_.insns[pc];
+    if (is_mov_reg(first) && straight(pc, 2) && is_add64(p_.insns[pc + 1], first.dst)) {
+      const isa::Insn& add = p_.insns[pc + 1];
+      const x86::Gp S = kReg[first.src];  // after rX = rY, "rX += rX" adds rY: sum_address's `x`
+      if (straight(pc, 3) && is_self_load(p_.insns[pc + 2], first.dst))
+        if (auto m = sum_address(S, add, first.dst, p_.insns[pc + 2].off)) {
+          load(p_.insns[pc + 2], *m);
+          return 3;
+        }
+      if (auto m = sum_address(S, add, first.dst, 0)) {
+        a_->lea(kReg[first.dst], *m);
+        return 2;
+      }
+      return 0;
+    }
+    if (is_add64(first, first.dst) && straight(pc, 2) && is_self_load(p_.insns[pc + 1], first.dst))
+      if (auto m = sum_address(kReg[first.dst], first, first.dst, p_.insns[pc + 1].off)) {
+        load(p_.insns[pc + 1], *m);
+        return 2;
+      }
+    return 0;
   }
 
   // Remembers when r1 holds a map pointer from an lddw in this straight-line run of code.
@@ -605,30 +645,42 @@ class Compiler {
   }
 
   // bpf_map_lookup_elem on a plain array map known at compile time, as the kernel inlines it:
-  // an index check and address arithmetic.
+  // an index check and address arithmetic, branch-free.
+  bool inlinable_lookup(const Helper& h, const detail::MapImpl* m) const {
+    return h.id == 1 && h.fn == HelperRegistry::builtin().find(1)->fn && m && m->spec().type == MapType::Array && !m->per_cpu();
+  }
+
   bool inline_array_lookup(const Helper& h) {
-    if (h.id != 1 || h.fn != HelperRegistry::builtin().find(1)->fn || !r1_map_) return false;
+    if (!inlinable_lookup(h, r1_map_)) return false;
     detail::MapImpl& m = *r1_map_;
-    if (m.spec().type != MapType::Array || m.per_cpu()) return false;
     x86::Assembler& a = *a_;
-    Label null = a.newLabel(), done = a.newLabel();
-    a.mov(x86::eax, x86::dword_ptr(x86::rsi));
-    a.cmp(x86::eax, m.spec().max_entries);
-    a.jae(null);
     const uint32_t stride = m.value_stride();
+    a.mov(x86::eax, x86::dword_ptr(x86::rsi));
     a.mov(x86::r11, reinterpret_cast<uint64_t>(detail::array_base(m)));
     if (stride == 8) {
-      a.lea(x86::rax, x86::ptr(x86::r11, x86::rax, 3));
+      a.lea(x86::r11, x86::ptr(x86::r11, x86::rax, 3));
     } else {
-      a.imul(x86::rax, x86::rax, stride);
-      a.add(x86::rax, x86::r11);
+      a.imul(x86::r10, x86::rax, stride);
+      a.add(x86::r11, x86::r10);
     }
-    a.jmp(done);
-    a.bind(null);
-    a.xor_(x86::eax, x86::eax);
-    a.bind(done);
+    a.xor_(x86::r10d, x86::r10d);
+    a.cmp(x86::eax, m.spec().max_entries);
+    a.cmovb(x86::r10, x86::r11);
+    a.mov(x86::rax, x86::r10);
     ++img_.stats.inlined_lookups;
     return true;
+  }
+
+  // The map pointer of `r1 = map ll` right before an inlined lookup is never needed: the lookup
+  // does not read r1, and calls leave r1 undefined.
+  bool feeds_inlined_lookup(const isa::Insn& in, size_t pc) const {
+    if (in.dst != 1 || (in.op != isa::Op::LDDW_MAP_FD && in.op != isa::Op::LDDW_MAP_IDX)) return false;
+    if (pc + 2 >= p_.insns.size() || target_[pc + 2]) return false;
+    const isa::Insn& call = p_.insns[pc + 2];
+    if (info(call.op).kind != isa::Kind::Call) return false;
+    const Helper* h = helpers_.find(static_cast<uint32_t>(call.imm));
+    const auto idx = static_cast<uint32_t>(in.imm);
+    return h && idx < img_.bindings.maps.size() && inlinable_lookup(*h, img_.bindings.maps[idx].get());
   }
 
   Result<void> helper_call(const isa::Insn& in, uint32_t at) {
@@ -644,10 +696,12 @@ class Compiler {
     return {};
   }
 
-  void load(const isa::Insn& in) {
+  void load(const isa::Insn& in) { load(in, x86::ptr(kReg[in.src], in.off)); }
+
+  void load(const isa::Insn& in, x86::Mem m) {
     x86::Assembler& a = *a_;
     const unsigned size = isa::mem_size(in.opcode);
-    const x86::Mem m = mem(in.src, in.off, size);
+    m.setSize(size);
     const x86::Gp D = kReg[in.dst];
     if (isa::is_sign_extending_load(in.opcode)) {
       if (size == 4) a.movsxd(D, m);
@@ -691,6 +745,7 @@ class Compiler {
     }
     auto v = detail::resolve_lddw(p_, pc, img_.bindings, img_.regions);
     if (!v) return v.error();
+    if (feeds_inlined_lookup(in, pc)) return {};
     // Array values (global data) never go away; a map itself hands out elements that may.
     if (in.op == isa::Op::LDDW_MAP_FD || in.op == isa::Op::LDDW_MAP_IDX) img_.uses_maps = true;
     load_imm64(kReg[in.dst], *v);
@@ -839,7 +894,12 @@ inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_
 }
 }  // namespace
 
-Result<uint64_t> JitProgram::run(std::span<uint8_t> mem) const {
+JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size)
+    : img_(std::move(img)), memory_size_(memory_size) {
+  if (!img_->calls_host && !img_->uses_maps) plain_ = img_->entry;
+}
+
+Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const {
   if (mem.size() < memory_size_) [[unlikely]]
     return too_little_memory(memory_size_, mem.size());
   const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
