@@ -92,6 +92,9 @@ struct XdpRunOptions {
 };
 
 struct XdpResult {
+  // User-provided, so that XdpResult() is not a zero-fill of the whole struct before the member
+  // initialisers run (a per-packet cost).
+  XdpResult() {}  // NOLINT(modernize-use-equals-default)
   XdpAction action = XdpAction::Aborted;  // r0, with values outside the five actions as Aborted
   uint64_t r0 = 0;                 // what the program returned
   RedirectTarget redirect;         // for XDP_REDIRECT

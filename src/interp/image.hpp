@@ -57,7 +57,10 @@ struct ProgEntry {
 Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings,
                                                   const JitOptions& options);
 const JitStats& jit_stats(const JitImage& img);
-Result<uint64_t> run_jit(const JitImage& img, const RunArgs& args, RunState& run);
+Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args);
+// A context program's run (r1 = ctx, nothing else), its argument in a register: a freshly built
+// RunArgs read back through a reference costs a store-forwarding stall per packet.
+Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx);
 
 // The one way to wrap an image in the public handle.
 struct InterpreterAccess {

@@ -839,17 +839,30 @@ Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, cons
 #endif
 }
 
-Result<uint64_t> run_jit(const JitImage& img, const RunArgs& args, RunState& run) {
+namespace {
+// The run state a JIT run needs around the call itself.
+template <class Call>
+inline Result<uint64_t> with_run_state(const JitImage& img, RunState& run, std::span<uint8_t> packet, Call call) {
   std::optional<maps::reclaim::Guard> epoch;
   if (img.uses_maps) epoch.emplace();
   const CallbackInvoker saved = run.callbacks;
   run.callbacks = {jit_invoke, &img};
-  run.packet = args.packet;
+  run.packet = packet;
   if (!run.fault.empty()) run.fault.clear();
-  const uint64_t r0 = img.entry(args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
+  const uint64_t r0 = call();
   run.callbacks = saved;
   if (!run.fault.empty()) return make_error(Errc::RuntimeFault, run.fault);
   return r0;
+}
+}  // namespace
+
+Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args) {
+  const auto& r = args.regs;
+  return with_run_state(img, run, args.packet, [&] { return img.entry(r[0], r[1], r[2], r[3], r[4]); });
+}
+
+Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
+  return with_run_state(img, run, {}, [&] { return img.entry(ctx, 0, 0, 0, 0); });
 }
 
 const JitStats& jit_stats(const JitImage& img) { return img.stats; }
@@ -883,7 +896,7 @@ namespace {
   detail::RunState* run = detail::current_run();
   std::optional<detail::PooledRun> pooled;
   if (!run) run = &pooled.emplace().state();
-  return detail::run_jit(img, args, *run);
+  return detail::run_jit(img, *run, args);
 }
 
 // A program that calls no helper cannot reach the run state: the call is the whole cost.

@@ -150,6 +150,7 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   d->info = p;
   d->verified = std::move(report);
   if (d->verified) d->verified_memory = verified_memory(p.type, opts);
+  d->may_view = d->verified && !d->verified->writes_packet;
   d->file = o->name;
   d->id = g_next_prog_id++;
   d->origin = std::move(linked->origin);
@@ -436,40 +437,58 @@ Error run_error(const LoadedData& d, Error e) {
   return e;
 }
 
+// Kept out of run_xdp's JIT path (its statistics are a checked-mode matter).
+[[gnu::noinline]] Result<uint64_t> interpret(const LoadedData& d, const RunArgs& args, uint64_t* insns) {
+  RunStats stats;
+  auto r = detail::InterpreterAccess::make(d.entry->image).run(args, &stats);
+  *insns = stats.insns_executed;
+  return r;
+}
+
 }  // namespace
+
+// The checks of run_xdp, out of its per-packet path.
+[[gnu::noinline, gnu::cold]] Error xdp_refusal(const LoadedData& d, const XdpBuffer& buffer, uint32_t worker) {
+  if (d.info.type != ProgType::Xdp)
+    return run_error(d, make_error(Errc::InvalidArgument, "not an XDP program (type " + std::string(to_string(d.info.type)) + ")"));
+  if (worker >= d.workers)
+    return run_error(d, make_error(Errc::InvalidArgument, "worker " + std::to_string(worker) + " is not below the " +
+                                                               std::to_string(d.workers) + " workers given at load"));
+  (void)buffer;
+  return run_error(d, make_error(Errc::InvalidArgument,
+                                 "program '" + d.info.name + "' may write the packet: run it on a copy (XdpBuffer::assign), not a view"));
+}
 
 Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions& opt) const {
   const LoadedData& d = *d_;
-  if (d.info.type != ProgType::Xdp)
-    return run_error(d, make_error(Errc::InvalidArgument, "not an XDP program (type " + std::string(to_string(d.info.type)) + ")"));
-  if (opt.worker >= d.workers)
-    return run_error(d, make_error(Errc::InvalidArgument, "worker " + std::to_string(opt.worker) + " is not below the " +
-                                                               std::to_string(d.workers) + " workers given at load"));
-  if (buffer.is_view() && (!d.verified || d.verified->writes_packet))
-    return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name +
-                                                              "' may write the packet: run it on a copy (XdpBuffer::assign), not a view"));
+  // One result object, returned on every path, so it is built where the caller wants it.
+  Result<XdpResult> out(std::in_place);
   detail::XdpCtx& x = buffer.ctx();
   x.md.ingress_ifindex = opt.ingress_ifindex;
   x.md.rx_queue_index = opt.rx_queue_index;
+  const uint32_t worker = opt.worker;
+  if (d.info.type != ProgType::Xdp || worker >= d.workers || (buffer.is_view() && !d.may_view)) [[unlikely]] {
+    out = xdp_refusal(d, buffer, worker);
+    return out;
+  }
   detail::PooledRun pooled;
   detail::RunState& rs = pooled.state();
-  rs.worker = opt.worker;
+  rs.worker = worker;
   rs.shared = d.shared.get();
   rs.xdp = &x;
   const Region ctx_region{&x, detail::kXdpCtxVisible, false};
-  RunArgs args;
-  args.regs[0] = reinterpret_cast<uint64_t>(&x);
-  args.regions = std::span<const Region>(&ctx_region, 1);
-  RunStats stats;
-  auto r0 = d.entry->jit ? detail::run_jit(*d.entry->jit, args, rs)
-                         : detail::InterpreterAccess::make(d.entry->image).run(args, &stats);
-  if (!r0) return run_error(d, r0.error());
-  Result<XdpResult> out(std::in_place);
+  uint64_t insns = 0;
+  auto r0 = d.entry->jit ? detail::run_jit_ctx(*d.entry->jit, rs, reinterpret_cast<uint64_t>(&x))
+                         : interpret(d, {{reinterpret_cast<uint64_t>(&x), 0, 0, 0, 0}, {}, std::span<const Region>(&ctx_region, 1)}, &insns);
+  if (!r0) [[unlikely]] {
+    out = run_error(d, r0.error());
+    return out;
+  }
   XdpResult& res = *out;
   res.r0 = *r0;
   res.action = *r0 <= static_cast<uint64_t>(XdpAction::Redirect) ? static_cast<XdpAction>(*r0) : XdpAction::Aborted;
   if (res.action == XdpAction::Redirect) res.redirect = rs.redirect;
-  res.insns = stats.insns_executed;
+  res.insns = insns;
   return out;
 }
 
@@ -490,7 +509,7 @@ Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker)
   args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uint64_t>(mem.data());
   args.regs[1] = mem.size();
   args.packet = mem;
-  auto r0 = d.entry->jit ? detail::run_jit(*d.entry->jit, args, rs) : detail::InterpreterAccess::make(d.entry->image).run(args);
+  auto r0 = d.entry->jit ? detail::run_jit(*d.entry->jit, rs, args) : detail::InterpreterAccess::make(d.entry->image).run(args);
   if (!r0) return run_error(d, r0.error());
   return *r0;
 }

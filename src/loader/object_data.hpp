@@ -96,6 +96,7 @@ struct LoadedData {
   uint32_t workers = 1;
   std::optional<VerifyReport> verified;  // the verifier's report; empty for Safety::Checked
   uint32_t verified_memory = 0;          // verified for raw memory of this size (0: for its context)
+  bool may_view = false;                 // verified never to write the packet: may run on an XdpBuffer view
   LoadedData(Program p) : code(std::move(p)) {}
 };
 

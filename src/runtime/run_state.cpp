@@ -84,23 +84,33 @@ void RunState::reset() {
 }
 
 namespace {
+// The outermost run of a thread (nearly every run) uses t_first, reached without a pointer chase;
+// nested runs (callbacks, helpers that run programs) take states from the pool.
 struct Pool {
   std::vector<std::unique_ptr<RunState>> states;
   size_t used = 0;
 };
 thread_local Pool t_pool;
+thread_local RunState t_first;
+thread_local bool t_first_busy = false;
 }  // namespace
 
 PooledRun::PooledRun() : prev_(t_current) {
-  if (t_pool.used == t_pool.states.size()) t_pool.states.push_back(std::make_unique<RunState>());
-  state_ = t_pool.states[t_pool.used++].get();
+  if (!t_first_busy) {
+    t_first_busy = true;
+    state_ = &t_first;
+  } else {
+    if (t_pool.used == t_pool.states.size()) t_pool.states.push_back(std::make_unique<RunState>());
+    state_ = t_pool.states[t_pool.used++].get();
+  }
   state_->reset();
   t_current = state_;
 }
 
 PooledRun::~PooledRun() {
   t_current = prev_;
-  --t_pool.used;
+  if (state_ == &t_first) t_first_busy = false;
+  else --t_pool.used;
 }
 
 

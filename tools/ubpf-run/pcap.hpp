@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <atomic>
 #include <memory>
 #include <span>
 #include <string>
@@ -23,6 +24,8 @@ struct Packet {
   std::span<const uint8_t> data;
 };
 
+class Mapping;
+
 class CaptureReader {
  public:
   static ebpfvm::Result<std::unique_ptr<CaptureReader>> open(const std::string& path);
@@ -34,6 +37,8 @@ class CaptureReader {
   bool nanosecond() const { return nsec_; }
   uint64_t file_size() const { return size_; }
   uint64_t offset() const { return pos_; }
+  // The caller is done with every packet before this file offset: its memory may go.
+  void release(uint64_t below);
 
  private:
   CaptureReader() = default;
@@ -42,7 +47,6 @@ class CaptureReader {
   ebpfvm::Error bad(const std::string& msg) const;
   uint32_t rd32(uint64_t off) const;
   uint16_t rd16(uint64_t off) const;
-  void map_ahead();
   void stream_ahead();
 
   std::string path_;
@@ -50,9 +54,9 @@ class CaptureReader {
   uint64_t size_ = 0;
   uint64_t pos_ = 0;
   uint64_t count_ = 0;
-  uint64_t populated_ = 0;  // the mapping is filled in (page tables) up to here
-  uint64_t streamed_ = 0;   // prefetched up to here
-  bool stream_ = true;      // pages are populated ahead, so prefetching them is cheap
+  std::unique_ptr<Mapping> map_;
+  uint64_t wanted_ = 0;    // asked the mapping to be filled in up to here
+  uint64_t streamed_ = 0;  // prefetched up to here
   bool swap_ = false;  // file byte order differs from ours
   bool nsec_ = false;
   bool ng_ = false;
