@@ -182,7 +182,6 @@ class ProgArray final : public MapImpl {
   void* lookup(const void*, uint32_t) override { return nullptr; }
   long update(const void*, const void*, uint64_t, uint32_t) override { return err::kNotSupp; }
   long remove(const void*) override { return err::kNotSupp; }
-  bool program_lookup_allowed() const override { return false; }
   long next_key(const void* key, void* next) const override { return array_next_key(key, next, spec().max_entries); }
   long user_lookup(const void*, void*) override { return err::kNotSupp; }  // as the kernel: ids are not readable
   long user_update(const void*, const void*, uint64_t) override { return err::kNotSupp; }  // use set_program
@@ -204,7 +203,6 @@ class PerfArray final : public MapImpl {
   void* lookup(const void*, uint32_t) override { return nullptr; }
   long update(const void*, const void*, uint64_t, uint32_t) override { return err::kNotSupp; }
   long remove(const void*) override { return err::kNotSupp; }
-  bool program_lookup_allowed() const override { return false; }
   long next_key(const void*, void*) const override { return err::kNoEnt; }
   long user_lookup(const void*, void*) override { return err::kNotSupp; }
   long user_update(const void*, const void*, uint64_t) override { return err::kNotSupp; }

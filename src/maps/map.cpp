@@ -28,7 +28,10 @@ bool is_per_cpu(MapType t) {
 }  // namespace
 
 MapImpl::MapImpl(MapSpec spec, uint32_t workers)
-    : spec_(std::move(spec)), workers_(workers ? workers : 1), per_cpu_(is_per_cpu(spec_.type)) {
+    : spec_(std::move(spec)),
+      workers_(workers ? workers : 1),
+      per_cpu_(is_per_cpu(spec_.type)),
+      program_lookup_(spec_.type != MapType::ProgArray && spec_.type != MapType::PerfEventArray && spec_.type != MapType::Ringbuf) {
   std::lock_guard lk(registry().mu);
   id_ = registry().next_id++;
 }

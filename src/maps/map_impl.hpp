@@ -52,8 +52,9 @@ class MapImpl {
   virtual long next_key(const void* key, void* next) const = 0;
   virtual long push(const void*, uint64_t) { return err::kInval; }
   virtual long pop(void*, bool /*peek*/) { return err::kInval; }
-  // Whether a program may call lookup/update/delete on this map (not on prog arrays, ...).
-  virtual bool program_lookup_allowed() const { return true; }
+  // Whether a program may call lookup/update/delete on this map (not on prog arrays, perf event
+  // arrays, ring buffers). Not virtual: every map helper call asks.
+  bool program_lookup_allowed() const { return program_lookup_; }
 
   // ---- user side ----
   virtual long user_lookup(const void* key, void* out);
@@ -76,6 +77,7 @@ class MapImpl {
   uint32_t id_;
   uint32_t workers_;
   bool per_cpu_;
+  bool program_lookup_;
   std::atomic<bool> frozen_{false};
 };
 

@@ -28,7 +28,6 @@ class RingbufMap final : public MapImpl {
   long update(const void*, const void*, uint64_t, uint32_t) override { return err::kNotSupp; }
   long remove(const void*) override { return err::kNotSupp; }
   long next_key(const void*, void*) const override { return err::kNotSupp; }
-  bool program_lookup_allowed() const override { return false; }
   long user_lookup(const void*, void*) override { return err::kNotSupp; }
   long user_update(const void*, const void*, uint64_t) override { return err::kNotSupp; }
 

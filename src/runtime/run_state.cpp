@@ -5,7 +5,6 @@
 
 namespace ebpfvm::detail {
 namespace {
-thread_local RunState* t_current = nullptr;
 
 uint64_t splitmix(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -61,7 +60,7 @@ bool RunState::take_alloc(uint64_t ptr) {
   return false;
 }
 
-RunState* current_run() { return t_current; }
+thread_local RunState* t_current_run = nullptr;
 
 void RunState::reset() {
   worker = 0;
@@ -95,7 +94,7 @@ thread_local RunState t_first;
 thread_local bool t_first_busy = false;
 }  // namespace
 
-PooledRun::PooledRun() : prev_(t_current) {
+PooledRun::PooledRun() : prev_(t_current_run) {
   if (!t_first_busy) {
     t_first_busy = true;
     state_ = &t_first;
@@ -104,11 +103,11 @@ PooledRun::PooledRun() : prev_(t_current) {
     state_ = t_pool.states[t_pool.used++].get();
   }
   state_->reset();
-  t_current = state_;
+  t_current_run = state_;
 }
 
 PooledRun::~PooledRun() {
-  t_current = prev_;
+  t_current_run = prev_;
   if (state_ == &t_first) t_first_busy = false;
   else --t_pool.used;
 }

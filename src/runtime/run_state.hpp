@@ -85,7 +85,8 @@ struct RunState {
   bool take_alloc(uint64_t ptr);
 };
 
-RunState* current_run();
+extern thread_local RunState* t_current_run;
+inline RunState* current_run() { return t_current_run; }
 
 // A RunState for one run on this thread, reused from run to run (so a run allocates nothing once
 // warm) and never shared by nested runs. Installs itself as current_run() while it lives.
