@@ -341,7 +341,24 @@ class Compiler {
     return x86::ptr(base, static_cast<int32_t>(disp));
   }
 
+  // `rX <<= 32; rX >>= 32` (s>>=): how ISA v1 code zero- (sign-) extends a 32-bit value; one mov.
+  size_t extension(size_t pc) {
+    const isa::Insn& shl = p_.insns[pc];
+    auto shift64_by_32 = [](const isa::Insn& in, uint8_t op) {
+      return info(in.op).kind == isa::Kind::Alu && in.opcode == (isa::kAlu64 | op) && in.imm == 32;
+    };
+    if (!shift64_by_32(shl, 0x60) || !straight(pc, 2)) return 0;
+    const isa::Insn& shr = p_.insns[pc + 1];
+    if (shr.dst != shl.dst) return 0;
+    const x86::Gp D = kReg[shl.dst];
+    if (shift64_by_32(shr, 0x70)) a_->mov(D.r32(), D.r32());
+    else if (shift64_by_32(shr, 0xc0)) a_->movsxd(D, D.r32());
+    else return 0;
+    return 2;
+  }
+
   size_t fused(size_t pc) {
+    if (const size_t n = extension(pc)) return n;
     const isa::Insn& first = p_.insns[pc];
     if (is_mov_reg(first) && straight(pc, 2) && is_add64(p_.insns[pc + 1], first.dst)) {
       const isa::Insn& add = p_.insns[pc + 1];

@@ -927,7 +927,11 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
           reject(pc, R(r + 1) + " min value is negative, either use unsigned or 'var &= const'");
         if (sz.s.umin == 0 && !zero_ok) reject(pc, "invalid zero-sized read: " + R(r + 1) + " may be 0 (" + name + ")");
         if (sz.s.umax > (1u << 29)) reject(pc, R(r + 1) + " unbounded memory access, use 'var &= const' or 'if (var < const)'");
-        if (a == ArgKind::PtrToMemOrNull && v.kind == Kind::Scalar && v.s.is_const() && v.s.value() == 0) break;
+        // NULL only with a size of exactly 0 (the kernel's check_helper_mem_access).
+        if (a == ArgKind::PtrToMemOrNull && v.kind == Kind::Scalar && v.s.is_const() && v.s.value() == 0) {
+          if (sz.s.umax != 0) reject(pc, R(r) + " is NULL but " + R(r + 1) + " may be non-zero (" + name + ")");
+          break;
+        }
         if (sz.s.umax == 0) break;
         mem_arg(st, pc, r, sz.s.umin, sz.s.umax, a == ArgKind::PtrToUninitMem ? Mode::Write : Mode::Read);
         break;
