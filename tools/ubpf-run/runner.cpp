@@ -107,6 +107,10 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const st
   w.arena.clear();
   w.redirects.clear();
   w.counts = {};
+  // Each worker picks its own flows (hashing in parallel, off the reader's thread).
+  w.todo.clear();
+  for (uint32_t i = 0; i < chunk.size(); ++i)
+    if (cfg.workers == 1 || flow_hash(chunk[i].data) % cfg.workers == w.id) w.todo.push_back(i);
   // A verified program that never writes the packet reads it where the capture holds it.
   const bool in_place = prog.verify_report() && !prog.verify_report()->writes_packet;
   // Built once: a fresh copy per packet, read back as one 8-byte word, stalls store forwarding.
@@ -245,10 +249,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
   };
   if (auto r = read_chunk(chunk); !r) return r.error();
   while (!chunk.empty() && !t.fault) {
-    results.assign(chunk.size(), {});
-    for (Worker& w : workers) w.todo.clear();
-    for (uint32_t i = 0; i < chunk.size(); ++i)
-      workers[cfg.workers == 1 ? 0 : flow_hash(chunk[i].data) % cfg.workers].todo.push_back(i);
+    results.resize(chunk.size());  // every entry the chunk uses is written by its worker
     const std::function<void(size_t)> job = [&](size_t i) { run_share(prog, cfg, chunk, results, workers[i], keep_bytes); };
     pool.start(job);
     const uint64_t next_start = in.offset();
