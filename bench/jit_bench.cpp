@@ -2,7 +2,8 @@
 // (clang -O2) and to BPF (clang -target bpf: the default ISA, -mcpu=v3, and -mcpu=v4 when
 // clang-19 built it), run in one process in interleaved rounds. Prints ns per run (best and median
 // of the rounds), JIT/native and interp/JIT, the JIT's compile time per program and what the
-// compiler did (inlined lookups, direct calls, aligned loops); then compile times of real programs.
+// compiler did (inlined lookups, direct calls, aligned and vectorized loops); then compile times of
+// real programs.
 //
 //   jit_bench [OBJECT:LABEL,...] [ROUNDS] [KERNEL]
 #include <algorithm>
@@ -113,6 +114,7 @@ std::string flags(const ebpfvm::JitStats& s) {
   if (s.direct_calls) o << " direct:" << s.direct_calls;
   if (s.table_calls) o << " table:" << s.table_calls;
   if (s.aligned_loops) o << " loops:" << s.aligned_loops;
+  if (s.vectorized_loops) o << " vectorized:" << s.vectorized_loops;
   return o.str();
 }
 

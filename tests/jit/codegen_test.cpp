@@ -199,3 +199,61 @@ TEST_CASE("jit: every semantics case gives its result with constants blinded", "
   }
   CHECK(n > 150);
 }
+
+namespace {
+
+// `for (i = i0; i != n; i++) mem[i + store] = mem[i + load] OP k` as clang writes it (the exit test
+// before a goto back, or a jne back), optionally with the address moved between load and store;
+// r0 then packs the last value, the index and the address register left behind.
+std::string at(int off) { return off < 0 ? " - " + std::to_string(-off) : " + " + std::to_string(off); }
+
+std::string byte_loop(int i0, int n, int load, int store, const std::string& op, bool jne, int step) {
+  std::string t = "r2 = " + std::to_string(i0) + "\nloop:\nr3 = r1\nr3 += r2\nr4 = *(u8 *)(r3" + at(load) + ")\n";
+  if (step) t += "r3 += " + std::to_string(step) + "\n";
+  if (!op.empty()) t += "r4 " + op + "\n";
+  t += "*(u8 *)(r3" + at(store) + ") = r4\nr2 += 1\n";
+  t += jne ? "if r2 != " + std::to_string(n) + " goto loop\n" : "if r2 == " + std::to_string(n) + " goto out\ngoto loop\nout:\n";
+  t += "r3 -= r1\nr0 = r4\nr0 <<= 16\nr0 |= r2\nr0 <<= 16\nr0 |= r3\nexit\n";
+  return t;
+}
+
+}  // namespace
+
+TEST_CASE("jit: byte loops run 16 bytes at a time and leave memory and registers as byte by byte", "[jit]") {
+  struct Shape {
+    int load, store, step;
+    bool vector;  // the store lands at or behind its load, or a whole block ahead
+  };
+  const Shape shapes[] = {{0, 0, 0, true},    {1, 0, 0, true},    {40, 0, 0, true},  {0, 16, 0, true},  {0, 40, 0, true},
+                          {0, 1, 0, false},   {0, 15, 0, false},  {3, 10, 0, false}, {0, 0, 100, true}, {0, -100, 100, true}, {0, -84, 100, true},
+                          {0, -95, 100, false}};
+  const char* ops[] = {"", "^= 0x5a", "+= 200", "&= 15", "-= 3", "|= 0x80", "w4 ^= 0x33"};
+  int vectorized = 0;
+  for (const Shape& sh : shapes)
+    for (const char* op : ops)
+      for (int i0 : {0, 5})
+        for (int len : {1, 15, 16, 17, 33, 100})
+          for (bool jne : {false, true}) {
+            std::string o = op;
+            if (o.rfind("w4 ", 0) == 0) o = o.substr(3);  // the 32-bit form below
+            std::string text = byte_loop(i0, i0 + len, sh.load, sh.store, o, jne, sh.step);
+            if (std::string(op).rfind("w4 ", 0) == 0) text.replace(text.find("r4 " + o), 3 + o.size(), std::string("w4 ") + o);
+            INFO(text);
+            auto p = Program::from_assembly(text);
+            REQUIRE(p.ok());
+            auto interp = Interpreter::create(*p, {}, {Safety::Checked});
+            auto jit = JitProgram::compile_trusted(*p, {});
+            REQUIRE((interp.ok() && jit.ok()));
+            CHECK(jit->stats().vectorized_loops == (sh.vector ? 1u : 0u));
+            vectorized += static_cast<int>(jit->stats().vectorized_loops);
+            std::vector<uint8_t> mi(256), mj;
+            for (size_t b = 0; b < mi.size(); ++b) mi[b] = static_cast<uint8_t>(b * 37 + 11);
+            mj = mi;
+            auto ri = interp->run(mi);
+            auto rj = jit->run(mj);
+            REQUIRE((ri.ok() && rj.ok()));
+            CHECK(*ri == *rj);
+            CHECK(mi == mj);
+          }
+  CHECK(vectorized > 1000);
+}
