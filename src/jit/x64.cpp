@@ -361,13 +361,26 @@ class Compiler {
       return info(in.op).kind == isa::Kind::Alu && in.opcode == (isa::kAlu64 | op) && in.imm == 32;
     };
     if (!shift64_by_32(shl, 0x60) || !straight(pc, 2)) return 0;
-    const isa::Insn& shr = p_.insns[pc + 1];
-    if (shr.dst != shl.dst) return 0;
     const x86::Gp D = kReg[shl.dst];
-    if (shift64_by_32(shr, 0x70)) a_->mov(D.r32(), D.r32());
-    else if (shift64_by_32(shr, 0xc0)) a_->movsxd(D, D.r32());
+    const isa::Insn& shr = p_.insns[pc + 1];
+    if (shr.dst == shl.dst) {
+      if (shift64_by_32(shr, 0x70)) a_->mov(D.r32(), D.r32());
+      else if (shift64_by_32(shr, 0xc0)) a_->movsxd(D, D.r32());
+      else return 0;
+      return 2;
+    }
+    // `rX <<= 32; rY = rX; rY >>= 32`: rY from rX's low half directly, then rX's own shift (one
+    // instruction less, and rY no longer waits for the shift).
+    const isa::Insn& mov = shr;
+    if (!straight(pc, 3) || !is_mov_reg(mov) || mov.src != shl.dst) return 0;
+    const isa::Insn& ext = p_.insns[pc + 2];
+    const x86::Gp Y = kReg[mov.dst];
+    if (ext.dst != mov.dst) return 0;
+    if (shift64_by_32(ext, 0x70)) a_->mov(Y.r32(), D.r32());
+    else if (shift64_by_32(ext, 0xc0)) a_->movsxd(Y, D.r32());
     else return 0;
-    return 2;
+    a_->shl(D, 32);
+    return 3;
   }
 
   size_t fused(size_t pc) {
