@@ -50,8 +50,8 @@ uint32_t flow_hash(std::span<const uint8_t> p) {
   return h;
 }
 
-// One packet's outcome: trivially copyable (a chunk's worth is reset per chunk); a redirect's
-// target is kept by the worker that ran it.
+// One packet's outcome, at its position in the chunk, written by the worker that ran it (no
+// per-chunk reset); a redirect's target is kept by that worker.
 struct Result1 {
   uint8_t action = 0;
   uint32_t len_out = 0;
@@ -137,11 +137,12 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const st
     out.worker = w.id;
     auto data = w.buf.packet();
     out.len_out = static_cast<uint32_t>(data.size());
+    const ebpfvm::RedirectTarget* redirect = nullptr;
     if (r->action == ebpfvm::XdpAction::Redirect) {
       out.redirect = static_cast<uint32_t>(w.redirects.size());
-      w.redirects.push_back(std::move(r->redirect));
+      redirect = &w.redirects.emplace_back(std::move(r->redirect));
     }
-    count(w.counts, p.data.size(), out.action, out.action == 4 ? &w.redirects.back() : nullptr);
+    count(w.counts, p.data.size(), out.action, redirect);
     if (keep_bytes) {
       out.out_off = w.arena.size();
       w.arena.insert(w.arena.end(), data.begin(), data.end());
