@@ -280,7 +280,9 @@ ebpfvm::Result<std::unique_ptr<CaptureWriter>> CaptureWriter::create(const std::
   w->nsec_ = nanosecond;
   w->f_ = std::fopen(w->tmp_.c_str(), "wb");
   if (!w->f_) return io_error(path, "cannot create");
-  std::setvbuf(w->f_, nullptr, _IOFBF, 1 << 20);
+  // Our own buffer: given none, glibc ignores the size and writes 4 KiB at a time.
+  w->buf_.resize(1 << 20);
+  std::setvbuf(w->f_, w->buf_.data(), _IOFBF, w->buf_.size());
   if (!pcapng) {
     const uint32_t hdr[6] = {nanosecond ? kPcapMagicNsec : kPcapMagicUsec, 0x00040002u, 0, 0, 262144, kLinkEthernet};
     std::fwrite(hdr, sizeof hdr, 1, w->f_);

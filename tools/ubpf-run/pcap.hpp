@@ -83,6 +83,7 @@ class CaptureWriter {
   bool ng_ = false;
   bool nsec_ = false;
   bool failed_ = false;
+  std::vector<char> buf_;  // stdio's buffer: f_ is closed (finish() or the destructor's body) before it is freed
 };
 
 }  // namespace ubpf

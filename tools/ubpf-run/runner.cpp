@@ -50,12 +50,14 @@ uint32_t flow_hash(std::span<const uint8_t> p) {
   return h;
 }
 
+constexpr size_t kUnchanged = SIZE_MAX;
+
 // One packet's outcome, at its position in the chunk, written by the worker that ran it (no
 // per-chunk reset); a redirect's target is kept by that worker.
 struct Result1 {
   uint8_t action = 0;
   uint32_t len_out = 0;
-  size_t out_off = 0;  // into the worker's output arena
+  size_t out_off = kUnchanged;  // into the worker's output arena; kUnchanged: the input bytes are the output
   uint32_t worker = 0;
   uint32_t redirect = 0;  // index into the worker's redirects
 };
@@ -143,7 +145,10 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const st
       redirect = &w.redirects.emplace_back(std::move(r->redirect));
     }
     count(w.counts, p.data.size(), out.action, redirect);
-    if (keep_bytes) {
+    // Only packets that will be written are kept, and a program that never writes the packet
+    // (run in place) leaves it as the capture holds it.
+    out.out_off = kUnchanged;
+    if (keep_bytes && !in_place && cfg.write_actions[out.action]) {
       out.out_off = w.arena.size();
       w.arena.insert(w.arena.end(), data.begin(), data.end());
     }
@@ -276,7 +281,8 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
           r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect) ? &w.redirects[r.redirect] : nullptr;
       count(t, pk.data.size(), r.action, redirect);
       if (cfg.writer && cfg.write_actions[r.action]) {
-        cfg.writer->write(pk.ts_ns, std::span<const uint8_t>(w.arena.data() + r.out_off, r.len_out),
+        const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(w.arena.data() + r.out_off, r.len_out);
+        cfg.writer->write(pk.ts_ns, bytes,
                           static_cast<uint32_t>(pk.orig_len + r.len_out - pk.data.size()),
                           kVerdictComments[r.action]);
       }
