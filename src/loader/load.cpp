@@ -448,13 +448,12 @@ Error run_error(const LoadedData& d, Error e) {
 }  // namespace
 
 // The checks of run_xdp, out of its per-packet path.
-[[gnu::noinline, gnu::cold]] Error xdp_refusal(const LoadedData& d, const XdpBuffer& buffer, uint32_t worker) {
+[[gnu::noinline, gnu::cold]] Error xdp_refusal(const LoadedData& d, uint32_t worker) {
   if (d.info.type != ProgType::Xdp)
     return run_error(d, make_error(Errc::InvalidArgument, "not an XDP program (type " + std::string(to_string(d.info.type)) + ")"));
   if (worker >= d.workers)
     return run_error(d, make_error(Errc::InvalidArgument, "worker " + std::to_string(worker) + " is not below the " +
                                                                std::to_string(d.workers) + " workers given at load"));
-  (void)buffer;
   return run_error(d, make_error(Errc::InvalidArgument,
                                  "program '" + d.info.name + "' may write the packet: run it on a copy (XdpBuffer::assign), not a view"));
 }
@@ -463,14 +462,14 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   const LoadedData& d = *d_;
   // One result object, returned on every path, so it is built where the caller wants it.
   Result<XdpResult> out(std::in_place);
+  const uint32_t worker = opt.worker;
+  if (d.info.type != ProgType::Xdp || worker >= d.workers || (buffer.is_view() && !d.may_view)) [[unlikely]] {
+    out = xdp_refusal(d, worker);
+    return out;
+  }
   detail::XdpCtx& x = buffer.ctx();
   x.md.ingress_ifindex = opt.ingress_ifindex;
   x.md.rx_queue_index = opt.rx_queue_index;
-  const uint32_t worker = opt.worker;
-  if (d.info.type != ProgType::Xdp || worker >= d.workers || (buffer.is_view() && !d.may_view)) [[unlikely]] {
-    out = xdp_refusal(d, buffer, worker);
-    return out;
-  }
   detail::PooledRun pooled;
   detail::RunState& rs = pooled.state();
   rs.worker = worker;
