@@ -81,15 +81,29 @@ void merge(Totals& into, const Totals& from) {
   for (const auto& [k, v] : from.redirects) into.redirects[k] += v;
 }
 
-struct Worker {
-  uint32_t id = 0;
-  Totals counts;               // this chunk's packets, counted by the worker that ran them
-  std::vector<uint32_t> todo;  // chunk positions this worker runs, in capture order
+// What one worker made of one chunk.
+struct Share {
+  Totals counts;               // the packets it ran, counted by it
+  std::vector<uint32_t> todo;  // chunk positions it runs, in capture order
   std::vector<uint8_t> arena;  // packets as the program left them (when they are written)
   std::vector<ebpfvm::RedirectTarget> redirects;
-  uint64_t ns = 0;
   std::optional<ebpfvm::Error> fault;
   uint64_t fault_pos = 0;
+};
+
+// A chunk in flight: the workers run one while the main thread reads the next and writes out the
+// one before.
+struct Batch {
+  std::vector<Packet> packets;
+  std::vector<Result1> results;
+  std::vector<Share> shares;  // one per worker
+  uint64_t start = 0;         // file offset of its first record
+  std::function<void(size_t)> job;
+};
+
+struct Worker {
+  uint32_t id = 0;
+  uint64_t ns = 0;
   ebpfvm::XdpBuffer buf;
 };
 
@@ -104,34 +118,37 @@ ebpfvm::Result<ebpfvm::XdpResult> run_packet(const ebpfvm::LoadedProgram& prog, 
   }
 }
 
-void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const std::vector<Packet>& chunk,
-               std::vector<Result1>& results, Worker& w, bool keep_bytes) {
-  w.arena.clear();
-  w.redirects.clear();
-  w.counts = {};
+void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& batch, Worker& w, bool keep_bytes) {
+  const std::vector<Packet>& chunk = batch.packets;
+  std::vector<Result1>& results = batch.results;
+  Share& sh = batch.shares[w.id];
+  sh.arena.clear();
+  sh.redirects.clear();
+  sh.counts = {};
+  sh.fault.reset();
   // Each worker picks its own flows (hashing in parallel, off the reader's thread).
-  w.todo.clear();
+  sh.todo.clear();
   for (uint32_t i = 0; i < chunk.size(); ++i)
-    if (cfg.workers == 1 || flow_hash(chunk[i].data) % cfg.workers == w.id) w.todo.push_back(i);
+    if (cfg.workers == 1 || flow_hash(chunk[i].data) % cfg.workers == w.id) sh.todo.push_back(i);
   // A verified program that never writes the packet reads it where the capture holds it.
   const bool in_place = prog.verify_report() && !prog.verify_report()->writes_packet;
   // Built once: a fresh copy per packet, read back as one 8-byte word, stalls store forwarding.
   const ebpfvm::XdpRunOptions opts{w.id, cfg.ifindex, cfg.rxq};
   const auto t0 = Clock::now();
-  const size_t n = w.todo.size();
+  const size_t n = sh.todo.size();
   for (size_t k = 0; k < n; ++k) {
     // Headers of the packets after next, so they are in cache by the time the program reads them.
     if (k + 2 < n) {
-      const uint8_t* ahead = chunk[w.todo[k + 2]].data.data();
+      const uint8_t* ahead = chunk[sh.todo[k + 2]].data.data();
       __builtin_prefetch(ahead);
       __builtin_prefetch(ahead + 63);
     }
-    const uint32_t pos = w.todo[k];
+    const uint32_t pos = sh.todo[k];
     const Packet& p = chunk[pos];
     auto r = run_packet(prog, cfg, w, opts, p.data, in_place);
     if (!r) {
-      w.fault = r.error();
-      w.fault_pos = pos;
+      sh.fault = r.error();
+      sh.fault_pos = pos;
       break;
     }
     Result1& out = results[pos];
@@ -141,16 +158,16 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, const st
     out.len_out = static_cast<uint32_t>(data.size());
     const ebpfvm::RedirectTarget* redirect = nullptr;
     if (r->action == ebpfvm::XdpAction::Redirect) {
-      out.redirect = static_cast<uint32_t>(w.redirects.size());
-      redirect = &w.redirects.emplace_back(std::move(r->redirect));
+      out.redirect = static_cast<uint32_t>(sh.redirects.size());
+      redirect = &sh.redirects.emplace_back(std::move(r->redirect));
     }
-    count(w.counts, p.data.size(), out.action, redirect);
+    count(sh.counts, p.data.size(), out.action, redirect);
     // Only packets that will be written are kept, and a program that never writes the packet
     // (run in place) leaves it as the capture holds it.
     out.out_off = kUnchanged;
     if (keep_bytes && !in_place && cfg.write_actions[out.action]) {
-      out.out_off = w.arena.size();
-      w.arena.insert(w.arena.end(), data.begin(), data.end());
+      out.out_off = sh.arena.size();
+      sh.arena.insert(sh.arena.end(), data.begin(), data.end());
     }
   }
   w.ns += ns_since(t0);
@@ -236,62 +253,71 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
   std::vector<Worker> workers(cfg.workers);
   for (uint32_t i = 0; i < cfg.workers; ++i) workers[i].id = i;
   Pool pool(cfg.workers);
-  std::vector<Packet> chunk, next;
-  std::vector<Result1> results;
   const bool keep_bytes = cfg.writer != nullptr;
   uint64_t read = 0;  // packets taken from the capture so far
   // Up to kChunk packets, stopping at --count.
-  auto read_chunk = [&](std::vector<Packet>& out) -> ebpfvm::Result<void> {
-    out.clear();
+  auto read_chunk = [&](Batch& b) -> ebpfvm::Result<void> {
+    b.packets.clear();
+    b.start = in.offset();
     Packet p;
-    while (out.size() < kChunk && (cfg.count == 0 || read < cfg.count)) {
+    while (b.packets.size() < kChunk && (cfg.count == 0 || read < cfg.count)) {
       auto got = in.next(p);
       if (!got) return got.error();
       if (!*got) break;
-      out.push_back(p);
+      b.packets.push_back(p);
       ++read;
     }
     return {};
   };
-  if (auto r = read_chunk(chunk); !r) return r.error();
-  while (!chunk.empty() && !t.fault) {
-    results.resize(chunk.size());  // every entry the chunk uses is written by its worker
-    const std::function<void(size_t)> job = [&](size_t i) { run_share(prog, cfg, chunk, results, workers[i], keep_bytes); };
-    pool.start(job);
-    const uint64_t next_start = in.offset();
-    auto ahead = read_chunk(next);  // the next chunk's headers, while the workers run this one
+  auto launch = [&](Batch& b) {
+    b.results.resize(b.packets.size());  // every entry the chunk uses is written by its worker
+    b.shares.resize(cfg.workers);
+    b.job = [&, bp = &b](size_t i) { run_share(prog, cfg, *bp, workers[i], keep_bytes); };
+    pool.start(b.job);
+  };
+  Batch batches[2];
+  Batch* cur = &batches[0];
+  Batch* nxt = &batches[1];
+  if (auto r = read_chunk(*cur); !r) return r.error();
+  if (!cur->packets.empty()) launch(*cur);
+  while (!cur->packets.empty()) {
+    auto ahead = read_chunk(*nxt);  // the next chunk's headers, while the workers run this one
     pool.wait();
     // The first fault in capture order wins; packets after it are not counted.
-    size_t limit = chunk.size();
-    for (Worker& w : workers)
-      if (w.fault && w.fault_pos < limit) {
-        limit = w.fault_pos;
-        t.fault = w.fault;
-        t.fault_packet = chunk[w.fault_pos].index;
+    size_t limit = cur->packets.size();
+    for (const Share& sh : cur->shares)
+      if (sh.fault && sh.fault_pos < limit) {
+        limit = sh.fault_pos;
+        t.fault = sh.fault;
+        t.fault_packet = cur->packets[sh.fault_pos].index;
       }
+    // The workers run the next chunk while this one is counted and written out.
+    const bool more = ahead && !t.fault && !nxt->packets.empty();
+    if (more) launch(*nxt);
     // Without a fault or per-packet output, the workers' own counts are the chunk's.
     const bool ordered = t.fault || cfg.writer || cfg.ndjson;
     if (!ordered)
-      for (const Worker& w : workers) merge(t, w.counts);
+      for (const Share& sh : cur->shares) merge(t, sh.counts);
     for (size_t i = 0; ordered && i < limit; ++i) {
-      const Packet& pk = chunk[i];
-      const Result1& r = results[i];
-      const Worker& w = workers[r.worker];
+      const Packet& pk = cur->packets[i];
+      const Result1& r = cur->results[i];
+      const Share& sh = cur->shares[r.worker];
       const ebpfvm::RedirectTarget* redirect =
-          r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect) ? &w.redirects[r.redirect] : nullptr;
+          r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect) ? &sh.redirects[r.redirect] : nullptr;
       count(t, pk.data.size(), r.action, redirect);
       if (cfg.writer && cfg.write_actions[r.action]) {
-        const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(w.arena.data() + r.out_off, r.len_out);
+        const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
         cfg.writer->write(pk.ts_ns, bytes,
                           static_cast<uint32_t>(pk.orig_len + r.len_out - pk.data.size()),
                           kVerdictComments[r.action]);
       }
       if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r, redirect);
     }
-    in.release(next_start);  // this chunk's packets are done with
+    in.release(nxt->start);  // this chunk's packets are done with
     if (cfg.progress) cfg.progress(in.offset());
-    if (!ahead && !t.fault) return ahead.error();  // a fault before the bad record is reported first
-    chunk.swap(next);
+    if (t.fault) break;
+    if (!ahead) return ahead.error();  // after this chunk's packets, the bad record
+    std::swap(cur, nxt);
   }
   for (const Worker& w : workers) t.program_ns += w.ns;
   t.wall_ns = ns_since(start);
