@@ -56,7 +56,6 @@ struct ProgEntry {
 
 Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings,
                                                   const JitOptions& options);
-const JitStats& jit_stats(const JitImage& img);
 Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args);
 // A context program's run (r1 = ctx, nothing else), its argument in a register: a freshly built
 // RunArgs read back through a reference costs a store-forwarding stall per packet.

@@ -25,7 +25,6 @@ namespace detail {
 struct JitImage {
   using EntryFn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
   CodeMemory memory;
-  size_t size = 0;
   EntryFn entry = nullptr;
   std::vector<uint64_t> callbacks;   // native addresses of functions whose address the program takes
   Bindings bindings;
@@ -235,7 +234,7 @@ class Compiler {
     if (asmjit::Error e = code_.copyFlattenedData(mem->data(), mem->size(), CopySectionFlags::kPadSectionBuffer); e) return fail("copy", e);
     if (auto r = mem->seal(); !r) return r;
     img_.memory = std::move(*mem);
-    img_.size = code_.codeSize();
+    img_.stats.code_size = code_.codeSize();
     img_.entry = reinterpret_cast<JitImage::EntryFn>(base + code_.labelOffsetFromBase(func_labels_[0]));
     for (size_t t : callback_functions_) img_.callbacks.push_back(base + code_.labelOffsetFromBase(func_labels_[t]));
     std::sort(img_.callbacks.begin(), img_.callbacks.end());
@@ -245,7 +244,6 @@ class Compiler {
       const int64_t rel = static_cast<int64_t>(c.target - (base + code_.labelOffsetFromBase(c.after)));
       (rel == static_cast<int32_t>(rel) ? img_.stats.direct_calls : img_.stats.table_calls)++;
     }
-    img_.stats.code_size = img_.size;
     img_.calls_host = !calls_.empty();
     return {};
   }
@@ -1011,7 +1009,6 @@ Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
   return with_run_state(img, run, {}, [&] { return img.entry(ctx, 0, 0, 0, 0); });
 }
 
-const JitStats& jit_stats(const JitImage& img) { return img.stats; }
 }  // namespace detail
 
 Result<JitProgram> JitProgram::compile_trusted(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
@@ -1071,10 +1068,10 @@ Result<uint64_t> JitProgram::run(const RunArgs& args) const {
   return run_with_state(*img_, args);
 }
 
-size_t JitProgram::code_size() const { return img_->size; }
+size_t JitProgram::code_size() const { return img_->stats.code_size; }
 
 const JitStats& JitProgram::stats() const { return img_->stats; }
 
-std::span<const uint8_t> JitProgram::code() const { return {img_->memory.data(), img_->size}; }
+std::span<const uint8_t> JitProgram::code() const { return {img_->memory.data(), img_->stats.code_size}; }
 
 }  // namespace ebpfvm

@@ -48,13 +48,8 @@ bool contains(std::span<const uint8_t> code, std::vector<uint8_t> bytes) {
   return std::search(code.begin(), code.end(), bytes.begin(), bytes.end()) != code.end();
 }
 
-// r0 = values[*(u32 *)mem], or 12345 when the lookup misses.
-const char* kLookup = R"(
-r6 = *(u32 *)(r1 + 0)
-*(u32 *)(r10 - 4) = r6
-r2 = r10
-r2 += -4
-r1 = map_fd(0) ll
+// The lookup with r1 = the map and r2 = the key: r0 = the value, or 12345 when it misses.
+const std::string kCallAndLoad = R"(
 call 1
 if r0 == 0 goto miss
 r0 = *(u64 *)(r0 + 0)
@@ -63,6 +58,14 @@ miss:
 r0 = 12345
 exit
 )";
+
+// r0 = values[*(u32 *)mem], or 12345 when the lookup misses.
+const std::string kLookup = R"(
+r6 = *(u32 *)(r1 + 0)
+*(u32 *)(r10 - 4) = r6
+r2 = r10
+r2 += -4
+r1 = map_fd(0) ll)" + kCallAndLoad;
 
 }  // namespace
 
@@ -103,15 +106,7 @@ r2 += -4
 r1 = map_fd(0) ll
 if r7 == 0 goto lookup
 r1 = map_fd(1) ll
-lookup:
-call 1
-if r0 == 0 goto miss
-r0 = *(u64 *)(r0 + 0)
-exit
-miss:
-r0 = 12345
-exit
-)"),
+lookup:)" + kCallAndLoad),
                                        HelperRegistry::builtin(), maps);
   REQUIRE(p.ok());
   CHECK(p->stats().inlined_lookups == 0);
