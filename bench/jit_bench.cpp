@@ -6,9 +6,13 @@
 // real programs.
 //
 //   jit_bench [OBJECT:LABEL,...] [ROUNDS] [KERNEL]
+//
+// With JIT_BENCH_DUMP=DIR set, each kernel's machine code is also written to DIR/KERNEL.LABEL.bin,
+// for `objdump -D -b binary -m i386:x86-64`.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -147,6 +151,13 @@ bool run_object(const std::string& path, const std::string& label, int rounds, c
     auto pj = ebpfvm::JitProgram::compile_trusted(linked->code(), helpers, maps);
     auto pi = ebpfvm::Interpreter::create(linked->code(), helpers, {ebpfvm::Safety::TrustedUnchecked}, maps);
     if (!pj || !pi) return false;
+    if (const char* dir = std::getenv("JIT_BENCH_DUMP")) {
+      const std::string file = std::string(dir) + "/" + k.name + "." + label + ".bin";
+      if (FILE* f = std::fopen(file.c_str(), "wb")) {
+        std::fwrite(pj->code().data(), 1, pj->code().size(), f);
+        std::fclose(f);
+      }
+    }
     const uint64_t want = k.native(mem.data());
     if (*pj->run(mem) != want || *pi->run(mem) != want) {
       std::fprintf(stderr, "%s (%s): results differ (native %llu)\n", k.name, label.c_str(), static_cast<unsigned long long>(want));

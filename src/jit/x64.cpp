@@ -8,6 +8,7 @@
 #include <asmjit/x86.h>
 
 #include <algorithm>
+#include <bit>
 #include <optional>
 #include <random>
 
@@ -15,6 +16,7 @@
 #include "ebpfvm/verifier.hpp"
 #include "interp/image.hpp"
 #include "jit/code_memory.hpp"
+#include "jit/facts.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
 #include "runtime/bindings.hpp"
@@ -91,15 +93,6 @@ bool is_call(isa::Kind k) {
   return k == isa::Kind::Call || k == isa::Kind::CallLocal || k == isa::Kind::Callx || k == isa::Kind::LdAbs || k == isa::Kind::LdInd;
 }
 
-// Whether `in` may change BPF r1 (calls clobber r1-r5).
-bool may_write_r1(const isa::Insn& in) {
-  const isa::Kind k = info(in.op).kind;
-  if (is_call(k) || k == isa::Kind::CallKfunc) return true;
-  if (k == isa::Kind::St || k == isa::Kind::Stx || k == isa::Kind::Jcond || k == isa::Kind::Ja || k == isa::Kind::Exit) return false;
-  if (k == isa::Kind::Atomic) return (in.imm & isa::kAtomicFetch) && in.src == 1;
-  return in.dst == 1;
-}
-
 bool fetches_bitwise(const isa::Insn& in) {
   return info(in.op).kind == isa::Kind::Atomic && (in.imm & isa::kAtomicFetch) && in.imm != isa::kAtomicXchg &&
          in.imm != isa::kAtomicCmpxchg && (in.imm & ~isa::kAtomicFetch) != 0x00;
@@ -135,6 +128,11 @@ class Compiler {
 
   Result<void> compile() {
     mark_targets();
+    const Helper* lookup = helpers_.find(1);
+    facts_.emplace(p_, [this, lookup](uint32_t m) -> uint32_t {
+      if (!lookup || m >= img_.bindings.maps.size() || !inlinable_lookup(*lookup, img_.bindings.maps[m].get())) return 0;
+      return img_.bindings.maps[m]->spec().max_entries;
+    });
     Layout first;
     if (auto r = emit(nullptr, first); !r) return r;
     measure_loops(first);
@@ -270,24 +268,29 @@ class Compiler {
     a.bind(func_labels_[fi]);
     prologue(frame_);
     epilogue_ = a.newLabel();
-    r1_map_ = nullptr;
     for (size_t pc = fn.entry; pc < fn.end; ++pc) {
       if (!opts_.blind_constants)
         if (auto loop = byte_loop(pc, fn.end)) vector_prefix(*loop);
       align_loop(pc);
       a.bind(insn_labels_[pc]);
       layout_->start[pc] = static_cast<uint32_t>(a.offset());
-      if (target_[pc]) r1_map_ = nullptr;
+      if (facts_->is_block(pc)) {
+        now_ = facts_->at_block(pc);
+        spill_.valid = false;
+      }
+      skipped_ = false;
+      const size_t first = pc;
       if (const size_t n = fused(pc); n > 0) {
         for (size_t last = pc + n - 1; pc < last;) {
-          track_r1(pc);
+          facts_->step(now_, pc);
           a.bind(insn_labels_[++pc]);
           layout_->start[pc] = layout_->end[pc - 1] = static_cast<uint32_t>(a.offset());
         }
       } else if (auto r = insn(pc); !r) {
         return r;
       }
-      track_r1(pc);
+      facts_->step(now_, pc);
+      track_spill(first, pc);
       layout_->end[pc] = static_cast<uint32_t>(a.offset());
       if (info(p_.insns[pc].op).kind == isa::Kind::Lddw) ++pc;
     }
@@ -362,7 +365,8 @@ class Compiler {
     const x86::Gp D = kReg[shl.dst];
     const isa::Insn& shr = p_.insns[pc + 1];
     if (shr.dst == shl.dst) {
-      if (shift64_by_32(shr, 0x70)) a_->mov(D.r32(), D.r32());
+      if (shift64_by_32(shr, 0x70) && now_.reg[shl.dst].max <= UINT32_MAX) ++img_.stats.folded;
+      else if (shift64_by_32(shr, 0x70)) a_->mov(D.r32(), D.r32());
       else if (shift64_by_32(shr, 0xc0)) a_->movsxd(D, D.r32());
       else return 0;
       return 2;
@@ -381,12 +385,101 @@ class Compiler {
     return 3;
   }
 
+  // clang builds a big-endian 16-bit field from two byte loads, in either order:
+  //   T = *(u8 *)(A + o + 1); D = *(u8 *)(A + o); D <<= 8; D |= T
+  // That is one 16-bit load and a byte swap; T is loaded as well only if something reads it later.
+  struct BytePair {
+    uint8_t d, t, a;
+    int16_t off;  // o
+  };
+
+  std::optional<BytePair> byte_pair(size_t pc) const {
+    if (!straight(pc, 4)) return std::nullopt;
+    const isa::Insn* in = &p_.insns[pc];
+    auto byte_load = [](const isa::Insn& i) { return i.opcode == (isa::kLdx | 0x60 | 0x10); };
+    const isa::Insn &l0 = in[0], &l1 = in[1], &shl = in[2], &orr = in[3];
+    if (!byte_load(l0) || !byte_load(l1) || l0.src != l1.src || l0.dst == l0.src || l0.dst == l1.dst) return std::nullopt;
+    auto alu_op = [](const isa::Insn& i, uint8_t op, bool x) {  // 32- or 64-bit alike: the value fits in 16 bits
+      return info(i.op).kind == isa::Kind::Alu && isa::op_code(i.opcode) == op && isa::uses_src_reg(i.opcode) == x;
+    };
+    if (!alu_op(shl, 0x60, false) || shl.imm != 8 || !alu_op(orr, 0x40, true)) return std::nullopt;
+    const uint8_t d = shl.dst, t = orr.src;
+    const isa::Insn& hi = l0.dst == d ? l0 : l1;
+    const isa::Insn& lo = l0.dst == d ? l1 : l0;
+    if (orr.dst != d || hi.dst != d || lo.dst != t || int32_t{lo.off} != int32_t{hi.off} + 1) return std::nullopt;
+    return BytePair{d, t, l0.src, hi.off};
+  }
+
+  // `at` addresses A + o; `after` is the pair's last slot.
+  bool emit_byte_pair(const BytePair& b, x86::Mem at, size_t after) {
+    const bool t_live = facts_->live_after(after, b.t);
+    auto in_address = [&](uint8_t r) {
+      const uint32_t id = kReg[r].id();
+      return (at.hasBase() && at.baseId() == id) || (at.hasIndex() && at.indexId() == id);
+    };
+    const bool t_first = in_address(b.d);
+    if (t_first && t_live && in_address(b.t)) return false;
+    x86::Mem lo = at;
+    lo.addOffset(1);
+    lo.setSize(1);
+    at.setSize(2);
+    if (t_first && t_live) a_->movzx(kReg[b.t].r32(), lo);
+    a_->movzx(kReg[b.d].r32(), at);
+    if (!t_first && t_live) a_->movzx(kReg[b.t].r32(), lo);
+    a_->rol(kReg[b.d].r16(), 8);
+    ++img_.stats.byte_pairs;
+    return true;
+  }
+
+  // An instruction that only computes its dst (or loads it), when nothing reads dst afterwards.
+  bool dead(size_t pc) {
+    const isa::Insn& in = p_.insns[pc];
+    const isa::Kind k = info(in.op).kind;
+    const bool pure = k == isa::Kind::Alu || k == isa::Kind::Neg || k == isa::Kind::End || k == isa::Kind::MovSx ||
+                      k == isa::Kind::Ldx || (k == isa::Kind::Lddw && in.op != isa::Op::LDDW_CODE);
+    if (!pure || in.dst == 10 || facts_->live_after(pc, in.dst)) return false;
+    ++img_.stats.folded;
+    skipped_ = true;
+    return true;
+  }
+
+  // After compiling slots first..last: whether the last 32-bit store to the frame still has its
+  // value in the host register it came from. Skipped instructions changed no host register.
+  void track_spill(size_t first, size_t last) {
+    if (skipped_) return;
+    for (size_t pc = first; pc <= last; ++pc) {
+      const isa::Insn& in = p_.insns[pc];
+      const isa::Kind k = info(in.op).kind;
+      const int64_t end = int64_t{in.off} + isa::mem_size(in.opcode);
+      if (k == isa::Kind::Stx && in.dst == 10 && isa::mem_size(in.opcode) == 4) {
+        spill_ = {in.off, in.src, true};
+      } else if (k == isa::Kind::St || k == isa::Kind::Stx || k == isa::Kind::Atomic) {
+        const bool apart = in.dst == 10 && (end <= spill_.off || spill_.off + 4 <= in.off);
+        if (!apart) spill_.valid = false;
+        if (k == isa::Kind::Atomic && (in.imm & isa::kAtomicFetch) && (in.src == spill_.reg || spill_.reg == 0)) spill_.valid = false;
+      } else if (is_call(k) || k == isa::Kind::CallKfunc) {
+        spill_.valid = false;
+      } else if (k != isa::Kind::Ja && k != isa::Kind::Jcond && k != isa::Kind::Exit && in.dst == spill_.reg) {
+        spill_.valid = false;
+      }
+    }
+  }
+
   size_t fused(size_t pc) {
+    if (info(p_.insns[pc].op).kind != isa::Kind::Lddw && dead(pc)) return 1;
     if (const size_t n = extension(pc)) return n;
     const isa::Insn& first = p_.insns[pc];
     if (is_mov_reg(first) && straight(pc, 2) && is_add64(p_.insns[pc + 1], first.dst)) {
       const isa::Insn& add = p_.insns[pc + 1];
+      if (first.dst != 10 && !facts_->live_after(pc + 1, first.dst)) {
+        img_.stats.folded += 2;
+        return 2;
+      }
       const x86::Gp S = kReg[first.src];  // after rX = rY, "rX += rX" adds rY: sum_address's `x`
+      // The address of a byte pair, when rX itself is not needed after it.
+      if (const auto bp = byte_pair(pc + 2); bp && bp->a == first.dst)
+        if (bp->d == bp->a || bp->t == bp->a || !facts_->live_after(pc + 5, bp->a))
+          if (auto m = sum_address(S, add, first.dst, bp->off); m && emit_byte_pair(*bp, *m, pc + 5)) return 6;
       if (straight(pc, 3) && is_self_load(p_.insns[pc + 2], first.dst))
         if (auto m = sum_address(S, add, first.dst, p_.insns[pc + 2].off)) {
           load(p_.insns[pc + 2], *m);
@@ -398,6 +491,7 @@ class Compiler {
       }
       return 0;
     }
+    if (const auto bp = byte_pair(pc); bp && emit_byte_pair(*bp, x86::ptr(kReg[bp->a], bp->off), pc + 3)) return 4;
     if (is_add64(first, first.dst) && straight(pc, 2) && is_self_load(p_.insns[pc + 1], first.dst))
       if (auto m = sum_address(kReg[first.dst], first, first.dst, p_.insns[pc + 1].off)) {
         load(p_.insns[pc + 1], *m);
@@ -509,17 +603,6 @@ class Compiler {
     ++img_.stats.vectorized_loops;
   }
 
-  // Remembers when r1 holds a map pointer from an lddw in this straight-line run of code.
-  void track_r1(size_t pc) {
-    const isa::Insn& in = p_.insns[pc];
-    if (in.dst == 1 && (in.op == isa::Op::LDDW_MAP_FD || in.op == isa::Op::LDDW_MAP_IDX)) {
-      const uint32_t idx = static_cast<uint32_t>(in.imm);
-      r1_map_ = idx < img_.bindings.maps.size() ? img_.bindings.maps[idx].get() : nullptr;
-    } else if (may_write_r1(in)) {
-      r1_map_ = nullptr;
-    }
-  }
-
   // ---- constants (blinded on request, so no program-chosen bytes appear in executable memory) ----
 
   uint32_t key() { return static_cast<uint32_t>(rng_()); }
@@ -582,8 +665,25 @@ class Compiler {
     }
   }
 
+  // An `and` whose mask keeps every bit the register can have, or a 32-bit move of a register
+  // onto itself (a zero-extension) when the value already fits in 32 bits.
+  bool changes_nothing(const isa::Insn& in) const {
+    const bool w = isa::is_alu64(in.opcode), x = isa::uses_src_reg(in.opcode);
+    const uint64_t max = now_.reg[in.dst].max;
+    const uint64_t bits = max == 0 ? 0 : UINT64_MAX >> std::countl_zero(max);
+    if (isa::op_code(in.opcode) == 0x50 && !x) {
+      const uint64_t mask = w ? static_cast<uint64_t>(int64_t{in.imm}) : static_cast<uint32_t>(in.imm);
+      return (bits & ~mask) == 0;  // a 32-bit mask leaves no bit above 31 either
+    }
+    return isa::op_code(in.opcode) == 0xb0 && x && !w && in.src == in.dst && max <= UINT32_MAX;
+  }
+
   void alu(const isa::Insn& in) {
     x86::Assembler& a = *a_;
+    if (changes_nothing(in)) {
+      ++img_.stats.folded;
+      return;
+    }
     const bool w = isa::is_alu64(in.opcode), x = isa::uses_src_reg(in.opcode);
     const x86::Gp D = reg(in.dst, w);
     const uint8_t op = isa::op_code(in.opcode);
@@ -729,8 +829,41 @@ class Compiler {
     }
   }
 
+  // The outcome of an unsigned comparison the registers' ranges already decide.
+  std::optional<bool> decided(const isa::Insn& in) const {
+    const bool w = !isa::is_jmp32(in.opcode), x = isa::uses_src_reg(in.opcode);
+    jit::Range l = now_.reg[in.dst];
+    jit::Range r = x ? now_.reg[in.src] : jit::Range{};
+    if (!x) r.min = r.max = w ? static_cast<uint64_t>(int64_t{in.imm}) : static_cast<uint32_t>(in.imm);
+    if (!w && (l.max > UINT32_MAX || r.max > UINT32_MAX)) return std::nullopt;
+    auto less = [](const jit::Range& p, const jit::Range& q) -> std::optional<bool> {  // p < q
+      if (p.max < q.min) return true;
+      if (p.min >= q.max) return false;
+      return std::nullopt;
+    };
+    auto negate = [](std::optional<bool> v) { return v ? std::optional<bool>(!*v) : std::nullopt; };
+    switch (isa::op_code(in.opcode)) {
+      case 0x10: case 0x50: {
+        std::optional<bool> eq;
+        if (l.max < r.min || r.max < l.min) eq = false;
+        else if (l.min == l.max && r.min == r.max) eq = true;
+        return isa::op_code(in.opcode) == 0x10 ? eq : negate(eq);
+      }
+      case 0xa0: return less(l, r);
+      case 0x30: return negate(less(l, r));
+      case 0x20: return less(r, l);
+      case 0xb0: return negate(less(r, l));
+      default: return std::nullopt;
+    }
+  }
+
   void jcond(const isa::Insn& in, size_t pc) {
     x86::Assembler& a = *a_;
+    if (const auto taken = decided(in)) {
+      if (*taken) a.jmp(insn_labels_[static_cast<size_t>(isa::jump_target(in, pc))]);
+      ++img_.stats.folded;
+      return;
+    }
     const bool w = !isa::is_jmp32(in.opcode), x = isa::uses_src_reg(in.opcode);
     const x86::Gp D = reg(in.dst, w);
     const uint8_t op = isa::op_code(in.opcode);
@@ -794,47 +927,61 @@ class Compiler {
     return h.id == 1 && h.fn == HelperRegistry::builtin().find(1)->fn && m && m->spec().type == MapType::Array && !m->per_cpu();
   }
 
-  bool inline_array_lookup(const Helper& h) {
-    if (!inlinable_lookup(h, r1_map_)) return false;
-    detail::MapImpl& m = *r1_map_;
+  detail::MapImpl* r1_map() const {
+    const int32_t m = now_.map[1];
+    return m >= 0 && static_cast<size_t>(m) < img_.bindings.maps.size() ? img_.bindings.maps[static_cast<size_t>(m)].get() : nullptr;
+  }
+
+  // When the key's range is known to be inside the array (r2 points at a stack slot written from
+  // a known range), the check goes too: the lookup is address arithmetic alone.
+  bool key_in_range(uint32_t max_entries) const {
+    const auto key = now_.fp[2] == jit::State::kNone ? std::nullopt : now_.slot(now_.fp[2], 4);
+    return key && *key < max_entries;
+  }
+
+  bool inline_array_lookup(const Helper& h, size_t pc) {
+    detail::MapImpl* map = r1_map();
+    if (!inlinable_lookup(h, map)) return false;
     x86::Assembler& a = *a_;
-    const uint32_t stride = m.value_stride();
-    a.mov(x86::eax, x86::dword_ptr(x86::rsi));
-    a.mov(x86::r11, reinterpret_cast<uint64_t>(detail::array_base(m)));
-    if (stride == 8) {
-      a.lea(x86::r11, x86::ptr(x86::r11, x86::rax, 3));
+    const uint32_t stride = map->value_stride();
+    const bool checked = !key_in_range(map->spec().max_entries);
+    const x86::Gp at = checked ? x86::r11 : x86::rax;
+    // The key straight from its stack slot: then r2 (and the map in r1) need not exist at all.
+    if (facts_->frame_lookup(pc)) {
+      const int32_t off = now_.fp[2] - now_.fp[10];
+      if (spill_.valid && spill_.off == off) a.mov(x86::eax, kReg[spill_.reg].r32());  // no wait for the store
+      else a.mov(x86::eax, x86::dword_ptr(x86::rbp, off));
+    } else {
+      a.mov(x86::eax, x86::dword_ptr(x86::rsi));
+    }
+    a.mov(x86::r11, reinterpret_cast<uint64_t>(detail::array_base(*map)));
+    if (stride == 1 || stride == 2 || stride == 4 || stride == 8) {
+      a.lea(at, x86::ptr(x86::r11, x86::rax, static_cast<uint32_t>(std::countr_zero(stride))));
     } else {
       a.imul(x86::r10, x86::rax, stride);
-      a.add(x86::r11, x86::r10);
+      a.lea(at, x86::ptr(x86::r11, x86::r10));
     }
-    a.xor_(x86::r10d, x86::r10d);
-    a.cmp(x86::eax, m.spec().max_entries);
-    a.cmovb(x86::r10, x86::r11);
-    a.mov(x86::rax, x86::r10);
+    if (checked) {
+      a.xor_(x86::r10d, x86::r10d);
+      a.cmp(x86::eax, map->spec().max_entries);
+      a.cmovb(x86::r10, x86::r11);
+      a.mov(x86::rax, x86::r10);
+    } else {
+      ++img_.stats.folded;
+    }
     ++img_.stats.inlined_lookups;
     return true;
   }
 
-  // The map pointer of `r1 = map ll` right before an inlined lookup is never needed: the lookup
-  // does not read r1, and calls leave r1 undefined.
-  bool feeds_inlined_lookup(const isa::Insn& in, size_t pc) const {
-    if (in.dst != 1 || (in.op != isa::Op::LDDW_MAP_FD && in.op != isa::Op::LDDW_MAP_IDX)) return false;
-    if (pc + 2 >= p_.insns.size() || target_[pc + 2]) return false;
-    const isa::Insn& call = p_.insns[pc + 2];
-    if (info(call.op).kind != isa::Kind::Call) return false;
-    const Helper* h = helpers_.find(static_cast<uint32_t>(call.imm));
-    const auto idx = static_cast<uint32_t>(in.imm);
-    return h && idx < img_.bindings.maps.size() && inlinable_lookup(*h, img_.bindings.maps[idx].get());
-  }
-
   Result<void> helper_call(const isa::Insn& in, uint32_t at) {
+    const size_t pc = at;
     const Helper* h = helpers_.find(static_cast<uint32_t>(in.imm));
     if (!h) return make_error_at(Errc::UnknownHelper, at, "unknown helper " + std::to_string(in.imm));
     if (is_tail_call(in)) {
       tail_call();
       return {};
     }
-    if (inline_array_lookup(*h)) return {};
+    if (inline_array_lookup(*h, pc)) return {};
     a_->mov(x86::r9, reinterpret_cast<uint64_t>(h->user));
     call_abs(reinterpret_cast<const void*>(h->fn));
     return {};
@@ -889,7 +1036,7 @@ class Compiler {
     }
     auto v = detail::resolve_lddw(p_, pc, img_.bindings, img_.regions);
     if (!v) return v.error();
-    if (feeds_inlined_lookup(in, pc)) return {};
+    if (dead(pc)) return {};  // e.g. the map of an inlined lookup
     // Array values (global data) never go away; a map itself hands out elements that may.
     if (in.op == isa::Op::LDDW_MAP_FD || in.op == isa::Op::LDDW_MAP_IDX) img_.uses_maps = true;
     load_imm64(kReg[in.dst], *v);
@@ -959,7 +1106,14 @@ class Compiler {
   std::vector<CallSite> calls_;
   Frame frame_;
   Label epilogue_;
-  detail::MapImpl* r1_map_ = nullptr;
+  std::optional<jit::Facts> facts_;
+  struct {
+    int32_t off = 0;
+    uint8_t reg = 0;
+    bool valid = false;
+  } spill_;
+  bool skipped_ = false;  // the slot just compiled emitted nothing
+  jit::State now_ = jit::State::entry();  // what holds before the instruction being compiled
 };
 
 }  // namespace

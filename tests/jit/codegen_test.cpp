@@ -81,6 +81,82 @@ TEST_CASE("jit: a lookup in a constant array map is inlined and gives what the h
   CHECK(run_key(*p, 0xffffffffu) == 12345);
 }
 
+// r0 = values[mem[0]] (a byte key), or 12345 when the lookup misses.
+const std::string kByteKeyLookup = R"(
+r6 = *(u8 *)(r1 + 0)
+*(u32 *)(r10 - 4) = r6
+r2 = r10
+r2 += -4
+r1 = map_fd(0) ll)" + kCallAndLoad;
+
+TEST_CASE("jit: a lookup whose key is known to be inside the array needs no check and no NULL test", "[jit]") {
+  const Map m = array(MapType::Array, 256);
+  auto p = JitProgram::compile(prog(kByteKeyLookup), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
+  REQUIRE(p.ok());
+  CHECK(p->stats().inlined_lookups == 1);
+  // Folded: the index check, the NULL test, and r2 = r10 - 4 and the map address, which the
+  // inlined lookup does not read.
+  CHECK(p->stats().folded == 5);
+  for (uint32_t k : {0u, 1u, 77u, 255u}) CHECK(run_key(*p, k) == 100 + k);
+  CHECK(run_key(*p, 0x1ff) == 100 + 0xff);  // only the low byte is the key
+}
+
+TEST_CASE("jit: a byte key that may run past a smaller array keeps the check", "[jit]") {
+  const Map m = array(MapType::Array, 200);
+  auto p = JitProgram::compile(prog(kByteKeyLookup), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
+  REQUIRE(p.ok());
+  CHECK(p->stats().inlined_lookups == 1);
+  CHECK(p->stats().folded == 3);  // only what the lookup does not read
+  CHECK(run_key(*p, 199) == 299);
+  CHECK(run_key(*p, 200) == 12345);
+  CHECK(run_key(*p, 255) == 12345);
+}
+
+TEST_CASE("jit: a key stored, then overwritten in the slot, is read back from the stack", "[jit]") {
+  const Map m = array(MapType::Array, 256);
+  // The inlined lookup may take the key from the register it was stored from, unless the slot
+  // has changed since: here a byte store replaces its low byte.
+  auto p = JitProgram::compile(prog(R"(
+r6 = *(u8 *)(r1 + 0)
+*(u32 *)(r10 - 4) = r6
+*(u8 *)(r10 - 4) = 9
+r2 = r10
+r2 += -4
+r1 = map_fd(0) ll)" + kCallAndLoad),
+                               HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
+  REQUIRE(p.ok());
+  CHECK(run_key(*p, 5) == 109);
+  CHECK(run_key(*p, 0) == 109);
+}
+
+TEST_CASE("jit: big-endian fields built from byte pairs are loaded as 16-bit words", "[jit]") {
+  // An EtherType and, after a VLAN tag, the inner one: clang's shape for `p[12] << 8 | p[13]`.
+  auto p = JitProgram::compile_trusted(prog(R"(
+r2 = *(u8 *)(r1 + 13)
+r3 = *(u8 *)(r1 + 12)
+r3 <<= 8
+r3 |= r2
+r0 = r3
+if r3 != 0x8100 goto out
+r2 = *(u8 *)(r1 + 17)
+r0 = *(u8 *)(r1 + 16)
+r0 <<= 8
+r0 |= r2
+out:
+exit
+)"),
+                                       HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  CHECK(p->stats().byte_pairs == 2);
+  std::vector<uint8_t> pkt(20, 0);
+  pkt[12] = 0x81;
+  pkt[16] = 0x86;
+  pkt[17] = 0xdd;
+  CHECK(*p->run(pkt) == 0x86dd);
+  pkt[12] = 0x08;
+  CHECK(*p->run(pkt) == 0x0800);
+}
+
 TEST_CASE("jit: lookups in hash and per-CPU maps stay helper calls", "[jit]") {
   for (MapType t : {MapType::Hash, MapType::PercpuArray}) {
     INFO(static_cast<int>(t));
@@ -148,7 +224,7 @@ r0 += 0x11223344
 *(u32 *)(r10 - 8) = 0x55667788
 r1 = *(u32 *)(r10 - 8)
 r0 += r1
-if r0 == 0x21436587 goto +1
+if r0 == 0x61436587 goto +1
 r0 |= 0x6a6b6c6d
 r2 = 0x0102030405060708 ll
 r0 ^= r2
@@ -157,7 +233,7 @@ r0 /= r3
 exit
 )";
   const std::vector<std::vector<uint8_t>> constants = {{0x3c, 0x3c, 0x3c, 0x3c}, {0x44, 0x33, 0x22, 0x11}, {0x88, 0x77, 0x66, 0x55},
-                                                       {0x87, 0x65, 0x43, 0x21}, {0x6d, 0x6c, 0x6b, 0x6a}, {8, 7, 6, 5, 4, 3, 2, 1},
+                                                       {0x87, 0x65, 0x43, 0x61}, {0x6d, 0x6c, 0x6b, 0x6a}, {8, 7, 6, 5, 4, 3, 2, 1},
                                                        {0x7e, 0x7e, 0x7e, 0x7e}};
   auto plain = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin());
   JitOptions o;

@@ -1,0 +1,80 @@
+// What a JIT may assume about registers beyond the instruction at hand, from two dataflow passes
+// over the bytecode (independent of the target, so any backend can read them):
+//  - forward: each register's unsigned range, whether it holds the frame pointer plus a constant
+//    or a map (lddw), and what a few stack slots hold. A mask that changes nothing, or a bounds
+//    check that cannot fail, can then be left out.
+//  - backward: which registers some later instruction still reads. A temporary nobody reads again
+//    need not be computed.
+// Both hold for any run of the program, verified or not: nothing here relies on the verifier.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+#include "isa/isa.hpp"
+
+namespace ebpfvm::jit {
+
+struct Range {
+  uint64_t min = 0, max = UINT64_MAX;
+  bool operator==(const Range&) const = default;
+};
+
+struct State {
+  static constexpr int32_t kNone = INT32_MIN;
+  struct Slot {
+    int32_t off;   // from r10
+    uint8_t size;  // bytes
+    uint64_t max;  // unsigned bound of what was stored there
+    bool operator==(const Slot&) const = default;
+  };
+  std::array<Range, 11> reg;
+  std::array<int32_t, 11> fp;   // the register is r10 + fp[r], or kNone
+  std::array<int32_t, 11> map;  // the register holds map number map[r] (an lddw), or kNone
+  std::array<Slot, 4> slots{};
+  uint8_t nslots = 0;
+
+  // Nothing known, but r10: the frame pointer of a function's entry.
+  static State entry();
+  std::optional<uint64_t> slot(int32_t off, unsigned size) const;
+  bool operator==(const State&) const = default;
+};
+
+class Facts {
+ public:
+  // inline_entries(m): when the backend inlines lookups in map m (a plain array), its
+  // max_entries; 0 otherwise. A lookup there with a key known in range is never NULL.
+  using InlineEntries = std::function<uint32_t(uint32_t map)>;
+  Facts(const isa::Program& prog, InlineEntries inline_entries);
+
+  // The state where a block starts (a jump target or a function entry); a backend steps it
+  // through the block's instructions with step().
+  const State& at_block(size_t pc) const { return states_[block_[pc]]; }
+  bool is_block(size_t pc) const { return block_[pc] >= 0; }
+  void step(State& s, size_t pc) const;
+
+  // Whether some path from after slot pc reads r before writing it.
+  bool live_after(size_t pc, unsigned r) const { return (live_out_[pc] >> r) & 1; }
+
+  // The call at pc is a lookup the backend inlines (inline_entries says so for the map in r1)
+  // with the key in a stack slot at a known offset: it reads neither r1 nor r2, only the frame.
+  bool frame_lookup(size_t pc) const { return frame_lookup_[pc]; }
+
+ private:
+  void forward();
+  void backward();
+  bool join(size_t block, const State& in, bool widen);
+
+  const isa::Program& p_;
+  InlineEntries inline_entries_;
+  std::vector<int32_t> block_;  // index into states_ at block starts, -1 elsewhere
+  std::vector<State> states_;
+  std::vector<bool> seen_;      // per block: some state has reached it
+  std::vector<uint16_t> live_out_;
+  std::vector<bool> frame_lookup_;
+};
+
+}  // namespace ebpfvm::jit

@@ -1,0 +1,132 @@
+// The JIT's register facts (src/jit/facts.hpp) on small programs: ranges where blocks start,
+// widening at loop heads, stack slots, liveness, and which lookups read their key from the frame.
+#include <catch2/catch.hpp>
+
+#include "jit/facts.hpp"
+#include "support.hpp"
+
+using namespace ebpfvm;
+
+namespace {
+
+isa::Program decoded(const std::string& text) {
+  auto p = isa::decode(test::must_assemble(text));
+  REQUIRE(p.ok());
+  return std::move(*p);
+}
+
+uint32_t no_inlining(uint32_t) { return 0; }
+
+// The state just before slot `pc`, stepped from the block that holds it.
+jit::State before(const jit::Facts& f, size_t pc) {
+  size_t start = pc;
+  while (!f.is_block(start)) --start;
+  jit::State s = f.at_block(start);
+  for (size_t i = start; i < pc; ++i) f.step(s, i);
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("jit facts: ranges and frame offsets join where paths meet", "[jit]") {
+  const isa::Program p = decoded(R"(
+r2 = *(u8 *)(r1 + 0)
+r3 = 7
+r4 = r10
+r4 += -16
+if r2 == 3 goto +1
+r3 = 9
+r0 = r3
+exit
+)");
+  const jit::Facts f(p, no_inlining);
+  REQUIRE(f.is_block(6));
+  const jit::State& s = f.at_block(6);
+  CHECK(s.reg[2] == jit::Range{0, 255});
+  CHECK(s.reg[3] == jit::Range{7, 9});
+  CHECK(s.fp[4] == -16);
+  CHECK(s.fp[10] == 0);
+  CHECK(s.fp[3] == jit::State::kNone);
+}
+
+TEST_CASE("jit facts: a loop counter widens, a constant set before the loop stays", "[jit]") {
+  const isa::Program p = decoded(R"(
+r2 = 0
+r5 = 40
+r0 = 0
+r0 += r2
+r2 += 1
+if r2 != 1000 goto -3
+exit
+)");
+  const jit::Facts f(p, no_inlining);
+  REQUIRE(f.is_block(3));
+  const jit::State& s = f.at_block(3);
+  CHECK(s.reg[2] == jit::Range{0, UINT64_MAX});
+  CHECK(s.reg[5] == jit::Range{40, 40});
+}
+
+TEST_CASE("jit facts: stack slots hold the range stored until something may overwrite them", "[jit]") {
+  const isa::Program p = decoded(R"(
+r2 = *(u16 *)(r1 + 0)
+*(u32 *)(r10 - 8) = r2
+r3 = *(u32 *)(r10 - 8)
+*(u8 *)(r10 - 5) = 1
+r4 = *(u32 *)(r10 - 8)
+*(u32 *)(r10 - 8) = r2
+*(u8 *)(r1 + 0) = 1
+r5 = *(u32 *)(r10 - 8)
+exit
+)");
+  const jit::Facts f(p, no_inlining);
+  CHECK(before(f, 3).reg[3] == jit::Range{0, 0xffff});
+  CHECK(before(f, 5).reg[4] == jit::Range{0, UINT32_MAX});  // a byte of the slot was replaced
+  CHECK(before(f, 8).reg[5] == jit::Range{0, UINT32_MAX});  // r1 might point into the stack
+}
+
+TEST_CASE("jit facts: a register is live after an instruction only if a later one reads it first", "[jit]") {
+  const isa::Program p = decoded(R"(
+r2 = 5
+r2 = 6
+r0 = r2
+r1 = 3
+call 7
+exit
+)");
+  const jit::Facts f(p, no_inlining);
+  CHECK_FALSE(f.live_after(0, 2));
+  CHECK(f.live_after(1, 2));
+  CHECK(f.live_after(2, 2));  // a call counts as reading all of r1-r5
+  CHECK(f.live_after(3, 1));  // the call reads its arguments
+  CHECK(f.live_after(4, 0));  // exit reads r0
+  CHECK_FALSE(f.live_after(4, 1));
+}
+
+TEST_CASE("jit facts: an inlined lookup with its key in a known slot reads neither r1 nor r2", "[jit]") {
+  const std::string text = R"(
+r6 = *(u8 *)(r1 + 0)
+*(u32 *)(r10 - 4) = r6
+r2 = r10
+r2 += -4
+r1 = map_fd(0) ll
+call 1
+exit
+)";
+  const isa::Program p = decoded(text);
+  const jit::Facts inlined(p, [](uint32_t m) { return m == 0 ? 256u : 0u; });
+  CHECK(inlined.frame_lookup(6));
+  CHECK_FALSE(inlined.live_after(3, 2));  // so r2 = r10 - 4 need not be computed
+  CHECK_FALSE(inlined.live_after(4, 1));  // nor the map's address
+  jit::State s = before(inlined, 6);
+  inlined.step(s, 6);
+  CHECK(s.reg[0].min == 1);  // never NULL: the key is below 256
+
+  const jit::Facts small(p, [](uint32_t) { return 200u; });
+  s = before(small, 6);
+  small.step(s, 6);
+  CHECK(s.reg[0].min == 0);  // a byte key may miss 200 entries
+
+  const jit::Facts called(p, no_inlining);
+  CHECK_FALSE(called.frame_lookup(6));
+  CHECK(called.live_after(3, 2));
+}
