@@ -119,6 +119,9 @@ std::string flags(const ebpfvm::JitStats& s) {
   if (s.table_calls) o << " table:" << s.table_calls;
   if (s.aligned_loops) o << " loops:" << s.aligned_loops;
   if (s.vectorized_loops) o << " vectorized:" << s.vectorized_loops;
+  if (s.byte_pairs) o << " pairs:" << s.byte_pairs;
+  if (s.sunk) o << " sunk:" << s.sunk;
+  if (s.folded) o << " folded:" << s.folded;
   return o.str();
 }
 

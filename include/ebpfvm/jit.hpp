@@ -39,7 +39,8 @@ struct JitStats {
   uint32_t vectorized_loops = 0;   // byte loops (copy, or one ALU op with a constant) run 16 bytes at a time
   uint32_t blinded_constants = 0;
   uint32_t folded = 0;             // masks, extensions, bounds checks and branches the register ranges made unnecessary
-  uint32_t byte_pairs = 0;         // big-endian 16-bit fields built from two byte loads, loaded as one
+  uint32_t byte_pairs = 0;
+  uint32_t sunk = 0;               // instructions moved past a branch onto the one edge that reads their result         // big-endian 16-bit fields built from two byte loads, loaded as one
 };
 
 class JitProgram {

@@ -293,12 +293,38 @@ void Facts::forward() {
   }
 }
 
+RegSets regs_of(const isa::Insn& in) {
+  const bool x = isa::uses_src_reg(in.opcode);
+  const auto bit = [](unsigned r) { return static_cast<uint16_t>(1u << r); };
+  constexpr uint16_t kArgs = 0x3e;  // r1-r5
+  switch (isa::info(in.op).kind) {
+    case Kind::Alu: return {static_cast<uint16_t>((isa::op_code(in.opcode) == 0xb0 ? 0 : bit(in.dst)) | (x ? bit(in.src) : 0)), bit(in.dst)};
+    case Kind::Neg: case Kind::End: return {bit(in.dst), bit(in.dst)};
+    case Kind::MovSx: case Kind::Ldx: return {bit(in.src), bit(in.dst)};
+    case Kind::Jcond: return {static_cast<uint16_t>(bit(in.dst) | (x ? bit(in.src) : 0)), 0};
+    // r1-r5 are not counted as written by a call, so a program that reads them after one still
+    // sees what the interpreter would show.
+    case Kind::Call: case Kind::CallLocal: case Kind::CallKfunc: return {kArgs, 1};
+    case Kind::Callx: return {static_cast<uint16_t>(kArgs | bit(in.dst)), 1};
+    case Kind::LdAbs: case Kind::LdInd: return {static_cast<uint16_t>(bit(6) | bit(in.src)), 1};
+    case Kind::Exit: return {1, 0};
+    case Kind::Lddw: return {0, bit(in.dst)};
+    case Kind::St: return {bit(in.dst), 0};
+    case Kind::Stx: return {static_cast<uint16_t>(bit(in.dst) | bit(in.src)), 0};
+    case Kind::Atomic: {  // the fetched value is not counted as written either
+      const uint16_t read = bit(in.dst) | bit(in.src) | (in.imm == isa::kAtomicCmpxchg ? 1 : 0);
+      return {read, 0};
+    }
+    case Kind::Ja: break;
+  }
+  return {0, 0};
+}
+
 void Facts::backward() {
   const size_t n = p_.insns.size();
   live_out_.assign(n, 0);
-  std::vector<uint16_t> live_in(n + 1, 0);
+  live_in_.assign(n + 1, 0);
   std::vector<uint32_t> succ;
-  constexpr uint16_t kArgs = 0x3e;  // r1-r5
   for (bool changed = true; changed;) {
     changed = false;
     for (size_t pc = n; pc-- > 0;) {
@@ -306,39 +332,13 @@ void Facts::backward() {
       if (in.op == isa::Op::LDDW_HI) continue;
       verifier::successors(p_, static_cast<uint32_t>(pc), succ);
       uint16_t out = 0;
-      for (uint32_t t : succ) out |= live_in[t];
-      const bool x = isa::uses_src_reg(in.opcode);
-      const auto bit = [](unsigned r) { return static_cast<uint16_t>(1u << r); };
-      uint16_t use = 0, def = 0;
-      switch (isa::info(in.op).kind) {
-        case Kind::Alu:
-          use = (isa::op_code(in.opcode) == 0xb0 ? 0 : bit(in.dst)) | (x ? bit(in.src) : 0);
-          def = bit(in.dst);
-          break;
-        case Kind::Neg: case Kind::End: use = def = bit(in.dst); break;
-        case Kind::MovSx: case Kind::Ldx: use = bit(in.src); def = bit(in.dst); break;
-        case Kind::Jcond: use = bit(in.dst) | (x ? bit(in.src) : 0); break;
-        // Calls read the arguments; r1-r5 are not counted as written, so a program that reads
-        // them after a call still sees what the interpreter would show.
-        case Kind::Call: case Kind::CallLocal: case Kind::CallKfunc:
-          use = frame_lookup_[pc] ? 0 : kArgs;
-          def = 1;
-          break;
-        case Kind::Callx: use = kArgs | bit(in.dst); def = 1; break;
-        case Kind::LdAbs: case Kind::LdInd: use = bit(6) | bit(in.src); def = 1; break;
-        case Kind::Exit: use = 1; break;
-        case Kind::Lddw: def = bit(in.dst); break;
-        case Kind::St: use = bit(in.dst); break;
-        case Kind::Stx: use = bit(in.dst) | bit(in.src); break;
-        case Kind::Atomic:
-          use = bit(in.dst) | bit(in.src) | (in.imm == isa::kAtomicCmpxchg ? 1 : 0);
-          break;
-        case Kind::Ja: break;
-      }
-      const uint16_t in_set = static_cast<uint16_t>(use | (out & ~def));
-      if (out != live_out_[pc] || in_set != live_in[pc]) changed = true;
+      for (uint32_t t : succ) out |= live_in_[t];
+      RegSets r = regs_of(in);
+      if (frame_lookup_[pc]) r.read = 0;
+      const uint16_t in_set = static_cast<uint16_t>(r.read | (out & ~r.written));
+      if (out != live_out_[pc] || in_set != live_in_[pc]) changed = true;
       live_out_[pc] = out;
-      live_in[pc] = in_set;
+      live_in_[pc] = in_set;
     }
   }
 }

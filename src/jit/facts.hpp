@@ -43,6 +43,13 @@ struct State {
   bool operator==(const State&) const = default;
 };
 
+// The registers an instruction reads and writes, as bit sets (bit r for rr). A call reads r1-r5
+// and writes r0 only: conservative for liveness.
+struct RegSets {
+  uint16_t read, written;
+};
+RegSets regs_of(const isa::Insn& in);
+
 class Facts {
  public:
   // inline_entries(m): when the backend inlines lookups in map m (a plain array), its
@@ -58,6 +65,8 @@ class Facts {
 
   // Whether some path from after slot pc reads r before writing it.
   bool live_after(size_t pc, unsigned r) const { return (live_out_[pc] >> r) & 1; }
+  // Whether some path from slot pc (itself included) reads r before writing it.
+  bool live_at(size_t pc, unsigned r) const { return (live_in_[pc] >> r) & 1; }
 
   // The call at pc is a lookup the backend inlines (inline_entries says so for the map in r1)
   // with the key in a stack slot at a known offset: it reads neither r1 nor r2, only the frame.
@@ -73,7 +82,7 @@ class Facts {
   std::vector<int32_t> block_;  // index into states_ at block starts, -1 elsewhere
   std::vector<State> states_;
   std::vector<bool> seen_;      // per block: some state has reached it
-  std::vector<uint16_t> live_out_;
+  std::vector<uint16_t> live_out_, live_in_;
   std::vector<bool> frame_lookup_;
 };
 

@@ -146,6 +146,17 @@ class Compiler {
     Label after;
     uint64_t target;
   };
+  // An instruction moved past a branch, and the stub that runs such instructions on a taken edge.
+  struct Sunk {
+    size_t pc;
+    bool on_taken;
+    jit::State state;  // the facts where the instruction stood
+  };
+  struct Stub {
+    Label label;
+    std::vector<Sunk> insns;
+    size_t target;
+  };
 
   x86::Gp reg(unsigned r, bool w64) const { return width(kReg[r], w64); }
   static x86::Gp width(const x86::Gp& r, bool w64) { return w64 ? x86::Gp(r.r64()) : x86::Gp(r.r32()); }
@@ -157,6 +168,19 @@ class Compiler {
       if (k == isa::Kind::Ja || k == isa::Kind::Jcond) target_[static_cast<size_t>(isa::jump_target(p_.insns[pc], pc))] = true;
     }
     for (const isa::Function& f : p_.functions) target_[f.entry] = true;
+    // loop_end_[pc]: the last slot of the outermost loop around pc (a back edge's source), else 0.
+    std::vector<size_t> last_src(p_.insns.size(), 0);  // by loop head
+    for (size_t src = 0; src < p_.insns.size(); ++src) {
+      const isa::Kind k = info(p_.insns[src].op).kind;
+      if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
+      const auto head = static_cast<size_t>(isa::jump_target(p_.insns[src], src));
+      if (head <= src) last_src[head] = std::max(last_src[head], src);
+    }
+    loop_end_.assign(p_.insns.size(), 0);
+    for (size_t pc = 0, reach = 0; pc < p_.insns.size(); ++pc) {  // the furthest back edge from a head at or before pc
+      reach = std::max(reach, last_src[pc]);
+      if (reach >= pc) loop_end_[pc] = reach;
+    }
   }
 
   size_t function_of(size_t target) const {
@@ -297,7 +321,69 @@ class Compiler {
     a.bind(epilogue_);
     unwind(frame_);
     a.ret();
+    for (const Stub& stub : stubs_) {
+      a.bind(stub.label);
+      for (const Sunk& s : stub.insns) emit_sunk(s);
+      a.jmp(insn_labels_[stub.target]);
+    }
+    stubs_.clear();
     return {};
+  }
+
+  // ---- instructions moved past a branch, onto the one edge that reads their result ----
+  // `rX = ...; <code that neither reads rX nor changes its operands>; if ... goto T` where only
+  // one edge reads rX: the instruction runs on that edge alone, after the branch or in a stub on
+  // the way to T. A loop then stops computing, every time round, what only its exit reads.
+
+  // The branch an ALU instruction at pc can move past, and whether it goes to the taken edge.
+  std::optional<std::pair<size_t, bool>> sink_point(size_t pc) const {
+    const isa::Insn& in = p_.insns[pc];
+    const uint8_t op = isa::op_code(in.opcode);
+    if (info(in.op).kind != isa::Kind::Alu || in.dst == 10 || op == 0x30 || op == 0x90) return std::nullopt;
+    const jit::RegSets self = jit::regs_of(in);
+    for (size_t j = pc + 1; j < p_.insns.size() && j <= pc + 6 && !target_[j]; ++j) {
+      const isa::Insn& next = p_.insns[j];
+      const isa::Kind k = info(next.op).kind;
+      const jit::RegSets r = jit::regs_of(next);
+      if (r.read & self.written) return std::nullopt;
+      if (k == isa::Kind::Jcond) {
+        // A stub costs a jump on its edge: only on a branch that leaves a loop, which is rarely taken.
+        const auto target = static_cast<size_t>(isa::jump_target(next, j));
+        const bool taken = facts_->live_at(target, in.dst);
+        if (taken == facts_->live_at(j + 1, in.dst) || (taken && target <= loop_end_[j])) return std::nullopt;
+        return std::pair{j, taken};
+      }
+      const bool plain = k == isa::Kind::Alu || k == isa::Kind::Neg || k == isa::Kind::End || k == isa::Kind::MovSx ||
+                         k == isa::Kind::Ldx || k == isa::Kind::St || k == isa::Kind::Stx;
+      if (!plain || (r.written & (self.written | self.read))) return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+  bool defer(size_t pc) {
+    const auto at = sink_point(pc);
+    if (!at) return false;
+    sunk_.push_back({at->first, {pc, at->second, now_}});
+    skipped_ = true;
+    ++img_.stats.sunk;
+    return true;
+  }
+
+  void emit_sunk(const Sunk& s) {
+    const jit::State here = now_;
+    now_ = s.state;
+    (void)insn(s.pc);  // an ALU instruction: nothing to fail
+    now_ = here;
+    spill_.valid = false;
+  }
+
+  // What moved past the branch at pc, for the taken edge and for the fall-through.
+  std::pair<std::vector<Sunk>, std::vector<Sunk>> sunk_at(size_t pc) {
+    std::pair<std::vector<Sunk>, std::vector<Sunk>> out;
+    for (const auto& [branch, s] : sunk_)
+      if (branch == pc) (s.on_taken ? out.first : out.second).push_back(s);
+    std::erase_if(sunk_, [pc](const auto& e) { return e.first == pc; });
+    return out;
   }
 
   // A loop head (the target of a backward jump) is aligned so that a loop of up to 64 bytes sits
@@ -466,6 +552,7 @@ class Compiler {
   }
 
   size_t fused(size_t pc) {
+    if (defer(pc)) return 1;
     if (info(p_.insns[pc].op).kind != isa::Kind::Lddw && dead(pc)) return 1;
     if (const size_t n = extension(pc)) return n;
     const isa::Insn& first = p_.insns[pc];
@@ -859,11 +946,25 @@ class Compiler {
 
   void jcond(const isa::Insn& in, size_t pc) {
     x86::Assembler& a = *a_;
+    const auto [on_taken, on_fall] = sunk_at(pc);
+    const size_t target = static_cast<size_t>(isa::jump_target(in, pc));
     if (const auto taken = decided(in)) {
-      if (*taken) a.jmp(insn_labels_[static_cast<size_t>(isa::jump_target(in, pc))]);
+      for (const Sunk& s : *taken ? on_taken : on_fall) emit_sunk(s);
+      if (*taken) a.jmp(insn_labels_[target]);
       ++img_.stats.folded;
       return;
     }
+    Label t = insn_labels_[target];
+    if (!on_taken.empty()) {
+      t = a.newLabel();
+      stubs_.push_back({t, on_taken, target});
+    }
+    branch(in, t);
+    for (const Sunk& s : on_fall) emit_sunk(s);
+  }
+
+  void branch(const isa::Insn& in, const Label& t) {
+    x86::Assembler& a = *a_;
     const bool w = !isa::is_jmp32(in.opcode), x = isa::uses_src_reg(in.opcode);
     const x86::Gp D = reg(in.dst, w);
     const uint8_t op = isa::op_code(in.opcode);
@@ -880,7 +981,6 @@ class Compiler {
     } else {
       a.emit(x86::Inst::kIdCmp, D, S);
     }
-    const Label t = insn_labels_[static_cast<size_t>(isa::jump_target(in, pc))];
     switch (op) {
       case 0x10: a.je(t); break;
       case 0x50: a.jne(t); break;
@@ -1098,7 +1198,8 @@ class Compiler {
   CodeHolder code_;
   std::unique_ptr<x86::Assembler> a_;
   std::vector<bool> target_;  // slots a jump or call lands on
-  std::vector<uint32_t> loop_bytes_;  // at a loop head: the loop's code size in the first pass
+  std::vector<uint32_t> loop_bytes_;
+  std::vector<size_t> loop_end_;  // at a loop head: the loop's code size in the first pass
   const Layout* measured_ = nullptr;
   Layout* layout_ = nullptr;
   std::vector<Label> insn_labels_, func_labels_;
@@ -1113,6 +1214,8 @@ class Compiler {
     bool valid = false;
   } spill_;
   bool skipped_ = false;  // the slot just compiled emitted nothing
+  std::vector<std::pair<size_t, Sunk>> sunk_;  // by the pc of the branch they wait for
+  std::vector<Stub> stubs_;                     // emitted after the function
   jit::State now_ = jit::State::entry();  // what holds before the instruction being compiled
 };
 

@@ -157,6 +157,36 @@ exit
   CHECK(*p->run(pkt) == 0x0800);
 }
 
+TEST_CASE("jit: what only a loop's exit reads is computed on the way out, not every time round", "[jit]") {
+  // clang's search loop: r0 = i (read only when a byte differs) and r0 = 0 (read only when the
+  // loop ends) are set on every iteration in the bytecode.
+  auto p = JitProgram::compile_trusted(prog(R"(
+r2 = 0
+goto head
+latch:
+r0 = 0
+r2 += 1
+if r2 == 64 goto out
+head:
+r3 = r1
+r3 += r2
+r4 = *(u8 *)(r3 + 0)
+r3 += 64
+r3 = *(u8 *)(r3 + 0)
+r0 = r2
+if r4 == r3 goto latch
+out:
+exit
+)"),
+                                       HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  CHECK(p->stats().sunk == 2);
+  std::vector<uint8_t> mem(128, 7);
+  CHECK(*p->run(mem) == 0);
+  mem[64 + 41] = 8;
+  CHECK(*p->run(mem) == 41);
+}
+
 TEST_CASE("jit: lookups in hash and per-CPU maps stay helper calls", "[jit]") {
   for (MapType t : {MapType::Hash, MapType::PercpuArray}) {
     INFO(static_cast<int>(t));
@@ -327,4 +357,20 @@ TEST_CASE("jit: byte loops run 16 bytes at a time and leave memory and registers
             CHECK(mi == mj);
           }
   CHECK(vectorized > 1000);
+}
+
+TEST_CASE("jit: a 100,000-instruction program with 25,000 branches compiles and runs", "[jit]") {
+  std::string text = "r0 = *(u8 *)(r1 + 0)\nr2 = 0\n";
+  for (int i = 0; i < 24999; ++i) text += "r0 += 3\nif r0 > 1000 goto +1\nr0 ^= 5\nr2 += r0\n";
+  text += "r0 += r2\nexit\n";
+  const Program p = prog(text);
+  REQUIRE(p.slot_count() == 100000);
+  auto jit = JitProgram::compile_trusted(p, HelperRegistry::builtin());
+  REQUIRE(jit.ok());
+  auto interp = Interpreter::create(p, HelperRegistry::builtin(), {Safety::Checked});
+  REQUIRE(interp.ok());
+  std::vector<uint8_t> mem = {7, 0, 0, 0, 0, 0, 0, 0};
+  const auto want = interp->run(mem);
+  REQUIRE(want.ok());
+  CHECK(*jit->run(mem) == *want);
 }
