@@ -551,6 +551,37 @@ class Compiler {
     }
   }
 
+  // After `rX = rY; rX += rZ|imm` at pc: loads through rX into other registers and `rX += imm`,
+  // ended by a load of rX into itself (or rX no longer read). Each load addresses
+  // [rY + rZ|imm + ...] directly and rX is never formed: clang's shape for a[i] and b[i] at a
+  // constant distance. Returns the slots compiled, 0 when the shape is not there.
+  size_t address_run(size_t pc) {
+    const isa::Insn& mov = p_.insns[pc];
+    const isa::Insn& add = p_.insns[pc + 1];
+    const uint8_t x = mov.dst;
+    auto holds_base = [&](uint8_t r) { return r == mov.src || (isa::uses_src_reg(add.opcode) && add.src != x && add.src == r); };
+    std::vector<std::pair<size_t, x86::Mem>> loads;  // planned whole before anything is emitted
+    int64_t disp = 0;
+    bool closed = false;
+    size_t j = pc + 2;
+    for (; j < p_.insns.size() && !target_[j] && !closed; ++j) {
+      const isa::Insn& in = p_.insns[j];
+      if (info(in.op).kind == isa::Kind::Ldx && in.src == x) {
+        const auto m = sum_address(kReg[mov.src], add, x, disp + in.off);
+        if (!m || (in.dst != x && holds_base(in.dst))) return 0;
+        loads.emplace_back(j, *m);
+        closed = in.dst == x;
+      } else if (is_add64(in, x) && !isa::uses_src_reg(in.opcode)) {
+        disp += in.imm;
+      } else {
+        break;
+      }
+    }
+    if (loads.empty() || (!closed && facts_->live_after(j - 1, x))) return 0;
+    for (const auto& [at, m] : loads) load(p_.insns[at], m);
+    return j - pc;
+  }
+
   size_t fused(size_t pc) {
     if (defer(pc)) return 1;
     if (info(p_.insns[pc].op).kind != isa::Kind::Lddw && dead(pc)) return 1;
@@ -567,11 +598,7 @@ class Compiler {
       if (const auto bp = byte_pair(pc + 2); bp && bp->a == first.dst)
         if (bp->d == bp->a || bp->t == bp->a || !facts_->live_after(pc + 5, bp->a))
           if (auto m = sum_address(S, add, first.dst, bp->off); m && emit_byte_pair(*bp, *m, pc + 5)) return 6;
-      if (straight(pc, 3) && is_self_load(p_.insns[pc + 2], first.dst))
-        if (auto m = sum_address(S, add, first.dst, p_.insns[pc + 2].off)) {
-          load(p_.insns[pc + 2], *m);
-          return 3;
-        }
+      if (const size_t n = address_run(pc)) return n;
       if (auto m = sum_address(S, add, first.dst, 0)) {
         a_->lea(kReg[first.dst], *m);
         return 2;
