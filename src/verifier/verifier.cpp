@@ -478,6 +478,7 @@ void Analyzer::pointer_alu(State& st, uint32_t pc, const Insn& in, uint8_t op, V
     write_reg(st, pc, rd, Value::scalar(Scalar::unknown()));
     return;
   }
+  if (op == 0x00 && is_pointer(dst.kind) && is_pointer(src.kind)) reject(pc, R(rd) + " pointer += pointer prohibited");
   if (op != 0x00 && op != 0x10) {
     const int bad = is_pointer(dst.kind) ? rd : rs;
     reject(pc, R(bad) + " pointer arithmetic with " + std::string(isa::alu_operator(in.opcode, in.off)) + " operator prohibited");
