@@ -6,7 +6,8 @@
 // operation (64/32-bit, immediate/register, div/mod/sdiv/smod, shifts, movsx, byte swaps), loads
 // and stores of every size (sign-extending loads included) at in-bounds offsets of the buffer and
 // the initialised stack, aligned atomics of every kind, and forward conditional jumps of every
-// comparison. Every such program is safe to run unchecked and ends: its result folds r0..r7.
+// comparison, and the address shapes clang emits (byte pairs, loads through a sum). Every such
+// program is safe to run unchecked and ends: its result folds r0..r7.
 #pragma once
 
 #include <cstddef>
@@ -105,12 +106,61 @@ inline std::string atomic(Source& s) {
   }
 }
 
-// A forward conditional jump over up to `room` instructions.
-inline std::string jump(Source& s, unsigned room) {
+// A forward conditional jump to one of the next `room` items (labels iN: between items only, so
+// no jump lands inside a multi-instruction shape).
+inline std::string jump(Source& s, unsigned item, unsigned room) {
   static const char* const kCmp[] = {"==", "!=", ">", ">=", "<", "<=", "&", "s>", "s>=", "s<", "s<="};
   const bool w = s.below(2);
   const std::string rhs = s.below(2) ? reg(static_cast<unsigned>(s.below(8)), w) : std::to_string(static_cast<int32_t>(s.next() % 1000) - 500);
-  return "if " + reg(static_cast<unsigned>(s.below(8)), w) + " " + kCmp[s.below(11)] + " " + rhs + " goto +" + std::to_string(s.below(room + 1));
+  const uint64_t target = item + 1 + s.below(room + 1);
+  return "if " + reg(static_cast<unsigned>(s.below(8)), w) + " " + kCmp[s.below(11)] + " " + rhs + " goto i" + std::to_string(target);
+}
+
+// clang's address shapes that the JIT folds: a big-endian pair of byte loads (off the buffer, or
+// off a sum), and loads through a sum at constant distances (the sum indexed by an immediate or
+// by a register). Every pointer made here is replaced by a scalar before the shape ends.
+inline std::string shape(Source& s) {
+  const auto r = [](unsigned x) { return "r" + std::to_string(x); };
+  const unsigned a = static_cast<unsigned>(s.below(8));
+  const unsigned b = (a + 1 + static_cast<unsigned>(s.below(7))) % 8;  // != a
+  const bool w = s.below(2);
+  // D = (hi << 8) | lo, from the bytes at base + k and base + k + 1; `first_lo` loads lo first.
+  auto pair = [&](unsigned d, unsigned t, const std::string& base, uint64_t k, bool first_lo) {
+    const std::string hi = reg(d, true) + " = *(u8 *)(" + base + " + " + std::to_string(k) + ")\n";
+    const std::string lo = reg(t, true) + " = *(u8 *)(" + base + " + " + std::to_string(k + 1) + ")\n";
+    return (first_lo ? lo + hi : hi + lo) + reg(d, w) + " <<= 8\n" + reg(d, w) + " |= " + reg(t, w);
+  };
+  switch (s.below(3)) {
+    case 0: return pair(a, b, "r9", s.below(kBufferSize - 1), s.below(2));
+    case 1: {  // the sum's register is the high byte, the low byte, or neither (then it is reset)
+      const unsigned pick = static_cast<unsigned>(s.below(3));
+      unsigned other = (a + 1) % 8;
+      if (other == b) other = (other + 1) % 8;
+      const unsigned sum = pick == 0 ? a : pick == 1 ? b : other;
+      const uint64_t k = s.below(kBufferSize - 1);
+      std::string p = r(sum) + " = r9\n" + r(sum) + " += " + std::to_string(k) + "\n";
+      p += pair(a, b, r(sum), 0, sum == a);  // the load into the sum's register comes second
+      if (sum != a && sum != b) p += "\n" + r(sum) + " = " + std::to_string(k);
+      return p;
+    }
+    default: {
+      static const unsigned kBytes[] = {1, 2, 4, 8};
+      static const char* const kSize[] = {"u8", "u16", "u32", "u64"};
+      const unsigned z1 = static_cast<unsigned>(s.below(4)), z2 = static_cast<unsigned>(s.below(4));
+      const uint64_t k = s.below(kBufferSize / 2), o1 = s.below(kBufferSize / 2 - kBytes[z1] + 1);
+      const uint64_t d = s.below(kBufferSize / 4), o2 = s.below(kBufferSize / 4 - kBytes[z2] + 1);
+      std::string p;
+      if (s.below(2)) {  // indexed by a register, which the first load may then overwrite
+        const unsigned i = (a + 1 + static_cast<unsigned>(s.below(7))) % 8;
+        p = r(i) + " = " + std::to_string(k) + "\n" + r(a) + " = r9\n" + r(a) + " += " + r(i) + "\n";
+        p += r(s.below(2) ? i : b) + " = *(" + kSize[z1] + " *)(" + r(a) + " + " + std::to_string(o1) + ")\n";
+      } else {
+        p = r(a) + " = r9\n" + r(a) + " += " + std::to_string(k) + "\n";
+        p += r(b) + " = *(" + kSize[z1] + " *)(" + r(a) + " + " + std::to_string(o1) + ")\n";
+      }
+      return p + r(a) + " += " + std::to_string(d) + "\n" + r(a) + " = *(" + kSize[z2] + " *)(" + r(a) + " + " + std::to_string(o2) + ")";
+    }
+  }
 }
 
 // One program, as assembler text.
@@ -122,16 +172,18 @@ inline std::string program(Source& s, unsigned body = 48) {
   p += "loop:\n";
   for (unsigned i = 0; i < body; ++i) {
     const unsigned room = body - i - 1;
-    switch (s.below(10)) {
+    p += "i" + std::to_string(i) + ":\n";
+    switch (s.below(11)) {
       case 0: case 1: case 2: case 3: p += alu(s); break;
       case 4: case 5: p += memory(s); break;
       case 6: p += atomic(s); break;
-      case 7: p += room ? jump(s, room) : alu(s); break;
+      case 7: p += room ? jump(s, i, room) : alu(s); break;
+      case 8: p += shape(s); break;
       default: p += alu(s); break;
     }
     p += "\n";
   }
-  p += "r8 -= 1\nif r8 != 0 goto loop\n";
+  p += "i" + std::to_string(body) + ":\nr8 -= 1\nif r8 != 0 goto loop\n";
   for (unsigned r = 1; r < 8; ++r) p += "r0 ^= r" + std::to_string(r) + "\n";
   return p + "exit\n";
 }
