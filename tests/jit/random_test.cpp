@@ -20,6 +20,7 @@ struct Rng : gen::Source {
 
 TEST_CASE("jit: random programs agree with the checked interpreter", "[jit]") {
   int compared = 0;
+  JitStats seen;  // the shortcuts these programs made the JIT take, summed
   for (uint64_t seed = 1; seed <= 2000; ++seed) {
     Rng rng(seed);
     const std::string text = gen::program(rng);
@@ -42,6 +43,12 @@ TEST_CASE("jit: random programs agree with the checked interpreter", "[jit]") {
     CHECK(*ri == *rj);
     CHECK(mi == mj);
     ++compared;
+    seen.byte_pairs += jit->stats().byte_pairs;
+    seen.sunk += jit->stats().sunk;
+    seen.folded += jit->stats().folded;
   }
   CHECK(compared == 2000);
+  CHECK(seen.byte_pairs > 500);
+  CHECK(seen.sunk > 500);
+  CHECK(seen.folded > 500);
 }
