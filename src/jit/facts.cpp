@@ -98,7 +98,8 @@ void store(State& s, unsigned base, int16_t off, unsigned size, const Range& val
 void alu(State& s, const isa::Insn& in) {
   const bool w = isa::is_alu64(in.opcode), x = isa::uses_src_reg(in.opcode);
   const uint8_t op = isa::op_code(in.opcode);
-  const Range b = x ? s.reg[in.src] : konst(w ? static_cast<uint64_t>(int64_t{in.imm}) : static_cast<uint32_t>(in.imm));
+  Range b = x ? s.reg[in.src] : konst(w ? static_cast<uint64_t>(int64_t{in.imm}) : static_cast<uint32_t>(in.imm));
+  if ((op == 0x60 || op == 0x70 || op == 0xc0) && b.min == b.max) b = konst(b.min & (w ? 63 : 31));  // counts are masked
   if (op == 0xb0) {  // mov
     if (x && w) {
       s.reg[in.dst] = s.reg[in.src];
