@@ -350,7 +350,8 @@ class Compiler {
         // A stub costs a jump on its edge: only on a branch that leaves a loop, which is rarely taken.
         const auto target = static_cast<size_t>(isa::jump_target(next, j));
         const bool taken = facts_->live_at(target, in.dst);
-        if (taken == facts_->live_at(j + 1, in.dst) || (taken && target <= loop_end_[j])) return std::nullopt;
+        const bool leaves_loop = loop_end_[j] != 0 && target > loop_end_[j];
+        if (taken == facts_->live_at(j + 1, in.dst) || (taken && !leaves_loop)) return std::nullopt;
         return std::pair{j, taken};
       }
       const bool plain = k == isa::Kind::Alu || k == isa::Kind::Neg || k == isa::Kind::End || k == isa::Kind::MovSx ||
