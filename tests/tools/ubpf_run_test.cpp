@@ -255,6 +255,13 @@ TEST_CASE("ubpf-run: maps and disasm subcommands") {
   CHECK(dis.out.find("xdp_firewall (section xdp, xdp, ") != std::string::npos);
   CHECK(dis.out.find("; map verdicts") != std::string::npos);
   CHECK(dis.out.find("; firewall.c:") != std::string::npos);
+  // A helper only an embedder registers does not stop the disassembly (running it would).
+  auto app = ubpf({"disasm", program_path("embedder")});
+  INFO(app.out);
+  REQUIRE(app.exit_code == 0);
+  CHECK(app.out.find("call 1000") != std::string::npos);
+  CHECK(app.out.find("; embedder.c:10: \tif (app_lookup_tenant(ctx->ingress_ifindex, &t) < 0)") != std::string::npos);
+  CHECK(app.out.find("; embedder.c:0") == std::string::npos);  // compiler-made code has no line to show
 }
 
 TEST_CASE("ubpf-run: every error gives one line and its exit status") {

@@ -375,12 +375,33 @@ int cmd_verify(const Options& o) {
   return failures ? kLoadFailure : 0;
 }
 
+// Disassembly runs nothing, so a helper ebpfvm lacks (an embedder's) is no reason to refuse: each
+// one the load names gets a placeholder, and the object is loaded again.
+ebpfvm::Result<Object> load_for_disasm(const Options& o) {
+  ebpfvm::HelperRegistry helpers = ebpfvm::HelperRegistry::builtin();
+  for (;;) {
+    auto obj = open_object(o, o.prog);
+    if (!obj) return obj;
+    ebpfvm::LoadOptions lo;
+    lo.safety = ebpfvm::Safety::Checked;  // disassembly needs no proof
+    lo.helpers = &helpers;
+    auto r = obj->load(lo);
+    if (r) return obj;
+    const std::string& m = r.error().message;
+    const size_t digits = m.find_last_not_of("0123456789") + 1;
+    if (r.error().code != ebpfvm::Errc::UnknownHelper || digits == m.size() || m.size() - digits > 9) return r.error();
+    ebpfvm::Helper placeholder;
+    placeholder.id = static_cast<uint32_t>(std::stoul(m.substr(digits)));
+    placeholder.name = "helper_" + m.substr(digits);
+    placeholder.fn = [](uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, void*) -> uint64_t { return 0; };
+    for (auto& a : placeholder.proto.args) a = ebpfvm::ArgKind::Anything;
+    if (!helpers.add(placeholder)) return r.error();  // already there: the failure is another one
+  }
+}
+
 int cmd_disasm(const Options& o) {
-  auto obj = open_object(o, o.prog);
+  auto obj = load_for_disasm(o);
   if (!obj) return fail(kLoadFailure, obj.error());
-  ebpfvm::LoadOptions lo;
-  lo.safety = ebpfvm::Safety::Checked;  // disassembly needs no proof
-  if (auto r = obj->load(lo); !r) return fail(kLoadFailure, r.error());
   bool any = false;
   for (const ebpfvm::ProgramInfo& info : obj->programs()) {
     if (!o.prog.empty() && info.name != o.prog) continue;
@@ -396,7 +417,7 @@ int cmd_disasm(const Options& o) {
     std::string last_source;
     for (std::string line; std::getline(lines, line);) {
       const uint32_t insn = static_cast<uint32_t>(std::strtoul(line.c_str(), nullptr, 10));
-      if (auto src = p->source_line(insn)) {
+      if (auto src = p->source_line(insn); src && src->line != 0) {  // line 0: code of no line (clang's)
         std::string where = src->file.substr(src->file.rfind('/') + 1) + ":" + std::to_string(src->line);
         if (where != last_source) std::printf("; %s%s%s\n", where.c_str(), src->text.empty() ? "" : ": ", src->text.c_str());
         last_source = where;
