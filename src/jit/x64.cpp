@@ -17,6 +17,7 @@
 #include "interp/image.hpp"
 #include "jit/code_memory.hpp"
 #include "jit/facts.hpp"
+#include "jit/rewrite.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
 #include "runtime/bindings.hpp"
@@ -123,8 +124,11 @@ struct Layout {
 
 class Compiler {
  public:
+  // Compiles an equivalent rewrite of p (jit/rewrite.hpp), slot for slot.
   Compiler(const isa::Program& p, const HelperRegistry& h, const JitOptions& o, JitImage& img)
-      : p_(p), helpers_(h), opts_(o), img_(img), rng_(std::random_device{}()) {}
+      : own_(p), p_(own_), helpers_(h), opts_(o), img_(img), rng_(std::random_device{}()) {
+    jit::swap_accumulators(own_);
+  }
 
   Result<void> compile() {
     mark_targets();
@@ -1218,6 +1222,7 @@ class Compiler {
     return {};
   }
 
+  isa::Program own_;
   const isa::Program& p_;
   const HelperRegistry& helpers_;
   const JitOptions opts_;

@@ -187,6 +187,28 @@ exit
   CHECK(*p->run(mem) == 41);
 }
 
+TEST_CASE("jit: a loop's accumulator lives in its copy, and the copy back waits for the exit", "[jit]") {
+  // clang's checksum loop keeps the sum in r4 and adds through r0 (r0 += r4; r4 = r0), and only
+  // the code after the loop reads r0: compiled as r4 += r0, with r0 = r4 on the way out.
+  auto p = JitProgram::compile_trusted(prog(R"(
+r2 = 0
+r4 = 0
+loop:
+r0 = *(u8 *)(r1 + 0)
+r0 += r2
+r0 += r4
+r2 += 1
+r4 = r0
+if r2 != 100 goto loop
+exit
+)"),
+                                       HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  CHECK(p->stats().sunk == 1);
+  std::vector<uint8_t> mem = {3};
+  CHECK(*p->run(mem) == 100 * 3 + 4950);
+}
+
 TEST_CASE("jit: lookups in hash and per-CPU maps stay helper calls", "[jit]") {
   for (MapType t : {MapType::Hash, MapType::PercpuArray}) {
     INFO(static_cast<int>(t));
