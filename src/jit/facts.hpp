@@ -43,7 +43,7 @@ struct State {
   bool operator==(const State&) const = default;
 };
 
-// The registers an instruction reads and writes, as bit sets (bit r for rr). A call reads r1-r5
+// The registers an instruction reads and writes, as bit sets (bit r for register r). A call reads r1-r5
 // and writes r0 only: conservative for liveness.
 struct RegSets {
   uint16_t read, written;
@@ -75,7 +75,7 @@ class Facts {
  private:
   void forward();
   void backward();
-  bool join(size_t block, const State& in, bool widen);
+  bool join(size_t pc, const State& in, bool widen);  // into the block starting at pc
 
   const isa::Program& p_;
   InlineEntries inline_entries_;
