@@ -60,6 +60,8 @@ Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args
 // A context program's run (r1 = ctx, nothing else), its argument in a register: a freshly built
 // RunArgs read back through a reference costs a store-forwarding stall per packet.
 Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx);
+// The same for r1 = mem, r2 = its size, mem the LD_ABS packet (memory_args without the RunArgs).
+Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<uint8_t> mem);
 
 // The one way to wrap an image in the public handle.
 struct InterpreterAccess {

@@ -1295,6 +1295,11 @@ Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args
   return with_run_state(img, run, args.packet, [&] { return img.entry(r[0], r[1], r[2], r[3], r[4]); });
 }
 
+Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<uint8_t> mem) {
+  const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
+  return with_run_state(img, run, mem, [&] { return img.entry(r1, mem.size(), 0, 0, 0); });
+}
+
 Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
   return with_run_state(img, run, {}, [&] { return img.entry(ctx, 0, 0, 0, 0); });
 }
@@ -1332,6 +1337,14 @@ namespace {
   return detail::run_jit(img, *run, args);
 }
 
+// run(mem) for a program that calls helpers: r1 and r2 straight from mem, no RunArgs in between.
+[[gnu::noinline]] Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
+  detail::RunState* run = detail::current_run();
+  std::optional<detail::PooledRun> pooled;
+  if (!run) run = &pooled.emplace().state();
+  return detail::run_jit_memory(img, *run, mem);
+}
+
 // A program that calls no helper cannot reach the run state: the call is the whole cost.
 inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5) {
   std::optional<maps::reclaim::Guard> epoch;
@@ -1350,7 +1363,7 @@ Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const {
     return too_little_memory(memory_size_, mem.size());
   const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
   if (!img_->calls_host) return run_plain(*img_, r1, mem.size(), 0, 0, 0);
-  return run_with_state(*img_, memory_args(mem));
+  return run_memory_with_state(*img_, mem);
 }
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {

@@ -68,11 +68,12 @@ void RunState::reset() {
   xdp = nullptr;
   checked = false;
   redirect.kind = RedirectTarget::Kind::None;
-  redirect.map_name.clear();
+  // Mostly empty already: a test is a load, a clear is stores (every run pays this).
+  if (!redirect.map_name.empty()) redirect.map_name.clear();
   tail_calls = 0;
-  regions.clear();
-  maps.clear();
-  fault.clear();
+  if (!regions.empty()) regions.clear();
+  if (!maps.empty()) maps.clear();
+  if (!fault.empty()) fault.clear();
   callbacks = {};
   memory = {};
   callback_depth = 0;
