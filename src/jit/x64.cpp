@@ -550,8 +550,8 @@ class Compiler {
         if (k == isa::Kind::Atomic && (in.imm & isa::kAtomicFetch) && (in.src == spill_.reg || spill_.reg == 0)) spill_.valid = false;
       } else if (is_call(k) || k == isa::Kind::CallKfunc) {
         spill_.valid = false;
-      } else if (k != isa::Kind::Ja && k != isa::Kind::Jcond && k != isa::Kind::Exit && in.dst == spill_.reg) {
-        spill_.valid = false;
+      } else if (k != isa::Kind::Ja && k != isa::Kind::Jcond && k != isa::Kind::Exit && (in.dst == spill_.reg || in.dst == 10)) {
+        spill_.valid = false;  // the register changed, or the frame it was stored to moved (trusted code)
       }
     }
   }

@@ -129,6 +129,24 @@ r1 = map_fd(0) ll)" + kCallAndLoad),
   CHECK(run_key(*p, 0) == 109);
 }
 
+TEST_CASE("jit: a key stored before trusted code moves r10 is not taken from the register", "[jit]") {
+  const Map m = array(MapType::Array, 256);
+  // After r10 -= 4 the slot at r10 - 8 is another one than the key was stored to (trusted code
+  // only: the verifier refuses writes to r10).
+  auto p = JitProgram::compile_trusted(prog(R"(
+r6 = *(u8 *)(r1 + 0)
+*(u32 *)(r10 - 8) = r6
+*(u32 *)(r10 - 12) = 7
+r10 += -4
+r2 = r10
+r2 += -8
+r1 = map_fd(0) ll)" + kCallAndLoad),
+                                       HelperRegistry::builtin(), std::span<const Map>(&m, 1));
+  REQUIRE(p.ok());
+  CHECK(p->stats().inlined_lookups == 1);
+  CHECK(run_key(*p, 5) == 107);
+}
+
 TEST_CASE("jit: big-endian fields built from byte pairs are loaded as 16-bit words", "[jit]") {
   // An EtherType and, after a VLAN tag, the inner one: clang's shape for `p[12] << 8 | p[13]`.
   auto p = JitProgram::compile_trusted(prog(R"(
