@@ -22,7 +22,7 @@
 
 extern "C" {
 #define K(name) uint64_t native_##name(uint8_t*);
-K(invoke) K(alu_loop) K(checksum_1500) K(primes) K(log2_array) K(strcmp_1mib) K(copy_4k) K(switch_4k) K(parse_packet)
+K(invoke) K(invoke_helper) K(alu_loop) K(checksum_1500) K(primes) K(log2_array) K(strcmp_1mib) K(copy_4k) K(switch_4k) K(parse_packet)
 K(helper_loop) K(array_lookup) K(hash_lookup)
 #undef K
 
@@ -47,7 +47,7 @@ struct Kernel {
   uint64_t (*native)(uint8_t*);
 };
 const Kernel kKernels[] = {
-    {"invoke", native_invoke},           {"alu_loop", native_alu_loop},       {"checksum_1500", native_checksum_1500},
+    {"invoke", native_invoke},           {"invoke_helper", native_invoke_helper}, {"alu_loop", native_alu_loop},       {"checksum_1500", native_checksum_1500},
     {"primes", native_primes},           {"log2_array", native_log2_array},   {"strcmp_1mib", native_strcmp_1mib},
     {"copy_4k", native_copy_4k},         {"switch_4k", native_switch_4k},     {"parse_packet", native_parse_packet},
     {"helper_loop", native_helper_loop}, {"array_lookup", native_array_lookup}, {"hash_lookup", native_hash_lookup},

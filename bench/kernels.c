@@ -50,6 +50,12 @@ KERNEL(invoke)
 	return mem[0];
 }
 
+KERNEL(invoke_helper)
+{
+	/* One helper call: what a run costs once the program may reach helpers (its run state). */
+	return bench_mix(mem[0]);
+}
+
 KERNEL(alu_loop)
 {
 	__u64 x = (__u64)mem[0];

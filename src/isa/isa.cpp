@@ -138,6 +138,16 @@ int64_t jump_target(const Insn& in, size_t pc) {
   return static_cast<int64_t>(pc) + 1 + (uses_imm ? in.imm : in.off);
 }
 
+std::vector<bool> block_starts(const Program& prog) {
+  std::vector<bool> start(prog.insns.size() + 1, false);
+  for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
+    const Kind k = info(prog.insns[pc].op).kind;
+    if (k == Kind::Ja || k == Kind::Jcond) start[static_cast<size_t>(jump_target(prog.insns[pc], pc))] = true;
+  }
+  for (const Function& f : prog.functions) start[f.entry] = true;
+  return start;
+}
+
 uint64_t lddw_imm64(std::span<const Insn> insns, size_t pc) {
   return static_cast<uint32_t>(insns[pc].imm) |
          (static_cast<uint64_t>(static_cast<uint32_t>(insns[pc + 1].imm)) << 32);

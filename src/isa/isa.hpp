@@ -142,6 +142,8 @@ std::vector<uint8_t> encode(std::span<const Insn> insns);
 
 // Branch and call targets: the slot execution continues at.
 int64_t jump_target(const Insn& in, size_t pc);
+// Slots where straight-line code ends: jump targets and function entries (size insns + 1).
+std::vector<bool> block_starts(const Program& prog);
 // The 64-bit immediate of the lddw at slot pc (the caller guarantees slot pc + 1 exists).
 uint64_t lddw_imm64(std::span<const Insn> insns, size_t pc);
 

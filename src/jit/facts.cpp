@@ -212,17 +212,12 @@ void Facts::step(State& s, size_t pc) const {
 
 Facts::Facts(const isa::Program& prog, InlineEntries inline_entries) : p_(prog), inline_entries_(std::move(inline_entries)) {
   block_.assign(p_.insns.size() + 1, -1);
-  auto mark = [&](size_t pc) {
-    if (block_[pc] < 0) {
+  const std::vector<bool> starts = isa::block_starts(p_);
+  for (size_t pc = 0; pc < starts.size(); ++pc)
+    if (starts[pc]) {
       block_[pc] = static_cast<int32_t>(states_.size());
       states_.push_back(State::entry());  // what a block no path reaches may assume
     }
-  };
-  for (const isa::Function& f : p_.functions) mark(f.entry);
-  for (size_t pc = 0; pc < p_.insns.size(); ++pc) {
-    const Kind k = isa::info(p_.insns[pc].op).kind;
-    if (k == Kind::Ja || k == Kind::Jcond) mark(static_cast<size_t>(isa::jump_target(p_.insns[pc], pc)));
-  }
   forward();
   backward();
 }
@@ -319,6 +314,11 @@ RegSets regs_of(const isa::Insn& in) {
     case Kind::Ja: break;
   }
   return {0, 0};
+}
+
+bool plain(const isa::Insn& in) {
+  const Kind k = isa::info(in.op).kind;
+  return k == Kind::Alu || k == Kind::Neg || k == Kind::End || k == Kind::MovSx || k == Kind::Ldx || k == Kind::St || k == Kind::Stx;
 }
 
 void Facts::backward() {

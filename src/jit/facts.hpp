@@ -49,6 +49,8 @@ struct RegSets {
   uint16_t read, written;
 };
 RegSets regs_of(const isa::Insn& in);
+// No jump, call, exit, lddw or atomic: code around it may be reordered by regs_of alone.
+bool plain(const isa::Insn& in);
 
 class Facts {
  public:

@@ -17,11 +17,7 @@ bool plain_mov(const isa::Insn& in) {
 }  // namespace
 
 uint32_t swap_accumulators(isa::Program& prog) {
-  std::vector<bool> target(prog.insns.size() + 1, false);
-  for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
-    const isa::Kind k = isa::info(prog.insns[pc].op).kind;
-    if (k == isa::Kind::Ja || k == isa::Kind::Jcond) target[static_cast<size_t>(isa::jump_target(prog.insns[pc], pc))] = true;
-  }
+  const std::vector<bool> target = isa::block_starts(prog);
   uint32_t swapped = 0;
   for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
     isa::Insn& op = prog.insns[pc];
@@ -39,11 +35,8 @@ uint32_t swap_accumulators(isa::Program& prog) {
         ++swapped;
         break;
       }
-      const isa::Kind k = isa::info(mov.op).kind;
-      const bool straight = k == isa::Kind::Alu || k == isa::Kind::Neg || k == isa::Kind::End || k == isa::Kind::MovSx ||
-                            k == isa::Kind::Ldx || k == isa::Kind::St || k == isa::Kind::Stx;
       const RegSets r = regs_of(mov);
-      if (!straight || ((r.read | r.written) & both)) break;
+      if (!plain(mov) || ((r.read | r.written) & both)) break;
     }
   }
   return swapped;

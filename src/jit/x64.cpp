@@ -166,12 +166,7 @@ class Compiler {
   static x86::Gp width(const x86::Gp& r, bool w64) { return w64 ? x86::Gp(r.r64()) : x86::Gp(r.r32()); }
 
   void mark_targets() {
-    target_.assign(p_.insns.size() + 1, false);
-    for (size_t pc = 0; pc < p_.insns.size(); ++pc) {
-      const isa::Kind k = info(p_.insns[pc].op).kind;
-      if (k == isa::Kind::Ja || k == isa::Kind::Jcond) target_[static_cast<size_t>(isa::jump_target(p_.insns[pc], pc))] = true;
-    }
-    for (const isa::Function& f : p_.functions) target_[f.entry] = true;
+    target_ = isa::block_starts(p_);
     // loop_end_[pc]: the last slot of the outermost loop around pc (a back edge's source), else 0.
     std::vector<size_t> last_src(p_.insns.size(), 0);  // by loop head
     for (size_t src = 0; src < p_.insns.size(); ++src) {
@@ -358,9 +353,7 @@ class Compiler {
         if (taken == facts_->live_at(j + 1, in.dst) || (taken && !leaves_loop)) return std::nullopt;
         return std::pair{j, taken};
       }
-      const bool plain = k == isa::Kind::Alu || k == isa::Kind::Neg || k == isa::Kind::End || k == isa::Kind::MovSx ||
-                         k == isa::Kind::Ldx || k == isa::Kind::St || k == isa::Kind::Stx;
-      if (!plain || (r.written & (self.written | self.read))) return std::nullopt;
+      if (!jit::plain(next) || (r.written & (self.written | self.read))) return std::nullopt;
     }
     return std::nullopt;
   }
@@ -1330,19 +1323,21 @@ namespace {
                                                std::to_string(given) + " given");
 }
 
+// The enclosing run's state when there is one (a helper running a program), else a pooled one.
+inline detail::RunState& state_for(std::optional<detail::PooledRun>& pooled) {
+  if (detail::RunState* s = detail::current_run()) return *s;
+  return pooled.emplace().state();
+}
+
 [[gnu::noinline]] Result<uint64_t> run_with_state(const JitImage& img, const RunArgs& args) {
-  detail::RunState* run = detail::current_run();
   std::optional<detail::PooledRun> pooled;
-  if (!run) run = &pooled.emplace().state();
-  return detail::run_jit(img, *run, args);
+  return detail::run_jit(img, state_for(pooled), args);
 }
 
 // run(mem) for a program that calls helpers: r1 and r2 straight from mem, no RunArgs in between.
 [[gnu::noinline]] Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
-  detail::RunState* run = detail::current_run();
   std::optional<detail::PooledRun> pooled;
-  if (!run) run = &pooled.emplace().state();
-  return detail::run_jit_memory(img, *run, mem);
+  return detail::run_jit_memory(img, state_for(pooled), mem);
 }
 
 // A program that calls no helper cannot reach the run state: the call is the whole cost.

@@ -81,6 +81,8 @@ TEST_CASE("jit: a lookup in a constant array map is inlined and gives what the h
   CHECK(run_key(*p, 0xffffffffu) == 12345);
 }
 
+namespace {
+
 // r0 = values[mem[0]] (a byte key), or 12345 when the lookup misses.
 const std::string kByteKeyLookup = R"(
 r6 = *(u8 *)(r1 + 0)
@@ -89,62 +91,62 @@ r2 = r10
 r2 += -4
 r1 = map_fd(0) ll)" + kCallAndLoad;
 
-TEST_CASE("jit: a lookup whose key is known to be inside the array needs no check and no NULL test", "[jit]") {
-  const Map m = array(MapType::Array, 256);
-  auto p = JitProgram::compile(prog(kByteKeyLookup), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
+// The lookup program `text` (ending in kCallAndLoad) over a fresh array of `entries` values,
+// verified for 8 bytes of memory, or compiled as trusted code.
+JitProgram array_lookup(const std::string& text, uint32_t entries, bool verified = true) {
+  const Map m = array(MapType::Array, entries);
+  auto p = verified ? JitProgram::compile(prog(text), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8)
+                    : JitProgram::compile_trusted(prog(text), HelperRegistry::builtin(), std::span<const Map>(&m, 1));
   REQUIRE(p.ok());
   CHECK(p->stats().inlined_lookups == 1);
+  return std::move(*p);
+}
+
+}  // namespace
+
+TEST_CASE("jit: a lookup whose key is known to be inside the array needs no check and no NULL test", "[jit]") {
+  const JitProgram p = array_lookup(kByteKeyLookup, 256);
   // Folded: the index check, the NULL test, and r2 = r10 - 4 and the map address, which the
   // inlined lookup does not read.
-  CHECK(p->stats().folded == 5);
-  for (uint32_t k : {0u, 1u, 77u, 255u}) CHECK(run_key(*p, k) == 100 + k);
-  CHECK(run_key(*p, 0x1ff) == 100 + 0xff);  // only the low byte is the key
+  CHECK(p.stats().folded == 5);
+  for (uint32_t k : {0u, 1u, 77u, 255u}) CHECK(run_key(p, k) == 100 + k);
+  CHECK(run_key(p, 0x1ff) == 100 + 0xff);  // only the low byte is the key
 }
 
 TEST_CASE("jit: a byte key that may run past a smaller array keeps the check", "[jit]") {
-  const Map m = array(MapType::Array, 200);
-  auto p = JitProgram::compile(prog(kByteKeyLookup), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
-  REQUIRE(p.ok());
-  CHECK(p->stats().inlined_lookups == 1);
-  CHECK(p->stats().folded == 3);  // only what the lookup does not read
-  CHECK(run_key(*p, 199) == 299);
-  CHECK(run_key(*p, 200) == 12345);
-  CHECK(run_key(*p, 255) == 12345);
+  const JitProgram p = array_lookup(kByteKeyLookup, 200);
+  CHECK(p.stats().folded == 3);  // only what the lookup does not read
+  CHECK(run_key(p, 199) == 299);
+  CHECK(run_key(p, 200) == 12345);
+  CHECK(run_key(p, 255) == 12345);
 }
 
 TEST_CASE("jit: a key stored, then overwritten in the slot, is read back from the stack", "[jit]") {
-  const Map m = array(MapType::Array, 256);
   // The inlined lookup may take the key from the register it was stored from, unless the slot
   // has changed since: here a byte store replaces its low byte.
-  auto p = JitProgram::compile(prog(R"(
+  const JitProgram p = array_lookup(R"(
 r6 = *(u8 *)(r1 + 0)
 *(u32 *)(r10 - 4) = r6
 *(u8 *)(r10 - 4) = 9
 r2 = r10
 r2 += -4
-r1 = map_fd(0) ll)" + kCallAndLoad),
-                               HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
-  REQUIRE(p.ok());
-  CHECK(run_key(*p, 5) == 109);
-  CHECK(run_key(*p, 0) == 109);
+r1 = map_fd(0) ll)" + kCallAndLoad, 256);
+  CHECK(run_key(p, 5) == 109);
+  CHECK(run_key(p, 0) == 109);
 }
 
 TEST_CASE("jit: a key stored before trusted code moves r10 is not taken from the register", "[jit]") {
-  const Map m = array(MapType::Array, 256);
   // After r10 -= 4 the slot at r10 - 8 is another one than the key was stored to (trusted code
   // only: the verifier refuses writes to r10).
-  auto p = JitProgram::compile_trusted(prog(R"(
+  const JitProgram p = array_lookup(R"(
 r6 = *(u8 *)(r1 + 0)
 *(u32 *)(r10 - 8) = r6
 *(u32 *)(r10 - 12) = 7
 r10 += -4
 r2 = r10
 r2 += -8
-r1 = map_fd(0) ll)" + kCallAndLoad),
-                                       HelperRegistry::builtin(), std::span<const Map>(&m, 1));
-  REQUIRE(p.ok());
-  CHECK(p->stats().inlined_lookups == 1);
-  CHECK(run_key(*p, 5) == 107);
+r1 = map_fd(0) ll)" + kCallAndLoad, 256, false);
+  CHECK(run_key(p, 5) == 107);
 }
 
 TEST_CASE("jit: big-endian fields built from byte pairs are loaded as 16-bit words", "[jit]") {
