@@ -6,7 +6,8 @@
 // operation (64/32-bit, immediate/register, div/mod/sdiv/smod, shifts, movsx, byte swaps), loads
 // and stores of every size (sign-extending loads included) at in-bounds offsets of the buffer and
 // the initialised stack, aligned atomics of every kind, and forward conditional jumps of every
-// comparison, and the address shapes clang emits (byte pairs, loads through a sum). Every such
+// comparison, and the address shapes clang emits (byte pairs, loads through a sum, a loop tested
+// through a copy of its counter). Every such
 // program is safe to run unchecked and ends: its result folds r0..r7.
 #pragma once
 
@@ -183,7 +184,15 @@ inline std::string program(Source& s, unsigned body = 48) {
     }
     p += "\n";
   }
-  p += "i" + std::to_string(body) + ":\nr8 -= 1\nif r8 != 0 goto loop\n";
+  p += "i" + std::to_string(body) + ":\n";
+  // The loop's test, on the counter or (as clang often writes it) on a copy taken before the step.
+  const auto c = static_cast<unsigned>(s.below(8)), other = (c + 1 + static_cast<unsigned>(s.below(7))) % 8;
+  const std::string t = reg(c, true);
+  switch (s.below(3)) {
+    case 0: p += "r8 -= 1\nif r8 != 0 goto loop\n"; break;
+    case 1: p += t + " = r8\nr8 -= 1\nif " + t + " > 1 goto loop\n"; break;
+    default: p += t + " = r8\n" + reg(other, true) + " += " + t + "\nr8 += -1\nif " + t + " != 1 goto loop\n"; break;
+  }
   for (unsigned r = 1; r < 8; ++r) p += "r0 ^= r" + std::to_string(r) + "\n";
   return p + "exit\n";
 }

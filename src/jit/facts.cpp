@@ -134,12 +134,125 @@ void call(State& s, const isa::Insn& in, const Facts::InlineEntries& inline_entr
   clear_slots(s);  // helpers write through the pointers they are given
 }
 
+
+// The registers an instruction changes, calls' scratch registers and fetched values included.
+uint16_t clobbered(const isa::Insn& in) {
+  switch (isa::info(in.op).kind) {
+    case Kind::Call: case Kind::CallLocal: case Kind::CallKfunc: case Kind::Callx: case Kind::LdAbs: case Kind::LdInd:
+      return 0x3f;  // r0-r5
+    case Kind::Atomic:
+      if (in.imm == isa::kAtomicCmpxchg) return 1;
+      return (in.imm & isa::kAtomicFetch) ? static_cast<uint16_t>(1u << in.src) : 0;
+    default: return regs_of(in).written;
+  }
+}
+
+// The constant a 64-bit `dst += imm` or `dst -= imm` adds to dst (mod 2^64).
+std::optional<uint64_t> added(const isa::Insn& in) {
+  if (isa::info(in.op).kind != Kind::Alu || !isa::is_alu64(in.opcode) || isa::uses_src_reg(in.opcode)) return std::nullopt;
+  const auto imm = static_cast<uint64_t>(int64_t{in.imm});
+  if (isa::op_code(in.opcode) == 0x00) return imm;
+  if (isa::op_code(in.opcode) == 0x10) return 0 - imm;
+  return std::nullopt;
+}
+
+// Keeps "r == base + delta" true across the instruction, or drops it.
+void relate(State& s, const isa::Insn& in) {
+  const uint16_t changed = clobbered(in);
+  const std::optional<uint64_t> step = added(in);
+  for (unsigned w = 0; w <= isa::kMaxReg; ++w) {
+    if (!((changed >> w) & 1)) continue;
+    for (unsigned r = 0; r <= isa::kMaxReg; ++r)
+      if (s.base[r] == static_cast<int8_t>(w)) {
+        if (step) s.delta[r] -= *step;  // r = old w + d = new w - step + d
+        else s.base[r] = -1;
+      }
+    if (step && s.base[w] >= 0) s.delta[w] += *step;
+    else s.base[w] = -1;
+  }
+  const bool copy = isa::info(in.op).kind == Kind::Alu && isa::op_code(in.opcode) == 0xb0 && isa::is_alu64(in.opcode) &&
+                    isa::uses_src_reg(in.opcode) && in.off == 0;
+  if (copy && in.dst != in.src) {
+    s.base[in.dst] = static_cast<int8_t>(in.src);
+    s.delta[in.dst] = 0;
+  }
+}
+
+// r narrowed to what also lies in [lo, hi]; false if nothing would be left.
+bool meet(Range& r, uint64_t lo, uint64_t hi) {
+  const Range m{std::max(r.min, lo), std::min(r.max, hi)};
+  if (m.min > m.max) return false;
+  r = m;
+  return true;
+}
+
+// [r.min + d, r.max + d] when adding d wraps neither bound apart.
+std::optional<Range> shifted(const Range& r, uint64_t d) {
+  const Range m{r.min + d, r.max + d};
+  if (m.min > m.max) return std::nullopt;
+  return m;
+}
+
+// What `dst OP src` (taken) or its negation (not taken) says about both operands, for 64-bit
+// unsigned and equality compares; carried on to registers related to them.
+void refine(State& s, const isa::Insn& in, bool taken) {
+  if (isa::is_jmp32(in.opcode)) return;
+  const bool x = isa::uses_src_reg(in.opcode);
+  State t = s;
+  Range& l = t.reg[in.dst];
+  Range rk = konst(static_cast<uint64_t>(int64_t{in.imm}));
+  Range& r = x ? t.reg[in.src] : rk;
+  uint8_t op = isa::op_code(in.opcode);
+  if (!taken) {
+    switch (op) {
+      case 0x10: op = 0x50; break;  // == / !=
+      case 0x50: op = 0x10; break;
+      case 0x20: op = 0xb0; break;  // > / <=
+      case 0xb0: op = 0x20; break;
+      case 0x30: op = 0xa0; break;  // >= / <
+      case 0xa0: op = 0x30; break;
+      default: return;
+    }
+  }
+  bool ok = true;
+  auto less = [&](Range& a, Range& b, bool strict) {  // a < b, or a <= b
+    if (strict && b.max == 0) return false;
+    return meet(a, 0, strict ? b.max - 1 : b.max) && meet(b, strict ? a.min + 1 : a.min, UINT64_MAX);
+  };
+  switch (op) {
+    case 0x10: ok = meet(l, r.min, r.max) && meet(r, l.min, l.max); break;
+    case 0x50:  // only a constant at one end of the other's range says anything
+      if (r.min == r.max && l.min != l.max) {
+        if (l.min == r.min) ++l.min;
+        else if (l.max == r.min) --l.max;
+      }
+      break;
+    case 0xa0: ok = less(l, r, true); break;
+    case 0xb0: ok = less(l, r, false); break;
+    case 0x20: ok = less(r, l, true); break;
+    case 0x30: ok = less(r, l, false); break;
+    default: return;
+  }
+  if (!ok) return;  // the edge cannot be taken: what holds there does not matter
+  for (const unsigned v : {unsigned{in.dst}, x ? unsigned{in.src} : 99u}) {
+    if (v > isa::kMaxReg) continue;
+    for (unsigned o = 0; o <= isa::kMaxReg; ++o)
+      if (t.base[o] == static_cast<int8_t>(v))
+        if (const auto m = shifted(t.reg[v], t.delta[o])) meet(t.reg[o], m->min, m->max);
+    if (t.base[v] >= 0)
+      if (const auto m = shifted(t.reg[v], 0 - t.delta[v])) meet(t.reg[static_cast<unsigned>(t.base[v])], m->min, m->max);
+  }
+  s = t;
+}
+
 }  // namespace
 
 State State::entry() {
   State s;
   s.fp.fill(kNone);
   s.map.fill(kNone);
+  s.base.fill(-1);
+  s.delta.fill(0);
   s.fp[10] = 0;
   return s;
 }
@@ -151,6 +264,12 @@ std::optional<uint64_t> State::slot(int32_t off, unsigned size) const {
 }
 
 void Facts::step(State& s, size_t pc) const {
+  const isa::Insn& in = p_.insns[pc];
+  step_values(s, pc);
+  relate(s, in);
+}
+
+void Facts::step_values(State& s, size_t pc) const {
   const isa::Insn& in = p_.insns[pc];
   switch (isa::info(in.op).kind) {
     case Kind::Alu: alu(s, in); return;
@@ -223,7 +342,8 @@ Facts::Facts(const isa::Program& prog, InlineEntries inline_entries) : p_(prog),
 }
 
 // Joins `in` into the state at a block; after a few rounds a bound that still moves goes to its
-// extreme, so loops settle. True when the block's state changed.
+// extreme, so loops settle (narrow() then wins back what the bounds at loop exits say). True when
+// the block's state changed.
 bool Facts::join(size_t pc, const State& in, bool widen) {
   const auto b = static_cast<size_t>(block_[pc]);
   State& old = states_[b];
@@ -239,6 +359,7 @@ bool Facts::join(size_t pc, const State& in, bool widen) {
     if (widen && j.reg[r].max > old.reg[r].max) j.reg[r].max = UINT64_MAX;
     if (in.fp[r] != old.fp[r]) j.fp[r] = State::kNone;
     if (in.map[r] != old.map[r]) j.map[r] = State::kNone;
+    if (in.base[r] != old.base[r] || in.delta[r] != old.delta[r]) j.base[r] = -1;
   }
   j.nslots = 0;
   for (uint8_t i = 0; i < old.nslots; ++i) {
@@ -251,6 +372,30 @@ bool Facts::join(size_t pc, const State& in, bool widen) {
   return true;
 }
 
+void Facts::walk(size_t start, State s, const Edge& edge) {
+  for (size_t pc = start; pc < p_.insns.size();) {
+    if (pc != start && is_block(pc)) {
+      edge(pc, s);
+      return;
+    }
+    const isa::Insn& in = p_.insns[pc];
+    const Kind k = isa::info(in.op).kind;
+    if (k == Kind::Jcond) {
+      State taken = s;
+      refine(taken, in, true);
+      edge(static_cast<size_t>(isa::jump_target(in, pc)), taken);
+    }
+    if (k == Kind::Ja) edge(static_cast<size_t>(isa::jump_target(in, pc)), s);
+    if (k == Kind::Ja || k == Kind::Exit) return;
+    if (k == Kind::Call)  // the last walk has the final state
+      frame_lookup_[pc] = in.imm == 1 && s.map[1] != State::kNone && s.fp[2] != State::kNone && s.fp[10] != State::kNone &&
+                          inline_entries_(static_cast<uint32_t>(s.map[1])) != 0;
+    step(s, pc);
+    if (k == Kind::Jcond) refine(s, in, false);
+    pc += k == Kind::Lddw ? 2 : 1;
+  }
+}
+
 void Facts::forward() {
   seen_.assign(states_.size(), false);
   frame_lookup_.assign(p_.insns.size(), false);
@@ -260,7 +405,7 @@ void Facts::forward() {
     seen_[static_cast<size_t>(block_[f.entry])] = true;
     work.insert(f.entry);
   }
-  auto reach = [&](size_t target, const State& s) {
+  const Edge reach = [&](size_t target, const State& s) {
     auto& n = rounds[static_cast<size_t>(block_[target])];
     if (join(target, s, n >= 3)) {
       n = static_cast<uint8_t>(std::min(n + 1, 255));
@@ -270,23 +415,32 @@ void Facts::forward() {
   while (!work.empty()) {
     const size_t start = *work.begin();
     work.erase(work.begin());
-    State s = at_block(start);
-    for (size_t pc = start; pc < p_.insns.size();) {
-      if (pc != start && is_block(pc)) {
-        reach(pc, s);
-        break;
-      }
-      const isa::Insn& in = p_.insns[pc];
-      const Kind k = isa::info(in.op).kind;
-      if (k == Kind::Ja || k == Kind::Jcond) reach(static_cast<size_t>(isa::jump_target(in, pc)), s);
-      if (k == Kind::Ja || k == Kind::Exit) break;
-      if (k == Kind::Call)  // the last visit has the final state
-        frame_lookup_[pc] = in.imm == 1 && s.map[1] != State::kNone && s.fp[2] != State::kNone && s.fp[10] != State::kNone &&
-                            inline_entries_(static_cast<uint32_t>(s.map[1])) != 0;
-      step(s, pc);
-      pc += k == Kind::Lddw ? 2 : 1;
-    }
+    walk(start, at_block(start), reach);
   }
+  narrow();
+}
+
+// States that hold for every run, recomputed from themselves: what each block's predecessors
+// hand it is still true, and no longer widened. Two rounds recover the bounds of nested loops.
+void Facts::narrow() {
+  std::vector<size_t> start_of(states_.size());
+  for (size_t pc = 0; pc < p_.insns.size(); ++pc)
+    if (is_block(pc)) start_of[static_cast<size_t>(block_[pc])] = pc;
+  for (int round = 0; round < 2; ++round) {
+    const std::vector<State> old = states_;
+    const std::vector<bool> reached = seen_;
+    seen_.assign(states_.size(), false);
+    for (const isa::Function& f : p_.functions) {
+      states_[static_cast<size_t>(block_[f.entry])] = State::entry();
+      seen_[static_cast<size_t>(block_[f.entry])] = true;
+    }
+    const Edge gather = [&](size_t target, const State& s) { join(target, s, false); };
+    for (size_t b = 0; b < old.size(); ++b)
+      if (reached[b]) walk(start_of[b], old[b], gather);
+  }
+  // frame_lookup_ as the final states give it.
+  for (size_t b = 0; b < states_.size(); ++b)
+    if (seen_[b]) walk(start_of[b], states_[b], [](size_t, const State&) {});
 }
 
 RegSets regs_of(const isa::Insn& in) {

@@ -1,8 +1,10 @@
 // What a JIT may assume about registers beyond the instruction at hand, from two dataflow passes
 // over the bytecode (independent of the target, so any backend can read them):
 //  - forward: each register's unsigned range, whether it holds the frame pointer plus a constant
-//    or a map (lddw), and what a few stack slots hold. A mask that changes nothing, or a bounds
-//    check that cannot fail, can then be left out.
+//    or a map (lddw), which other register it equals plus a constant, and what a few stack slots
+//    hold. A mask that changes nothing, or a bounds check that cannot fail, can then be left out.
+//    Branches narrow the ranges on each edge; the relations carry that to a register clang copied
+//    before stepping it (`i2 = i; i += 2; if i2 < N`), which bounds the copy's source too.
 //  - backward: which registers some later instruction still reads. A temporary nobody reads again
 //    need not be computed.
 // Both hold for any run of the program, verified or not: nothing here relies on the verifier.
@@ -34,6 +36,8 @@ struct State {
   std::array<Range, 11> reg;
   std::array<int32_t, 11> fp;   // the register is r10 + fp[r], or kNone
   std::array<int32_t, 11> map;  // the register holds map number map[r] (an lddw), or kNone
+  std::array<int8_t, 11> base;   // the register equals base[r] + delta[r] (mod 2^64), or -1
+  std::array<uint64_t, 11> delta;
   std::array<Slot, 4> slots{};
   uint8_t nslots = 0;
 
@@ -75,8 +79,13 @@ class Facts {
   bool frame_lookup(size_t pc) const { return frame_lookup_[pc]; }
 
  private:
+  using Edge = std::function<void(size_t target, const State& s)>;
+  void step_values(State& s, size_t pc) const;
   void forward();
+  void narrow();
   void backward();
+  // Steps s from block start through its block, calling edge for each way out.
+  void walk(size_t start, State s, const Edge& edge);
   bool join(size_t pc, const State& in, bool widen);  // into the block starting at pc
 
   const isa::Program& p_;

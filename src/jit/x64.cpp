@@ -133,10 +133,15 @@ class Compiler {
   Result<void> compile() {
     mark_targets();
     const Helper* lookup = helpers_.find(1);
-    facts_.emplace(p_, [this, lookup](uint32_t m) -> uint32_t {
+    const jit::Facts::InlineEntries entries = [this, lookup](uint32_t m) -> uint32_t {
       if (!lookup || m >= img_.bindings.maps.size() || !inlinable_lookup(*lookup, img_.bindings.maps[m].get())) return 0;
       return img_.bindings.maps[m]->spec().max_entries;
-    });
+    };
+    facts_.emplace(p_, entries);
+    if (const uint32_t n = jit::fold_counter_copies(own_, *facts_)) {
+      img_.stats.folded += n;
+      facts_.emplace(p_, entries);  // of the program as rewritten
+    }
     Layout first;
     if (auto r = emit(nullptr, first); !r) return r;
     measure_loops(first);

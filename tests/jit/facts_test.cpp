@@ -130,3 +130,56 @@ exit
   CHECK_FALSE(called.frame_lookup(6));
   CHECK(called.live_after(3, 2));
 }
+
+TEST_CASE("jit facts: a branch bounds its operands on each edge", "[jit]") {
+  const isa::Program p = decoded(R"(
+r2 = *(u16 *)(r1 + 0)
+r3 = r2
+r3 += 10
+if r2 > 99 goto +2
+r0 = r3
+exit
+r0 = r2
+exit
+)");
+  const jit::Facts f(p, no_inlining);
+  REQUIRE(f.is_block(6));
+  CHECK(f.at_block(6).reg[2] == jit::Range{100, 0xffff});
+  CHECK(f.at_block(6).reg[3] == jit::Range{110, 0xffff + 10});  // r3 = r2 + 10 follows r2
+}
+
+TEST_CASE("jit facts: a loop that tests a copy taken before its counter steps keeps the counter bounded", "[jit]") {
+  // clang's `for (i = 0; i < 1500; i += 2)` with the test on the value before the step.
+  const isa::Program p = decoded(R"(
+r2 = 0
+r3 = 1498
+r0 = 0
+r5 = r2
+r0 += r5
+r2 += 2
+if r3 > r5 goto -4
+exit
+)");
+  const jit::Facts f(p, no_inlining);
+  REQUIRE(f.is_block(3));
+  CHECK(f.at_block(3).reg[2] == jit::Range{0, 1499});  // widened, then narrowed by the exit test
+  const jit::State s = before(f, 6);
+  CHECK(s.reg[5] == jit::Range{0, 1499});
+  CHECK(s.base[5] == 2);
+  CHECK(s.delta[5] == uint64_t{0} - 2);  // r5 = r2 - 2
+
+  // The same loop stepping by a register: the copy is not a constant away from the counter.
+  const isa::Program q = decoded(R"(
+r2 = 0
+r3 = 1498
+r4 = 2
+r0 = 0
+r5 = r2
+r0 += r5
+r2 += r4
+if r3 > r5 goto -4
+exit
+)");
+  const jit::Facts g(q, no_inlining);
+  CHECK(g.at_block(4).reg[2].max == UINT64_MAX);
+}
