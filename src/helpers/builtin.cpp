@@ -12,6 +12,7 @@
 #include "ebpfvm/helpers.hpp"
 #include "helpers/printk.hpp"
 #include "maps/map_impl.hpp"
+#include "helpers/builtin.hpp"
 #include "runtime/run_state.hpp"
 
 namespace ebpfvm {
@@ -432,11 +433,24 @@ HelperRegistry make_builtin() {
   return reg;
 }
 
+// What detail::needs_run finds needs no run of its own.
+const HelperFn kRunFree[] = {map_lookup, map_update,    map_delete,      map_push,    map_pop,          map_peek,
+                             ktime_ns,   ktime_boot_ns, ktime_coarse_ns, prandom_u32, smp_processor_id, trace_printk,
+                             trace_vprintk, csum_diff,  ringbuf_output};
+
 }  // namespace
 
 const HelperRegistry& HelperRegistry::builtin() {
   static const HelperRegistry reg = make_builtin();
   return reg;
+}
+
+bool detail::needs_run(HelperFn fn) {
+  for (HelperFn f : kRunFree)
+    if (f == fn) return false;
+  for (const Helper& h : HelperRegistry::builtin().all())
+    if (h.fn == fn) return true;
+  return false;
 }
 
 }  // namespace ebpfvm

@@ -14,6 +14,7 @@
 
 #include "ebpfvm/jit.hpp"
 #include "ebpfvm/verifier.hpp"
+#include "helpers/builtin.hpp"
 #include "interp/image.hpp"
 #include "jit/code_memory.hpp"
 #include "jit/facts.hpp"
@@ -32,7 +33,7 @@ struct JitImage {
   std::vector<uint64_t> callbacks;   // native addresses of functions whose address the program takes
   Bindings bindings;
   bool uses_maps = false;            // runs take an epoch guard only if the program names a map
-  bool calls_host = false;           // helpers (and so run state, callbacks, faults) are reachable
+  bool needs_run = false;            // some call needs a run state, callbacks or faults (helpers/builtin.hpp)
   std::vector<MemRegion> regions;
   HelperRegistry registry;
   JitStats stats;
@@ -270,7 +271,6 @@ class Compiler {
       const int64_t rel = static_cast<int64_t>(c.target - (base + code_.labelOffsetFromBase(c.after)));
       (rel == static_cast<int32_t>(rel) ? img_.stats.direct_calls : img_.stats.table_calls)++;
     }
-    img_.calls_host = !calls_.empty();
     return {};
   }
 
@@ -1028,7 +1028,8 @@ class Compiler {
   }
 
   // A call to host code: rel32 when the code lands in reach, through asmjit's address table if not.
-  void call_abs(const void* fn) {
+  void call_abs(const void* fn, bool needs_run = true) {
+    img_.needs_run |= needs_run;
     Label after = a_->newLabel();
     a_->call(Imm(reinterpret_cast<uint64_t>(fn)));
     a_->bind(after);
@@ -1113,7 +1114,7 @@ class Compiler {
     }
     if (inline_array_lookup(*h, pc)) return {};
     a_->mov(x86::r9, reinterpret_cast<uint64_t>(h->user));
-    call_abs(reinterpret_cast<const void*>(h->fn));
+    call_abs(reinterpret_cast<const void*>(h->fn), detail::needs_run(h->fn));
     return {};
   }
 
@@ -1278,11 +1279,13 @@ inline Result<uint64_t> with_run_state(const JitImage& img, RunState& run, std::
   std::optional<maps::reclaim::Guard> epoch;
   if (img.uses_maps) epoch.emplace();
   const CallbackInvoker saved = run.callbacks;
+  const std::span<uint8_t> saved_packet = run.packet;
   run.callbacks = {jit_invoke, &img};
   run.packet = packet;
   if (!run.fault.empty()) run.fault.clear();
   const uint64_t r0 = call();
   run.callbacks = saved;
+  run.packet = saved_packet;
   if (!run.fault.empty()) return make_error(Errc::RuntimeFault, run.fault);
   return r0;
 }
@@ -1341,11 +1344,26 @@ inline detail::RunState& state_for(std::optional<detail::PooledRun>& pooled) {
 
 // run(mem) for a program that calls helpers: r1 and r2 straight from mem, no RunArgs in between.
 [[gnu::noinline]] Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
-  std::optional<detail::PooledRun> pooled;
-  return detail::run_jit_memory(img, state_for(pooled), mem);
+  if (detail::RunState* s = detail::current_run()) return detail::run_jit_memory(img, *s, mem);
+  // The outermost run: its state is clean, so nothing needs saving or clearing around the call.
+  std::optional<maps::reclaim::Guard> epoch;
+  if (img.uses_maps) epoch.emplace();
+  detail::RunState& s = detail::begin_outermost();
+  s.callbacks = {jit_invoke, &img};
+  s.packet = mem;
+  const uint64_t r0 = img.entry(mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
+  s.callbacks = {};
+  s.packet = {};
+  if (!s.fault.empty()) [[unlikely]] {
+    Error e = make_error(Errc::RuntimeFault, s.fault);
+    detail::end_outermost(s);
+    return e;
+  }
+  detail::end_outermost(s);
+  return r0;
 }
 
-// A program that calls no helper cannot reach the run state: the call is the whole cost.
+// A program whose calls need no run state (helpers/builtin.hpp): the call is the whole cost.
 inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5) {
   std::optional<maps::reclaim::Guard> epoch;
   if (img.uses_maps) epoch.emplace();
@@ -1355,19 +1373,19 @@ inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_
 
 JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size)
     : img_(std::move(img)), memory_size_(memory_size) {
-  if (!img_->calls_host && !img_->uses_maps) plain_ = img_->entry;
+  if (!img_->needs_run && !img_->uses_maps) plain_ = img_->entry;
 }
 
 Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const {
   if (mem.size() < memory_size_) [[unlikely]]
     return too_little_memory(memory_size_, mem.size());
   const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
-  if (!img_->calls_host) return run_plain(*img_, r1, mem.size(), 0, 0, 0);
+  if (!img_->needs_run) return run_plain(*img_, r1, mem.size(), 0, 0, 0);
   return run_memory_with_state(*img_, mem);
 }
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {
-  if (!img_->calls_host) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
+  if (!img_->needs_run) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
   return run_with_state(*img_, args);
 }
 

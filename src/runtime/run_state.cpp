@@ -83,6 +83,17 @@ void RunState::reset() {
   packet = {};
 }
 
+bool RunState::clean() const {
+  // Or-ed, not short-circuited: one branch for the whole test.
+  const uint64_t words = uint64_t{worker} | reinterpret_cast<uintptr_t>(shared) | reinterpret_cast<uintptr_t>(xdp) |
+                         uint64_t{checked} | uint64_t{redirect.kind != RedirectTarget::Kind::None} | redirect.map_name.size() |
+                         tail_calls | regions.size() | maps.size() | fault.size() |
+                         reinterpret_cast<uintptr_t>(callbacks.invoke) | reinterpret_cast<uintptr_t>(callbacks.engine) |
+                         reinterpret_cast<uintptr_t>(memory.allows) | reinterpret_cast<uintptr_t>(memory.guard) | callback_depth |
+                         budget | depth | reinterpret_cast<uintptr_t>(packet.data()) | packet.size() | held_lock;
+  return words == 0;
+}
+
 namespace {
 // The outermost run of a thread (nearly every run) uses t_first, reached without a pointer chase;
 // nested runs (callbacks, helpers that run programs) take states from the pool.
@@ -95,6 +106,19 @@ thread_local RunState t_first;
 thread_local bool t_first_busy = false;
 }  // namespace
 
+RunState& begin_outermost() {
+  t_first_busy = true;
+  t_current_run = &t_first;
+  return t_first;
+}
+
+void end_outermost(RunState& s) {
+  if (!s.clean()) [[unlikely]]
+    s.reset();
+  t_current_run = nullptr;
+  t_first_busy = false;
+}
+
 PooledRun::PooledRun() : prev_(t_current_run) {
   if (!t_first_busy) {
     t_first_busy = true;
@@ -103,11 +127,11 @@ PooledRun::PooledRun() : prev_(t_current_run) {
     if (t_pool.used == t_pool.states.size()) t_pool.states.push_back(std::make_unique<RunState>());
     state_ = t_pool.states[t_pool.used++].get();
   }
-  state_->reset();
   t_current_run = state_;
 }
 
 PooledRun::~PooledRun() {
+  state_->reset();  // its runs set the XDP context, worker and environment: rarely clean
   t_current_run = prev_;
   if (state_ == &t_first) t_first_busy = false;
   else --t_pool.used;

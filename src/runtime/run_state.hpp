@@ -73,6 +73,8 @@ struct RunState {
 
   // Back to a fresh state, keeping the vectors' capacity.
   void reset();
+  // As reset() leaves it (loads only: checking is cheaper than resetting).
+  bool clean() const;
 
   bool allows(uint64_t addr, uint64_t size, bool write) const;
   // allows() plus the engine's stack and static regions.
@@ -89,7 +91,15 @@ extern thread_local RunState* t_current_run;
 inline RunState* current_run() { return t_current_run; }
 
 // A RunState for one run on this thread, reused from run to run (so a run allocates nothing once
-// warm) and never shared by nested runs. Installs itself as current_run() while it lives.
+// warm) and never shared by nested runs. Installs itself as current_run() while it lives. States
+// are clean (as reset() leaves them) while nobody holds them, so a run that leaves its state as
+// it found it pays loads to check that, not stores to reset it (end_outermost).
+// The thread's outermost state, for a run that finds none in progress (current_run() is
+// nullptr): clean, and current_run() until end_outermost(). PooledRun without its bookkeeping,
+// for engines' most common path.
+RunState& begin_outermost();
+void end_outermost(RunState& s);
+
 class PooledRun {
  public:
   PooledRun();

@@ -416,3 +416,29 @@ TEST_CASE("jit: a 100,000-instruction program with 25,000 branches compiles and 
   REQUIRE(want.ok());
   CHECK(*jit->run(mem) == *want);
 }
+
+TEST_CASE("jit: helpers that keep per-run state get a fresh run state each run, faults included", "[jit]") {
+  // bpf_spin_lock records the lock it holds in the run state; the JIT's runs without a state are
+  // only for programs whose helpers keep none (helpers/builtin.hpp).
+  auto arr = Map::create({"a", MapType::Array, 4, 8, 1, 0, nullptr});
+  REQUIRE(arr.ok());
+  std::vector<Map> maps{*arr};
+  const std::string lock = "r1 = map_value_fd(0) + 0 ll\ncall 93\n", unlock = "r1 = map_value_fd(0) + 0 ll\ncall 94\n";
+  auto compile = [&](const std::string& text) {
+    auto p = JitProgram::compile_trusted(prog(text + "r0 = 7\nexit"), HelperRegistry::builtin(), maps);
+    REQUIRE(p.ok());
+    return std::move(*p);
+  };
+  std::vector<uint8_t> mem(8);
+  auto twice = compile(lock + lock + unlock).run(mem);
+  REQUIRE_FALSE(twice.ok());
+  CHECK(twice.error().code == Errc::RuntimeFault);
+  CHECK(twice.error().message == "bpf_spin_lock while already holding a lock");
+  CHECK(*compile(lock + unlock).run(mem) == 7);
+  // A run that exits holding the lock leaves the lock word set, but not its claim on it: the next
+  // run does not hold it.
+  CHECK(*compile(lock).run(mem) == 7);
+  auto after = compile(unlock).run(mem);
+  REQUIRE_FALSE(after.ok());
+  CHECK(after.error().message == "bpf_spin_unlock of a lock this run does not hold");
+}
