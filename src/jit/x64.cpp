@@ -555,7 +555,7 @@ class Compiler {
   }
 
   // After `rX = rY; rX += rZ|imm` at pc: loads through rX into other registers and `rX += imm`,
-  // ended by a load of rX into itself (or rX no longer read). Each load addresses
+  // ended by a load of rX into itself, or into rY or rZ, or by rX no longer read. Each load addresses
   // [rY + rZ|imm + ...] directly and rX is never formed: clang's shape for a[i] and b[i] at a
   // constant distance. Returns the slots compiled, 0 when the shape is not there.
   size_t address_run(size_t pc) {
@@ -571,9 +571,13 @@ class Compiler {
       const isa::Insn& in = p_.insns[j];
       if (info(in.op).kind == isa::Kind::Ldx && in.src == x) {
         const auto m = sum_address(kReg[mov.src], add, x, disp + in.off);
-        if (!m || (in.dst != x && holds_base(in.dst))) return 0;
+        if (!m) return 0;
         loads.emplace_back(j, *m);
         closed = in.dst == x;
+        if (!closed && holds_base(in.dst)) {  // the load overwrites a base: the last of the run
+          ++j;
+          break;
+        }
       } else if (is_add64(in, x) && !isa::uses_src_reg(in.opcode)) {
         disp += in.imm;
       } else {
