@@ -183,3 +183,39 @@ exit
   const jit::Facts g(q, no_inlining);
   CHECK(g.at_block(4).reg[2].max == UINT64_MAX);
 }
+
+TEST_CASE("jit facts: each comparison bounds a byte on its taken and its fall-through edge", "[jit]") {
+  struct Row {
+    const char* test;
+    jit::Range taken, fall;
+  };
+  const Row rows[] = {
+      {"r2 > 100", {101, 255}, {0, 100}},   {"r2 >= 100", {100, 255}, {0, 99}},
+      {"r2 < 100", {0, 99}, {100, 255}},    {"r2 <= 100", {0, 100}, {101, 255}},
+      {"r2 == 100", {100, 100}, {0, 255}},  {"r2 != 100", {0, 255}, {100, 100}},
+      {"r2 != 0", {1, 255}, {0, 0}},        {"r2 != 255", {0, 254}, {255, 255}},
+      {"r2 s> 100", {0, 255}, {0, 255}},    {"w2 > 100", {0, 255}, {0, 255}},  // signed and 32-bit: not narrowed
+      {"r2 & 100", {0, 255}, {0, 255}},     {"r3 > r2", {0, 99}, {100, 255}},  // r3 = 100
+      {"r2 > 300", {0, 255}, {0, 255}},     // never taken: no state worth keeping there
+  };
+  for (const Row& row : rows) {
+    INFO(row.test);
+    // The fall-through reaches slot 5 and the taken edge slot 7, each by a plain jump.
+    const isa::Program p = decoded(std::string(R"(
+r2 = *(u8 *)(r1 + 0)
+r3 = 100
+if )") + row.test + R"( goto +1
+goto +1
+goto +2
+r0 = r2
+exit
+r0 = r2
+exit
+)");
+    const jit::Facts f(p, no_inlining);
+    REQUIRE(f.is_block(5));
+    REQUIRE(f.is_block(7));
+    CHECK(f.at_block(7).reg[2] == row.taken);
+    CHECK(f.at_block(5).reg[2] == row.fall);
+  }
+}
