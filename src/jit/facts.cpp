@@ -159,6 +159,7 @@ std::optional<uint64_t> added(const isa::Insn& in) {
 // Keeps "r == base + delta" true across the instruction, or drops it.
 void relate(State& s, const isa::Insn& in) {
   const uint16_t changed = clobbered(in);
+  if (!changed) return;
   const std::optional<uint64_t> step = added(in);
   for (unsigned w = 0; w <= isa::kMaxReg; ++w) {
     if (!((changed >> w) & 1)) continue;
@@ -198,10 +199,8 @@ std::optional<Range> shifted(const Range& r, uint64_t d) {
 void refine(State& s, const isa::Insn& in, bool taken) {
   if (isa::is_jmp32(in.opcode)) return;
   const bool x = isa::uses_src_reg(in.opcode);
-  State t = s;
-  Range& l = t.reg[in.dst];
-  Range rk = konst(static_cast<uint64_t>(int64_t{in.imm}));
-  Range& r = x ? t.reg[in.src] : rk;
+  Range l = s.reg[in.dst];
+  Range r = x ? s.reg[in.src] : konst(static_cast<uint64_t>(int64_t{in.imm}));
   uint8_t op = isa::op_code(in.opcode);
   if (!taken) {
     switch (op) {
@@ -214,11 +213,11 @@ void refine(State& s, const isa::Insn& in, bool taken) {
       default: return;
     }
   }
-  bool ok = true;
-  auto less = [&](Range& a, Range& b, bool strict) {  // a < b, or a <= b
+  auto less = [](Range& a, Range& b, bool strict) {  // a < b, or a <= b
     if (strict && b.max == 0) return false;
     return meet(a, 0, strict ? b.max - 1 : b.max) && meet(b, strict ? a.min + 1 : a.min, UINT64_MAX);
   };
+  bool ok = true;
   switch (op) {
     case 0x10: ok = meet(l, r.min, r.max) && meet(r, l.min, l.max); break;
     case 0x50:  // only a constant at one end of the other's range says anything
@@ -234,15 +233,16 @@ void refine(State& s, const isa::Insn& in, bool taken) {
     default: return;
   }
   if (!ok) return;  // the edge cannot be taken: what holds there does not matter
+  s.reg[in.dst] = l;
+  if (x && in.src != in.dst) s.reg[in.src] = r;
   for (const unsigned v : {unsigned{in.dst}, x ? unsigned{in.src} : 99u}) {
     if (v > isa::kMaxReg) continue;
     for (unsigned o = 0; o <= isa::kMaxReg; ++o)
-      if (t.base[o] == static_cast<int8_t>(v))
-        if (const auto m = shifted(t.reg[v], t.delta[o])) meet(t.reg[o], m->min, m->max);
-    if (t.base[v] >= 0)
-      if (const auto m = shifted(t.reg[v], 0 - t.delta[v])) meet(t.reg[static_cast<unsigned>(t.base[v])], m->min, m->max);
+      if (s.base[o] == static_cast<int8_t>(v))
+        if (const auto m = shifted(s.reg[v], s.delta[o])) meet(s.reg[o], m->min, m->max);
+    if (s.base[v] >= 0)
+      if (const auto m = shifted(s.reg[v], 0 - s.delta[v])) meet(s.reg[static_cast<unsigned>(s.base[v])], m->min, m->max);
   }
-  s = t;
 }
 
 }  // namespace
@@ -438,9 +438,8 @@ void Facts::narrow() {
     for (size_t b = 0; b < old.size(); ++b)
       if (reached[b]) walk(start_of[b], old[b], gather);
   }
-  // frame_lookup_ as the final states give it.
-  for (size_t b = 0; b < states_.size(); ++b)
-    if (seen_[b]) walk(start_of[b], states_[b], [](size_t, const State&) {});
+  // frame_lookup_ is as the last round's walks left it: it depends on maps and frame offsets
+  // only, which widening never touched, so narrowing does not change them.
 }
 
 RegSets regs_of(const isa::Insn& in) {

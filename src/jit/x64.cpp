@@ -127,7 +127,8 @@ class Compiler {
  public:
   // Compiles an equivalent rewrite of p (jit/rewrite.hpp), slot for slot.
   Compiler(const isa::Program& p, const HelperRegistry& h, const JitOptions& o, JitImage& img)
-      : own_(p), p_(own_), helpers_(h), opts_(o), img_(img), rng_(std::random_device{}()) {
+      : own_(p), p_(own_), helpers_(h), opts_(o), img_(img) {
+    if (o.blind_constants) rng_.seed(std::random_device{}());  // opening the device costs more than a small compile
     jit::swap_accumulators(own_);
   }
 
