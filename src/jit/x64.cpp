@@ -462,7 +462,7 @@ class Compiler {
       return 2;
     }
     // `rX <<= 32; rY = rX; rY >>= 32`: rY from rX's low half directly, then rX's own shift (one
-    // instruction less, and rY no longer waits for the shift).
+    // instruction less, and rY no longer waits for the shift), which goes too if nothing reads rX.
     const isa::Insn& mov = shr;
     if (!straight(pc, 3) || !is_mov_reg(mov) || mov.src != shl.dst) return 0;
     const isa::Insn& ext = p_.insns[pc + 2];
@@ -471,7 +471,8 @@ class Compiler {
     if (shift64_by_32(ext, 0x70)) a_->mov(Y.r32(), D.r32());
     else if (shift64_by_32(ext, 0xc0)) a_->movsxd(Y, D.r32());
     else return 0;
-    a_->shl(D, 32);
+    if (shl.dst == 10 || facts_->live_after(pc + 2, shl.dst)) a_->shl(D, 32);
+    else ++img_.stats.folded;
     return 3;
   }
 
