@@ -62,6 +62,10 @@ Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args
 Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx);
 // The same for r1 = mem, r2 = its size, mem the LD_ABS packet (memory_args without the RunArgs).
 Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<uint8_t> mem);
+// An XDP run that finds no run in progress on its thread (current_run() is nullptr): on the
+// thread's outermost state, which is clean, so only what this sets is cleared afterwards. On
+// XDP_REDIRECT the target is moved into `redirect`.
+Result<uint64_t> run_jit_xdp(const JitImage& img, uint32_t worker, RuntimeShared* shared, XdpCtx& ctx, RedirectTarget& redirect);
 
 // The one way to wrap an image in the public handle.
 struct InterpreterAccess {

@@ -761,7 +761,9 @@ Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
   ++run->depth;
   run->checked = checked;
   run->budget = img_->options.insn_budget;
-  run->fault.clear();
+  // A run nested in another (a helper running a program) reports its own fault, not the
+  // enclosing run's, and leaves the enclosing run's as it was.
+  std::string enclosing_fault = std::exchange(run->fault, {});
   const size_t regions_before = run->regions.size();
   Entry e{img_->code.data(), {args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]}, args.regs[0]};
   Outcome o = checked ? execute<true>(img_.get(), &args, run, &e, nullptr) : execute<false>(img_.get(), &args, run, &e, nullptr);
@@ -779,7 +781,10 @@ Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
     run->held_lock = 0;
     if (o.fault == Fault::None) return make_error(Errc::RuntimeFault, "bpf_spin_lock still held when the program exited");
   }
-  if (o.fault != Fault::None) return fault_error(o, *img_, *run);
+  std::optional<Error> failed;
+  if (o.fault != Fault::None) [[unlikely]] failed = fault_error(o, *img_, *run);
+  if (!run->fault.empty() || !enclosing_fault.empty()) [[unlikely]] run->fault = std::move(enclosing_fault);
+  if (failed) [[unlikely]] return std::move(*failed);
   return o.r0;
 }
 

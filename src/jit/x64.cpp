@@ -1288,11 +1288,19 @@ inline Result<uint64_t> with_run_state(const JitImage& img, RunState& run, std::
   const std::span<uint8_t> saved_packet = run.packet;
   run.callbacks = {jit_invoke, &img};
   run.packet = packet;
-  if (!run.fault.empty()) run.fault.clear();
+  // A run nested in another (a helper running a program) reports its own fault, not the
+  // enclosing run's, and leaves the enclosing run's as it was.
+  std::string enclosing_fault;
+  if (!run.fault.empty()) [[unlikely]] enclosing_fault = std::exchange(run.fault, {});
   const uint64_t r0 = call();
   run.callbacks = saved;
   run.packet = saved_packet;
-  if (!run.fault.empty()) return make_error(Errc::RuntimeFault, run.fault);
+  if (!run.fault.empty() || !enclosing_fault.empty()) [[unlikely]] {
+    std::optional<Error> e;
+    if (!run.fault.empty()) e = make_error(Errc::RuntimeFault, run.fault);
+    run.fault = std::move(enclosing_fault);
+    if (e) return *e;
+  }
   return r0;
 }
 }  // namespace
@@ -1309,6 +1317,45 @@ Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<ui
 
 Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
   return with_run_state(img, run, {}, [&] { return img.entry(ctx, 0, 0, 0, 0); });
+}
+
+namespace {
+// The outermost run: its state is clean, so nothing needs saving around the call, and clearing
+// what was set leaves it clean again unless a helper recorded something (end_outermost resets then).
+template <class Set, class Clear>
+inline Result<uint64_t> outermost(const JitImage& img, uint64_t r1, uint64_t r2, Set set, Clear clear) {
+  std::optional<maps::reclaim::Guard> epoch;
+  if (img.uses_maps) epoch.emplace();
+  RunState& s = begin_outermost();
+  s.callbacks = {jit_invoke, &img};
+  set(s);
+  const uint64_t r0 = img.entry(r1, r2, 0, 0, 0);
+  s.callbacks = {};
+  clear(s, r0);
+  if (!s.fault.empty()) [[unlikely]] {
+    Error e = make_error(Errc::RuntimeFault, s.fault);
+    end_outermost(s);
+    return e;
+  }
+  end_outermost(s);
+  return r0;
+}
+}  // namespace
+
+Result<uint64_t> run_jit_xdp(const JitImage& img, uint32_t worker, RuntimeShared* shared, XdpCtx& ctx, RedirectTarget& redirect) {
+  return outermost(
+      img, reinterpret_cast<uint64_t>(&ctx), 0,
+      [&](RunState& s) {
+        s.worker = worker;
+        s.shared = shared;
+        s.xdp = &ctx;
+      },
+      [&](RunState& s, uint64_t r0) {
+        s.worker = 0;
+        s.shared = nullptr;
+        s.xdp = nullptr;
+        if (r0 == 4 && s.redirect.kind != RedirectTarget::Kind::None) redirect = std::move(s.redirect);  // XDP_REDIRECT
+      });
 }
 
 }  // namespace detail
@@ -1351,22 +1398,9 @@ inline detail::RunState& state_for(std::optional<detail::PooledRun>& pooled) {
 // run(mem) for a program that calls helpers: r1 and r2 straight from mem, no RunArgs in between.
 [[gnu::noinline]] Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
   if (detail::RunState* s = detail::current_run()) return detail::run_jit_memory(img, *s, mem);
-  // The outermost run: its state is clean, so nothing needs saving or clearing around the call.
-  std::optional<maps::reclaim::Guard> epoch;
-  if (img.uses_maps) epoch.emplace();
-  detail::RunState& s = detail::begin_outermost();
-  s.callbacks = {jit_invoke, &img};
-  s.packet = mem;
-  const uint64_t r0 = img.entry(mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
-  s.callbacks = {};
-  s.packet = {};
-  if (!s.fault.empty()) [[unlikely]] {
-    Error e = make_error(Errc::RuntimeFault, s.fault);
-    detail::end_outermost(s);
-    return e;
-  }
-  detail::end_outermost(s);
-  return r0;
+  return detail::outermost(
+      img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), [&](detail::RunState& s) { s.packet = mem; },
+      [](detail::RunState& s, uint64_t) { s.packet = {}; });
 }
 
 // A program whose calls need no run state (helpers/builtin.hpp): the call is the whole cost.

@@ -445,6 +445,21 @@ Error run_error(const LoadedData& d, Error e) {
   return r;
 }
 
+// run_xdp inside another run (a helper running a program), or in the interpreter: on a pooled state.
+[[gnu::noinline]] Result<uint64_t> run_xdp_pooled(const LoadedData& d, uint32_t worker, detail::XdpCtx& x, RedirectTarget& redirect,
+                                                  uint64_t* insns) {
+  detail::PooledRun pooled;
+  detail::RunState& rs = pooled.state();
+  rs.worker = worker;
+  rs.shared = d.shared.get();
+  rs.xdp = &x;
+  const Region ctx_region{&x, detail::kXdpCtxVisible, false};
+  auto r0 = d.entry->jit ? detail::run_jit_ctx(*d.entry->jit, rs, reinterpret_cast<uint64_t>(&x))
+                         : interpret(d, {{reinterpret_cast<uint64_t>(&x), 0, 0, 0, 0}, {}, std::span<const Region>(&ctx_region, 1)}, insns);
+  if (r0 && *r0 == static_cast<uint64_t>(XdpAction::Redirect)) redirect = rs.redirect;
+  return r0;
+}
+
 }  // namespace
 
 // The checks of run_xdp, out of its per-packet path.
@@ -470,23 +485,17 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   detail::XdpCtx& x = buffer.ctx();
   x.md.ingress_ifindex = opt.ingress_ifindex;
   x.md.rx_queue_index = opt.rx_queue_index;
-  detail::PooledRun pooled;
-  detail::RunState& rs = pooled.state();
-  rs.worker = worker;
-  rs.shared = d.shared.get();
-  rs.xdp = &x;
-  const Region ctx_region{&x, detail::kXdpCtxVisible, false};
+  XdpResult& res = *out;
   uint64_t insns = 0;
-  auto r0 = d.entry->jit ? detail::run_jit_ctx(*d.entry->jit, rs, reinterpret_cast<uint64_t>(&x))
-                         : interpret(d, {{reinterpret_cast<uint64_t>(&x), 0, 0, 0, 0}, {}, std::span<const Region>(&ctx_region, 1)}, &insns);
+  // Nearly every run finds no run in progress on its thread: no pooled state to set up then.
+  auto r0 = d.entry->jit && !detail::current_run() ? detail::run_jit_xdp(*d.entry->jit, worker, d.shared.get(), x, res.redirect)
+                                                   : run_xdp_pooled(d, worker, x, res.redirect, &insns);
   if (!r0) [[unlikely]] {
     out = run_error(d, r0.error());
     return out;
   }
-  XdpResult& res = *out;
   res.r0 = *r0;
   res.action = *r0 <= static_cast<uint64_t>(XdpAction::Redirect) ? static_cast<XdpAction>(*r0) : XdpAction::Aborted;
-  if (res.action == XdpAction::Redirect) res.redirect = rs.redirect;
   res.insns = insns;
   return out;
 }

@@ -2,6 +2,8 @@
 // helper arguments that do not match the prototype.
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 #include "packets.hpp"
 
 using namespace ebpfvm;
@@ -217,6 +219,57 @@ TEST_CASE("helpers: an embedder's own helper, with its context pointer and proto
   CHECK(prog->run_xdp(buf, {0, 3, 0})->action == XdpAction::Drop);
   CHECK(prog->run_xdp(buf, {0, 4, 0})->action == XdpAction::Pass);
   CHECK(tenants.calls == 2);
+}
+
+namespace {
+
+// helper 1000 again, which first runs two faulting programs of its own (a JIT one and a checked
+// interpreter one) inside the XDP run that called it, as an embedder's helper may.
+struct Nested {
+  std::vector<std::string> inner_errors;
+};
+uint64_t tenant_after_nested_runs(uint64_t, uint64_t out, uint64_t, uint64_t, uint64_t, void* user) {
+  auto* n = static_cast<Nested*>(user);
+  const std::string text = "*(u32 *)(r10 - 8) = 0\nr1 = r10\nr1 += -8\ncall 94\nr0 = 1\nexit";  // unlocks a lock it does not hold
+  auto prog = Program::from_assembly(text);
+  auto jit = JitProgram::compile_trusted(*prog, HelperRegistry::builtin());
+  auto interp = Interpreter::create(*prog, HelperRegistry::builtin());
+  std::vector<uint8_t> mem(16);
+  for (auto r : {jit->run(mem), interp->run(mem)}) n->inner_errors.push_back(r.ok() ? "ok" : r.error().to_string());
+  const uint32_t tenant = 7;
+  std::memcpy(reinterpret_cast<void*>(out), &tenant, 4);
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("helpers: a program run inside a helper reports its own fault, not the enclosing run's") {
+  for (const Engine engine : {Engine::Jit, Engine::Interpreter}) {
+    INFO((engine == Engine::Jit ? "jit" : "interpreter"));
+    auto obj = Object::open(program_path("embedder"));
+    REQUIRE(obj.ok());
+    Nested nested;
+    HelperRegistry mine;
+    REQUIRE(mine.add({1000, "app_lookup_tenant", tenant_after_nested_runs, &nested,
+                      HelperProto{RetKind::Integer, {ArgKind::Anything, ArgKind::PtrToInt, ArgKind::None}}})
+                .ok());
+    LoadOptions opts;
+    opts.helpers = &mine;
+    opts.engine = engine;
+    REQUIRE(obj->load(opts).ok());
+    auto prog = obj->program("tenant");
+    XdpBuffer buf(make_packet({}));
+    for (int round = 0; round < 2; ++round) {  // the second run starts from what the first left
+      auto r = prog->run_xdp(buf);
+      REQUIRE(r.ok());
+      CHECK(r->action == XdpAction::Drop);
+    }
+    REQUIRE(nested.inner_errors.size() == 4);
+    for (size_t i = 0; i < 4; i += 2) {
+      CHECK(nested.inner_errors[i] == "bpf_spin_unlock of a lock this run does not hold");
+      CHECK(nested.inner_errors[i + 1] == "insn 3: bpf_spin_unlock of a lock this run does not hold");
+    }
+  }
 }
 
 TEST_CASE("checked mode: spin locks cannot deadlock the host, NULL with a size is refused") {
