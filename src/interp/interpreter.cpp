@@ -558,6 +558,13 @@ Error fault_error(const Outcome& o, const InterpImage& img, const RunState& run)
   return make_error_at(Errc::RuntimeFault, o.pc, buf);
 }
 
+// The fault of a run, and the enclosing run's fault (if this one was nested) back in place.
+[[gnu::cold, gnu::noinline]] Error nested_fault(const Outcome& o, const InterpImage& img, RunState& run, std::string enclosing) {
+  Error e = fault_error(o, img, run);
+  run.fault = std::move(enclosing);
+  return e;
+}
+
 // ---- checked mode: helper arguments against the prototype ----------------------------------------
 std::string reg(unsigned i) { return "R" + std::to_string(i + 1); }
 
@@ -763,7 +770,8 @@ Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
   run->budget = img_->options.insn_budget;
   // A run nested in another (a helper running a program) reports its own fault, not the
   // enclosing run's, and leaves the enclosing run's as it was.
-  std::string enclosing_fault = std::exchange(run->fault, {});
+  std::string enclosing_fault;
+  if (!run->fault.empty()) [[unlikely]] enclosing_fault = std::exchange(run->fault, {});
   const size_t regions_before = run->regions.size();
   Entry e{img_->code.data(), {args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]}, args.regs[0]};
   Outcome o = checked ? execute<true>(img_.get(), &args, run, &e, nullptr) : execute<false>(img_.get(), &args, run, &e, nullptr);
@@ -781,10 +789,8 @@ Result<uint64_t> Interpreter::run(const RunArgs& args, RunStats* stats) const {
     run->held_lock = 0;
     if (o.fault == Fault::None) return make_error(Errc::RuntimeFault, "bpf_spin_lock still held when the program exited");
   }
-  std::optional<Error> failed;
-  if (o.fault != Fault::None) [[unlikely]] failed = fault_error(o, *img_, *run);
+  if (o.fault != Fault::None) [[unlikely]] return nested_fault(o, *img_, *run, std::move(enclosing_fault));
   if (!run->fault.empty() || !enclosing_fault.empty()) [[unlikely]] run->fault = std::move(enclosing_fault);
-  if (failed) [[unlikely]] return std::move(*failed);
   return o.r0;
 }
 

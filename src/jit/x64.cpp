@@ -1295,12 +1295,12 @@ inline Result<uint64_t> with_run_state(const JitImage& img, RunState& run, std::
   const uint64_t r0 = call();
   run.callbacks = saved;
   run.packet = saved_packet;
-  if (!run.fault.empty() || !enclosing_fault.empty()) [[unlikely]] {
-    std::optional<Error> e;
-    if (!run.fault.empty()) e = make_error(Errc::RuntimeFault, run.fault);
+  if (!run.fault.empty()) [[unlikely]] {
+    Error e = make_error(Errc::RuntimeFault, run.fault);
     run.fault = std::move(enclosing_fault);
-    if (e) return *e;
+    return e;
   }
+  if (!enclosing_fault.empty()) [[unlikely]] run.fault = std::move(enclosing_fault);
   return r0;
 }
 }  // namespace
