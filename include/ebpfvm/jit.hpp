@@ -73,7 +73,9 @@ class JitProgram {
 
  private:
   using Entry = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
-  Result<uint64_t> run_general(std::span<uint8_t> mem) const;
+  // Cold only for the callers' sake: it keeps run()'s plain path from sharing the result's memory
+  // with this one, so a caller gets a plain run's r0 in a register (1 ns per call measured).
+  [[gnu::cold]] Result<uint64_t> run_general(std::span<uint8_t> mem) const;
 
   std::shared_ptr<const detail::JitImage> img_;
   uint32_t memory_size_ = 0;  // compile(): the memory the program was verified for

@@ -614,6 +614,13 @@ class Compiler {
       }
       return 0;
     }
+    // `rX += rY` then a byte pair through rX: the pair addresses [rX + rY + off], and the sum is
+    // not formed when nothing reads rX after the pair.
+    if (is_add64(first, first.dst) && isa::uses_src_reg(first.opcode) && first.src != first.dst && first.dst != 10 &&
+        straight(pc, 5))
+      if (const auto bp = byte_pair(pc + 1); bp && bp->a == first.dst)
+        if (bp->d == bp->a || bp->t == bp->a || !facts_->live_after(pc + 4, bp->a))
+          if (emit_byte_pair(*bp, x86::ptr(kReg[first.dst], kReg[first.src], 0, bp->off), pc + 4)) return 5;
     if (const auto bp = byte_pair(pc); bp && emit_byte_pair(*bp, x86::ptr(kReg[bp->a], bp->off), pc + 3)) return 4;
     if (is_add64(first, first.dst) && straight(pc, 2) && is_self_load(p_.insns[pc + 1], first.dst))
       if (auto m = sum_address(kReg[first.dst], first, first.dst, p_.insns[pc + 1].off)) {
