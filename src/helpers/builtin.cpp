@@ -10,9 +10,9 @@
 #include <cstring>
 
 #include "ebpfvm/helpers.hpp"
+#include "helpers/builtin.hpp"
 #include "helpers/printk.hpp"
 #include "maps/map_impl.hpp"
-#include "helpers/builtin.hpp"
 #include "runtime/run_state.hpp"
 
 namespace ebpfvm {

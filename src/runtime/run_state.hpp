@@ -90,16 +90,18 @@ struct RunState {
 extern thread_local RunState* t_current_run;
 inline RunState* current_run() { return t_current_run; }
 
-// A RunState for one run on this thread, reused from run to run (so a run allocates nothing once
-// warm) and never shared by nested runs. Installs itself as current_run() while it lives. States
-// are clean (as reset() leaves them) while nobody holds them, so a run that leaves its state as
-// it found it pays loads to check that, not stores to reset it (end_outermost).
+// States are clean (as reset() leaves them) while nobody holds them.
+//
 // The thread's outermost state, for a run that finds none in progress (current_run() is
-// nullptr): clean, and current_run() until end_outermost(). PooledRun without its bookkeeping,
-// for engines' most common path.
+// nullptr): installed as current_run() until end_outermost(), which checks with loads that the
+// run left it clean and resets it only if not. PooledRun without its bookkeeping, for the
+// engines' most common path; the caller clears what it set before ending.
 RunState& begin_outermost();
 void end_outermost(RunState& s);
 
+// A RunState for one run on this thread, reused from run to run (so a run allocates nothing once
+// warm) and never shared by nested runs. Installs itself as current_run() while it lives, and
+// resets the state when it ends.
 class PooledRun {
  public:
   PooledRun();
