@@ -22,7 +22,7 @@
 
 extern "C" {
 #define K(name) uint64_t native_##name(uint8_t*);
-K(invoke) K(invoke_helper) K(alu_loop) K(checksum_1500) K(primes) K(log2_array) K(strcmp_1mib) K(copy_4k) K(switch_4k) K(parse_packet)
+K(invoke) K(invoke_helper) K(invoke_stateful) K(alu_loop) K(checksum_1500) K(primes) K(log2_array) K(strcmp_1mib) K(copy_4k) K(switch_4k) K(parse_packet)
 K(helper_loop) K(array_lookup) K(hash_lookup)
 #undef K
 
@@ -30,6 +30,7 @@ K(helper_loop) K(array_lookup) K(hash_lookup)
 [[gnu::noinline]] uint64_t bench_mix(uint64_t x) { return (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ull; }
 uint64_t bench_array_native[256];
 uint64_t (*bench_lookup)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, void*);
+uint64_t (*bench_redirect)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, void*);
 uint64_t bench_hash_map;
 void* bench_lookup_user;
 }
@@ -47,7 +48,8 @@ struct Kernel {
   uint64_t (*native)(uint8_t*);
 };
 const Kernel kKernels[] = {
-    {"invoke", native_invoke},           {"invoke_helper", native_invoke_helper}, {"alu_loop", native_alu_loop},       {"checksum_1500", native_checksum_1500},
+    {"invoke", native_invoke},           {"invoke_helper", native_invoke_helper}, {"invoke_stateful", native_invoke_stateful},
+    {"alu_loop", native_alu_loop},       {"checksum_1500", native_checksum_1500},
     {"primes", native_primes},           {"log2_array", native_log2_array},   {"strcmp_1mib", native_strcmp_1mib},
     {"copy_4k", native_copy_4k},         {"switch_4k", native_switch_4k},     {"parse_packet", native_parse_packet},
     {"helper_loop", native_helper_loop}, {"array_lookup", native_array_lookup}, {"hash_lookup", native_hash_lookup},
@@ -221,6 +223,7 @@ int main(int argc, char** argv) {
   const std::string only = argc > 3 ? argv[3] : "";  // run just this kernel
   const ebpfvm::Helper* lookup = ebpfvm::HelperRegistry::builtin().find(1);
   bench_lookup = lookup->fn;
+  bench_redirect = ebpfvm::HelperRegistry::builtin().find(23)->fn;
   bench_lookup_user = lookup->user;
   std::printf("%-14s %-7s %11s %11s %11s %10s %10s %9s\n", "kernel", "isa", "native ns", "jit ns", "interp ns", "jit/native",
               "interp/jit", "compile us");

@@ -37,6 +37,9 @@ extern __u64 bench_array_native[256];
 extern __u64 (*bench_lookup)(__u64 map, __u64 key, __u64, __u64, __u64, void *user);
 extern __u64 bench_hash_map;
 extern void *bench_lookup_user;
+/* ebpfvm's bpf_redirect helper, called directly. */
+extern __u64 (*bench_redirect)(__u64 ifindex, __u64 flags, __u64, __u64, __u64, void *user);
+#define bpf_redirect(ifindex, flags) bench_redirect(ifindex, flags, 0, 0, 0, (void *)0)
 
 #define ARRAY_LOOKUP(key) (*(key) < 256 ? &bench_array_native[*(key)] : (__u64 *)0)
 #define HASH_LOOKUP(key) ((__u64 *)bench_lookup(bench_hash_map, (__u64)(key), 0, 0, 0, bench_lookup_user))
@@ -54,6 +57,13 @@ KERNEL(invoke_helper)
 {
 	/* One helper call: what a run costs once the program may reach helpers (its run state). */
 	return bench_mix(mem[0]);
+}
+
+KERNEL(invoke_stateful)
+{
+	/* One call of a helper that records what the run did (the redirect target): the JIT runs it on
+	 * a run state, which it must reset afterwards. */
+	return bpf_redirect(mem[0], 0);
 }
 
 KERNEL(alu_loop)

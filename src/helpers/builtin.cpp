@@ -191,12 +191,19 @@ uint64_t xdp_store_bytes(uint64_t ctx, uint64_t off, uint64_t buf, uint64_t len,
   std::memmove(ptr(x->data + off), ptr(buf), len);
   return 0;
 }
+// Field by field: assigning a fresh RedirectTarget would build and move a string per call.
+void set_redirect(RedirectTarget& t, RedirectTarget::Kind kind, uint32_t ifindex, uint32_t map_id, std::string_view map_name,
+                  uint32_t key, uint64_t flags) {
+  t.kind = kind;
+  t.ifindex = ifindex;
+  t.map_id = map_id;
+  t.map_name.assign(map_name);
+  t.key = key;
+  t.flags = flags;
+}
 uint64_t redirect(uint64_t ifindex, uint64_t flags, uint64_t, uint64_t, uint64_t, void*) {
-  RunState& r = run();
   if (flags) return kXdpAborted;
-  r.redirect = {};
-  r.redirect.kind = RedirectTarget::Kind::Ifindex;
-  r.redirect.ifindex = static_cast<uint32_t>(ifindex);
+  set_redirect(run().redirect, RedirectTarget::Kind::Ifindex, static_cast<uint32_t>(ifindex), 0, {}, 0, 0);
   return kXdpRedirect;
 }
 uint64_t redirect_map(uint64_t m, uint64_t key, uint64_t flags, uint64_t, uint64_t, void*) {
@@ -208,13 +215,7 @@ uint64_t redirect_map(uint64_t m, uint64_t key, uint64_t flags, uint64_t, uint64
     return kXdpAborted;
   const uint32_t k = static_cast<uint32_t>(key);
   if (!(flags & kBroadcast) && !map->lookup(&k, 0)) return flags & kActionMask;
-  RunState& r = run();
-  r.redirect = {};
-  r.redirect.kind = RedirectTarget::Kind::Map;
-  r.redirect.map_id = map->id();
-  r.redirect.map_name = map->spec().name;
-  r.redirect.key = k;
-  r.redirect.flags = flags & (kBroadcast | kExcludeIngress);
+  set_redirect(run().redirect, RedirectTarget::Kind::Map, 0, map->id(), map->spec().name, k, flags & (kBroadcast | kExcludeIngress));
   return kXdpRedirect;
 }
 uint64_t perf_event_output(uint64_t ctx, uint64_t m, uint64_t flags, uint64_t data, uint64_t size, void*) {
