@@ -1339,6 +1339,11 @@ inline Result<uint64_t> outermost(const JitImage& img, uint64_t r1, uint64_t r2,
   const uint64_t r0 = img.entry(r1, r2, 0, 0, 0);
   s.callbacks = {};
   clear(s, r0);
+  // What programs commonly leave behind, cleared here so that end_outermost finds the state clean
+  // and need not reset all of it.
+  s.tail_calls = 0;
+  s.redirect.kind = RedirectTarget::Kind::None;
+  if (!s.redirect.map_name.empty()) s.redirect.map_name.clear();
   if (!s.fault.empty()) [[unlikely]] {
     Error e = make_error(Errc::RuntimeFault, s.fault);
     end_outermost(s);
