@@ -103,6 +103,7 @@ bool fold_one(isa::Program& prog, size_t start, size_t pc, const Test& t, const 
   const bool k_wraps = delta <= INT64_MAX ? k < t.k : k > t.k;
   if (ordered && (cr.min + delta > cr.max + delta || k_wraps)) return false;
   if (static_cast<uint64_t>(int64_t{static_cast<int32_t>(k)}) != k) return false;
+  // Rewritten on a copy: a read that cannot be redirected leaves the program as it was.
   std::vector<isa::Insn> body(prog.insns.begin() + static_cast<long>(*copy) + 1, prog.insns.begin() + static_cast<long>(*step_at));
   for (isa::Insn& in : body)
     if (!reread(in, c, counter)) return false;

@@ -131,7 +131,8 @@ exit
   CHECK(called.live_after(3, 2));
 }
 
-TEST_CASE("jit facts: a branch bounds its operands on each edge", "[jit]") {
+TEST_CASE("jit facts: a branch's bound carries to a register a constant away from its operand", "[jit]") {
+  // (Each comparison's own bounds: the table test below.)
   const isa::Program p = decoded(R"(
 r2 = *(u16 *)(r1 + 0)
 r3 = r2
