@@ -2,7 +2,7 @@
 // (clang -O2) and to BPF (clang -target bpf: the default ISA, -mcpu=v3, and -mcpu=v4 when
 // clang-19 built it), run in one process in interleaved rounds. Prints ns per run (best and median
 // of the rounds), JIT/native and interp/JIT, the JIT's compile time per program and what the
-// compiler did (inlined lookups, direct calls, aligned and vectorized loops); then compile times of
+// compiler did (inlined lookups, direct calls, aligned, vectorized and unrolled loops); then compile times of
 // real programs.
 //
 //   jit_bench [OBJECT:LABEL,...] [ROUNDS] [KERNEL]
@@ -121,6 +121,7 @@ std::string flags(const ebpfvm::JitStats& s) {
   if (s.table_calls) o << " table:" << s.table_calls;
   if (s.aligned_loops) o << " loops:" << s.aligned_loops;
   if (s.vectorized_loops) o << " vectorized:" << s.vectorized_loops;
+  if (s.unrolled_loops) o << " unrolled:" << s.unrolled_loops;
   if (s.byte_pairs) o << " pairs:" << s.byte_pairs;
   if (s.sunk) o << " sunk:" << s.sunk;
   if (s.folded) o << " folded:" << s.folded;

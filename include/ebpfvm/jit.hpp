@@ -37,6 +37,7 @@ struct JitStats {
   uint32_t inlined_lookups = 0;    // array-map lookups compiled to an index check and arithmetic
   uint32_t aligned_loops = 0;      // loop heads placed so a short loop sits in one cache line
   uint32_t vectorized_loops = 0;   // byte loops (copy, or one ALU op with a constant) run 16 bytes at a time
+  uint32_t unrolled_loops = 0;     // short counted loops laid out 4 times, so that most copies lose the counter's test
   uint32_t blinded_constants = 0;
   uint32_t folded = 0;             // masks, extensions, bounds checks and branches the register ranges made unnecessary
   uint32_t byte_pairs = 0;

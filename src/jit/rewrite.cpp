@@ -1,5 +1,8 @@
 #include "jit/rewrite.hpp"
 
+#include <algorithm>
+#include <array>
+#include <bit>
 #include <optional>
 #include <vector>
 
@@ -117,6 +120,253 @@ bool fold_one(isa::Program& prog, size_t start, size_t pc, const Test& t, const 
   return true;
 }
 
+
+// ---- unrolling ----
+
+constexpr uint32_t kUnroll = 4;
+constexpr size_t kMaxUnrolledSlots = 48;  // per copy: the gain is in short loops
+
+// What a test on the counter does in one copy: left as it is, or decided.
+enum class Fate : uint8_t { Keep, Taken, NotTaken };
+
+struct Unroll {
+  size_t head, back;                           // the loop is [head, back]; back jumps to head
+  std::vector<std::array<Fate, kUnroll>> fate;  // per slot of the loop, per copy
+};
+
+bool has_target(const isa::Insn& in) {
+  const isa::Kind k = isa::info(in.op).kind;
+  return k == isa::Kind::Ja || k == isa::Kind::Jcond || k == isa::Kind::CallLocal || in.op == isa::Op::LDDW_CODE;
+}
+
+// A body the copies may repeat as it is: no calls (their cost dwarfs a test), no atomics (they
+// write registers regs_of does not count).
+bool unrollable(const isa::Insn& in) {
+  switch (isa::info(in.op).kind) {
+    case isa::Kind::Alu: case isa::Kind::Neg: case isa::Kind::End: case isa::Kind::MovSx: case isa::Kind::Ldx:
+    case isa::Kind::St: case isa::Kind::Stx: case isa::Kind::Ja: case isa::Kind::Jcond: case isa::Kind::Exit:
+    case isa::Kind::Lddw:
+      return true;
+    default: return false;
+  }
+}
+
+// The facts just before slot pc, stepped from the start of its block.
+State state_before(const isa::Program& prog, const Facts& facts, size_t pc) {
+  size_t b = pc;
+  while (b > 0 && !facts.is_block(b)) --b;
+  State s = facts.at_block(b);
+  for (size_t i = b; i < pc; ++i) {
+    facts.step(s, i);
+    if (isa::info(prog.insns[i].op).kind == isa::Kind::Lddw) ++i;
+  }
+  return s;
+}
+
+bool falls_through(const isa::Insn& in) {
+  const isa::Kind k = isa::info(in.op).kind;
+  return k != isa::Kind::Ja && k != isa::Kind::Exit;
+}
+
+uint8_t inverted(uint8_t op) {
+  switch (op) {
+    case 0x10: return 0x50;  // == / !=
+    case 0x50: return 0x10;
+    case 0x20: return 0xb0;  // > / <=
+    case 0xb0: return 0x20;
+    case 0x30: return 0xa0;  // >= / <
+    case 0xa0: return 0x30;
+    case 0x60: return 0xd0;  // s> / s<=
+    case 0xd0: return 0x60;
+    case 0x70: return 0xc0;  // s>= / s<
+    case 0xc0: return 0x70;
+    default: return 0;       // & has no inverse
+  }
+}
+
+// The value the counter enters the loop with (one entry slot, a constant on every edge into it).
+struct Entry {
+  size_t at;
+  uint64_t value;
+};
+std::optional<Entry> loop_entry(const isa::Program& prog, const Facts& facts, const isa::Function& fn, size_t head, size_t back,
+                                uint8_t r) {
+  std::optional<Entry> e;
+  auto edge = [&](size_t at, const State& s) {
+    const Range v = s.reg[r];
+    if (v.min != v.max || (e && (e->at != at || e->value != v.min))) return false;
+    e = Entry{at, v.min};
+    return true;
+  };
+  if (head == fn.entry) return std::nullopt;
+  if (falls_through(prog.insns[head - 1])) {
+    State s = state_before(prog, facts, head - 1);
+    facts.step(s, head - 1);
+    if (!edge(head, s)) return std::nullopt;
+  }
+  for (size_t j = fn.entry; j < fn.end; ++j) {
+    const isa::Insn& in = prog.insns[j];
+    const isa::Kind k = isa::info(in.op).kind;
+    if ((j >= head && j <= back) || (k != isa::Kind::Ja && k != isa::Kind::Jcond)) continue;
+    const auto t = static_cast<size_t>(isa::jump_target(in, j));
+    if (t >= head && t <= back && !edge(t, state_before(prog, facts, j))) return std::nullopt;
+  }
+  return e;
+}
+
+// The loop [head, back] as an Unroll, if it has a counter whose steps decide an equality test.
+std::optional<Unroll> plan_unroll(const isa::Program& prog, const Facts& facts, const isa::Function& fn, size_t head, size_t back) {
+  if (back - head + 1 > kMaxUnrolledSlots) return std::nullopt;
+  const isa::Insn& be = prog.insns[back];
+  if (isa::info(be.op).kind == isa::Kind::Jcond && inverted(isa::op_code(be.opcode)) == 0) return std::nullopt;
+  // One round runs forward from head to back: no other backward jump, so every path through a
+  // round passes each slot no jump skips.
+  for (size_t j = head; j <= back; ++j) {
+    const isa::Insn& in = prog.insns[j];
+    if (!unrollable(in)) return std::nullopt;
+    const isa::Kind k = isa::info(in.op).kind;
+    if (j != back && (k == isa::Kind::Ja || k == isa::Kind::Jcond) && static_cast<size_t>(isa::jump_target(in, j)) <= j)
+      return std::nullopt;
+  }
+  auto skipped = [&](size_t a) {  // some jump in the round passes over slot a
+    for (size_t j = head; j < a; ++j) {
+      const isa::Kind k = isa::info(prog.insns[j].op).kind;
+      if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
+      const auto t = static_cast<size_t>(isa::jump_target(prog.insns[j], j));
+      if (t > a && t <= back) return true;
+    }
+    return false;
+  };
+  for (uint8_t r = 0; r < 10; ++r) {
+    std::optional<size_t> step;
+    bool ok = true;
+    for (size_t j = head; j <= back && ok; ++j)
+      if (regs_of(prog.insns[j]).written & (1u << r)) {
+        const isa::Op op = prog.insns[j].op;
+        ok = !step && (op == isa::Op::ADD64_K || op == isa::Op::SUB64_K || op == isa::Op::ADD32_K || op == isa::Op::SUB32_K);
+        step = j;
+      }
+    if (!ok || !step || skipped(*step)) continue;
+    const isa::Insn& st = prog.insns[*step];
+    const bool sub = st.op == isa::Op::SUB64_K || st.op == isa::Op::SUB32_K;
+    const uint64_t c = sub ? 0 - static_cast<uint64_t>(int64_t{st.imm}) : static_cast<uint64_t>(int64_t{st.imm});
+    const uint64_t mag = static_cast<int64_t>(c) < 0 ? 0 - c : c;
+    // Congruences mod M survive 32- and 64-bit wrapping alike when M divides 2^32.
+    if (mag == 0 || !std::has_single_bit(mag) || mag > (uint64_t{1} << 30)) continue;
+    const uint64_t m = mag * kUnroll;
+    const auto entry = loop_entry(prog, facts, fn, head, back, r);
+    if (!entry) continue;
+    Unroll u{head, back, std::vector<std::array<Fate, kUnroll>>(back - head + 1)};
+    bool decided = false;
+    for (size_t t = head; t <= back; ++t) {
+      const isa::Insn& in = prog.insns[t];
+      const uint8_t op = isa::op_code(in.opcode);
+      if (isa::info(in.op).kind != isa::Kind::Jcond || isa::uses_src_reg(in.opcode) || in.dst != r || (op != 0x10 && op != 0x50))
+        continue;
+      const uint64_t n = isa::is_jmp32(in.opcode) ? static_cast<uint32_t>(in.imm) : static_cast<uint64_t>(int64_t{in.imm});
+      for (uint32_t k = 0; k < kUnroll; ++k) {
+        // Steps taken since the entry, mod kUnroll: copy 0 is entered first, and again after copy kUnroll - 1.
+        const uint64_t steps = (*step >= entry->at) + (k == 0 ? kUnroll - 1 : k - 1) + (t > *step);
+        if (((entry->value + steps * c - n) & (m - 1)) == 0) continue;  // may be equal here
+        u.fate[t - head][k] = op == 0x10 ? Fate::NotTaken : Fate::Taken;
+        decided = true;
+      }
+    }
+    if (decided) return u;
+  }
+  return std::nullopt;
+}
+
+isa::Insn with_opcode(isa::Insn in, uint8_t opcode) {
+  in.opcode = opcode;
+  in.op = isa::rows_for_opcode(opcode)[0]->op;
+  return in;
+}
+
+// Where an emitted slot's jump goes, before renumbering.
+enum class To : uint8_t { Same, Exit, Head };
+struct Emitted {
+  size_t old;
+  int loop;       // index into the plans, -1 outside every unrolled loop
+  uint32_t copy;
+  To to;
+};
+
+// Lays the plans' copies out after their loops and renumbers every jump, call and function.
+bool apply_unrolls(isa::Program& prog, const std::vector<Unroll>& plans) {
+  const size_t n = prog.insns.size();
+  std::vector<isa::Insn> out;
+  std::vector<Emitted> from;
+  std::vector<size_t> pos(n + 1);  // copy 0 for slots inside a loop
+  std::vector<std::array<std::vector<size_t>, kUnroll>> cpos(plans.size());
+  auto put = [&](const isa::Insn& in, Emitted e) {
+    out.push_back(in);
+    from.push_back(e);
+  };
+  size_t next = 0;  // the next plan, by head
+  for (size_t old = 0; old < n; ++old) {
+    if (next < plans.size() && plans[next].head == old) {
+      const Unroll& u = plans[next];
+      const int li = static_cast<int>(next++);
+      const isa::Insn be = prog.insns[u.back];
+      const bool cond = isa::info(be.op).kind == isa::Kind::Jcond;
+      const isa::Insn ja = with_opcode(isa::Insn{}, isa::kJmp | 0x00);
+      for (uint32_t k = 0; k < kUnroll; ++k) {
+        const bool last = k + 1 == kUnroll;
+        cpos[li][k].resize(u.back - u.head + 1);
+        for (size_t s = u.head; s <= u.back; ++s) {
+          cpos[li][k][s - u.head] = out.size();
+          const isa::Insn& in = prog.insns[s];
+          const Fate f = u.fate[s - u.head][k];
+          if (s != u.back) {
+            if (f == Fate::Taken) put(ja, {s, li, k, To::Same});
+            else if (f == Fate::Keep) put(in, {s, li, k, To::Same});
+            continue;
+          }
+          // The back edge: a copy's taken edge goes on to the next copy, which follows it.
+          const bool taken = !cond || f == Fate::Taken, never = cond && f == Fate::NotTaken;
+          if (!last) {
+            if (never) put(ja, {s, li, k, To::Exit});
+            else if (!taken) put(with_opcode(be, static_cast<uint8_t>((be.opcode & 0x0f) | inverted(isa::op_code(be.opcode)))), {s, li, k, To::Exit});
+          } else {
+            if (taken) put(ja, {s, li, k, To::Head});
+            else if (!never) put(be, {s, li, k, To::Head});
+          }
+        }
+      }
+      for (size_t s = u.head; s <= u.back; ++s) pos[s] = cpos[li][0][s - u.head];
+      old = u.back;
+      continue;
+    }
+    pos[old] = out.size();
+    put(prog.insns[old], {old, -1, 0, To::Same});
+  }
+  pos[n] = out.size();
+  for (size_t pc = 0; pc < out.size(); ++pc) {
+    isa::Insn& in = out[pc];
+    if (!has_target(in)) continue;
+    const Emitted& e = from[pc];
+    size_t to;
+    if (e.to == To::Exit) to = pos[plans[e.loop].back + 1];
+    else if (e.to == To::Head) to = cpos[e.loop][0][0];
+    else {
+      const auto t = static_cast<size_t>(isa::jump_target(prog.insns[e.old], e.old));
+      const bool inside = e.loop >= 0 && t >= plans[e.loop].head && t <= plans[e.loop].back;
+      to = inside ? cpos[e.loop][e.copy][t - plans[e.loop].head] : pos[t];
+    }
+    const int64_t rel = static_cast<int64_t>(to) - static_cast<int64_t>(pc) - 1;
+    const bool by_imm = isa::info(in.op).kind == isa::Kind::CallLocal || in.op == isa::Op::JA32 || in.op == isa::Op::LDDW_CODE;
+    if (by_imm) in.imm = static_cast<int32_t>(rel);
+    else if (rel != static_cast<int16_t>(rel)) return false;
+    else in.off = static_cast<int16_t>(rel);
+  }
+  prog.insns = std::move(out);
+  for (isa::Function& f : prog.functions) {
+    f.entry = static_cast<uint32_t>(pos[f.entry]);
+    f.end = static_cast<uint32_t>(pos[f.end]);
+  }
+  return true;
+}
 }  // namespace
 
 uint32_t swap_accumulators(isa::Program& prog) {
@@ -162,6 +412,26 @@ uint32_t fold_counter_copies(isa::Program& prog, const Facts& facts) {
     facts.step(s, pc);
   }
   return folded;
+}
+
+uint32_t unroll_counted_loops(isa::Program& prog, const Facts& facts, const std::function<bool(size_t head)>& skip) {
+  std::vector<Unroll> plans;
+  for (const isa::Function& fn : prog.functions)
+    for (size_t pc = fn.entry; pc < fn.end; ++pc) {
+      const isa::Insn& in = prog.insns[pc];
+      const isa::Kind k = isa::info(in.op).kind;
+      if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
+      const auto head = static_cast<size_t>(isa::jump_target(in, pc));
+      if (head > pc || (!plans.empty() && plans.back().back >= head) || skip(head)) continue;
+      if (auto u = plan_unroll(prog, facts, fn, head, pc)) plans.push_back(std::move(*u));
+    }
+  std::sort(plans.begin(), plans.end(), [](const Unroll& a, const Unroll& b) { return a.head < b.head; });
+  // Overlapping loops (a later back edge to an earlier head) keep only the first found.
+  std::vector<Unroll> kept;
+  for (Unroll& u : plans)
+    if (kept.empty() || kept.back().back < u.head) kept.push_back(std::move(u));
+  if (kept.empty() || !apply_unrolls(prog, kept)) return 0;
+  return static_cast<uint32_t>(kept.size());
 }
 
 }  // namespace ebpfvm::jit

@@ -1,6 +1,8 @@
-// Equivalent bytecode that compiles to better code, rewritten in place before the JIT reads it
-// (slot for slot: indexes, jumps and error positions stay those of the program given).
+// Equivalent bytecode that compiles to better code, rewritten before the JIT reads it: in place,
+// slot for slot, except unroll_counted_loops, which inserts slots.
 #pragma once
+
+#include <functional>
 
 #include "isa/isa.hpp"
 #include "jit/facts.hpp"
@@ -21,5 +23,13 @@ uint32_t swap_accumulators(isa::Program& prog);
 // test is rewritten only when facts bound C so that C + c cannot wrap (equality tests always can
 // be). `facts` describe prog as given; they are stale once this returns a non-zero count.
 uint32_t fold_counter_copies(isa::Program& prog, const Facts& facts);
+
+// Small loops whose counter starts at a constant and steps by a power of two are unrolled 4 times
+// where that decides an equality test on the counter in some copies: `i += 1; if i == N goto out`
+// with N % 4 == 0 can only be true in one copy of four, so the other three lose the test. Unlike
+// the rewrites above this one inserts slots (jumps, calls and functions are renumbered); it does
+// nothing when an offset would not fit. skip(head) keeps a loop as it is (one the backend compiles
+// better whole). Returns how many loops were unrolled; facts are stale once it returns non-zero.
+uint32_t unroll_counted_loops(isa::Program& prog, const Facts& facts, const std::function<bool(size_t head)>& skip);
 
 }  // namespace ebpfvm::jit

@@ -144,6 +144,13 @@ class Compiler {
       img_.stats.folded += n;
       facts_.emplace(p_, entries);  // of the program as rewritten
     }
+    // Byte loops are kept whole: the emitter runs them 16 bytes at a time.
+    const auto vectorized = [this](size_t head) { return !opts_.blind_constants && byte_loop(head, function_end(head)).has_value(); };
+    if (const uint32_t n = jit::unroll_counted_loops(own_, *facts_, vectorized)) {
+      unrolled_ = n;
+      mark_targets();
+      facts_.emplace(p_, entries);
+    }
     Layout first;
     if (auto r = emit(nullptr, first); !r) return r;
     measure_loops(first);
@@ -189,6 +196,12 @@ class Compiler {
     }
   }
 
+  size_t function_end(size_t pc) const {
+    for (const isa::Function& f : p_.functions)
+      if (pc >= f.entry && pc < f.end) return f.end;
+    return p_.insns.size();
+  }
+
   size_t function_of(size_t target) const {
     for (size_t f = 0; f < p_.functions.size(); ++f)
       if (p_.functions[f].entry == target) return f;
@@ -227,6 +240,9 @@ class Compiler {
     code_.reset();
     code_.init(asmjit::Environment::host());
     a_ = std::make_unique<x86::Assembler>(&code_);
+    // Loop alignment pads with a few long nops, not up to 15 one-byte ones: the padding before an
+    // inner loop's head runs every time round an outer loop.
+    a_->addEncodingOptions(EncodingOptions::kOptimizedAlign);
     measured_ = measured;
     layout_ = &out;
     out.start.assign(p_.insns.size(), 0);
@@ -237,6 +253,7 @@ class Compiler {
     callback_functions_.clear();
     img_.regions.clear();
     img_.stats = {};
+    img_.stats.unrolled_loops = unrolled_;
     for (size_t i = 0; i < p_.insns.size(); ++i) insn_labels_.push_back(a_->newLabel());
     for (size_t i = 0; i < p_.functions.size(); ++i) func_labels_.push_back(a_->newLabel());
     for (const isa::Insn& in : p_.insns)
@@ -400,6 +417,19 @@ class Compiler {
       const auto head = static_cast<size_t>(isa::jump_target(p_.insns[src], src));
       if (head <= src) loop_bytes_[head] = std::max(loop_bytes_[head], l.end[src] - l.start[head]);
     }
+    // A head inside a smaller loop that starts before it (clang's rotated loops jump back into
+    // the middle of an inner loop) is not aligned: its padding would run on every inner round.
+    std::vector<std::pair<size_t, size_t>> loops;  // (head, back edge's source)
+    for (size_t src = 0; src < p_.insns.size() && loops.size() <= 64; ++src) {
+      const isa::Kind k = info(p_.insns[src].op).kind;
+      if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
+      const auto head = static_cast<size_t>(isa::jump_target(p_.insns[src], src));
+      if (head <= src) loops.emplace_back(head, src);
+    }
+    if (loops.size() > 64) return;  // rare; quadratic below
+    for (const auto& [head, src] : loops)
+      for (const auto& [h, e] : loops)
+        if (h < head && head <= e && loop_bytes_[h] < loop_bytes_[head]) loop_bytes_[head] = 0;
   }
 
   void align_loop(size_t pc) {
@@ -841,9 +871,17 @@ class Compiler {
       if (o.op == op) a.emit(o.id, D, S);
   }
 
-  // div/mod with eBPF's results for a zero divisor (div: 0, mod: dst) and for signed -1.
+  // div/mod with eBPF's results for a zero divisor (div: 0, mod: dst) and for signed -1. What the
+  // facts know shortens it: an unsigned 64-bit division of values that fit in 32 bits is a 32-bit
+  // one (several times faster on some cores), a divisor known non-zero needs no test, and rax/rdx
+  // (r0/r3) are saved around the division only if their values are read later.
   void divmod(const isa::Insn& in, bool mod, bool sign, bool w, bool x) {
     x86::Assembler& a = *a_;
+    const jit::Range dr = now_.reg[in.dst];
+    const jit::Range sr = x ? now_.reg[in.src] : jit::Range{static_cast<uint64_t>(int64_t{in.imm}), static_cast<uint64_t>(int64_t{in.imm})};
+    if (w && !sign && dr.max <= UINT32_MAX && sr.max <= UINT32_MAX) w = false;
+    const bool nonzero = w ? sr.min > 0 : sr.min > 0 && sr.max <= UINT32_MAX;
+    const bool not_minus1 = x ? sr.max < (w ? UINT64_MAX : UINT32_MAX) : in.imm != -1;
     const x86::Gp D = reg(in.dst, w);
     const x86::Gp div = width(x86::r10, w), res = width(x86::r11, w);
     if (x) a.mov(div, reg(in.src, w));
@@ -851,9 +889,11 @@ class Compiler {
     if (mod) a.mov(res, D);
     else a.xor_(x86::r11d, x86::r11d);
     Label done = a.newLabel();
-    a.test(div, div);
-    a.jz(done);
-    if (sign) {
+    if (!nonzero) {
+      a.test(div, div);
+      a.jz(done);
+    }
+    if (sign && !not_minus1) {
       Label normal = a.newLabel();
       a.cmp(div, -1);
       a.jne(normal);
@@ -865,15 +905,16 @@ class Compiler {
       a.jmp(done);
       a.bind(normal);
     }
-    a.push(x86::rax);
-    a.push(x86::rdx);
+    const bool keep_rax = in.dst != 0 && facts_->live_after(at_, 0), keep_rdx = in.dst != 3 && facts_->live_after(at_, 3);
+    if (keep_rax) a.push(x86::rax);
+    if (keep_rdx) a.push(x86::rdx);
     a.mov(width(x86::rax, w), D);
     if (sign) w ? a.cqo() : a.cdq();
     else a.xor_(x86::edx, x86::edx);
     sign ? a.idiv(div) : a.div(div);
     a.mov(res, width(mod ? x86::rdx : x86::rax, w));
-    a.pop(x86::rdx);
-    a.pop(x86::rax);
+    if (keep_rdx) a.pop(x86::rdx);
+    if (keep_rax) a.pop(x86::rax);
     a.bind(done);
     a.mov(D, res);
   }
@@ -1190,6 +1231,7 @@ class Compiler {
   Result<void> insn(size_t pc) {
     x86::Assembler& a = *a_;
     const isa::Insn& in = p_.insns[pc];
+    at_ = pc;
     const auto at = static_cast<uint32_t>(pc);
     switch (info(in.op).kind) {
       case isa::Kind::Alu: alu(in); break;
@@ -1253,6 +1295,8 @@ class Compiler {
   Frame frame_;
   Label epilogue_;
   std::optional<jit::Facts> facts_;
+  size_t at_ = 0;  // the slot insn() compiles
+  uint32_t unrolled_ = 0;
   struct {
     int32_t off = 0;
     uint8_t reg = 0;

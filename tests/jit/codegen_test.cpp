@@ -200,11 +200,37 @@ exit
 )"),
                                        HelperRegistry::builtin());
   REQUIRE(p.ok());
-  CHECK(p->stats().sunk == 2);
+  // The loop is also unrolled (4 copies): r0 = i sinks in each, r0 = 0 in the one copy that
+  // keeps the counter's test.
+  CHECK(p->stats().unrolled_loops == 1);
+  CHECK(p->stats().sunk == 5);
   std::vector<uint8_t> mem(128, 7);
   CHECK(*p->run(mem) == 0);
-  mem[64 + 41] = 8;
-  CHECK(*p->run(mem) == 41);
+  for (uint64_t at : {0, 1, 2, 3, 41, 62, 63}) {  // an exit from every copy
+    mem[64 + at] = 8;
+    CHECK(*p->run(mem) == at);
+    mem[64 + at] = 7;
+  }
+}
+
+TEST_CASE("jit: counted loops are unrolled only where the counter's steps decide a test", "[jit]") {
+  const auto unrolled = [](const char* text) {
+    auto p = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin());
+    REQUIRE(p.ok());
+    return p->stats().unrolled_loops;
+  };
+  // From a constant, by a power of two, tested for (in)equality: up, down, 32-bit.
+  CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += r2\nr2 += 1\nif r2 != 10 goto loop\nexit") == 1);
+  CHECK(unrolled("r2 = 11\nr0 = 0\nloop:\nr0 += r2\nr2 -= 1\nif r2 == 0 goto out\ngoto loop\nout:\nexit") == 1);
+  CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += 1\nw2 += 4\nif w2 != 64 goto loop\nexit") == 1);
+  // Near misses: a start known only at run time, a step of 3, two writes of the counter, a test
+  // on a register, an ordered test, a loop with a call.
+  CHECK(unrolled("r2 = *(u8 *)(r1 + 0)\nr0 = 0\nloop:\nr0 += 1\nr2 += 1\nif r2 != 8 goto loop\nexit") == 0);
+  CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += 1\nr2 += 3\nif r2 != 21 goto loop\nexit") == 0);
+  CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += 1\nr2 += 1\nr2 += 2\nif r2 != 12 goto loop\nexit") == 0);
+  CHECK(unrolled("r2 = 0\nr3 = 8\nr0 = 0\nloop:\nr0 += 1\nr2 += 1\nif r2 != r3 goto loop\nexit") == 0);
+  CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += 1\nr2 += 1\nif r2 < 8 goto loop\nexit") == 0);
+  CHECK(unrolled("r6 = 0\nr7 = 0\nloop:\ncall 7\nr7 += r0\nr6 += 1\nif r6 != 8 goto loop\nr0 = r7\nexit") == 0);
 }
 
 TEST_CASE("jit: a loop's accumulator lives in its copy, and the copy back waits for the exit", "[jit]") {
