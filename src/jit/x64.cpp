@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <functional>
 #include <optional>
 #include <random>
 
@@ -349,6 +350,8 @@ class Compiler {
       a.jmp(insn_labels_[stub.target]);
     }
     stubs_.clear();
+    for (const auto& emit_cold : cold_) emit_cold();
+    cold_.clear();
     return {};
   }
 
@@ -417,19 +420,6 @@ class Compiler {
       const auto head = static_cast<size_t>(isa::jump_target(p_.insns[src], src));
       if (head <= src) loop_bytes_[head] = std::max(loop_bytes_[head], l.end[src] - l.start[head]);
     }
-    // A head inside a smaller loop that starts before it (clang's rotated loops jump back into
-    // the middle of an inner loop) is not aligned: its padding would run on every inner round.
-    std::vector<std::pair<size_t, size_t>> loops;  // (head, back edge's source)
-    for (size_t src = 0; src < p_.insns.size() && loops.size() <= 64; ++src) {
-      const isa::Kind k = info(p_.insns[src].op).kind;
-      if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
-      const auto head = static_cast<size_t>(isa::jump_target(p_.insns[src], src));
-      if (head <= src) loops.emplace_back(head, src);
-    }
-    if (loops.size() > 64) return;  // rare; quadratic below
-    for (const auto& [head, src] : loops)
-      for (const auto& [h, e] : loops)
-        if (h < head && head <= e && loop_bytes_[h] < loop_bytes_[head]) loop_bytes_[head] = 0;
   }
 
   void align_loop(size_t pc) {
@@ -476,11 +466,21 @@ class Compiler {
   }
 
   // `rX <<= 32; rX >>= 32` (s>>=): how ISA v1 code zero- (sign-) extends a 32-bit value; one mov.
+  // After `rX = rY`, the copy and the extension are one mov from rY's low half.
   size_t extension(size_t pc) {
-    const isa::Insn& shl = p_.insns[pc];
     auto shift64_by_32 = [](const isa::Insn& in, uint8_t op) {
       return info(in.op).kind == isa::Kind::Alu && in.opcode == (isa::kAlu64 | op) && in.imm == 32;
     };
+    if (const isa::Insn& copy = p_.insns[pc]; is_mov_reg(copy) && copy.dst != 10 && straight(pc, 3)) {
+      const isa::Insn &shl = p_.insns[pc + 1], &shr = p_.insns[pc + 2];
+      if (!shift64_by_32(shl, 0x60) || shl.dst != copy.dst || shr.dst != copy.dst) return 0;
+      const x86::Gp X = kReg[copy.dst], Y = kReg[copy.src];
+      if (shift64_by_32(shr, 0x70)) a_->mov(X.r32(), Y.r32());
+      else if (shift64_by_32(shr, 0xc0)) a_->movsxd(X, Y.r32());
+      else return 0;
+      return 3;
+    }
+    const isa::Insn& shl = p_.insns[pc];
     if (!shift64_by_32(shl, 0x60) || !straight(pc, 2)) return 0;
     const x86::Gp D = kReg[shl.dst];
     const isa::Insn& shr = p_.insns[pc + 1];
@@ -882,6 +882,8 @@ class Compiler {
     if (w && !sign && dr.max <= UINT32_MAX && sr.max <= UINT32_MAX) w = false;
     const bool nonzero = w ? sr.min > 0 : sr.min > 0 && sr.max <= UINT32_MAX;
     const bool not_minus1 = x ? sr.max < (w ? UINT64_MAX : UINT32_MAX) : in.imm != -1;
+    const bool keep_rax = in.dst != 0 && facts_->live_after(at_, 0), keep_rdx = in.dst != 3 && facts_->live_after(at_, 3);
+    if (!sign) return udivmod(in, mod, w, x, nonzero, keep_rax, keep_rdx);
     const x86::Gp D = reg(in.dst, w);
     const x86::Gp div = width(x86::r10, w), res = width(x86::r11, w);
     if (x) a.mov(div, reg(in.src, w));
@@ -905,7 +907,6 @@ class Compiler {
       a.jmp(done);
       a.bind(normal);
     }
-    const bool keep_rax = in.dst != 0 && facts_->live_after(at_, 0), keep_rdx = in.dst != 3 && facts_->live_after(at_, 3);
     if (keep_rax) a.push(x86::rax);
     if (keep_rdx) a.push(x86::rdx);
     a.mov(width(x86::rax, w), D);
@@ -917,6 +918,61 @@ class Compiler {
     if (keep_rax) a.pop(x86::rax);
     a.bind(done);
     a.mov(D, res);
+  }
+
+  // Unsigned: rax and rdx are parked in r10/r11 rather than pushed. The divisor stays where it is
+  // unless it is rax, rdx or a constant; then r10 holds it, and for rax or rdx that is their copy.
+  void udivmod(const isa::Insn& in, bool mod, bool w, bool x, bool nonzero, bool keep_rax, bool keep_rdx) {
+    x86::Assembler& a = *a_;
+    const x86::Gp D = reg(in.dst, w);
+    const bool in_r10 = !x || in.src == 0 || in.src == 3;
+    x86::Gp dv = in_r10 ? width(x86::r10, w) : reg(in.src, w);
+    if (x && in_r10) a.mov(x86::r10, kReg[in.src]);  // all 64 bits: r10 is also rax's or rdx's copy
+    else if (!x) {
+      const Operand v = imm_operand(in.imm, w);
+      if (v.isImm()) a.mov(dv, v.as<Imm>());
+    }
+    // Where rax and rdx are kept meanwhile: a scratch register, or the stack when none is left.
+    std::vector<x86::Gp> free;
+    if (!in_r10) free.push_back(x86::r10);
+    free.push_back(x86::r11);
+    auto park = [&](bool keep, unsigned bpf, const x86::Gp& host) -> std::optional<x86::Gp> {
+      if (!keep || (x && in.src == bpf)) return std::nullopt;  // not needed, or r10 holds it already
+      if (free.empty()) return host;                           // pushed
+      const x86::Gp at = free.front();
+      free.erase(free.begin());
+      return at;
+    };
+    const auto rax_at = park(keep_rax, 0, x86::rax), rdx_at = park(keep_rdx, 3, x86::rdx);
+    Label zero = a.newLabel(), done = a.newLabel();
+    if (!nonzero) {
+      a.test(dv, dv);
+      a.jz(zero);
+    }
+    for (const auto& [at, host] : {std::pair{rax_at, x86::rax}, std::pair{rdx_at, x86::rdx}})
+      if (at) at->id() == host.id() ? a.push(host) : a.mov(*at, host);
+    if (in.dst != 0) a.mov(width(x86::rax, w), D);
+    a.xor_(x86::edx, x86::edx);
+    a.div(dv);
+    const x86::Gp R = width(mod ? x86::rdx : x86::rax, w);
+    if (D.id() != R.id()) a.mov(D, R);
+    // Restored in reverse, so that a push pops in order.
+    if (keep_rdx) {
+      if (rdx_at) rdx_at->id() == x86::rdx.id() ? a.pop(x86::rdx) : a.mov(x86::rdx, *rdx_at);
+      else a.mov(x86::rdx, x86::r10);  // the divisor's copy
+    }
+    if (keep_rax) {
+      if (rax_at) rax_at->id() == x86::rax.id() ? a.pop(x86::rax) : a.mov(x86::rax, *rax_at);
+      else a.mov(x86::rax, x86::r10);
+    }
+    if (nonzero) return;
+    a.bind(done);
+    cold_.push_back([this, zero, done, D, mod, w] {  // eBPF: x / 0 = 0, x % 0 = x
+      a_->bind(zero);
+      if (!mod) a_->xor_(D.r32(), D.r32());
+      else if (!w) a_->mov(D.r32(), D.r32());
+      a_->jmp(done);
+    });
   }
 
   void end(const isa::Insn& in) {
@@ -1305,6 +1361,7 @@ class Compiler {
   bool skipped_ = false;  // the slot just compiled emitted nothing
   std::vector<std::pair<size_t, Sunk>> sunk_;  // by the pc of the branch they wait for
   std::vector<Stub> stubs_;                     // emitted after the function
+  std::vector<std::function<void()>> cold_;     // rarely taken paths, emitted after the function
   jit::State now_ = jit::State::entry();  // what holds before the instruction being compiled
 };
 
