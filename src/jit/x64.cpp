@@ -250,6 +250,7 @@ class Compiler {
     out.end.assign(p_.insns.size(), 0);
     insn_labels_.clear();
     func_labels_.clear();
+    pending_.reset();
     calls_.clear();
     callback_functions_.clear();
     img_.regions.clear();
@@ -327,7 +328,9 @@ class Compiler {
       }
       skipped_ = false;
       const size_t first = pc;
-      if (const size_t n = fused(pc); n > 0) {
+      if (pending_ && pending_->at == pc) {
+        if (auto r = insn(pc); !r) return r;
+      } else if (const size_t n = fused(pc); n > 0) {
         for (size_t last = pc + n - 1; pc < last;) {
           facts_->step(now_, pc);
           a.bind(insn_labels_[++pc]);
@@ -339,6 +342,8 @@ class Compiler {
       facts_->step(now_, pc);
       track_spill(first, pc);
       layout_->end[pc] = static_cast<uint32_t>(a.offset());
+      if (pending_ && pending_->at <= pc)  // a load left for a compare that did not take it
+        return make_error(Errc::Unsupported, "JIT: internal error: byte load deferred to slot " + std::to_string(pending_->at) + " was not emitted");
       if (info(p_.insns[pc].op).kind == isa::Kind::Lddw) ++pc;
     }
     a.bind(epilogue_);
@@ -617,8 +622,39 @@ class Compiler {
       }
     }
     if (loads.empty() || (!closed && facts_->live_after(j - 1, x))) return 0;
-    for (const auto& [at, m] : loads) load(p_.insns[at], m);
+    const auto& [last, last_m] = loads.back();
+    const auto cmp_at = compared_byte(j, p_.insns[last], last_m);
+    for (const auto& [at, m] : loads)
+      if (!cmp_at || at != last) load(p_.insns[at], m);
+    if (cmp_at) {
+      pending_ = Pending{*cmp_at, last_m, p_.insns[last]};
+      ++img_.stats.folded;
+    }
     return j - pc;
+  }
+
+  // clang's byte search compares two loaded bytes (`a[i] != b[i]`): the second load can be the
+  // compare's memory operand when nothing else reads it. The Jcond where that is possible: within
+  // a few slots after `from`, with only ALU code between that neither reads the loaded register
+  // nor changes the address's registers.
+  std::optional<size_t> compared_byte(size_t from, const isa::Insn& ld, const x86::Mem& m) const {
+    if (isa::mem_size(ld.opcode) != 1 || isa::is_sign_extending_load(ld.opcode) || ld.dst == 10) return std::nullopt;
+    const auto bit = static_cast<uint16_t>(1u << ld.dst);
+    uint16_t addr = 0;  // the BPF registers the address reads
+    for (unsigned r = 0; r <= 10; ++r)
+      if (kReg[r].id() == m.baseId() || (m.hasIndex() && kReg[r].id() == m.indexId())) addr |= static_cast<uint16_t>(1u << r);
+    for (size_t t = from; t < p_.insns.size() && t <= from + 3 && !target_[t]; ++t) {
+      const isa::Insn& in = p_.insns[t];
+      const jit::RegSets r = jit::regs_of(in);
+      if (info(in.op).kind == isa::Kind::Jcond) {
+        const uint8_t op = isa::op_code(in.opcode);
+        const bool ok = isa::uses_src_reg(in.opcode) && (op == 0x10 || op == 0x50) && in.dst != in.src &&
+                        (in.dst == ld.dst || in.src == ld.dst) && !facts_->live_after(t, ld.dst);
+        return ok ? std::optional(t) : std::nullopt;
+      }
+      if (info(in.op).kind != isa::Kind::Alu || ((r.read | r.written) & bit) || (r.written & addr)) return std::nullopt;
+    }
+    return std::nullopt;
   }
 
   size_t fused(size_t pc) {
@@ -1088,6 +1124,18 @@ class Compiler {
     x86::Assembler& a = *a_;
     const auto [on_taken, on_fall] = sunk_at(pc);
     const size_t target = static_cast<size_t>(isa::jump_target(in, pc));
+    // A byte load address_run left for this compare: the compare reads memory, if the other side
+    // is a byte too; otherwise the load happens here.
+    std::optional<Pending> byte;
+    if (pending_ && pending_->at == pc) {
+      byte = pending_;
+      pending_.reset();
+      const uint8_t other = in.dst == byte->load.dst ? in.src : in.dst;
+      if (decided(in) || now_.reg[other].max > 0xff) {
+        load(byte->load, byte->m);
+        byte.reset();
+      }
+    }
     if (const auto taken = decided(in)) {
       for (const Sunk& s : *taken ? on_taken : on_fall) emit_sunk(s);
       if (*taken) a.jmp(insn_labels_[target]);
@@ -1099,7 +1147,14 @@ class Compiler {
       t = a.newLabel();
       stubs_.push_back({t, on_taken, target});
     }
-    branch(in, t);
+    if (byte) {
+      x86::Mem m = byte->m;
+      m.setSize(1);
+      a.cmp(m, kReg[in.dst == byte->load.dst ? in.src : in.dst].r8());
+      isa::op_code(in.opcode) == 0x10 ? a.je(t) : a.jne(t);
+    } else {
+      branch(in, t);
+    }
     for (const Sunk& s : on_fall) emit_sunk(s);
   }
 
@@ -1362,6 +1417,13 @@ class Compiler {
   std::vector<std::pair<size_t, Sunk>> sunk_;  // by the pc of the branch they wait for
   std::vector<Stub> stubs_;                     // emitted after the function
   std::vector<std::function<void()>> cold_;     // rarely taken paths, emitted after the function
+  // A byte load address_run left to the compare at slot `at` (compared_byte).
+  struct Pending {
+    size_t at;
+    x86::Mem m;
+    isa::Insn load;
+  };
+  std::optional<Pending> pending_;
   jit::State now_ = jit::State::entry();  // what holds before the instruction being compiled
 };
 
