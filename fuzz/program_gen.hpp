@@ -119,8 +119,8 @@ inline std::string jump(Source& s, unsigned item, unsigned room) {
 
 // clang's address shapes that the JIT folds: a big-endian pair of byte loads (off the buffer, or
 // off a sum), and loads through a sum at constant distances (the sum indexed by an immediate or
-// by a register). Every pointer made here is replaced by a scalar before the shape ends.
-inline std::string shape(Source& s) {
+// by a register), the last load then often compared with the first (clang's `a[i] != b[i]`). Every pointer made here is replaced by a scalar before the shape ends.
+inline std::string shape(Source& s, unsigned item, unsigned room) {
   const auto r = [](unsigned x) { return "r" + std::to_string(x); };
   const unsigned a = static_cast<unsigned>(s.below(8));
   const unsigned b = (a + 1 + static_cast<unsigned>(s.below(7))) % 8;  // != a
@@ -159,7 +159,18 @@ inline std::string shape(Source& s) {
         p = r(a) + " = r9\n" + r(a) + " += " + std::to_string(k) + "\n";
         p += r(b) + " = *(" + kSize[z1] + " *)(" + r(a) + " + " + std::to_string(o1) + ")\n";
       }
-      return p + r(a) + " += " + std::to_string(d) + "\n" + r(a) + " = *(" + kSize[z2] + " *)(" + r(a) + " + " + std::to_string(o2) + ")";
+      p += r(a) + " += " + std::to_string(d) + "\n" + r(a) + " = *(" + kSize[z2] + " *)(" + r(a) + " + " + std::to_string(o2) + ")";
+      switch (s.below(3)) {
+        case 0:  // the loaded value is not read again: the compare can read memory
+          p += std::string("\nif ") + r(b) + (s.below(2) ? " != " : " == ") + r(a) + " goto c" + std::to_string(item) + "\n" + r(b) +
+               " += 1\nc" + std::to_string(item) + ":\n" + r(a) + " = " + std::to_string(s.below(1000));
+          break;
+        case 1:
+          if (room) p += std::string("\nif ") + r(b) + (s.below(2) ? " != " : " == ") + r(a) + " goto i" + std::to_string(item + 1 + s.below(room + 1));
+          break;
+        default: break;
+      }
+      return p;
     }
   }
 }
@@ -181,7 +192,7 @@ inline std::string program(Source& s, unsigned body = 48) {
       case 4: case 5: p += memory(s); break;
       case 6: p += atomic(s); break;
       case 7: p += room ? jump(s, i, room) : alu(s); break;
-      case 8: p += shape(s); break;
+      case 8: p += shape(s, i, room); break;
       default: p += alu(s); break;
     }
     p += "\n";
