@@ -1,6 +1,7 @@
 #include "runner.hpp"
 
 #include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -17,14 +18,26 @@ uint64_t ns_since(Clock::time_point t) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
 }
 
-// A flow hash over the 5-tuple (IPv4/IPv6 after at most one VLAN tag), the MACs otherwise.
+// A flow hash over the 5-tuple (IPv4/IPv6 after at most one VLAN tag), the MACs otherwise. Every
+// worker hashes every packet of a chunk, so it mixes whole words: byte-at-a-time hashing (FNV)
+// was a third of each worker's time with two workers.
+uint64_t mix(uint64_t h, uint64_t v) {
+  h = (h ^ v) * 0x9e3779b97f4a7c15ull;
+  return h ^ (h >> 32);
+}
+template <class T>
+T word(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 uint32_t flow_hash(std::span<const uint8_t> p) {
-  auto fnv = [](uint32_t h, const uint8_t* b, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ b[i]) * 16777619u;
-    return h;
-  };
-  uint32_t h = 2166136261u;
-  if (p.size() < 14) return fnv(h, p.data(), p.size());
+  uint64_t h = 0x243f6a8885a308d3ull;
+  if (p.size() < 14) {
+    for (uint8_t b : p) h = mix(h, b);
+    return static_cast<uint32_t>(h);
+  }
   size_t off = 12;
   uint16_t type = static_cast<uint16_t>(p[off] << 8 | p[off + 1]);
   if (type == 0x8100 && p.size() >= 18) {
@@ -35,19 +48,18 @@ uint32_t flow_hash(std::span<const uint8_t> p) {
   size_t l4 = 0;
   uint8_t proto = 0;
   if (type == 0x0800 && p.size() >= off + 20) {
-    h = fnv(h, &p[off + 12], 8);
+    h = mix(h, word<uint64_t>(&p[off + 12]));
     proto = p[off + 9];
     l4 = off + (p[off] & 0x0f) * 4u;
   } else if (type == 0x86dd && p.size() >= off + 40) {
-    h = fnv(h, &p[off + 8], 32);
+    for (size_t i = 8; i < 40; i += 8) h = mix(h, word<uint64_t>(&p[off + i]));
     proto = p[off + 6];
     l4 = off + 40;
   } else {
-    return fnv(h, p.data(), 12);
+    return static_cast<uint32_t>(mix(mix(h, word<uint64_t>(p.data())), word<uint32_t>(&p[8])));
   }
-  h = fnv(h, &proto, 1);
-  if ((proto == 6 || proto == 17) && p.size() >= l4 + 4) h = fnv(h, &p[l4], 4);
-  return h;
+  const uint64_t ports = (proto == 6 || proto == 17) && p.size() >= l4 + 4 ? word<uint32_t>(&p[l4]) : 0;
+  return static_cast<uint32_t>(mix(h, ports << 8 | proto));
 }
 
 constexpr size_t kUnchanged = SIZE_MAX;
@@ -128,8 +140,11 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
   sh.fault.reset();
   // Each worker picks its own flows (hashing in parallel, off the reader's thread).
   sh.todo.clear();
-  for (uint32_t i = 0; i < chunk.size(); ++i)
+  for (uint32_t i = 0; i < chunk.size(); ++i) {
+    // The headers come from another core's cache or from memory: ask for them well ahead.
+    if (cfg.workers > 1 && i + 16 < chunk.size()) __builtin_prefetch(chunk[i + 16].data.data() + 12);
     if (cfg.workers == 1 || flow_hash(chunk[i].data) % cfg.workers == w.id) sh.todo.push_back(i);
+  }
   // A verified program that never writes the packet reads it where the capture holds it.
   const bool in_place = prog.verify_report() && !prog.verify_report()->writes_packet;
   // Built once: a fresh copy per packet, read back as one 8-byte word, stalls store forwarding.
