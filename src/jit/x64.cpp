@@ -1571,7 +1571,7 @@ inline detail::RunState& state_for(std::optional<detail::PooledRun>& pooled) {
 }
 
 // run(mem) for a program that calls helpers: r1 and r2 straight from mem, no RunArgs in between.
-[[gnu::noinline]] Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
+Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
   if (detail::RunState* s = detail::current_run()) return detail::run_jit_memory(img, *s, mem);
   return detail::outermost(
       // The span by value, in its two registers: captured by reference it is spilled as two
