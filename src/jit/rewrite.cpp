@@ -189,8 +189,10 @@ struct Entry {
   size_t at;
   uint64_t value;
 };
-std::optional<Entry> loop_entry(const isa::Program& prog, const Facts& facts, const isa::Function& fn, size_t head, size_t back,
-                                uint8_t r) {
+using JumpsTo = std::vector<std::vector<uint32_t>>;  // by target slot, the jumps (not calls) there
+
+std::optional<Entry> loop_entry(const isa::Program& prog, const Facts& facts, const JumpsTo& jumps_to, const isa::Function& fn,
+                                size_t head, size_t back, uint8_t r) {
   std::optional<Entry> e;
   auto edge = [&](size_t at, const State& s) {
     const Range v = s.reg[r];
@@ -204,75 +206,83 @@ std::optional<Entry> loop_entry(const isa::Program& prog, const Facts& facts, co
     facts.step(s, head - 1);
     if (!edge(head, s)) return std::nullopt;
   }
-  for (size_t j = fn.entry; j < fn.end; ++j) {
-    const isa::Insn& in = prog.insns[j];
-    const isa::Kind k = isa::info(in.op).kind;
-    if ((j >= head && j <= back) || (k != isa::Kind::Ja && k != isa::Kind::Jcond)) continue;
-    const auto t = static_cast<size_t>(isa::jump_target(in, j));
-    if (t >= head && t <= back && !edge(t, state_before(prog, facts, j))) return std::nullopt;
-  }
+  for (size_t t = head; t <= back; ++t)
+    for (const uint32_t j : jumps_to[t])
+      if ((j < head || j > back) && !edge(t, state_before(prog, facts, j))) return std::nullopt;
   return e;
 }
 
-// The loop [head, back] as an Unroll, if it has a counter whose steps decide an equality test.
-std::optional<Unroll> plan_unroll(const isa::Program& prog, const Facts& facts, const isa::Function& fn, size_t head, size_t back) {
-  if (back - head + 1 > kMaxUnrolledSlots) return std::nullopt;
+// One round runs forward from head to back (no other backward jump, nothing unrollable left out),
+// so every path through a round passes each slot that no jump skips.
+bool forward_round(const isa::Program& prog, size_t head, size_t back) {
+  if (back - head + 1 > kMaxUnrolledSlots) return false;
   const isa::Insn& be = prog.insns[back];
-  if (isa::info(be.op).kind == isa::Kind::Jcond && inverted(isa::op_code(be.opcode)) == 0) return std::nullopt;
-  // One round runs forward from head to back: no other backward jump, so every path through a
-  // round passes each slot no jump skips.
+  if (isa::info(be.op).kind == isa::Kind::Jcond && inverted(isa::op_code(be.opcode)) == 0) return false;
   for (size_t j = head; j <= back; ++j) {
     const isa::Insn& in = prog.insns[j];
-    if (!unrollable(in)) return std::nullopt;
     const isa::Kind k = isa::info(in.op).kind;
-    if (j != back && (k == isa::Kind::Ja || k == isa::Kind::Jcond) && static_cast<size_t>(isa::jump_target(in, j)) <= j)
-      return std::nullopt;
+    if (!unrollable(in)) return false;
+    if (j != back && (k == isa::Kind::Ja || k == isa::Kind::Jcond) && static_cast<size_t>(isa::jump_target(in, j)) <= j) return false;
   }
-  auto skipped = [&](size_t a) {  // some jump in the round passes over slot a
-    for (size_t j = head; j < a; ++j) {
-      const isa::Kind k = isa::info(prog.insns[j].op).kind;
-      if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
-      const auto t = static_cast<size_t>(isa::jump_target(prog.insns[j], j));
-      if (t > a && t <= back) return true;
+  return true;
+}
+
+// The slot where register r steps, if it is the round's only write of r, a `+= c` or `-= c` with
+// |c| a power of two, and no jump passes over it. c (mod 2^64) goes to *c.
+std::optional<size_t> counter_step(const isa::Program& prog, size_t head, size_t back, uint8_t r, uint64_t* c) {
+  std::optional<size_t> step;
+  for (size_t j = head; j <= back; ++j) {
+    if (!(regs_of(prog.insns[j]).written & (1u << r))) continue;
+    const isa::Op op = prog.insns[j].op;
+    if (step || (op != isa::Op::ADD64_K && op != isa::Op::SUB64_K && op != isa::Op::ADD32_K && op != isa::Op::SUB32_K)) return std::nullopt;
+    step = j;
+  }
+  if (!step) return std::nullopt;
+  for (size_t j = head; j < *step; ++j) {
+    const isa::Kind k = isa::info(prog.insns[j].op).kind;
+    const auto t = static_cast<size_t>(isa::jump_target(prog.insns[j], j));
+    if ((k == isa::Kind::Ja || k == isa::Kind::Jcond) && t > *step && t <= back) return std::nullopt;
+  }
+  const isa::Insn& st = prog.insns[*step];
+  const bool sub = st.op == isa::Op::SUB64_K || st.op == isa::Op::SUB32_K;
+  *c = sub ? 0 - static_cast<uint64_t>(int64_t{st.imm}) : static_cast<uint64_t>(int64_t{st.imm});
+  const uint64_t mag = static_cast<int64_t>(*c) < 0 ? 0 - *c : *c;
+  // Congruences mod kUnroll * |c| survive 32- and 64-bit wrapping alike when that divides 2^32.
+  if (mag == 0 || !std::has_single_bit(mag) || mag > (uint64_t{1} << 30)) return std::nullopt;
+  return step;
+}
+
+// Decides, copy by copy, the equality tests of counter r against constants; false if none is.
+bool decide_tests(const isa::Program& prog, Unroll& u, uint8_t r, size_t step, uint64_t c, const Entry& entry) {
+  const uint64_t m = (static_cast<int64_t>(c) < 0 ? 0 - c : c) * kUnroll;
+  bool decided = false;
+  for (size_t t = u.head; t <= u.back; ++t) {
+    const isa::Insn& in = prog.insns[t];
+    const uint8_t op = isa::op_code(in.opcode);
+    if (isa::info(in.op).kind != isa::Kind::Jcond || isa::uses_src_reg(in.opcode) || in.dst != r || (op != 0x10 && op != 0x50)) continue;
+    const uint64_t n = isa::is_jmp32(in.opcode) ? static_cast<uint32_t>(in.imm) : static_cast<uint64_t>(int64_t{in.imm});
+    for (uint32_t k = 0; k < kUnroll; ++k) {
+      // Steps taken since the entry, mod kUnroll: copy 0 is entered first, and again after copy kUnroll - 1.
+      const uint64_t steps = (step >= entry.at) + (k == 0 ? kUnroll - 1 : k - 1) + (t > step);
+      if (((entry.value + steps * c - n) & (m - 1)) == 0) continue;  // may be equal here
+      u.fate[t - u.head][k] = op == 0x10 ? Fate::NotTaken : Fate::Taken;
+      decided = true;
     }
-    return false;
-  };
+  }
+  return decided;
+}
+
+// The loop [head, back] as an Unroll, if it has a counter whose steps decide an equality test.
+std::optional<Unroll> plan_unroll(const isa::Program& prog, const Facts& facts, const JumpsTo& jumps_to, const isa::Function& fn,
+                                  size_t head, size_t back) {
+  if (!forward_round(prog, head, back)) return std::nullopt;
   for (uint8_t r = 0; r < 10; ++r) {
-    std::optional<size_t> step;
-    bool ok = true;
-    for (size_t j = head; j <= back && ok; ++j)
-      if (regs_of(prog.insns[j]).written & (1u << r)) {
-        const isa::Op op = prog.insns[j].op;
-        ok = !step && (op == isa::Op::ADD64_K || op == isa::Op::SUB64_K || op == isa::Op::ADD32_K || op == isa::Op::SUB32_K);
-        step = j;
-      }
-    if (!ok || !step || skipped(*step)) continue;
-    const isa::Insn& st = prog.insns[*step];
-    const bool sub = st.op == isa::Op::SUB64_K || st.op == isa::Op::SUB32_K;
-    const uint64_t c = sub ? 0 - static_cast<uint64_t>(int64_t{st.imm}) : static_cast<uint64_t>(int64_t{st.imm});
-    const uint64_t mag = static_cast<int64_t>(c) < 0 ? 0 - c : c;
-    // Congruences mod M survive 32- and 64-bit wrapping alike when M divides 2^32.
-    if (mag == 0 || !std::has_single_bit(mag) || mag > (uint64_t{1} << 30)) continue;
-    const uint64_t m = mag * kUnroll;
-    const auto entry = loop_entry(prog, facts, fn, head, back, r);
+    uint64_t c = 0;
+    const auto step = counter_step(prog, head, back, r, &c);
+    const auto entry = step ? loop_entry(prog, facts, jumps_to, fn, head, back, r) : std::nullopt;
     if (!entry) continue;
     Unroll u{head, back, std::vector<std::array<Fate, kUnroll>>(back - head + 1)};
-    bool decided = false;
-    for (size_t t = head; t <= back; ++t) {
-      const isa::Insn& in = prog.insns[t];
-      const uint8_t op = isa::op_code(in.opcode);
-      if (isa::info(in.op).kind != isa::Kind::Jcond || isa::uses_src_reg(in.opcode) || in.dst != r || (op != 0x10 && op != 0x50))
-        continue;
-      const uint64_t n = isa::is_jmp32(in.opcode) ? static_cast<uint32_t>(in.imm) : static_cast<uint64_t>(int64_t{in.imm});
-      for (uint32_t k = 0; k < kUnroll; ++k) {
-        // Steps taken since the entry, mod kUnroll: copy 0 is entered first, and again after copy kUnroll - 1.
-        const uint64_t steps = (*step >= entry->at) + (k == 0 ? kUnroll - 1 : k - 1) + (t > *step);
-        if (((entry->value + steps * c - n) & (m - 1)) == 0) continue;  // may be equal here
-        u.fate[t - head][k] = op == 0x10 ? Fate::NotTaken : Fate::Taken;
-        decided = true;
-      }
-    }
-    if (decided) return u;
+    if (decide_tests(prog, u, r, *step, c, *entry)) return u;
   }
   return std::nullopt;
 }
@@ -415,6 +425,11 @@ uint32_t fold_counter_copies(isa::Program& prog, const Facts& facts) {
 }
 
 uint32_t unroll_counted_loops(isa::Program& prog, const Facts& facts, const std::function<bool(size_t head)>& skip) {
+  JumpsTo jumps_to(prog.insns.size() + 1);
+  for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
+    const isa::Kind k = isa::info(prog.insns[pc].op).kind;
+    if (k == isa::Kind::Ja || k == isa::Kind::Jcond) jumps_to[static_cast<size_t>(isa::jump_target(prog.insns[pc], pc))].push_back(static_cast<uint32_t>(pc));
+  }
   std::vector<Unroll> plans;
   for (const isa::Function& fn : prog.functions)
     for (size_t pc = fn.entry; pc < fn.end; ++pc) {
@@ -423,13 +438,19 @@ uint32_t unroll_counted_loops(isa::Program& prog, const Facts& facts, const std:
       if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
       const auto head = static_cast<size_t>(isa::jump_target(in, pc));
       if (head > pc || (!plans.empty() && plans.back().back >= head) || skip(head)) continue;
-      if (auto u = plan_unroll(prog, facts, fn, head, pc)) plans.push_back(std::move(*u));
+      if (auto u = plan_unroll(prog, facts, jumps_to, fn, head, pc)) plans.push_back(std::move(*u));
     }
   std::sort(plans.begin(), plans.end(), [](const Unroll& a, const Unroll& b) { return a.head < b.head; });
   // Overlapping loops (a later back edge to an earlier head) keep only the first found.
+  // Code grows by at most the program's own size (or 4096 slots for a small one).
   std::vector<Unroll> kept;
-  for (Unroll& u : plans)
-    if (kept.empty() || kept.back().back < u.head) kept.push_back(std::move(u));
+  size_t added = 0;
+  for (Unroll& u : plans) {
+    const size_t more = (kUnroll - 1) * (u.back - u.head + 1);
+    if ((!kept.empty() && kept.back().back >= u.head) || added + more > std::max<size_t>(4096, prog.insns.size())) continue;
+    added += more;
+    kept.push_back(std::move(u));
+  }
   if (kept.empty() || !apply_unrolls(prog, kept)) return 0;
   return static_cast<uint32_t>(kept.size());
 }

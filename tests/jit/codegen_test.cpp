@@ -233,6 +233,18 @@ TEST_CASE("jit: counted loops are unrolled only where the counter's steps decide
   CHECK(unrolled("r6 = 0\nr7 = 0\nloop:\ncall 7\nr7 += r0\nr6 += 1\nif r6 != 8 goto loop\nr0 = r7\nexit") == 0);
 }
 
+TEST_CASE("jit: unrolling at most doubles a program", "[jit]") {
+  // 2000 loops of 3 slots, 8002 slots in all: each unrolled loop adds 9, so 889 fit in 8002.
+  std::string text = "r0 = 0\n";
+  for (int i = 0; i < 2000; ++i)
+    text += "r2 = 0\nl" + std::to_string(i) + ":\nr0 += 1\nr2 += 1\nif r2 != 4 goto l" + std::to_string(i) + "\n";
+  auto p = JitProgram::compile_trusted(prog(text + "exit"), HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  CHECK(p->stats().unrolled_loops == 889);
+  std::vector<uint8_t> mem(8);
+  CHECK(*p->run(mem) == 8000);
+}
+
 TEST_CASE("jit: a loop's accumulator lives in its copy, and the copy back waits for the exit", "[jit]") {
   // clang's checksum loop keeps the sum in r4 and adds through r0 (r0 += r4; r4 = r0), and only
   // the code after the loop reads r0: compiled as r4 += r0, with r0 = r4 on the way out.
