@@ -202,8 +202,9 @@ std::optional<Entry> loop_entry(const isa::Program& prog, const Facts& facts, co
   };
   if (head == fn.entry) return std::nullopt;
   if (falls_through(prog.insns[head - 1])) {
-    State s = state_before(prog, facts, head - 1);
-    facts.step(s, head - 1);
+    const size_t prev = prog.insns[head - 1].op == isa::Op::LDDW_HI ? head - 2 : head - 1;  // steps as a pair
+    State s = state_before(prog, facts, prev);
+    facts.step(s, prev);
     if (!edge(head, s)) return std::nullopt;
   }
   for (size_t t = head; t <= back; ++t)

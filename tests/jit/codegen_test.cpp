@@ -223,6 +223,7 @@ TEST_CASE("jit: counted loops are unrolled only where the counter's steps decide
   CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += r2\nr2 += 1\nif r2 != 10 goto loop\nexit") == 1);
   CHECK(unrolled("r2 = 11\nr0 = 0\nloop:\nr0 += r2\nr2 -= 1\nif r2 == 0 goto out\ngoto loop\nout:\nexit") == 1);
   CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += 1\nw2 += 4\nif w2 != 64 goto loop\nexit") == 1);
+  CHECK(unrolled("r3 = 0\nr0 = 0 ll\nloop:\nr3 += 3\nr0 += 1\nif r0 != 6 goto loop\nr0 = r3\nexit") == 1);  // set by an lddw
   // Near misses: a start known only at run time, a step of 3, two writes of the counter, a test
   // on a register, an ordered test, a loop with a call.
   CHECK(unrolled("r2 = *(u8 *)(r1 + 0)\nr0 = 0\nloop:\nr0 += 1\nr2 += 1\nif r2 != 8 goto loop\nexit") == 0);
