@@ -7,8 +7,8 @@
 // and stores of every size (sign-extending loads included) at in-bounds offsets of the buffer and
 // the initialised stack, aligned atomics of every kind, and forward conditional jumps of every
 // comparison, and the address shapes clang emits (byte pairs, loads through a sum, a loop tested
-// through a copy of its counter). One program in four has a short loop (the JIT unrolls it). Every such
-// program is safe to run unchecked and ends: its result folds r0..r7.
+// through a copy of its counter). One program in four has a short loop (the JIT unrolls it).
+// Every such program is safe to run unchecked and ends: its result folds r0..r7.
 #pragma once
 
 #include <cstddef>
@@ -119,7 +119,8 @@ inline std::string jump(Source& s, unsigned item, unsigned room) {
 
 // clang's address shapes that the JIT folds: a big-endian pair of byte loads (off the buffer, or
 // off a sum), and loads through a sum at constant distances (the sum indexed by an immediate or
-// by a register), the last load then often compared with the first (clang's `a[i] != b[i]`). Every pointer made here is replaced by a scalar before the shape ends.
+// by a register), the last load then often compared with the first (clang's `a[i] != b[i]`).
+// Every pointer made here is replaced by a scalar before the shape ends.
 inline std::string shape(Source& s, unsigned item, unsigned room) {
   const auto r = [](unsigned x) { return "r" + std::to_string(x); };
   const unsigned a = static_cast<unsigned>(s.below(8));
@@ -165,8 +166,10 @@ inline std::string shape(Source& s, unsigned item, unsigned room) {
           p += std::string("\nif ") + r(b) + (s.below(2) ? " != " : " == ") + r(a) + " goto c" + std::to_string(item) + "\n" + r(b) +
                " += 1\nc" + std::to_string(item) + ":\n" + r(a) + " = " + std::to_string(s.below(1000));
           break;
-        case 1:
-          if (room) p += std::string("\nif ") + r(b) + (s.below(2) ? " != " : " == ") + r(a) + " goto i" + std::to_string(item + 1 + s.below(room + 1));
+        case 1:  // a jump to a later item
+          if (room)
+            p += std::string("\nif ") + r(b) + (s.below(2) ? " != " : " == ") + r(a) + " goto i" +
+                 std::to_string(item + 1 + s.below(room + 1));
           break;
         default: break;
       }

@@ -321,6 +321,7 @@ bool apply_unrolls(isa::Program& prog, const std::vector<Unroll>& plans) {
       const int li = static_cast<int>(next++);
       const isa::Insn be = prog.insns[u.back];
       const bool cond = isa::info(be.op).kind == isa::Kind::Jcond;
+      const isa::Insn inverse = cond ? with_opcode(be, static_cast<uint8_t>((be.opcode & 0x0f) | inverted(isa::op_code(be.opcode)))) : be;
       const isa::Insn ja = with_opcode(isa::Insn{}, isa::kJmp | 0x00);
       for (uint32_t k = 0; k < kUnroll; ++k) {
         const bool last = k + 1 == kUnroll;
@@ -338,7 +339,7 @@ bool apply_unrolls(isa::Program& prog, const std::vector<Unroll>& plans) {
           const bool taken = !cond || f == Fate::Taken, never = cond && f == Fate::NotTaken;
           if (!last) {
             if (never) put(ja, {s, li, k, To::Exit});
-            else if (!taken) put(with_opcode(be, static_cast<uint8_t>((be.opcode & 0x0f) | inverted(isa::op_code(be.opcode)))), {s, li, k, To::Exit});
+            else if (!taken) put(inverse, {s, li, k, To::Exit});
           } else {
             if (taken) put(ja, {s, li, k, To::Head});
             else if (!never) put(be, {s, li, k, To::Head});
@@ -429,7 +430,8 @@ uint32_t unroll_counted_loops(isa::Program& prog, const Facts& facts, const std:
   JumpsTo jumps_to(prog.insns.size() + 1);
   for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
     const isa::Kind k = isa::info(prog.insns[pc].op).kind;
-    if (k == isa::Kind::Ja || k == isa::Kind::Jcond) jumps_to[static_cast<size_t>(isa::jump_target(prog.insns[pc], pc))].push_back(static_cast<uint32_t>(pc));
+    if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
+    jumps_to[static_cast<size_t>(isa::jump_target(prog.insns[pc], pc))].push_back(static_cast<uint32_t>(pc));
   }
   std::vector<Unroll> plans;
   for (const isa::Function& fn : prog.functions)

@@ -343,7 +343,8 @@ class Compiler {
       track_spill(first, pc);
       layout_->end[pc] = static_cast<uint32_t>(a.offset());
       if (pending_ && pending_->at <= pc)  // a load left for a compare that did not take it
-        return make_error(Errc::Unsupported, "JIT: internal error: byte load deferred to slot " + std::to_string(pending_->at) + " was not emitted");
+        return make_error(Errc::Unsupported,
+                          "JIT: internal error: byte load deferred to slot " + std::to_string(pending_->at) + " was not emitted");
       if (info(p_.insns[pc].op).kind == isa::Kind::Lddw) ++pc;
     }
     a.bind(epilogue_);
