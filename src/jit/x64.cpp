@@ -156,7 +156,14 @@ class Compiler {
     if (auto r = emit(nullptr, first); !r) return r;
     measure_loops(first);
     Layout second;
+    shorten_ = !opts_.blind_constants;
     if (auto r = emit(&first, second); !r) return r;
+    if (errors_.first != kErrorOk && shorten_) {
+      shorten_ = false;
+      if (auto r = emit(&first, second); !r) return r;
+    }
+    if (errors_.first != kErrorOk)
+      return make_error(Errc::Unsupported, std::string("JIT: asmjit: ") + DebugUtils::errorAsString(errors_.first));
     return install();
   }
 
@@ -240,6 +247,8 @@ class Compiler {
     a_.reset();
     code_.reset();
     code_.init(asmjit::Environment::host());
+    errors_.first = kErrorOk;
+    code_.setErrorHandler(&errors_);
     a_ = std::make_unique<x86::Assembler>(&code_);
     // Loop alignment pads with a few long nops, not up to 15 one-byte ones: the padding before an
     // inner loop's head runs every time round an outer loop.
@@ -893,6 +902,10 @@ class Compiler {
       a.xor_(D.r32(), D.r32());  // zero-extends to 64 bits either way
       return;
     }
+    if (op == 0xb0 && !x && in.imm > 0 && !opts_.blind_constants) {
+      a.mov(D.r32(), in.imm);  // the same value, zero-extended, in 5 bytes instead of 7
+      return;
+    }
     const Operand S = x ? Operand(reg(in.src, w)) : imm_operand(in.imm, w);
     if (op == 0x20) {
       if (S.isImm()) a.imul(D, D, S.as<Imm>());
@@ -1139,7 +1152,7 @@ class Compiler {
     }
     if (const auto taken = decided(in)) {
       for (const Sunk& s : *taken ? on_taken : on_fall) emit_sunk(s);
-      if (*taken) a.jmp(insn_labels_[target]);
+      if (*taken) jump_to(pc, target);
       ++img_.stats.folded;
       return;
     }
@@ -1148,18 +1161,38 @@ class Compiler {
       t = a.newLabel();
       stubs_.push_back({t, on_taken, target});
     }
+    const bool short_form = on_taken.empty() && near(pc, target);
     if (byte) {
       x86::Mem m = byte->m;
       m.setSize(1);
       a.cmp(m, kReg[in.dst == byte->load.dst ? in.src : in.dst].r8());
+      if (short_form) a.short_();
       isa::op_code(in.opcode) == 0x10 ? a.je(t) : a.jne(t);
     } else {
-      branch(in, t);
+      branch(in, t, short_form);
     }
     for (const Sunk& s : on_fall) emit_sunk(s);
   }
 
-  void branch(const isa::Insn& in, const Label& t) {
+  // A forward jump from slot pc to slot target takes the 2-byte form when the first pass shows it
+  // fits. The second pass only adds loop-head padding (at most 63 bytes a head) and shortens other
+  // jumps, so the first pass's distance from pc's start plus that padding bounds it. Not with
+  // blinding: blinded constants are drawn again each pass and may encode longer. A jump that
+  // still does not fit makes asmjit report an error, and the pass is redone without short forms.
+  bool near(size_t pc, size_t target) const {
+    if (!shorten_ || !measured_ || target <= pc) return false;  // backward: asmjit picks the form itself
+    int64_t d = int64_t{measured_->start[target]} - int64_t{measured_->start[pc]};
+    for (size_t h = pc + 1; h <= target && d < 128; ++h)
+      if (target_[h] && loop_bytes_[h] != 0) d += 63;
+    return d < 120;
+  }
+
+  void jump_to(size_t pc, size_t target) {
+    if (near(pc, target)) a_->short_();
+    a_->jmp(insn_labels_[target]);
+  }
+
+  void branch(const isa::Insn& in, const Label& t, bool short_form) {
     x86::Assembler& a = *a_;
     const bool w = !isa::is_jmp32(in.opcode), x = isa::uses_src_reg(in.opcode);
     const x86::Gp D = reg(in.dst, w);
@@ -1177,6 +1210,7 @@ class Compiler {
     } else {
       a.emit(x86::Inst::kIdCmp, D, S);
     }
+    if (short_form) a.short_();
     switch (op) {
       case 0x10: a.je(t); break;
       case 0x50: a.jne(t); break;
@@ -1357,7 +1391,7 @@ class Compiler {
         else a.movsxd(D, kReg[in.src].r32());
         break;
       }
-      case isa::Kind::Ja: a.jmp(insn_labels_[static_cast<size_t>(isa::jump_target(in, pc))]); break;
+      case isa::Kind::Ja: jump_to(pc, static_cast<size_t>(isa::jump_target(in, pc))); break;
       case isa::Kind::Jcond: jcond(in, pc); break;
       case isa::Kind::Exit:
         unwind(frame_);
@@ -1408,6 +1442,14 @@ class Compiler {
   Label epilogue_;
   std::optional<jit::Facts> facts_;
   size_t at_ = 0;  // the slot insn() compiles
+  bool shorten_ = false;  // near() may pick 2-byte forward jumps in this pass
+  // The first error asmjit reports while a pass is emitted (a short jump that did not fit).
+  struct Errors : ErrorHandler {
+    asmjit::Error first = kErrorOk;
+    void handleError(asmjit::Error err, const char*, BaseEmitter*) override {
+      if (first == kErrorOk) first = err;
+    }
+  } errors_;
   uint32_t unrolled_ = 0;
   struct {
     int32_t off = 0;
