@@ -481,3 +481,29 @@ TEST_CASE("jit: helpers that keep per-run state get a fresh run state each run, 
   REQUIRE_FALSE(after.ok());
   CHECK(after.error().message == "bpf_spin_unlock of a lock this run does not hold");
 }
+
+TEST_CASE("jit: forward jumps that fit take the 2-byte form", "[jit]") {
+  // A short forward branch and a goto: jcc rel8 (0x70-0x7f) and jmp rel8 (0xeb), no rel32 forms
+  // (0x0f 0x8x, 0xe9). Blinded code keeps the long forms and computes the same.
+  const char* text = "r0 = 1\nif r1 == 0 goto out\nr0 = 2\nif r2 > 3 goto out\nr0 = 3\ngoto out\nr0 = 4\nout:\nexit";
+  auto p = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  const auto code = p->code();
+  bool long_jump = false;
+  for (size_t i = 0; i + 1 < code.size(); ++i) long_jump |= (code[i] == 0x0f && (code[i + 1] & 0xf0) == 0x80) || code[i] == 0xe9;
+  CHECK_FALSE(long_jump);
+  CHECK(std::count_if(code.begin(), code.end(), [](uint8_t b) { return (b & 0xf0) == 0x70; }) >= 2);
+  JitOptions blind;
+  blind.blind_constants = true;
+  auto b = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin(), {}, blind);
+  REQUIRE(b.ok());
+  RunArgs args;
+  for (uint64_t r1 : {0, 1})
+    for (uint64_t r2 : {2, 4}) {
+      args.regs[0] = r1;
+      args.regs[1] = r2;
+      const uint64_t want = r1 == 0 ? 1 : r2 > 3 ? 2 : 3;
+      CHECK(*p->run(args) == want);
+      CHECK(*b->run(args) == want);
+    }
+}
