@@ -1,5 +1,8 @@
 // ubpf-run end to end, through the real binary: captures in and out, every option, every error.
+#include <fcntl.h>
 #include <pcap/pcap.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <filesystem>
@@ -346,4 +349,36 @@ TEST_CASE("ubpf-run verify: each program's verdict, the rejection with its line,
   CHECK(verbose.out.find("      ; R") != std::string::npos);
   auto missing = ubpf({"verify", kFirewall, "--prog", "nope"});
   CHECK(missing.exit_code == 2);
+}
+
+TEST_CASE("ubpf-run: a progress bar on a terminal once a run takes more than a second") {
+  // stderr on a pseudo-terminal; the run repeats every packet so that it lasts a few seconds.
+  const std::string cap = sample_capture(20000);
+  const int master = posix_openpt(O_RDWR | O_NOCTTY);
+  REQUIRE(master >= 0);
+  REQUIRE(grantpt(master) == 0);
+  REQUIRE(unlockpt(master) == 0);
+  const std::string slave_name = ptsname(master);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int slave = open(slave_name.c_str(), O_RDWR | O_NOCTTY);
+    const int null = open("/dev/null", O_WRONLY);
+    dup2(slave, 2);
+    dup2(null, 1);
+    execl(EBPFVM_UBPF_RUN, EBPFVM_UBPF_RUN, kFirewall.c_str(), "--pcap", cap.c_str(), "--repeat", "6000", "--json", nullptr);
+    _exit(127);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  std::string tty;
+  char buf[4096];
+  fcntl(master, F_SETFL, O_NONBLOCK);
+  for (ssize_t n; (n = read(master, buf, sizeof buf)) > 0;) tty.append(buf, static_cast<size_t>(n));
+  close(master);
+  INFO(tty);
+  CHECK(tty.find("\r[====") != std::string::npos);  // the bar, redrawn in place
+  CHECK(tty.find("%") != std::string::npos);
+  CHECK(tty.rfind("\r") == tty.size() - 1);          // and wiped at the end, leaving the line clean
 }
