@@ -117,6 +117,7 @@ std::optional<SourceLine> LineIndex::at(uint32_t sec, uint32_t insn) const {
   auto it = std::upper_bound(v.begin(), v.end(), uint64_t{insn} * 8, [](uint64_t off, const btf::LineInfo& l) { return off < l.insn_off; });
   if (it == v.begin()) return std::nullopt;
   --it;
+  if (it->line == 0) return std::nullopt;  // clang's record for code no source line produced
   return SourceLine{std::string(it->file), it->line, it->column, std::string(it->source)};
 }
 

@@ -382,3 +382,48 @@ TEST_CASE("ubpf-run: a progress bar on a terminal once a run takes more than a s
   CHECK(tty.find("%") != std::string::npos);
   CHECK(tty.rfind("\r") == tty.size() - 1);          // and wiped at the end, leaving the line clean
 }
+
+TEST_CASE("ubpf-run: --section, --type, --ifindex, --rxq, --seed and --budget") {
+  const std::string obj = EBPFVM_TEST_PROGRAMS "/run_options.o";
+  const std::string cap = sample_capture(200);
+  // Several programs: --prog or a --section holding one of them.
+  auto several = ubpf({obj, "--pcap", cap});
+  CHECK(several.exit_code == 2);
+  CHECK(several.out.find("several programs; choose one with --prog") != std::string::npos);
+  // A section whose name tells no type needs --type; then its program runs as XDP.
+  auto untyped = ubpf({obj, "--pcap", cap, "--section", "custom/drop"});
+  CHECK(untyped.exit_code == 1);
+  CHECK(untyped.out.find("section 'custom/drop' does not tell the program type") != std::string::npos);
+  auto typed = json_of(ubpf({obj, "--pcap", cap, "--section", "custom/drop", "--type", "xdp", "--json"}));
+  CHECK(typed.get("program")->string() == "custom_drop");
+  CHECK(count_of(typed, "XDP_DROP") == 200);
+  auto bad_type = ubpf({obj, "--pcap", cap, "--section", "custom/drop", "--type", "lwt"});
+  CHECK(bad_type.exit_code == 2);
+  CHECK(bad_type.out.find("--type lwt: expected xdp, tc or socket") != std::string::npos);
+  // --ifindex and --rxq reach xdp_md: the program drops only interface 7, queue 3, and records both.
+  const std::string dump = temp_path("ctx.json");
+  auto ctx = json_of(ubpf({obj, "--pcap", cap, "--prog", "by_ctx", "--ifindex", "7", "--rxq", "3", "--json", "--map-dump", dump}));
+  CHECK(count_of(ctx, "XDP_DROP") == 200);
+  const std::string seen = slurp(dump);
+  CHECK(seen.find(R"({"key":["0x00","0x00","0x00","0x00"],"value":["0x03","0x00","0x00","0x00","0x07","0x00","0x00","0x00"]})") !=
+        std::string::npos);
+  CHECK(count_of(json_of(ubpf({obj, "--pcap", cap, "--prog", "by_ctx", "--ifindex", "7", "--json"})), "XDP_PASS") == 200);
+  CHECK(count_of(json_of(ubpf({obj, "--pcap", cap, "--prog", "by_ctx", "--rxq", "3", "--json"})), "XDP_PASS") == 200);
+  // --seed makes bpf_get_prandom_u32 repeat: the same verdicts and the same sum for the same seed.
+  auto random = [&](const char* seed) {
+    const std::string d = temp_path(std::string("rand") + seed + ".json");
+    auto s = json_of(ubpf({obj, "--pcap", cap, "--prog", "by_random", "--seed", seed, "--json", "--map-dump", d}));
+    return std::pair{count_of(s, "XDP_PASS"), slurp(d)};
+  };
+  const auto a = random("42"), b = random("42"), c = random("43");
+  CHECK(a == b);
+  CHECK(a.first > 50);
+  CHECK(a.first < 150);
+  CHECK(a.second != c.second);
+  // --budget bounds what one run of an unverified program may execute: exit status 3.
+  auto budget = ubpf({kFirewall, "--pcap", cap, "--no-verify", "--engine", "interp", "--budget", "5"});
+  CHECK(budget.exit_code == 3);
+  CHECK(budget.out.find("packet 1: ") != std::string::npos);
+  CHECK(budget.out.find("instruction budget of 5 exceeded") != std::string::npos);
+  CHECK(ubpf({kFirewall, "--pcap", cap, "--no-verify", "--engine", "interp", "--budget", "100000", "--json"}).exit_code == 0);
+}

@@ -180,6 +180,7 @@ int cmd_run(const Options& o) {
   if (o.engine == "jit" && o.no_verify)
     return fail(kUsage, "--no-verify runs the program unproven, so only the checked interpreter may run it: add --engine interp");
   if (o.workers == 0 || o.workers > 256) return fail(kUsage, "--workers must be 1 to 256");
+  if (!o.type.empty() && !ebpfvm::prog_type_from_string(o.type)) return fail(kUsage, "--type " + o.type + ": expected xdp, tc or socket");
   if (o.repeat == 0) return fail(kUsage, "--repeat must be at least 1");
   ubpf::RunConfig cfg;
   if (!o.write.empty()) {
