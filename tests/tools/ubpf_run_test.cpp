@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -355,7 +356,10 @@ TEST_CASE("ubpf-run: a progress bar on a terminal once a run takes more than a s
   // stderr on a pseudo-terminal; the run repeats every packet so that it lasts a few seconds.
   const std::string cap = sample_capture(20000);
   const int master = posix_openpt(O_RDWR | O_NOCTTY);
-  REQUIRE(master >= 0);
+  if (master < 0) {
+    WARN("no pseudo-terminals here (posix_openpt: " << std::strerror(errno) << "): skipped");
+    return;
+  }
   REQUIRE(grantpt(master) == 0);
   REQUIRE(unlockpt(master) == 0);
   const std::string slave_name = ptsname(master);
