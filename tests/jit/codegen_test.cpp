@@ -224,6 +224,10 @@ TEST_CASE("jit: counted loops are unrolled only where the counter's steps decide
   CHECK(unrolled("r2 = 11\nr0 = 0\nloop:\nr0 += r2\nr2 -= 1\nif r2 == 0 goto out\ngoto loop\nout:\nexit") == 1);
   CHECK(unrolled("r2 = 0\nr0 = 0\nloop:\nr0 += 1\nw2 += 4\nif w2 != 64 goto loop\nexit") == 1);
   CHECK(unrolled("r3 = 0\nr0 = 0 ll\nloop:\nr3 += 3\nr0 += 1\nif r0 != 6 goto loop\nr0 = r3\nexit") == 1);  // set by an lddw
+  // Around and inside a local call: the call's offset and the functions are renumbered.
+  CHECK(unrolled("r6 = 0\nr0 = 0\nfirst:\nr6 += 2\nr0 += 1\nif r6 != 8 goto first\nr1 = r0\ncall sum_to\nr7 = 0\n"
+                 "after:\nr0 += r7\nr7 += 1\nif r7 != 5 goto after\nexit\nsum_to:\nr2 = 0\nr0 = 0\ninner:\nr0 += r2\n"
+                 "r2 += 1\nif r2 != 12 goto inner\nr0 += r1\nexit") == 3);
   // Near misses: a start known only at run time, a step of 3, two writes of the counter, a test
   // on a register, an ordered test, a loop with a call.
   CHECK(unrolled("r2 = *(u8 *)(r1 + 0)\nr0 = 0\nloop:\nr0 += 1\nr2 += 1\nif r2 != 8 goto loop\nexit") == 0);
@@ -506,4 +510,21 @@ TEST_CASE("jit: forward jumps that fit take the 2-byte form", "[jit]") {
       CHECK(*p->run(args) == want);
       CHECK(*b->run(args) == want);
     }
+}
+
+TEST_CASE("jit: loops unrolled before a callback's address is taken and inside the callback", "[jit]") {
+  // The lddw of the callback's code is pc-relative, so the unroller renumbers it.
+  const char* text =
+      "*(u64 *)(r10 - 8) = 0\nr6 = 0\nr7 = 0\npre:\nr7 += 3\nr6 += 1\nif r6 != 8 goto pre\nr1 = 4\n"
+      "r2 = code(cb) ll\nr3 = r10\nr3 += -8\nr4 = 0\ncall 181\nr0 = *(u64 *)(r10 - 8)\nr0 += r7\nexit\n"
+      "cb:\nr4 = 0\nr5 = 0\ncount:\nr5 += r1\nr4 += 1\nif r4 != 4 goto count\nr3 = *(u64 *)(r2 + 0)\n"
+      "r3 += r5\n*(u64 *)(r2 + 0) = r3\nr0 = 0\nexit";
+  auto p = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin());
+  REQUIRE(p.ok());
+  CHECK(p->stats().unrolled_loops == 2);
+  auto i = Interpreter::create(prog(text), HelperRegistry::builtin(), {Safety::TrustedUnchecked});
+  REQUIRE(i.ok());
+  std::vector<uint8_t> mem(8);
+  CHECK(*i->run(mem) == 0x30);  // 8 * 3, plus 4 * (0 + 1 + 2 + 3) from the callback's four calls
+  CHECK(*p->run(mem) == 0x30);
 }
