@@ -132,10 +132,60 @@ std::vector<uint8_t> encode(std::span<const Insn> insns) {
   return out;
 }
 
+namespace {
+// gotol, local calls and code addresses keep their offset in imm; other jumps in off.
+bool target_in_imm(const Insn& in) { return info(in.op).kind == Kind::CallLocal || in.op == Op::JA32 || in.op == Op::LDDW_CODE; }
+}  // namespace
+
 int64_t jump_target(const Insn& in, size_t pc) {
-  const Kind kind = info(in.op).kind;
-  const bool uses_imm = kind == Kind::CallLocal || in.op == Op::JA32 || in.op == Op::LDDW_CODE;
-  return static_cast<int64_t>(pc) + 1 + (uses_imm ? in.imm : in.off);
+  return static_cast<int64_t>(pc) + 1 + (target_in_imm(in) ? in.imm : in.off);
+}
+
+bool has_target(const Insn& in) {
+  const Kind k = info(in.op).kind;
+  return k == Kind::Ja || k == Kind::Jcond || k == Kind::CallLocal || in.op == Op::LDDW_CODE;
+}
+
+bool set_jump_target(Insn& in, size_t pc, size_t target) {
+  const int64_t rel = static_cast<int64_t>(target) - static_cast<int64_t>(pc) - 1;
+  if (target_in_imm(in)) {
+    if (rel != static_cast<int32_t>(rel)) return false;
+    in.imm = static_cast<int32_t>(rel);
+  } else {
+    if (rel != static_cast<int16_t>(rel)) return false;
+    in.off = static_cast<int16_t>(rel);
+  }
+  return true;
+}
+
+uint8_t inverted_jump(uint8_t op) {
+  switch (op) {
+    case 0x10: return 0x50;  // == / !=
+    case 0x50: return 0x10;
+    case 0x20: return 0xb0;  // > / <=
+    case 0xb0: return 0x20;
+    case 0x30: return 0xa0;  // >= / <
+    case 0xa0: return 0x30;
+    case 0x60: return 0xd0;  // s> / s<=
+    case 0xd0: return 0x60;
+    case 0x70: return 0xc0;  // s>= / s<
+    case 0xc0: return 0x70;
+    default: return 0;
+  }
+}
+
+uint8_t mirrored_jump(uint8_t op) {
+  switch (op) {
+    case 0x20: return 0xa0;  // >  <->  <
+    case 0xa0: return 0x20;
+    case 0x30: return 0xb0;  // >= <-> <=
+    case 0xb0: return 0x30;
+    case 0x60: return 0xc0;  // s> <-> s<
+    case 0xc0: return 0x60;
+    case 0x70: return 0xd0;  // s>= <-> s<=
+    case 0xd0: return 0x70;
+    default: return op;      // ==, != and & are symmetric
+  }
 }
 
 std::vector<bool> block_starts(const Program& prog) {

@@ -94,6 +94,10 @@ inline constexpr int32_t kAtomicCmpxchg = 0xf1;
 std::string_view alu_operator(uint8_t opcode, int16_t off);
 // Jumps: "==", "s>", "&", ...; empty for non-conditional opcodes.
 std::string_view jump_operator(uint8_t opcode);
+// The comparison (a JMP op_code) that holds exactly when `op` does not (0 for `&`, which has
+// none), and the one that compares the same operands the other way round (`a > b` is `b < a`).
+uint8_t inverted_jump(uint8_t op);
+uint8_t mirrored_jump(uint8_t op);
 // Atomics: "+=", "|=", "&=", "^=" for imm without the fetch bit; empty for xchg/cmpxchg.
 std::string_view atomic_operator(int32_t imm);
 std::string_view atomic_name(int32_t imm);  // "add", "or", "and", "xor", "xchg", "cmpxchg"
@@ -142,6 +146,10 @@ std::vector<uint8_t> encode(std::span<const Insn> insns);
 
 // Branch and call targets: the slot execution continues at.
 int64_t jump_target(const Insn& in, size_t pc);
+// Whether jump_target means anything for `in`: jumps, local calls and lddw of a code address.
+bool has_target(const Insn& in);
+// Points `in`, standing at slot pc, at slot target; false when the offset does not fit its field.
+bool set_jump_target(Insn& in, size_t pc, size_t target);
 // Slots where straight-line code ends: jump targets and function entries (size insns + 1).
 std::vector<bool> block_starts(const Program& prog);
 // The 64-bit immediate of the lddw at slot pc (the caller guarantees slot pc + 1 exists).

@@ -26,16 +26,6 @@ struct Test {
   uint8_t op;  // JMP op_code
 };
 
-uint8_t mirrored(uint8_t op) {
-  switch (op) {
-    case 0x20: return 0xa0;  // >  <->  <
-    case 0xa0: return 0x20;
-    case 0x30: return 0xb0;  // >= <-> <=
-    case 0xb0: return 0x30;
-    default: return op;      // == and !=
-  }
-}
-
 std::vector<Test> tests_of(const isa::Insn& br, const State& s) {
   const uint8_t op = isa::op_code(br.opcode);
   const bool ordered = op == 0x20 || op == 0x30 || op == 0xa0 || op == 0xb0;
@@ -45,7 +35,7 @@ std::vector<Test> tests_of(const isa::Insn& br, const State& s) {
   const Range& d = s.reg[br.dst];
   const Range& r = s.reg[br.src];
   if (r.min == r.max) t.push_back({br.dst, r.min, op});
-  if (d.min == d.max) t.push_back({br.src, d.min, mirrored(op)});
+  if (d.min == d.max) t.push_back({br.src, d.min, isa::mirrored_jump(op)});
   return t;
 }
 
@@ -134,11 +124,6 @@ struct Unroll {
   std::vector<std::array<Fate, kUnroll>> fate;  // per slot of the loop, per copy
 };
 
-bool has_target(const isa::Insn& in) {
-  const isa::Kind k = isa::info(in.op).kind;
-  return k == isa::Kind::Ja || k == isa::Kind::Jcond || k == isa::Kind::CallLocal || in.op == isa::Op::LDDW_CODE;
-}
-
 // A body the copies may repeat as it is: no calls (their cost dwarfs a test), no atomics (they
 // write registers regs_of does not count).
 bool unrollable(const isa::Insn& in) {
@@ -166,22 +151,6 @@ State state_before(const isa::Program& prog, const Facts& facts, size_t pc) {
 bool falls_through(const isa::Insn& in) {
   const isa::Kind k = isa::info(in.op).kind;
   return k != isa::Kind::Ja && k != isa::Kind::Exit;
-}
-
-uint8_t inverted(uint8_t op) {
-  switch (op) {
-    case 0x10: return 0x50;  // == / !=
-    case 0x50: return 0x10;
-    case 0x20: return 0xb0;  // > / <=
-    case 0xb0: return 0x20;
-    case 0x30: return 0xa0;  // >= / <
-    case 0xa0: return 0x30;
-    case 0x60: return 0xd0;  // s> / s<=
-    case 0xd0: return 0x60;
-    case 0x70: return 0xc0;  // s>= / s<
-    case 0xc0: return 0x70;
-    default: return 0;       // & has no inverse
-  }
 }
 
 // The value the counter enters the loop with (one entry slot, a constant on every edge into it).
@@ -218,7 +187,7 @@ std::optional<Entry> loop_entry(const isa::Program& prog, const Facts& facts, co
 bool forward_round(const isa::Program& prog, size_t head, size_t back) {
   if (back - head + 1 > kMaxUnrolledSlots) return false;
   const isa::Insn& be = prog.insns[back];
-  if (isa::info(be.op).kind == isa::Kind::Jcond && inverted(isa::op_code(be.opcode)) == 0) return false;
+  if (isa::info(be.op).kind == isa::Kind::Jcond && isa::inverted_jump(isa::op_code(be.opcode)) == 0) return false;
   for (size_t j = head; j <= back; ++j) {
     const isa::Insn& in = prog.insns[j];
     const isa::Kind k = isa::info(in.op).kind;
@@ -241,8 +210,9 @@ std::optional<size_t> counter_step(const isa::Program& prog, size_t head, size_t
   if (!step) return std::nullopt;
   for (size_t j = head; j < *step; ++j) {
     const isa::Kind k = isa::info(prog.insns[j].op).kind;
+    if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
     const auto t = static_cast<size_t>(isa::jump_target(prog.insns[j], j));
-    if ((k == isa::Kind::Ja || k == isa::Kind::Jcond) && t > *step && t <= back) return std::nullopt;
+    if (t > *step && t <= back) return std::nullopt;
   }
   const isa::Insn& st = prog.insns[*step];
   const bool sub = st.op == isa::Op::SUB64_K || st.op == isa::Op::SUB32_K;
@@ -321,7 +291,7 @@ bool apply_unrolls(isa::Program& prog, const std::vector<Unroll>& plans) {
       const int li = static_cast<int>(next++);
       const isa::Insn be = prog.insns[u.back];
       const bool cond = isa::info(be.op).kind == isa::Kind::Jcond;
-      const isa::Insn inverse = cond ? with_opcode(be, static_cast<uint8_t>((be.opcode & 0x0f) | inverted(isa::op_code(be.opcode)))) : be;
+      const isa::Insn inverse = cond ? with_opcode(be, static_cast<uint8_t>((be.opcode & 0x0f) | isa::inverted_jump(isa::op_code(be.opcode)))) : be;
       const isa::Insn ja = with_opcode(isa::Insn{}, isa::kJmp | 0x00);
       for (uint32_t k = 0; k < kUnroll; ++k) {
         const bool last = k + 1 == kUnroll;
@@ -356,7 +326,7 @@ bool apply_unrolls(isa::Program& prog, const std::vector<Unroll>& plans) {
   pos[n] = out.size();
   for (size_t pc = 0; pc < out.size(); ++pc) {
     isa::Insn& in = out[pc];
-    if (!has_target(in)) continue;
+    if (!isa::has_target(in)) continue;
     const Emitted& e = from[pc];
     size_t to;
     if (e.to == To::Exit) to = pos[plans[e.loop].back + 1];
@@ -366,11 +336,7 @@ bool apply_unrolls(isa::Program& prog, const std::vector<Unroll>& plans) {
       const bool inside = e.loop >= 0 && t >= plans[e.loop].head && t <= plans[e.loop].back;
       to = inside ? cpos[e.loop][e.copy][t - plans[e.loop].head] : pos[t];
     }
-    const int64_t rel = static_cast<int64_t>(to) - static_cast<int64_t>(pc) - 1;
-    const bool by_imm = isa::info(in.op).kind == isa::Kind::CallLocal || in.op == isa::Op::JA32 || in.op == isa::Op::LDDW_CODE;
-    if (by_imm) in.imm = static_cast<int32_t>(rel);
-    else if (rel != static_cast<int16_t>(rel)) return false;
-    else in.off = static_cast<int16_t>(rel);
+    if (!isa::set_jump_target(in, pc, to)) return false;
   }
   prog.insns = std::move(out);
   for (isa::Function& f : prog.functions) {
@@ -433,29 +399,28 @@ uint32_t unroll_counted_loops(isa::Program& prog, const Facts& facts, const std:
     if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
     jumps_to[static_cast<size_t>(isa::jump_target(prog.insns[pc], pc))].push_back(static_cast<uint32_t>(pc));
   }
+  // In slot order (functions are sorted), so a loop overlapping the last one planned (a later
+  // back edge to an earlier head) is left alone. Code grows by at most the program's own size
+  // (4096 slots for a small one).
   std::vector<Unroll> plans;
+  size_t added = 0;
   for (const isa::Function& fn : prog.functions)
     for (size_t pc = fn.entry; pc < fn.end; ++pc) {
       const isa::Insn& in = prog.insns[pc];
       const isa::Kind k = isa::info(in.op).kind;
       if (k != isa::Kind::Ja && k != isa::Kind::Jcond) continue;
       const auto head = static_cast<size_t>(isa::jump_target(in, pc));
-      if (head > pc || (!plans.empty() && plans.back().back >= head) || skip(head)) continue;
-      if (auto u = plan_unroll(prog, facts, jumps_to, fn, head, pc)) plans.push_back(std::move(*u));
+      const size_t more = (kUnroll - 1) * (pc - head + 1);
+      if (head > pc || (!plans.empty() && plans.back().back >= head) || added + more > std::max<size_t>(4096, prog.insns.size()) ||
+          skip(head))
+        continue;
+      if (auto u = plan_unroll(prog, facts, jumps_to, fn, head, pc)) {
+        added += more;
+        plans.push_back(std::move(*u));
+      }
     }
-  std::sort(plans.begin(), plans.end(), [](const Unroll& a, const Unroll& b) { return a.head < b.head; });
-  // Overlapping loops (a later back edge to an earlier head) keep only the first found.
-  // Code grows by at most the program's own size (or 4096 slots for a small one).
-  std::vector<Unroll> kept;
-  size_t added = 0;
-  for (Unroll& u : plans) {
-    const size_t more = (kUnroll - 1) * (u.back - u.head + 1);
-    if ((!kept.empty() && kept.back().back >= u.head) || added + more > std::max<size_t>(4096, prog.insns.size())) continue;
-    added += more;
-    kept.push_back(std::move(u));
-  }
-  if (kept.empty() || !apply_unrolls(prog, kept)) return 0;
-  return static_cast<uint32_t>(kept.size());
+  if (plans.empty() || !apply_unrolls(prog, plans)) return 0;
+  return static_cast<uint32_t>(plans.size());
 }
 
 }  // namespace ebpfvm::jit

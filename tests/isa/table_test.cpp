@@ -56,3 +56,35 @@ TEST_CASE("instruction counts per class match the RFC", "[isa]") {
   // v4: sdiv/smod (8), movsx (5), bswap (3), memsx loads (3), gotol (1)
   CHECK(v4 == 20);
 }
+
+TEST_CASE("jump comparisons invert and mirror within the table, and targets go where they fit", "[isa]") {
+  using namespace ebpfvm::isa;
+  for (const OpInfo& row : op_table()) {
+    if (row.kind != Kind::Jcond) continue;
+    const uint8_t op = op_code(row.opcode);
+    INFO(row.name);
+    if (op == 0x40) {
+      CHECK(inverted_jump(op) == 0);  // & has no inverse
+    } else {
+      CHECK(inverted_jump(inverted_jump(op)) == op);
+      CHECK(inverted_jump(op) != op);
+      CHECK_FALSE(rows_for_opcode(static_cast<uint8_t>((row.opcode & 0x0f) | inverted_jump(op))).empty());
+    }
+    CHECK(mirrored_jump(mirrored_jump(op)) == op);
+    CHECK_FALSE(rows_for_opcode(static_cast<uint8_t>((row.opcode & 0x0f) | mirrored_jump(op))).empty());
+  }
+  CHECK(inverted_jump(0x20) == 0xb0);  // >  is not <=
+  CHECK(mirrored_jump(0x20) == 0xa0);  // a > b is b < a
+  CHECK(mirrored_jump(0x70) == 0xd0);  // a s>= b is b s<= a
+
+  Insn jeq{Op::JEQ_K, 0x15, 1, 0, 0, 0};
+  CHECK(set_jump_target(jeq, 10, 20));
+  CHECK(jeq.off == 9);
+  CHECK(jump_target(jeq, 10) == 20);
+  CHECK(set_jump_target(jeq, 40000, 0) == false);  // -40001 does not fit in off
+  Insn gotol{Op::JA32, 0x06, 0, 0, 0, 0};
+  CHECK(set_jump_target(gotol, 40000, 0));  // imm holds it
+  CHECK(jump_target(gotol, 40000) == 0);
+  CHECK(has_target(gotol));
+  CHECK_FALSE(has_target(Insn{Op::EXIT, 0x95, 0, 0, 0, 0}));
+}
