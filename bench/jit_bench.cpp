@@ -2,8 +2,8 @@
 // (clang -O2) and to BPF (clang -target bpf: the default ISA, -mcpu=v3, and -mcpu=v4 when
 // clang-19 built it), run in one process in interleaved rounds. Prints ns per run (best and median
 // of the rounds), JIT/native and interp/JIT, the JIT's compile time per program and what the
-// compiler did (inlined lookups, direct calls, aligned, vectorized and unrolled loops); then compile times of
-// real programs.
+// compiler did (inlined lookups, direct calls, aligned, vectorized and unrolled loops); then the
+// fixed cost of LoadedProgram::run_xdp (bench/xdp_invoke.c) and compile times of real programs.
 //
 //   jit_bench [OBJECT:LABEL,...] [ROUNDS] [KERNEL]
 //
@@ -25,6 +25,11 @@ extern "C" {
 K(invoke) K(invoke_helper) K(invoke_stateful) K(alu_loop) K(checksum_1500) K(primes) K(log2_array) K(strcmp_1mib) K(copy_4k) K(switch_4k) K(parse_packet)
 K(helper_loop) K(array_lookup) K(hash_lookup)
 #undef K
+struct native_md {
+  uint32_t data, data_end, data_meta, ingress_ifindex;
+};
+uint64_t native_xdp_pass(native_md*);
+uint64_t native_xdp_redirect_back(native_md*);
 
 // What the native kernels call; the BPF kernels reach the same code as helpers.
 [[gnu::noinline]] uint64_t bench_mix(uint64_t x) { return (x ^ (x >> 29)) * 0xbf58476d1ce4e5b9ull; }
@@ -194,6 +199,45 @@ bool run_object(const std::string& path, const std::string& label, int rounds, c
   return true;
 }
 
+// The fixed cost of LoadedProgram::run_xdp (the JIT on a verified load), against a native call
+// doing the program's work: the context set up, the run state (for a helper that records a
+// redirect), and the result.
+bool xdp_invocations(int rounds) {
+  auto obj = ebpfvm::Object::open(EBPFVM_BENCH_XDP);
+  ebpfvm::LoadOptions o;
+  o.engine = ebpfvm::Engine::Jit;
+  if (!obj || !obj->load(o)) {
+    std::fprintf(stderr, "%s: load failed\n", EBPFVM_BENCH_XDP);
+    return false;
+  }
+  std::printf("\n%-24s %11s %11s %12s\n", "run_xdp (JIT)", "native ns", "jit ns", "fixed cost");
+  std::vector<uint8_t> packet(64, 0x5a);
+  ebpfvm::XdpBuffer buffer(packet);
+  const ebpfvm::XdpRunOptions opt;  // ingress_ifindex 1
+  native_md md{0, 64, 0, opt.ingress_ifindex};
+  const std::pair<const char*, uint64_t (*)(native_md*)> programs[] = {{"xdp_pass", native_xdp_pass},
+                                                                       {"xdp_redirect_back", native_xdp_redirect_back}};
+  for (const auto& [name, native] : programs) {
+    auto prog = obj->program(name);
+    if (!prog) return false;
+    const ebpfvm::LoadedProgram& p = *prog;
+    auto first = p.run_xdp(buffer, opt);
+    if (!first || first->r0 != native(&md)) {
+      std::fprintf(stderr, "%s: results differ\n", name);
+      return false;
+    }
+    std::vector<double> tn, tj;
+    volatile uint64_t sink = 0;
+    for (int r = 0; r < rounds; ++r) {
+      tn.push_back(time_one([&] { sink = sink + native(&md); }));
+      tj.push_back(time_one([&] { sink = sink + p.run_xdp(buffer, opt)->r0; }));
+    }
+    std::printf("%-24s %11.1f %11.1f %9.1f ns   (median %.1f / %.1f)\n", name, best(tn), best(tj), best(tj) - best(tn), median(tn),
+                median(tj));
+  }
+  return true;
+}
+
 // Compile time of real programs (the example firewall, libxdp's objects when installed).
 void compile_times() {
   const ebpfvm::HelperRegistry& helpers = ebpfvm::HelperRegistry::builtin();
@@ -237,6 +281,7 @@ int main(int argc, char** argv) {
     const size_t colon = item.rfind(':');
     if (!run_object(item.substr(0, colon), colon == std::string::npos ? "" : item.substr(colon + 1), rounds, only)) return 1;
   }
+  if (only.empty() && !xdp_invocations(rounds)) return 1;
   if (only.empty()) compile_times();
   return 0;
 }

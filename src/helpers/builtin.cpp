@@ -21,6 +21,7 @@ namespace {
 using detail::MapImpl;
 using detail::RunState;
 namespace err = detail::err;
+namespace run_use = detail::run_use;
 
 constexpr uint64_t kXdpAborted = 0, kXdpRedirect = 4;
 
@@ -434,10 +435,25 @@ HelperRegistry make_builtin() {
   return reg;
 }
 
-// What detail::needs_run finds needs no run of its own.
-const HelperFn kRunFree[] = {map_lookup, map_update,    map_delete,      map_push,    map_pop,          map_peek,
-                             ktime_ns,   ktime_boot_ns, ktime_coarse_ns, prandom_u32, smp_processor_id, trace_printk,
-                             trace_vprintk, csum_diff,  ringbuf_output};
+// Each built-in's detail::run_uses. Ring buffer records need none in an unchecked run: the
+// regions they add are checked mode's, and a verified program submits what it reserves.
+struct RunUse {
+  HelperFn fn;
+  uint32_t uses;
+};
+const RunUse kRunUses[] = {
+    {map_lookup, run_use::kNothing},      {map_update, run_use::kNothing},         {map_delete, run_use::kNothing},
+    {map_push, run_use::kNothing},        {map_pop, run_use::kNothing},            {map_peek, run_use::kNothing},
+    {ktime_ns, run_use::kNothing},        {ktime_boot_ns, run_use::kNothing},      {ktime_coarse_ns, run_use::kNothing},
+    {prandom_u32, run_use::kNothing},     {smp_processor_id, run_use::kNothing},   {trace_printk, run_use::kNothing},
+    {trace_vprintk, run_use::kNothing},   {csum_diff, run_use::kNothing},          {ringbuf_output, run_use::kNothing},
+    {ringbuf_reserve, run_use::kNothing}, {ringbuf_submit, run_use::kNothing},     {ringbuf_discard, run_use::kNothing},
+    {perf_event_output, run_use::kNothing}, {fib_lookup, run_use::kNothing},       {xdp_adjust_head, run_use::kNothing},
+    {xdp_adjust_meta, run_use::kNothing}, {xdp_adjust_tail, run_use::kNothing},    {xdp_get_buff_len, run_use::kNothing},
+    {xdp_load_bytes, run_use::kNothing},  {xdp_store_bytes, run_use::kNothing},    {tail_call_outside, run_use::kNothing},
+    {redirect, run_use::kRedirect},       {redirect_map, run_use::kRedirect},      {loop, run_use::kCallbacks},
+    {for_each_map_elem, run_use::kCallbacks}, {spin_lock, run_use::kLock},         {spin_unlock, run_use::kLock},
+};
 
 }  // namespace
 
@@ -446,12 +462,12 @@ const HelperRegistry& HelperRegistry::builtin() {
   return reg;
 }
 
-bool detail::needs_run(HelperFn fn) {
-  for (HelperFn f : kRunFree)
-    if (f == fn) return false;
+uint32_t detail::run_uses(HelperFn fn) {
+  for (const RunUse& u : kRunUses)
+    if (u.fn == fn) return u.uses;
   for (const Helper& h : HelperRegistry::builtin().all())
-    if (h.fn == fn) return true;
-  return false;
+    if (h.fn == fn) return run_use::kEverything;
+  return run_use::kNothing;
 }
 
 }  // namespace ebpfvm

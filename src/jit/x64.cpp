@@ -34,7 +34,7 @@ struct JitImage {
   std::vector<uint64_t> callbacks;   // native addresses of functions whose address the program takes
   Bindings bindings;
   bool uses_maps = false;            // runs take an epoch guard only if the program names a map
-  bool needs_run = false;            // some call needs a run state, callbacks or faults (helpers/builtin.hpp)
+  uint32_t run_uses = 0;             // what its calls use of a run state (detail::run_use)
   std::vector<MemRegion> regions;
   HelperRegistry registry;
   JitStats stats;
@@ -1228,8 +1228,8 @@ class Compiler {
   }
 
   // A call to host code: rel32 when the code lands in reach, through asmjit's address table if not.
-  void call_abs(const void* fn, bool needs_run = true) {
-    img_.needs_run |= needs_run;
+  void call_abs(const void* fn, uint32_t run_uses) {
+    img_.run_uses |= run_uses;
     Label after = a_->newLabel();
     a_->call(Imm(reinterpret_cast<uint64_t>(fn)));
     a_->bind(after);
@@ -1243,7 +1243,7 @@ class Compiler {
     a.mov(x86::r12, x86::rdi);  // the context, r1 of the target
     a.mov(x86::rdi, x86::rsi);
     a.mov(x86::rsi, x86::rdx);
-    call_abs(reinterpret_cast<const void*>(&jit_tail_target));
+    call_abs(reinterpret_cast<const void*>(&jit_tail_target), detail::run_use::kEverything);  // the target may use anything
     a.test(x86::rax, x86::rax);
     a.jz(cont);
     a.mov(x86::rdi, x86::r12);
@@ -1314,7 +1314,7 @@ class Compiler {
     }
     if (inline_array_lookup(*h, pc)) return {};
     a_->mov(x86::r9, reinterpret_cast<uint64_t>(h->user));
-    call_abs(reinterpret_cast<const void*>(h->fn), detail::needs_run(h->fn));
+    call_abs(reinterpret_cast<const void*>(h->fn), detail::run_uses(h->fn));
     return {};
   }
 
@@ -1353,7 +1353,7 @@ class Compiler {
       a.mov(x86::edi, static_cast<uint32_t>(in.imm));
     }
     a.mov(x86::esi, isa::mem_size(in.opcode));
-    call_abs(reinterpret_cast<const void*>(&jit_ld));
+    call_abs(reinterpret_cast<const void*>(&jit_ld), detail::run_use::kPacket);
     a.test(x86::rdx, x86::rdx);
     a.jz(epilogue_);  // out of bounds: the program ends with r0 = 0
   }
@@ -1403,7 +1403,7 @@ class Compiler {
         a.sub(x86::rsp, 8);
         a.push(kReg[in.dst]);
         a.mov(x86::r9, reinterpret_cast<uint64_t>(&img_));
-        call_abs(reinterpret_cast<const void*>(&jit_callx));
+        call_abs(reinterpret_cast<const void*>(&jit_callx), detail::run_use::kEverything);
         a.add(x86::rsp, 16);
         break;
       case isa::Kind::CallKfunc:
@@ -1533,34 +1533,44 @@ Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
 }
 
 namespace {
-// The outermost run: its state is clean, so nothing needs saving around the call, and clearing
-// what was set leaves it clean again unless a helper recorded something (end_outermost resets then).
+// What outermost() clears by itself; a program whose calls use anything else leaves the state to
+// the general check (RunState::clean).
+constexpr uint32_t kClearedUses = run_use::kRedirect | run_use::kCallbacks | run_use::kPacket;
+
+// The outermost run: its state is clean, so nothing needs saving around the call. Clearing what
+// was set, and what the program's calls use, leaves it clean again; a program whose calls may use
+// more is checked field by field. A fault is left in the state for outermost_fault().
 template <class Set, class Clear>
-inline Result<uint64_t> outermost(const JitImage& img, uint64_t r1, uint64_t r2, Set set, Clear clear) {
+inline RunEnd outermost(const JitImage& img, uint64_t r1, uint64_t r2, Set set, Clear clear) {
   std::optional<maps::reclaim::Guard> epoch;
   if (img.uses_maps) epoch.emplace();
+  const uint32_t uses = img.run_uses;
   RunState& s = begin_outermost();
-  s.callbacks = {jit_invoke, &img};
+  if (uses & run_use::kCallbacks) s.callbacks = {jit_invoke, &img};
   set(s);
   const uint64_t r0 = img.entry(r1, r2, 0, 0, 0);
-  s.callbacks = {};
   clear(s, r0);
-  // What programs commonly leave behind, cleared here so that end_outermost finds the state clean
-  // and need not reset all of it.
-  s.tail_calls = 0;
-  s.redirect.kind = RedirectTarget::Kind::None;
-  if (!s.redirect.map_name.empty()) s.redirect.map_name.clear();
-  if (!s.fault.empty()) [[unlikely]] {
-    Error e = make_error(Errc::RuntimeFault, s.fault);
-    end_outermost(s);
-    return e;
+  if (uses & run_use::kRedirect) clear_redirect(s.redirect);
+  bool faulted = false;
+  if (uses & ~run_use::kRedirect) [[unlikely]] {
+    s.callbacks = {};
+    s.tail_calls = 0;
+    faulted = !s.fault.empty();
+    if (!faulted && (uses & ~kClearedUses) && !s.clean()) s.reset();
   }
-  end_outermost(s);
-  return r0;
+  leave_outermost();
+  return {r0, faulted};
 }
 }  // namespace
 
-Result<uint64_t> run_jit_xdp(const JitImage& img, uint32_t worker, RuntimeShared* shared, XdpCtx& ctx, RedirectTarget& redirect) {
+Error outermost_fault() {
+  RunState& s = *t_first;
+  Error e = make_error(Errc::RuntimeFault, s.fault);
+  s.reset();
+  return e;
+}
+
+RunEnd run_jit_xdp(const JitImage& img, uint32_t worker, RuntimeShared* shared, XdpCtx& ctx, RedirectTarget& redirect) {
   return outermost(
       img, reinterpret_cast<uint64_t>(&ctx), 0,
       [&](RunState& s) {
@@ -1572,7 +1582,7 @@ Result<uint64_t> run_jit_xdp(const JitImage& img, uint32_t worker, RuntimeShared
         s.worker = 0;
         s.shared = nullptr;
         s.xdp = nullptr;
-        if (r0 == 4 && s.redirect.kind != RedirectTarget::Kind::None) redirect = std::move(s.redirect);  // XDP_REDIRECT
+        if (r0 == 4 && s.redirect.kind != RedirectTarget::Kind::None) take_redirect(redirect, s.redirect);  // XDP_REDIRECT
       });
 }
 
@@ -1616,12 +1626,18 @@ inline detail::RunState& state_for(std::optional<detail::PooledRun>& pooled) {
 // run(mem) for a program that calls helpers: r1 and r2 straight from mem, no RunArgs in between.
 Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
   if (detail::RunState* s = detail::current_run()) return detail::run_jit_memory(img, *s, mem);
-  return detail::outermost(
+  const bool packet = img.run_uses & detail::run_use::kPacket;
+  const detail::RunEnd end = detail::outermost(
       // The span by value, in its two registers: captured by reference it is spilled as two
       // words and read back as one 16-byte load, which store forwarding cannot serve (~4 ns).
       img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(),
-      [data = mem.data(), size = mem.size()](detail::RunState& s) { s.packet = {data, size}; },
+      [packet, data = mem.data(), size = mem.size()](detail::RunState& s) {
+        if (packet) s.packet = {data, size};
+      },
       [](detail::RunState& s, uint64_t) { s.packet = {}; });
+  if (end.faulted) [[unlikely]]
+    return detail::outermost_fault();
+  return end.r0;
 }
 
 // A program whose calls need no run state (helpers/builtin.hpp): the call is the whole cost.
@@ -1630,23 +1646,33 @@ inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_
   if (img.uses_maps) epoch.emplace();
   return img.entry(r1, r2, r3, r4, r5);
 }
+
+// Whether run(mem) and run(args) need a run state of their own. Not for a redirect: they report
+// only r0, so a redirect recorded on no state (the helper's stand-in) is the same as one recorded
+// and cleared.
+bool needs_state(const JitImage& img) { return img.run_uses & ~detail::run_use::kRedirect; }
+
+[[gnu::cold, gnu::noinline]] Result<uint64_t> refuse_memory(uint32_t verified, size_t given) { return too_little_memory(verified, given); }
+
+// Not cold, unlike run_general: a cold function is compiled for size, and this is every run of a
+// program that calls helpers or names maps.
+[[gnu::noinline]] Result<uint64_t> run_memory(const JitImage& img, uint32_t memory_size, std::span<uint8_t> mem) {
+  if (mem.size() < memory_size) [[unlikely]]
+    return refuse_memory(memory_size, mem.size());
+  if (!needs_state(img)) return run_plain(img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
+  return run_memory_with_state(img, mem);
+}
 }  // namespace
 
 JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size)
     : img_(std::move(img)), memory_size_(memory_size) {
-  if (!img_->needs_run && !img_->uses_maps) plain_ = img_->entry;
+  if (!needs_state(*img_) && !img_->uses_maps) plain_ = img_->entry;
 }
 
-Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const {
-  if (mem.size() < memory_size_) [[unlikely]]
-    return too_little_memory(memory_size_, mem.size());
-  const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
-  if (!img_->needs_run) return run_plain(*img_, r1, mem.size(), 0, 0, 0);
-  return run_memory_with_state(*img_, mem);
-}
+Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const { return run_memory(*img_, memory_size_, mem); }
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {
-  if (!img_->needs_run) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
+  if (!needs_state(*img_)) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
   return run_with_state(*img_, args);
 }
 

@@ -488,14 +488,24 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   XdpResult& res = *out;
   uint64_t insns = 0;
   // Nearly every run finds no run in progress on its thread: no pooled state to set up then.
-  auto r0 = d.entry->jit && !detail::current_run() ? detail::run_jit_xdp(*d.entry->jit, worker, d.shared.get(), x, res.redirect)
-                                                   : run_xdp_pooled(d, worker, x, res.redirect, &insns);
-  if (!r0) [[unlikely]] {
-    out = run_error(d, r0.error());
-    return out;
+  uint64_t r0;
+  if (d.entry->jit && !detail::current_run()) {
+    const detail::RunEnd end = detail::run_jit_xdp(*d.entry->jit, worker, d.shared.get(), x, res.redirect);
+    if (end.faulted) [[unlikely]] {
+      out = run_error(d, detail::outermost_fault());
+      return out;
+    }
+    r0 = end.r0;
+  } else {
+    auto r = run_xdp_pooled(d, worker, x, res.redirect, &insns);
+    if (!r) [[unlikely]] {
+      out = run_error(d, r.error());
+      return out;
+    }
+    r0 = *r;
   }
-  res.r0 = *r0;
-  res.action = *r0 <= static_cast<uint64_t>(XdpAction::Redirect) ? static_cast<XdpAction>(*r0) : XdpAction::Aborted;
+  res.r0 = r0;
+  res.action = r0 <= static_cast<uint64_t>(XdpAction::Redirect) ? static_cast<XdpAction>(r0) : XdpAction::Aborted;
   res.insns = insns;
   return out;
 }

@@ -60,7 +60,9 @@ bool RunState::take_alloc(uint64_t ptr) {
   return false;
 }
 
-thread_local RunState* t_current_run = nullptr;
+thread_local constinit RunState* t_current_run = nullptr;
+thread_local constinit RunState* t_first = nullptr;
+thread_local constinit bool t_first_busy = false;
 
 void RunState::reset() {
   worker = 0;
@@ -95,34 +97,26 @@ bool RunState::clean() const {
 }
 
 namespace {
-// The outermost run of a thread (nearly every run) uses t_first, reached without a pointer chase;
-// nested runs (callbacks, helpers that run programs) take states from the pool.
+// The outermost run of a thread (nearly every run) uses t_first_state; nested runs (callbacks,
+// helpers that run programs) take states from the pool. t_first, a pointer with no dynamic
+// initialisation, reaches it from other files without a call to the TLS wrapper.
 struct Pool {
   std::vector<std::unique_ptr<RunState>> states;
   size_t used = 0;
 };
 thread_local Pool t_pool;
-thread_local RunState t_first;
-thread_local bool t_first_busy = false;
+thread_local RunState t_first_state;
 }  // namespace
 
-RunState& begin_outermost() {
-  t_first_busy = true;
-  t_current_run = &t_first;
-  return t_first;
-}
-
-void end_outermost(RunState& s) {
-  if (!s.clean()) [[unlikely]]
-    s.reset();
-  t_current_run = nullptr;
-  t_first_busy = false;
+RunState& make_first() {
+  t_first = &t_first_state;
+  return t_first_state;
 }
 
 PooledRun::PooledRun() : prev_(t_current_run) {
   if (!t_first_busy) {
     t_first_busy = true;
-    state_ = &t_first;
+    state_ = t_first ? t_first : &make_first();
   } else {
     if (t_pool.used == t_pool.states.size()) t_pool.states.push_back(std::make_unique<RunState>());
     state_ = t_pool.states[t_pool.used++].get();
@@ -133,7 +127,7 @@ PooledRun::PooledRun() : prev_(t_current_run) {
 PooledRun::~PooledRun() {
   state_->reset();  // its runs set the XDP context, worker and environment: rarely clean
   t_current_run = prev_;
-  if (state_ == &t_first) t_first_busy = false;
+  if (state_ == t_first) t_first_busy = false;
   else --t_pool.used;
 }
 

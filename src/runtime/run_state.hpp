@@ -4,6 +4,7 @@
 // bpf_loop callbacks, or an embedder's helper that runs another program).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -87,17 +88,51 @@ struct RunState {
   bool take_alloc(uint64_t ptr);
 };
 
-extern thread_local RunState* t_current_run;
+// constinit: no dynamic initialisation, so other files reach them without a TLS wrapper call.
+// Moves a recorded redirect into a result. Field by field, each as wide as the helper stored it:
+// a copy the compiler merges (ifindex and map_id as one 8-byte load, the name's inline buffer as
+// 16) cannot be served from the helper's narrower stores just made, and stalls (~4 ns a packet).
+inline void take_redirect(RedirectTarget& to, RedirectTarget& from) {
+  to.kind = from.kind;
+  to.ifindex = from.ifindex;
+  std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the two 4-byte copies apart
+  to.map_id = from.map_id;
+  to.key = from.key;
+  to.flags = from.flags;
+  if (from.map_name.empty()) to.map_name.clear();
+  else to.map_name.assign(from.map_name);
+}
+// Back to no redirect, the name's memory kept.
+inline void clear_redirect(RedirectTarget& r) {
+  r.kind = RedirectTarget::Kind::None;
+  if (!r.map_name.empty()) r.map_name.clear();
+}
+
+extern thread_local constinit RunState* t_current_run;
 inline RunState* current_run() { return t_current_run; }
 
 // States are clean (as reset() leaves them) while nobody holds them.
 //
 // The thread's outermost state, for a run that finds none in progress (current_run() is
-// nullptr): installed as current_run() until end_outermost(), which checks with loads that the
-// run left it clean and resets it only if not. PooledRun without its bookkeeping, for the
-// engines' most common path; the caller clears what it set before ending.
-RunState& begin_outermost();
-void end_outermost(RunState& s);
+// nullptr): installed as current_run() until leave_outermost(). PooledRun without its
+// bookkeeping, inline for the engines' most common path: the caller leaves the state clean,
+// clearing what it set and what its program used (or, when it cannot know, checking clean() and
+// resetting).
+extern thread_local constinit RunState* t_first;  // the thread's outermost state, once made
+extern thread_local constinit bool t_first_busy;
+RunState& make_first();
+inline RunState& begin_outermost() {
+  RunState* s = t_first;
+  if (!s) [[unlikely]]
+    s = &make_first();
+  t_first_busy = true;
+  t_current_run = s;
+  return *s;
+}
+inline void leave_outermost() {
+  t_current_run = nullptr;
+  t_first_busy = false;
+}
 
 // A RunState for one run on this thread, reused from run to run (so a run allocates nothing once
 // warm) and never shared by nested runs. Installs itself as current_run() while it lives, and

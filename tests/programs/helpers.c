@@ -105,3 +105,18 @@ int redirect_if(struct xdp_md *ctx)
 {
 	return bpf_redirect(7, 0);
 }
+
+/* Records a redirect, then passes: the redirect is not the result's. */
+SEC("xdp")
+int redirect_then_pass(struct xdp_md *ctx)
+{
+	bpf_redirect(7, 0);
+	return XDP_PASS;
+}
+
+/* Returns XDP_REDIRECT without naming a target. */
+SEC("xdp")
+int redirect_nowhere(struct xdp_md *ctx)
+{
+	return XDP_REDIRECT;
+}
