@@ -1,7 +1,8 @@
 // JIT against native code and the interpreter: the kernels of bench/kernels.c, compiled natively
 // (clang -O2) and to BPF (clang -target bpf: the default ISA, -mcpu=v3, and -mcpu=v4 when
 // clang-19 built it), run in one process in interleaved rounds. Prints ns per run (best and median
-// of the rounds), JIT/native and interp/JIT, the JIT's compile time per program and what the
+// of the rounds), JIT/native (through JitProgram::run) and fn/native (the code called through
+// JitProgram::function(), where the program has one: the code's own speed), interp/JIT, the JIT's compile time per program and what the
 // compiler did (inlined lookups, direct calls, aligned, vectorized and unrolled loops); then the
 // fixed cost of LoadedProgram::run_xdp (bench/xdp_invoke.c) and compile times of real programs.
 //
@@ -174,16 +175,19 @@ bool run_object(const std::string& path, const std::string& label, int rounds, c
       std::fprintf(stderr, "%s (%s): results differ (native %llu)\n", k.name, label.c_str(), static_cast<unsigned long long>(want));
       return false;
     }
-    std::vector<double> tn, tj, ti;
+    std::vector<double> tn, tj, ti, tf;
     volatile uint64_t sink = 0;
     // Held as an embedder holds them, not through the Result of their creation (whose check would
     // be timed with every call).
     const ebpfvm::JitProgram& jit = *pj;
     const ebpfvm::Interpreter& interp = *pi;
+    // The code called as a function, as the native kernel is (both through a pointer).
+    const ebpfvm::JitProgram::Function fn = jit.function();
     for (int r = 0; r < rounds; ++r) {
       tn.push_back(time_one([&] { sink = sink + k.native(mem.data()); }));
       tj.push_back(time_one([&] { sink = sink + *jit.run(mem); }));
       ti.push_back(time_one([&] { sink = sink + *interp.run(mem); }));
+      if (fn) tf.push_back(time_one([&] { sink = sink + fn(reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0); }));
     }
     double compile_us = 1e30;
     for (int r = 0; r < 5; ++r) {
@@ -193,8 +197,10 @@ bool run_object(const std::string& path, const std::string& label, int rounds, c
       if (!compiled) return false;
     }
     const double n = best(tn), j = best(tj), i = best(ti);
-    std::printf("%-14s %-7s %11.1f %11.1f %11.1f %9.2fx %9.2fx %9.1f   (median %.1f / %.1f / %.1f)%s\n", k.name, label.c_str(), n, j, i,
-                j / n, i / j, compile_us, median(tn), median(tj), median(ti), flags(pj->stats()).c_str());
+    char fn_ratio[16] = "-";
+    if (fn) std::snprintf(fn_ratio, sizeof fn_ratio, "%.2fx", best(tf) / n);
+    std::printf("%-14s %-7s %11.1f %11.1f %11.1f %9.2fx %9s %9.2fx %9.1f   (median %.1f / %.1f / %.1f)%s\n", k.name, label.c_str(), n, j,
+                i, j / n, fn_ratio, i / j, compile_us, median(tn), median(tj), median(ti), flags(pj->stats()).c_str());
   }
   return true;
 }
@@ -274,8 +280,8 @@ int main(int argc, char** argv) {
   bench_lookup = lookup->fn;
   bench_redirect = ebpfvm::HelperRegistry::builtin().find(23)->fn;
   bench_lookup_user = lookup->user;
-  std::printf("%-14s %-7s %11s %11s %11s %10s %10s %9s\n", "kernel", "isa", "native ns", "jit ns", "interp ns", "jit/native",
-              "interp/jit", "compile us");
+  std::printf("%-14s %-7s %11s %11s %11s %10s %9s %10s %9s\n", "kernel", "isa", "native ns", "jit ns", "interp ns", "jit/native",
+              "fn/native", "interp/jit", "compile us");
   std::stringstream list(objects);
   for (std::string item; std::getline(list, item, ',');) {
     const size_t colon = item.rfind(':');

@@ -65,6 +65,16 @@ class JitProgram {
     return run_general(mem);
   }
   Result<uint64_t> run(const RunArgs& args) const;
+
+  // The compiled code as a plain function, for an embedder that calls it itself (as uBPF's
+  // compiled programs are called): r1..r5 in, r0 out, no Result and no checks. Only for a
+  // program that names no map and calls no helper keeping per-run state; nullptr for others,
+  // which need run() to set those up. The caller passes r1 = memory of at least memory_size()
+  // bytes and r2 = its size, as run(mem) would.
+  using Function = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
+  Function function() const { return plain_; }
+  uint32_t memory_size() const { return memory_size_; }  // compile(): the memory it was verified for
+
   size_t code_size() const;
   const JitStats& stats() const;
   std::span<const uint8_t> code() const;  // the machine code, e.g. for a disassembler
@@ -73,14 +83,13 @@ class JitProgram {
   explicit JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size = 0);
 
  private:
-  using Entry = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
   // Cold only for the callers' sake: it keeps run()'s plain path from sharing the result's memory
   // with this one, so a caller gets a plain run's r0 in a register (1 ns per call measured).
   [[gnu::cold]] Result<uint64_t> run_general(std::span<uint8_t> mem) const;
 
   std::shared_ptr<const detail::JitImage> img_;
   uint32_t memory_size_ = 0;  // compile(): the memory the program was verified for
-  Entry plain_ = nullptr;     // the code, when run() may call it directly
+  Function plain_ = nullptr;  // the code, when run() may call it directly
 };
 
 }  // namespace ebpfvm

@@ -18,10 +18,14 @@ bool state_left_clean() {
   return !detail::t_first || detail::t_first->clean();
 }
 
-JitProgram jit(const std::string& text, std::span<const Map> maps = {}) {
+Program prog_of(const std::string& text) {
   auto code = Program::from_bytecode(must_assemble(text));
   REQUIRE(code.ok());
-  auto p = JitProgram::compile_trusted(*code, HelperRegistry::builtin(), maps);
+  return std::move(*code);
+}
+
+JitProgram jit(const std::string& text, std::span<const Map> maps = {}) {
+  auto p = JitProgram::compile_trusted(prog_of(text), HelperRegistry::builtin(), maps);
   REQUIRE(p.ok());
   return std::move(*p);
 }
@@ -114,4 +118,29 @@ TEST_CASE("jit run state: an XDP run reports its own redirect only, and leaves n
   CHECK(again.redirect.map_name.empty());
   CHECK(run(prog("misc"), pkt).action == XdpAction::Pass);  // loops, map iteration, locks, ring buffer
   CHECK(state_left_clean());
+}
+
+TEST_CASE("jit run state: function() is the code itself, for programs that need no run state", "[jit]") {
+  std::vector<uint8_t> mem = {1, 2, 3, 4, 5, 6, 7, 8};
+  const auto call = [&](const JitProgram& p) {
+    REQUIRE(p.function() != nullptr);
+    return p.function()(reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
+  };
+  const JitProgram sum = jit("r0 = *(u8 *)(r1 + 7)\nr0 += r2\nexit");
+  CHECK(call(sum) == 16);
+  CHECK(*sum.run(mem) == 16);
+  CHECK(call(jit("r1 = 7\nr2 = 0\ncall 23\nexit")) == 4);   // a redirect needs none (run(mem) reports only r0)
+  CHECK(call(jit("call 7\nr0 = 1\nexit")) == 1);           // nor bpf_get_prandom_u32
+  // A callback, the LD_ABS packet, a hash map (its values are freed by epochs the run takes part in).
+  CHECK(jit("r1 = 1\nr2 = code(cb) ll\nr3 = 0\nr4 = 0\ncall 181\nexit\ncb:\nr0 = 0\nexit").function() == nullptr);
+  CHECK(jit("r6 = r1\nr0 = *(u8 *)skb[0]\nexit").function() == nullptr);
+  auto hash = Map::create({"h", MapType::Hash, 4, 8, 4, 0, nullptr});
+  REQUIRE(hash.ok());
+  std::vector<Map> maps{*hash};
+  CHECK(jit("*(u32 *)(r10 - 4) = 0\nr1 = map_fd(0) ll\nr2 = r10\nr2 += -4\ncall 1\nexit", maps).function() == nullptr);
+  // compile() verifies for a memory size, which function()'s callers must give.
+  auto verified = JitProgram::compile(prog_of("r0 = *(u32 *)(r1 + 4)\nexit"), HelperRegistry::builtin(), {}, 8);
+  REQUIRE(verified.ok());
+  CHECK(verified->memory_size() == 8);
+  CHECK(call(*verified) == 0x08070605);
 }
