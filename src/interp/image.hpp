@@ -62,17 +62,6 @@ Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args
 Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx);
 // The same for r1 = mem, r2 = its size, mem the LD_ABS packet (memory_args without the RunArgs).
 Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<uint8_t> mem);
-// An XDP run that finds no run in progress on its thread (current_run() is nullptr): on the
-// thread's outermost state, which is clean, so only what this sets and what the program's calls
-// use are cleared afterwards. On XDP_REDIRECT the target is moved into `redirect`.
-// r0 in registers, no Result: on a fault, outermost_fault() gives the error, and must be called
-// before anything else runs on the thread.
-struct RunEnd {
-  uint64_t r0;
-  bool faulted;
-};
-RunEnd run_jit_xdp(const JitImage& img, uint32_t worker, RuntimeShared* shared, XdpCtx& ctx, RedirectTarget& redirect);
-Error outermost_fault();
 
 // The one way to wrap an image in the public handle.
 struct InterpreterAccess {

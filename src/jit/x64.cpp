@@ -17,30 +17,14 @@
 #include "ebpfvm/verifier.hpp"
 #include "helpers/builtin.hpp"
 #include "interp/image.hpp"
-#include "jit/code_memory.hpp"
 #include "jit/facts.hpp"
+#include "jit/image.hpp"
 #include "jit/rewrite.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
 #include "runtime/bindings.hpp"
 
 namespace ebpfvm {
-namespace detail {
-
-struct JitImage {
-  using EntryFn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
-  CodeMemory memory;
-  EntryFn entry = nullptr;
-  std::vector<uint64_t> callbacks;   // native addresses of functions whose address the program takes
-  Bindings bindings;
-  bool uses_maps = false;            // runs take an epoch guard only if the program names a map
-  uint32_t run_uses = 0;             // what its calls use of a run state (detail::run_use)
-  std::vector<MemRegion> regions;
-  HelperRegistry registry;
-  JitStats stats;
-};
-
-}  // namespace detail
 
 namespace {
 
@@ -82,7 +66,9 @@ const void* jit_tail_target(uint64_t map, uint64_t index) {
   return reinterpret_cast<const void*>(e->jit->entry);
 }
 
-bool jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0) {
+}  // namespace
+
+bool detail::jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0) {
   const auto* img = static_cast<const JitImage*>(engine);
   if (!std::binary_search(img->callbacks.begin(), img->callbacks.end(), code)) {
     detail::current_run()->fault = "callback address is not a function of the program";
@@ -91,6 +77,8 @@ bool jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint6
   *r0 = reinterpret_cast<JitImage::EntryFn>(code)(args[0], args[1], args[2], args[3], args[4]);
   return true;
 }
+
+namespace {
 
 bool is_call(isa::Kind k) {
   return k == isa::Kind::Call || k == isa::Kind::CallLocal || k == isa::Kind::Callx || k == isa::Kind::LdAbs || k == isa::Kind::LdInd;
@@ -1532,58 +1520,11 @@ Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
   return with_run_state(img, run, {}, [&] { return img.entry(ctx, 0, 0, 0, 0); });
 }
 
-namespace {
-// What outermost() clears by itself; a program whose calls use anything else leaves the state to
-// the general check (RunState::clean).
-constexpr uint32_t kClearedUses = run_use::kRedirect | run_use::kCallbacks | run_use::kPacket;
-
-// The outermost run: its state is clean, so nothing needs saving around the call. Clearing what
-// was set, and what the program's calls use, leaves it clean again; a program whose calls may use
-// more is checked field by field. A fault is left in the state for outermost_fault().
-template <class Set, class Clear>
-inline RunEnd outermost(const JitImage& img, uint64_t r1, uint64_t r2, Set set, Clear clear) {
-  std::optional<maps::reclaim::Guard> epoch;
-  if (img.uses_maps) epoch.emplace();
-  const uint32_t uses = img.run_uses;
-  RunState& s = begin_outermost();
-  if (uses & run_use::kCallbacks) s.callbacks = {jit_invoke, &img};
-  set(s);
-  const uint64_t r0 = img.entry(r1, r2, 0, 0, 0);
-  clear(s, r0);
-  if (uses & run_use::kRedirect) clear_redirect(s.redirect);
-  bool faulted = false;
-  if (uses & ~run_use::kRedirect) [[unlikely]] {
-    s.callbacks = {};
-    s.tail_calls = 0;
-    faulted = !s.fault.empty();
-    if (!faulted && (uses & ~kClearedUses) && !s.clean()) s.reset();
-  }
-  leave_outermost();
-  return {r0, faulted};
-}
-}  // namespace
-
 Error outermost_fault() {
   RunState& s = *t_first;
   Error e = make_error(Errc::RuntimeFault, s.fault);
   s.reset();
   return e;
-}
-
-RunEnd run_jit_xdp(const JitImage& img, uint32_t worker, RuntimeShared* shared, XdpCtx& ctx, RedirectTarget& redirect) {
-  return outermost(
-      img, reinterpret_cast<uint64_t>(&ctx), 0,
-      [&](RunState& s) {
-        s.worker = worker;
-        s.shared = shared;
-        s.xdp = &ctx;
-      },
-      [&](RunState& s, uint64_t r0) {
-        s.worker = 0;
-        s.shared = nullptr;
-        s.xdp = nullptr;
-        if (r0 == 4 && s.redirect.kind != RedirectTarget::Kind::None) take_redirect(redirect, s.redirect);  // XDP_REDIRECT
-      });
 }
 
 }  // namespace detail

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <fstream>
 
+#include "jit/image.hpp"
 #include "loader/object_data.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
