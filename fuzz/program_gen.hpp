@@ -6,14 +6,16 @@
 // operation (64/32-bit, immediate/register, div/mod/sdiv/smod, shifts, movsx, byte swaps), loads
 // and stores of every size (sign-extending loads included) at in-bounds offsets of the buffer and
 // the initialised stack, aligned atomics of every kind, and forward conditional jumps of every
-// comparison, and the address shapes clang emits (byte pairs, loads through a sum, a loop tested
-// through a copy of its counter). One program in four has a short loop (the JIT unrolls it).
+// comparison, and the address shapes clang emits (byte pairs, also through two registers from
+// 32-bit offsets, loads through a sum, a loop tested through a copy of its counter). One program
+// in four has a short loop (the JIT unrolls it).
 // Every such program is safe to run unchecked and ends: its result folds r0..r7.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
 
 namespace ebpfvm::gen {
 
@@ -132,8 +134,22 @@ inline std::string shape(Source& s, unsigned item, unsigned room) {
     const std::string lo = reg(t, true) + " = *(u8 *)(" + base + " + " + std::to_string(k + 1) + ")\n";
     return (first_lo ? lo + hi : hi + lo) + reg(d, w) + " <<= 8\n" + reg(d, w) + " |= " + reg(t, w);
   };
-  switch (s.below(3)) {
+  switch (s.below(4)) {
     case 0: return pair(a, b, "r9", s.below(kBufferSize - 1), s.below(2));
+    case 3: {  // clang -mcpu=v3: each byte's address from a 32-bit offset, in a register of its own
+      unsigned reg_of[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+      for (unsigned i = 0; i < 6; ++i) std::swap(reg_of[i], reg_of[i + s.below(8 - i)]);
+      const unsigned x = reg_of[0], e = reg_of[1], f = reg_of[2], g = reg_of[3], d = reg_of[4], t = reg_of[5];
+      const uint64_t j = s.below(8), apart = 1 + s.below(4) / 3;  // mostly a byte apart
+      std::string p = s.below(2) ? reg(x, false) + " = " + std::to_string(s.below(kBufferSize - 12))
+                                 : reg(x, false) + " &= " + std::to_string(kBufferSize / 2 - 1);  // a value the facts bound
+      p += "\n" + reg(e, false) + " = " + reg(x, false) + "\n" + reg(e, false) + " += " + std::to_string(j) + "\n";
+      p += r(f) + " = r9\n" + r(f) + " += " + r(e) + "\n" + reg(x, false) + " += " + std::to_string(j + apart) + "\n";
+      p += r(g) + " = r9\n" + r(g) + " += " + r(x) + "\n";
+      p += r(t) + " = *(u8 *)(" + r(g) + " + 0)\n" + r(d) + " = *(u8 *)(" + r(f) + " + 0)\n";
+      return p + reg(d, w) + " <<= 8\n" + reg(d, w) + " |= " + reg(t, w) + "\n" + r(f) + " = " + std::to_string(j) + "\n" + r(g) +
+             " = " + std::to_string(apart);
+    }
     case 1: {  // the sum's register is the high byte, the low byte, or neither (then it is reset)
       const unsigned pick = static_cast<unsigned>(s.below(3));
       unsigned other = (a + 1) % 8;

@@ -135,17 +135,6 @@ void call(State& s, const isa::Insn& in, const Facts::InlineEntries& inline_entr
 }
 
 
-// The registers an instruction changes, calls' scratch registers and fetched values included.
-uint16_t clobbered(const isa::Insn& in) {
-  switch (isa::info(in.op).kind) {
-    case Kind::Call: case Kind::CallLocal: case Kind::CallKfunc: case Kind::Callx: case Kind::LdAbs: case Kind::LdInd:
-      return 0x3f;  // r0-r5
-    case Kind::Atomic:
-      if (in.imm == isa::kAtomicCmpxchg) return 1;
-      return (in.imm & isa::kAtomicFetch) ? static_cast<uint16_t>(1u << in.src) : 0;
-    default: return regs_of(in).written;
-  }
-}
 
 // The constant a 64-bit `dst += imm` or `dst -= imm` adds to dst (mod 2^64).
 std::optional<uint64_t> added(const isa::Insn& in) {
@@ -440,6 +429,17 @@ void Facts::narrow() {
   }
   // frame_lookup_ is as the last round's walks left it: it depends on maps and frame offsets
   // only, which widening never touched, so narrowing does not change them.
+}
+
+uint16_t clobbered(const isa::Insn& in) {
+  switch (isa::info(in.op).kind) {
+    case Kind::Call: case Kind::CallLocal: case Kind::CallKfunc: case Kind::Callx: case Kind::LdAbs: case Kind::LdInd:
+      return 0x3f;  // r0-r5
+    case Kind::Atomic:
+      if (in.imm == isa::kAtomicCmpxchg) return 1;
+      return (in.imm & isa::kAtomicFetch) ? static_cast<uint16_t>(1u << in.src) : 0;
+    default: return regs_of(in).written;
+  }
 }
 
 RegSets regs_of(const isa::Insn& in) {

@@ -53,6 +53,8 @@ struct RegSets {
   uint16_t read, written;
 };
 RegSets regs_of(const isa::Insn& in);
+// The registers an instruction changes, calls' scratch registers (r1-r5) and fetched values included.
+uint16_t clobbered(const isa::Insn& in);
 // No jump, call, exit, lddw or atomic: code around it may be reordered by regs_of alone.
 bool plain(const isa::Insn& in);
 

@@ -514,15 +514,18 @@ class Compiler {
   // That is one 16-bit load and a byte swap; T is loaded as well only if something reads it later.
   struct BytePair {
     uint8_t d, t, a;
-    int16_t off;  // o
+    int16_t off;   // o
+    uint8_t b;     // the low byte's address register: a, or one holding a + o + 1 - its offset
   };
 
+  // The loads may go through two registers (clang -mcpu=v3 forms each byte's address in its own,
+  // from 32-bit offsets) when the low byte's address is provably the high byte's plus one.
   std::optional<BytePair> byte_pair(size_t pc) const {
     if (!straight(pc, 4)) return std::nullopt;
     const isa::Insn* in = &p_.insns[pc];
     auto byte_load = [](const isa::Insn& i) { return i.opcode == (isa::kLdx | 0x60 | 0x10); };
     const isa::Insn &l0 = in[0], &l1 = in[1], &shl = in[2], &orr = in[3];
-    if (!byte_load(l0) || !byte_load(l1) || l0.src != l1.src || l0.dst == l0.src || l0.dst == l1.dst) return std::nullopt;
+    if (!byte_load(l0) || !byte_load(l1) || l1.src == l0.dst || l0.dst == l1.dst) return std::nullopt;
     auto alu_op = [](const isa::Insn& i, uint8_t op, bool x) {  // 32- or 64-bit alike: the value fits in 16 bits
       return info(i.op).kind == isa::Kind::Alu && isa::op_code(i.opcode) == op && isa::uses_src_reg(i.opcode) == x;
     };
@@ -530,8 +533,65 @@ class Compiler {
     const uint8_t d = shl.dst, t = orr.src;
     const isa::Insn& hi = l0.dst == d ? l0 : l1;
     const isa::Insn& lo = l0.dst == d ? l1 : l0;
-    if (orr.dst != d || hi.dst != d || lo.dst != t || int32_t{lo.off} != int32_t{hi.off} + 1) return std::nullopt;
-    return BytePair{d, t, l0.src, hi.off};
+    if (orr.dst != d || hi.dst != d || lo.dst != t) return std::nullopt;
+    const bool one_base = lo.src == hi.src && int32_t{lo.off} == int32_t{hi.off} + 1;
+    if (!one_base && (lo.src == hi.src || !next_byte(pc, hi.src, lo.src, int64_t{lo.off} - hi.off))) return std::nullopt;
+    return BytePair{d, t, hi.src, hi.off, lo.src};
+  }
+
+  // Whether, at slot pc, register b holds register a's value plus 1 - diff: both reached, since
+  // the block began, from the same values by copies and additions (32-bit ones where the facts
+  // show they do not wrap). Each register is tracked as a sum of at most four leaves plus a
+  // constant; a leaf is a register's value where the block begins, or what an instruction the
+  // sums cannot follow left (ids from 11 up).
+  bool next_byte(size_t pc, uint8_t a, uint8_t b, int64_t diff) const {
+    struct Sum {
+      std::array<uint32_t, 4> leaf{};
+      uint8_t n = 0;
+      uint64_t k = 0;
+      bool operator==(const Sum&) const = default;
+    };
+    size_t start = pc;
+    while (!facts_->is_block(start))
+      if (start == 0 || pc - --start > 256) return false;
+    std::array<Sum, 11> sum;
+    for (uint32_t r = 0; r <= 10; ++r) sum[r] = {{r}, 1, 0};
+    auto add = [](Sum x, const Sum& y) -> std::optional<Sum> {
+      if (x.n + y.n > 4) return std::nullopt;
+      for (uint8_t i = 0; i < y.n; ++i) {  // kept sorted, so that equal sums compare equal
+        uint8_t at = x.n++;
+        for (; at > 0 && x.leaf[at - 1] > y.leaf[i]; --at) x.leaf[at] = x.leaf[at - 1];
+        x.leaf[at] = y.leaf[i];
+      }
+      x.k += y.k;
+      return x;
+    };
+    constexpr uint64_t kU32 = UINT32_MAX;
+    jit::State s = facts_->at_block(start);
+    for (size_t j = start; j < pc; ++j) {
+      const isa::Insn& in = p_.insns[j];
+      const uint8_t op = isa::op_code(in.opcode);
+      const bool x = isa::uses_src_reg(in.opcode), w = isa::is_alu64(in.opcode);
+      const Sum imm{{}, 0, w ? static_cast<uint64_t>(int64_t{in.imm}) : static_cast<uint32_t>(in.imm)};
+      std::optional<Sum> next;
+      if (info(in.op).kind == isa::Kind::Alu && in.off == 0 && op == 0xb0) {
+        if (!x) next = imm;
+        else if (w || s.reg[in.src].max <= kU32) next = sum[in.src];  // a 32-bit copy of a 32-bit value is the value
+      } else if (info(in.op).kind == isa::Kind::Alu && in.off == 0 && op == 0x00) {
+        const uint64_t y_max = x ? s.reg[in.src].max : (in.imm >= 0 ? static_cast<uint64_t>(in.imm) : UINT64_MAX);
+        const uint64_t d_max = s.reg[in.dst].max;
+        if (w || (d_max <= kU32 && y_max <= kU32 && d_max + y_max <= kU32)) next = add(sum[in.dst], x ? sum[in.src] : imm);
+      }
+      const uint16_t changed = jit::clobbered(in);
+      for (unsigned r = 0; r <= 10; ++r)
+        if ((changed >> r) & 1) sum[r] = {{static_cast<uint32_t>(11 + j)}, 1, 0};
+      if (next) sum[in.dst] = *next;
+      facts_->step(s, j);
+      if (info(in.op).kind == isa::Kind::Lddw) ++j;
+    }
+    Sum want = sum[a];
+    want.k += static_cast<uint64_t>(1 - diff);
+    return sum[b] == want;
   }
 
   // `at` addresses A + o; `after` is the pair's last slot.
@@ -671,6 +731,7 @@ class Compiler {
       if (const auto bp = byte_pair(pc + 2); bp && bp->a == first.dst)
         if (bp->d == bp->a || bp->t == bp->a || !facts_->live_after(pc + 5, bp->a))
           if (auto m = sum_address(S, add, first.dst, bp->off); m && emit_byte_pair(*bp, *m, pc + 5)) return 6;
+      if (const size_t n = unformed_low_address(pc, 2)) return n;
       if (const size_t n = address_run(pc)) return n;
       if (auto m = sum_address(S, add, first.dst, 0)) {
         a_->lea(kReg[first.dst], *m);
@@ -685,6 +746,8 @@ class Compiler {
       if (const auto bp = byte_pair(pc + 1); bp && bp->a == first.dst)
         if (bp->d == bp->a || bp->t == bp->a || !facts_->live_after(pc + 4, bp->a))
           if (emit_byte_pair(*bp, x86::ptr(kReg[first.dst], kReg[first.src], 0, bp->off), pc + 4)) return 5;
+    if (is_add64(first, first.dst))
+      if (const size_t n = unformed_low_address(pc, 1)) return n;
     if (const auto bp = byte_pair(pc); bp && emit_byte_pair(*bp, x86::ptr(kReg[bp->a], bp->off), pc + 3)) return 4;
     if (is_add64(first, first.dst) && straight(pc, 2) && is_self_load(p_.insns[pc + 1], first.dst))
       if (auto m = sum_address(kReg[first.dst], first, first.dst, p_.insns[pc + 1].off)) {
@@ -692,6 +755,19 @@ class Compiler {
         return 2;
       }
     return 0;
+  }
+
+  // `n` slots from pc that only form rB, the low byte's address of a pair addressed through
+  // another register (`rB += rY`, or `rB = rX; rB += rY`): the pair needs neither, so rB is not
+  // formed when nothing else reads it. Returns the slots compiled, 0 when the shape is not there.
+  size_t unformed_low_address(size_t pc, size_t n) {
+    const uint8_t b = p_.insns[pc].dst;
+    if (b == 10 || !straight(pc, n + 4)) return 0;
+    const auto bp = byte_pair(pc + n);
+    if (!bp || bp->b != b || bp->a == b || (bp->t != b && facts_->live_after(pc + n + 3, b))) return 0;
+    if (!emit_byte_pair(*bp, x86::ptr(kReg[bp->a], bp->off), pc + n + 3)) return 0;
+    img_.stats.folded += static_cast<uint32_t>(n);
+    return n + 4;
   }
 
   // ---- byte loops, 16 bytes at a time ----

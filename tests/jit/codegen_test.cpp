@@ -177,6 +177,24 @@ exit
   CHECK(*p->run(pkt) == 0x0800);
 }
 
+TEST_CASE("jit: a byte pair through two registers is one 16-bit load when the sums prove them a byte apart", "[jit]") {
+  // clang -mcpu=v3's shape for `p[x + 2] << 8 | p[x + 3]` with x a 32-bit offset: each address in
+  // its own register. The sums prove it only where the 32-bit additions cannot wrap.
+  auto pairs = [](const std::string& offset, uint32_t step) {
+    auto p = JitProgram::compile_trusted(prog(offset + "\nw2 = w3\nw2 += 2\nr4 = r1\nr4 += r2\nw3 += " + std::to_string(step) +
+                                              "\nr1 += r3\nr1 = *(u8 *)(r1 + 0)\nr0 = *(u8 *)(r4 + 0)\nr0 <<= 8\nr0 |= r1\nexit"),
+                                         HelperRegistry::builtin());
+    REQUIRE(p.ok());
+    std::vector<uint8_t> mem = {2, 0, 0, 0, 0x14, 0x15, 0x16, 0x17};
+    CHECK(*p->run(mem) == (step == 3 ? 0x1415u : 0x1416u));
+    return p->stats().byte_pairs;
+  };
+  CHECK(pairs("r3 = *(u8 *)(r1 + 0)", 3) == 1);
+  CHECK(pairs("r3 = *(u8 *)(r1 + 0)", 4) == 0);  // two bytes apart
+  CHECK(pairs("r3 = *(u32 *)(r1 + 0)\nr3 &= 0xff", 3) == 1);
+  CHECK(pairs("r3 = *(u32 *)(r1 + 0)\nr3 |= 0", 3) == 0);  // any 32-bit value: x + 3 may wrap where x + 2 does not
+}
+
 TEST_CASE("jit: what only a loop's exit reads is computed on the way out, not every time round", "[jit]") {
   // clang's search loop: r0 = i (read only when a byte differs) and r0 = 0 (read only when the
   // loop ends) are set on every iteration in the bytecode.

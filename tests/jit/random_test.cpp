@@ -49,7 +49,7 @@ TEST_CASE("jit: random programs agree with the checked interpreter", "[jit]") {
     seen.unrolled_loops += jit->stats().unrolled_loops;
   }
   CHECK(compared == 2000);
-  CHECK(seen.byte_pairs > 500);
+  CHECK(seen.byte_pairs > 4200);  // about 1,400 of them through two registers (gen::shape)
   CHECK(seen.sunk > 300);
   CHECK(seen.folded > 500);
   CHECK(seen.unrolled_loops > 150);
