@@ -88,11 +88,11 @@ struct RunState {
   bool take_alloc(uint64_t ptr);
 };
 
-// constinit: no dynamic initialisation, so other files reach them without a TLS wrapper call.
-// Moves a recorded redirect into a result. Field by field, each as wide as the helper stored it:
-// a copy the compiler merges (ifindex and map_id as one 8-byte load, the name's inline buffer as
-// 16) cannot be served from the helper's narrower stores just made, and stalls (~4 ns a packet).
-inline void take_redirect(RedirectTarget& to, RedirectTarget& from) {
+// Copies a recorded redirect into a result (the run's own is cleared after, keeping its memory).
+// Field by field, each as wide as the helper stored it: a copy the compiler merges (ifindex and
+// map_id as one 8-byte load, the name's inline buffer as 16) cannot be served from the helper's
+// narrower stores just made, and stalls (~4 ns a packet).
+inline void take_redirect(RedirectTarget& to, const RedirectTarget& from) {
   to.kind = from.kind;
   to.ifindex = from.ifindex;
   std::atomic_signal_fence(std::memory_order_seq_cst);  // keeps the two 4-byte copies apart
@@ -108,6 +108,8 @@ inline void clear_redirect(RedirectTarget& r) {
   if (!r.map_name.empty()) r.map_name.clear();
 }
 
+// constinit, here and below: no dynamic initialisation, so other files reach these without a
+// call to the TLS wrapper.
 extern thread_local constinit RunState* t_current_run;
 inline RunState* current_run() { return t_current_run; }
 
