@@ -125,6 +125,7 @@ std::string flags(const ebpfvm::JitStats& s) {
   if (s.inlined_lookups) o << " inlined:" << s.inlined_lookups;
   if (s.direct_calls) o << " direct:" << s.direct_calls;
   if (s.table_calls) o << " table:" << s.table_calls;
+  if (s.tail_helper_calls) o << " tail:" << s.tail_helper_calls;
   if (s.aligned_loops) o << " loops:" << s.aligned_loops;
   if (s.vectorized_loops) o << " vectorized:" << s.vectorized_loops;
   if (s.unrolled_loops) o << " unrolled:" << s.unrolled_loops;

@@ -34,6 +34,7 @@ struct JitStats {
   size_t code_size = 0;
   uint32_t direct_calls = 0;       // calls to host code as call rel32
   uint32_t table_calls = 0;        // calls through an address table (the helper was out of rel32 reach)
+  uint32_t tail_helper_calls = 0;  // `call helper; exit` as a jump: the helper returns to the program's caller
   uint32_t inlined_lookups = 0;    // array-map lookups compiled to an index check and arithmetic
   uint32_t aligned_loops = 0;      // loop heads placed so a short loop sits in one cache line
   uint32_t vectorized_loops = 0;   // byte loops (copy, or one ALU op with a constant) run 16 bytes at a time

@@ -718,6 +718,7 @@ class Compiler {
   size_t fused(size_t pc) {
     if (defer(pc)) return 1;
     if (info(p_.insns[pc].op).kind != isa::Kind::Lddw && dead(pc)) return 1;
+    if (const size_t n = tail_helper_call(pc)) return n;
     if (const size_t n = extension(pc)) return n;
     const isa::Insn& first = p_.insns[pc];
     if (is_mov_reg(first) && straight(pc, 2) && is_add64(p_.insns[pc + 1], first.dst)) {
@@ -1292,12 +1293,31 @@ class Compiler {
   }
 
   // A call to host code: rel32 when the code lands in reach, through asmjit's address table if not.
-  void call_abs(const void* fn, uint32_t run_uses) {
+  // With `tail`, a jump instead: the callee returns to this function's caller.
+  void call_abs(const void* fn, uint32_t run_uses, bool tail = false) {
     img_.run_uses |= run_uses;
     Label after = a_->newLabel();
-    a_->call(Imm(reinterpret_cast<uint64_t>(fn)));
+    if (tail) a_->jmp(Imm(reinterpret_cast<uint64_t>(fn)));
+    else a_->call(Imm(reinterpret_cast<uint64_t>(fn)));
     a_->bind(after);
     calls_.push_back({after, reinterpret_cast<uint64_t>(fn)});
+  }
+
+  // `call helper; exit` as a tail call (clang's native `return f(...)`): the frame is unwound and
+  // the helper returns straight to this function's caller with r0. Only when the function has no
+  // BPF stack, which the helper's pointer arguments could point into and which the unwinding frees.
+  size_t tail_helper_call(size_t pc) {
+    const isa::Insn& in = p_.insns[pc];
+    if (info(in.op).kind != isa::Kind::Call || frame_.stack || !straight(pc, 2) || info(p_.insns[pc + 1].op).kind != isa::Kind::Exit)
+      return 0;
+    const Helper* h = helpers_.find(static_cast<uint32_t>(in.imm));
+    if (!h || is_tail_call(in)) return 0;
+    if (inline_array_lookup(*h, pc)) return 1;
+    a_->mov(x86::r9, reinterpret_cast<uint64_t>(h->user));
+    unwind(frame_);
+    call_abs(reinterpret_cast<const void*>(h->fn), detail::run_uses(h->fn), true);
+    ++img_.stats.tail_helper_calls;
+    return 2;
   }
 
   // bpf_tail_call: on success the caller's frame is gone and the target starts as if called.

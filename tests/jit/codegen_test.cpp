@@ -334,6 +334,38 @@ TEST_CASE("jit: built-in helpers are called with call rel32", "[jit]") {
   CHECK(p->run(std::span<uint8_t>{}).ok());
 }
 
+TEST_CASE("jit: a helper call that ends the program is a jump, unless the frame holds a stack", "[jit]") {
+  // The helper returns r0 straight to the program's caller, as clang's native `return f(x)`. With
+  // a BPF stack the call stays a call: the helper's pointers may point into the frame.
+  static uint64_t seen;
+  HelperRegistry helpers;
+  Helper triple{1000, "triple", [](uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, void* user) {
+                  return r1 * 3 + *static_cast<uint64_t*>(user);
+                }, &seen, {}};
+  triple.proto.args[0] = ArgKind::Anything;
+  Helper deref{1001, "deref", [](uint64_t r1, uint64_t, uint64_t, uint64_t, uint64_t, void*) {
+                 volatile uint8_t scratch[2048];  // the helper's own frame, over a freed BPF stack
+                 for (auto& b : scratch) b = 0xee;
+                 return *reinterpret_cast<const uint64_t*>(r1) + scratch[7];
+               }, nullptr, {}};
+  deref.proto.args[0] = ArgKind::Anything;
+  REQUIRE(helpers.add(triple).ok());
+  REQUIRE(helpers.add(deref).ok());
+  seen = 100;
+  auto run = [&](const std::string& text, uint32_t tails) {
+    auto p = JitProgram::compile_trusted(prog(text), helpers);
+    REQUIRE(p.ok());
+    CHECK(p->stats().tail_helper_calls == tails);
+    std::vector<uint8_t> mem(8, 1);
+    return *p->run(mem);
+  };
+  CHECK(run("r1 = 5\ncall 1000\nexit", 1) == 115);
+  CHECK(run("r6 = 7\nr1 = r6\ncall 1000\nexit", 1) == 121);  // r6 restored before the jump
+  CHECK(run("r1 = 5\ncall 1000\nr0 += 1\nexit", 0) == 116);
+  CHECK(run("*(u64 *)(r10 - 8) = 9\nr1 = r10\nr1 += -8\ncall 1001\nexit", 0) == 9 + 0xee);
+  CHECK(run("r1 = 2\nif r1 == 2 goto +2\ncall 1000\nexit\ncall 1000\nexit", 2) == 106);
+}
+
 TEST_CASE("jit: a short loop's head is aligned and the loop still counts right", "[jit]") {
   auto p = JitProgram::compile_trusted(prog(R"(
 r0 = 0
