@@ -60,9 +60,9 @@ class JitProgram {
 
   // r1 = mem.data() (0 when empty), r2 = mem.size(); mem is also the LD_ABS packet.
   Result<uint64_t> run(std::span<uint8_t> mem) const {
-    // A program that calls no helper and names no map needs no run state: the call is the cost.
-    if (plain_ && mem.size() >= memory_size_)
-      return plain_(mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
+    // A program that needs no run state is called directly: the call is the cost, after one
+    // compare (plain_min_ is beyond any size for the others; empty memory takes the general path).
+    if (mem.size() >= plain_min_) return plain_(reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
     return run_general(mem);
   }
   Result<uint64_t> run(const RunArgs& args) const;
@@ -91,6 +91,7 @@ class JitProgram {
   std::shared_ptr<const detail::JitImage> img_;
   uint32_t memory_size_ = 0;  // compile(): the memory the program was verified for
   Function plain_ = nullptr;  // the code, when run() may call it directly
+  size_t plain_min_ = SIZE_MAX;  // with plain_: the least memory run() calls it with directly (memory_size_, at least 1)
 };
 
 }  // namespace ebpfvm

@@ -1703,7 +1703,10 @@ bool needs_state(const JitImage& img) { return img.run_uses & ~detail::run_use::
 
 JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size)
     : img_(std::move(img)), memory_size_(memory_size) {
-  if (!needs_state(*img_) && !img_->uses_maps) plain_ = img_->entry;
+  if (!needs_state(*img_) && !img_->uses_maps) {
+    plain_ = img_->entry;
+    plain_min_ = std::max<size_t>(memory_size_, 1);
+  }
 }
 
 Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const { return run_memory(*img_, memory_size_, mem); }

@@ -143,4 +143,13 @@ TEST_CASE("jit run state: function() is the code itself, for programs that need 
   REQUIRE(verified.ok());
   CHECK(verified->memory_size() == 8);
   CHECK(call(*verified) == 0x08070605);
+  // run() calls the same code directly only with enough memory, and passes r1 = 0 for none.
+  std::vector<uint8_t> small(4);
+  auto refused = verified->run(small);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message == "the program was verified for 8 bytes of memory; 4 given");
+  const JitProgram r1 = jit("r0 = r1\nexit");
+  REQUIRE(r1.function() != nullptr);
+  CHECK(*r1.run(std::span<uint8_t>(mem.data(), 0)) == 0);
+  CHECK(*r1.run(mem) == reinterpret_cast<uintptr_t>(mem.data()));
 }
