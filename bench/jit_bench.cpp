@@ -2,9 +2,10 @@
 // (clang -O2) and to BPF (clang -target bpf: the default ISA, -mcpu=v3, and -mcpu=v4 when
 // clang-19 built it), run in one process in interleaved rounds. Prints ns per run (best and median
 // of the rounds), JIT/native (through JitProgram::run) and fn/native (the code called through
-// JitProgram::function(), where the program has one: the code's own speed), interp/JIT, the JIT's compile time per program and what the
-// compiler did (inlined lookups, direct calls, aligned, vectorized and unrolled loops); then the
-// fixed cost of LoadedProgram::run_xdp (bench/xdp_invoke.c) and compile times of real programs.
+// JitProgram::function(), where the program has one: the code's own speed), interp/JIT, the JIT's
+// compile time per program and what the compiler did (inlined lookups, direct and tail helper
+// calls, aligned, vectorized and unrolled loops); then the fixed cost of LoadedProgram::run_xdp
+// (bench/xdp_invoke.c) and compile times of real programs.
 //
 //   jit_bench [OBJECT:LABEL,...] [ROUNDS] [KERNEL | run_xdp]
 //
