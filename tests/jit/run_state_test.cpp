@@ -49,6 +49,9 @@ TEST_CASE("jit run state: every built-in helper says what it uses of a run", "[j
   CHECK(detail::run_uses(HelperRegistry::builtin().find("bpf_loop")->fn) == detail::run_use::kCallbacks);
   CHECK(detail::run_uses(HelperRegistry::builtin().find("bpf_spin_lock")->fn) == detail::run_use::kLock);
   CHECK(detail::run_uses(HelperRegistry::builtin().find("bpf_map_lookup_elem")->fn) == detail::run_use::kNothing);
+  // An embedder's helper cannot reach run state.
+  const HelperFn own = [](uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, void*) -> uint64_t { return 0; };
+  CHECK(detail::run_uses(own) == detail::run_use::kNothing);
 }
 
 TEST_CASE("jit run state: raw runs leave the thread's state clean, whatever their calls use", "[jit]") {
