@@ -431,6 +431,22 @@ void Facts::narrow() {
   // only, which widening never touched, so narrowing does not change them.
 }
 
+size_t Facts::block_start(size_t pc) const {
+  while (pc > 0 && !is_block(pc)) --pc;
+  return pc;
+}
+
+State Facts::before(size_t pc, const Visit& visit) const {
+  const size_t b = block_start(pc);
+  State s = at_block(b);
+  for (size_t i = b; i < pc; ++i) {
+    if (visit) visit(i, s);
+    step(s, i);
+    if (isa::info(p_.insns[i].op).kind == Kind::Lddw) ++i;
+  }
+  return s;
+}
+
 uint16_t clobbered(const isa::Insn& in) {
   switch (isa::info(in.op).kind) {
     case Kind::Call: case Kind::CallLocal: case Kind::CallKfunc: case Kind::Callx: case Kind::LdAbs: case Kind::LdInd:

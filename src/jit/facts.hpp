@@ -70,6 +70,11 @@ class Facts {
   const State& at_block(size_t pc) const { return states_[block_[pc]]; }
   bool is_block(size_t pc) const { return block_[pc] >= 0; }
   void step(State& s, size_t pc) const;
+  // The start of the block slot pc stands in, and the state just before pc, stepped from there
+  // (an lddw as one step); visit, when given, sees each slot passed with the state before it.
+  size_t block_start(size_t pc) const;
+  using Visit = std::function<void(size_t pc, const State& before)>;
+  State before(size_t pc, const Visit& visit = nullptr) const;
 
   // Whether some path from after slot pc reads r before writing it.
   bool live_after(size_t pc, unsigned r) const { return (live_out_[pc] >> r) & 1; }

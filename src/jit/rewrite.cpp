@@ -136,18 +136,6 @@ bool unrollable(const isa::Insn& in) {
   }
 }
 
-// The facts just before slot pc, stepped from the start of its block.
-State state_before(const isa::Program& prog, const Facts& facts, size_t pc) {
-  size_t b = pc;
-  while (b > 0 && !facts.is_block(b)) --b;
-  State s = facts.at_block(b);
-  for (size_t i = b; i < pc; ++i) {
-    facts.step(s, i);
-    if (isa::info(prog.insns[i].op).kind == isa::Kind::Lddw) ++i;
-  }
-  return s;
-}
-
 bool falls_through(const isa::Insn& in) {
   const isa::Kind k = isa::info(in.op).kind;
   return k != isa::Kind::Ja && k != isa::Kind::Exit;
@@ -172,13 +160,13 @@ std::optional<Entry> loop_entry(const isa::Program& prog, const Facts& facts, co
   if (head == fn.entry) return std::nullopt;
   if (falls_through(prog.insns[head - 1])) {
     const size_t prev = prog.insns[head - 1].op == isa::Op::LDDW_HI ? head - 2 : head - 1;  // steps as a pair
-    State s = state_before(prog, facts, prev);
+    State s = facts.before(prev);
     facts.step(s, prev);
     if (!edge(head, s)) return std::nullopt;
   }
   for (size_t t = head; t <= back; ++t)
     for (const uint32_t j : jumps_to[t])
-      if ((j < head || j > back) && !edge(t, state_before(prog, facts, j))) return std::nullopt;
+      if ((j < head || j > back) && !edge(t, facts.before(j))) return std::nullopt;
   return e;
 }
 

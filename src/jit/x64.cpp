@@ -551,9 +551,7 @@ class Compiler {
       uint64_t k = 0;
       bool operator==(const Sum&) const = default;
     };
-    size_t start = pc;
-    while (!facts_->is_block(start))
-      if (start == 0 || pc - --start > 256) return false;
+    if (pc - facts_->block_start(pc) > 256) return false;
     std::array<Sum, 11> sum;
     for (uint32_t r = 0; r <= 10; ++r) sum[r] = {{r}, 1, 0};
     auto add = [](Sum x, const Sum& y) -> std::optional<Sum> {
@@ -567,8 +565,7 @@ class Compiler {
       return x;
     };
     constexpr uint64_t kU32 = UINT32_MAX;
-    jit::State s = facts_->at_block(start);
-    for (size_t j = start; j < pc; ++j) {
+    facts_->before(pc, [&](size_t j, const jit::State& s) {
       const isa::Insn& in = p_.insns[j];
       const uint8_t op = isa::op_code(in.opcode);
       const bool x = isa::uses_src_reg(in.opcode), w = isa::is_alu64(in.opcode);
@@ -586,9 +583,7 @@ class Compiler {
       for (unsigned r = 0; r <= 10; ++r)
         if ((changed >> r) & 1) sum[r] = {{static_cast<uint32_t>(11 + j)}, 1, 0};
       if (next) sum[in.dst] = *next;
-      facts_->step(s, j);
-      if (info(in.op).kind == isa::Kind::Lddw) ++j;
-    }
+    });
     Sum want = sum[a];
     want.k += static_cast<uint64_t>(1 - diff);
     return sum[b] == want;
