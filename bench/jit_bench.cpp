@@ -259,8 +259,8 @@ bool xdp_invocations(int rounds) {
 void compile_times() {
   const ebpfvm::HelperRegistry& helpers = ebpfvm::HelperRegistry::builtin();
   std::printf("\n%-44s %8s %12s %14s\n", "program", "insns", "compile us", "us/250 insns");
-  for (const std::string& path : {std::string(EBPFVM_BENCH_FIREWALL), std::string("/usr/lib/x86_64-linux-gnu/bpf/xdp-dispatcher.o"),
-                                 std::string("/usr/lib/x86_64-linux-gnu/bpf/xsk_def_xdp_prog.o")}) {
+  for (const std::string& path : {std::string(EBPFVM_BENCH_FIREWALL), std::string(EBPFVM_LIBXDP_OBJECTS "/xdp-dispatcher.o"),
+                                 std::string(EBPFVM_LIBXDP_OBJECTS "/xsk_def_xdp_prog.o")}) {
     auto obj = ebpfvm::Object::open(path);
     if (!obj || !obj->load()) continue;
     for (const ebpfvm::ProgramInfo& info : obj->programs()) {

@@ -32,7 +32,7 @@ std::vector<std::string> default_objects() {
   std::vector<std::string> out;
   add_objects(EBPFVM_BENCH_TEST_PROGRAMS, out);
   out.push_back(EBPFVM_BENCH_FIREWALL);
-  add_objects("/usr/lib/x86_64-linux-gnu/bpf", out);
+  add_objects(EBPFVM_LIBXDP_OBJECTS, out);
   return out;
 }
 

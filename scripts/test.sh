@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test in two configurations:
-#   build/release  optimised, -Werror
+#   build/release  optimised, -Werror; then the kernel-differential tests shown, and their skip paths
 #   build/asan     AddressSanitizer + UndefinedBehaviorSanitizer
 # then builds the libFuzzer targets with clang (build/fuzz) and runs each for a bounded time: the
 # loader (from a corpus of every BPF object the tests use) and JIT-versus-interpreter differential.
@@ -20,6 +20,46 @@ run_config() {
 }
 
 run_config build/release -DCMAKE_BUILD_TYPE=Release
+
+# The kernel-differential tests again, shown: what they compared against this host's kernel and
+# what they skipped, and why. Then their skip paths, so that a host that differs cannot break CI
+# and a probe cannot hide a real disagreement: without the capabilities bpf() needs they must pass
+# comparing nothing; told that the kernel refuses bpf_xdp_adjust_meta (as some Linux 6.18 builds
+# do) they must skip that one program and compare the rest; with one byte of the kernel's output
+# flipped they must fail.
+expect_line() {  # PATTERN LOG: fails the run unless LOG has a line matching PATTERN
+  grep -q "$1" "$2" || { echo "=== expected a line matching '$1' in the output above"; exit 1; }
+}
+kernel_checks() {
+  local tests=$1 log=build/kernel-diff.log
+  echo "=== kernel differential, shown"
+  "$tests" "[kernel]" | tee "$log"
+  if grep -q "NOTHING was compared" "$log"; then
+    echo "=== (this host allows no kernel comparison: its skip paths are what ran above)"
+    return
+  fi
+  echo "=== kernel differential without CAP_BPF, CAP_SYS_ADMIN, CAP_PERFMON, CAP_NET_ADMIN: passes, comparing nothing"
+  if [ "$(id -u)" -eq 0 ]; then
+    setpriv --bounding-set=-all --inh-caps=-all "$tests" "[kernel]" | tee "$log"
+    expect_line "^SKIP every kernel comparison: this process may not load XDP programs" "$log"
+    expect_line "NOTHING was compared" "$log"
+  else
+    echo "(not root: setpriv cannot drop capabilities here; skipped)"
+  fi
+  echo "=== kernel differential on a kernel said to refuse bpf_xdp_adjust_meta: that program alone is skipped"
+  EBPFVM_TEST_KERNEL_REFUSES=helper:54 "$tests" "[kernel]" | tee "$log"
+  expect_line "^SKIP adjust.o set_meta: kernel refuses helper bpf_xdp_adjust_meta (54) for xdp" "$log"
+  expect_line "^kernel differential: compared .* skipped 1$" "$log"
+  echo "=== kernel differential with one byte of the kernel's output flipped: must fail"
+  if EBPFVM_TEST_KERNEL_CORRUPT=1 "$tests" "[kernel]" > "$log" 2>&1; then
+    cat "$log"
+    echo "=== a flipped byte went unnoticed: the comparison compares nothing"
+    exit 1
+  fi
+  expect_line "CHECK( mine == k_bytes )" "$log"
+  echo "it failed on the flipped byte, as it must"
+}
+kernel_checks build/release/tests/ebpfvm_tests
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_config build/asan -DCMAKE_BUILD_TYPE=Debug -DEBPFVM_SANITIZE=ON -DEBPFVM_BENCH=OFF
 
@@ -29,7 +69,9 @@ CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
 cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz
 corpus=build/fuzz/corpus/loader
 mkdir -p "$corpus" build/fuzz/corpus/jit build/fuzz/corpus/verifier
-cp build/release/tests/programs/*.o build/release/examples/*.o /usr/lib/x86_64-linux-gnu/bpf/*.o "$corpus"/
+cp build/release/tests/programs/*.o build/release/examples/*.o "$corpus"/
+libxdp_objects=$(grep '^EBPFVM_LIBXDP_OBJECT_DIR:' build/release/CMakeCache.txt | cut -d= -f2-)
+if compgen -G "$libxdp_objects/*.o" > /dev/null; then cp "$libxdp_objects"/*.o "$corpus"/; else echo "(no libxdp1 objects in $libxdp_objects)"; fi
 # fuzz TARGET CORPUS RUNS: a fixed seed and count, so that CI repeats exactly what passed here;
 # FUZZ_SEED/FUZZ_SCALE vary it for longer hunts. On a finding, prints its log and fails.
 fuzz() {

@@ -116,6 +116,24 @@ struct ScratchDir {
 
 }  // namespace
 
+std::vector<std::string> libxdp_objects() {
+  const char* env = std::getenv("LIBXDP_OBJECT_PATH");
+  const std::filesystem::path dir = env && *env ? env : EBPFVM_LIBXDP_OBJECTS;
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().extension() == ".o") out.push_back(e.path().string());
+  // Directory order differs between file systems; tests that mutate these must see one order.
+  std::sort(out.begin(), out.end());
+  static bool said = false;
+  if (out.empty() && !said) {
+    std::printf("SKIP libxdp1's XDP objects: none in %s (scripts/setup.sh installs libxdp1)\n", dir.c_str());
+    std::fflush(stdout);
+    said = true;
+  }
+  return out;
+}
+
 std::string temp_path(const std::string& name) {
   static ScratchDir dir;
   std::filesystem::create_directories(dir.path);

@@ -42,6 +42,10 @@ struct Proc {
 // Runs argv (no shell interpretation of its words) with `input` on stdin.
 Proc run_process(const std::vector<std::string>& argv, const std::string& input = "", bool merge_stderr = false);
 std::string temp_path(const std::string& name);
+// libxdp1's prebuilt XDP objects, sorted paths: from $LIBXDP_OBJECT_PATH when set (libxdp's own
+// override), else the directory the build found. Where there are none, one SKIP line says so and
+// the list is empty: tests then go on with their other inputs.
+std::vector<std::string> libxdp_objects();
 // Ethernet pcap files through libpcap, as capture tools write and read them.
 void write_capture(const std::string& path, const std::vector<std::vector<uint8_t>>& packets);
 std::vector<std::vector<uint8_t>> read_capture(const std::string& path);

@@ -1,29 +1,28 @@
 // The XDP objects Debian ships in libxdp1 (built by the xdp-tools project, not by us) load and run.
-#include <dirent.h>
-
 #include <catch2/catch.hpp>
+#include <filesystem>
 
 #include "packets.hpp"
+#include "support.hpp"
 
 using namespace ebpfvm;
 using namespace ebpfvm::test;
 
 namespace {
 
-const char* const kDir = "/usr/lib/x86_64-linux-gnu/bpf";
-
+// xdpdump_bpf.o holds fentry/fexit tracing programs: out of scope for an XDP runtime.
 std::vector<std::string> shipped_objects() {
   std::vector<std::string> out;
-  if (DIR* d = opendir(kDir)) {
-    while (dirent* e = readdir(d)) {
-      std::string n = e->d_name;
-      // xdpdump_bpf.o holds fentry/fexit tracing programs: out of scope for an XDP runtime.
-      if (n.size() > 2 && n.substr(n.size() - 2) == ".o" && n != "xdpdump_bpf.o") out.push_back(n);
-    }
-    closedir(d);
-  }
-  std::sort(out.begin(), out.end());
+  for (const std::string& path : libxdp_objects())
+    if (std::filesystem::path(path).filename() != "xdpdump_bpf.o") out.push_back(path);
   return out;
+}
+
+// One of libxdp1's objects by file name; "" where libxdp1 is absent (libxdp_objects says so).
+std::string shipped(const std::string& file) {
+  for (const std::string& path : libxdp_objects())
+    if (std::filesystem::path(path).filename() == file) return path;
+  return "";
 }
 
 std::vector<std::vector<uint8_t>> sample_packets() {
@@ -38,11 +37,12 @@ std::vector<std::vector<uint8_t>> sample_packets() {
 }  // namespace
 
 TEST_CASE("every XDP object of libxdp1 loads and runs") {
-  auto names = shipped_objects();
-  REQUIRE(names.size() >= 14);  // the dispatcher, 10 xdp-filter variants, xdpdump, 2 AF_XDP defaults
-  for (const std::string& n : names) {
+  auto paths = shipped_objects();
+  if (paths.empty()) return;
+  CHECK(paths.size() >= 14);  // the dispatcher, 10 xdp-filter variants, xdpdump_xdp, 2 AF_XDP defaults
+  for (const std::string& n : paths) {
     INFO(n);
-    auto obj = Object::open(std::string(kDir) + "/" + n);
+    auto obj = Object::open(n);
     REQUIRE(obj.ok());
     auto loaded = obj->load({});
     if (!loaded) FAIL(loaded.error().to_string());
@@ -64,7 +64,9 @@ TEST_CASE("xdp-filter: the deny-mode programs drop what no rule allows, and coun
   for (const char* name : {"xdpfilt_dny_all", "xdpfilt_dny_udp", "xdpfilt_alw_all", "xdpfilt_alw_udp"}) {
     INFO(name);
     const bool deny = std::string(name).find("dny") != std::string::npos;
-    auto obj = Object::open(std::string(kDir) + "/" + name + ".o");
+    const std::string path = shipped(std::string(name) + ".o");
+    if (path.empty()) return;
+    auto obj = Object::open(path);
     REQUIRE(obj.ok());
     REQUIRE(obj->load({}).ok());
     auto prog = obj->program(name);
@@ -88,7 +90,9 @@ TEST_CASE("xdp-filter: the deny-mode programs drop what no rule allows, and coun
 }
 
 TEST_CASE("the AF_XDP default program redirects to the socket of the receive queue") {
-  auto obj = Object::open(std::string(kDir) + "/xsk_def_xdp_prog.o");
+  const std::string path = shipped("xsk_def_xdp_prog.o");
+  if (path.empty()) return;
+  auto obj = Object::open(path);
   REQUIRE(obj.ok());
   REQUIRE(obj->set_global("refcnt", as_bytes<uint32_t>(1)).ok());
   REQUIRE(obj->load({}).ok());

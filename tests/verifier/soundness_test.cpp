@@ -1,12 +1,11 @@
 // The verifier's promise, tried: programs it accepts run in the checked interpreter, which checks
 // every access, over random and crafted inputs; a fault there is a verifier bug.
-#include <dirent.h>
-
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <random>
 
 #include "packets.hpp"
+#include "support.hpp"
 
 bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size);
 
@@ -20,13 +19,8 @@ std::vector<std::string> xdp_objects() {
   for (const char* p : {"globals", "parse", "map_ops", "tail_calls", "adjust", "helpers", "legacy_maps", "core", "verifier_accept"})
     out.push_back(program_path(p));
   out.push_back(EBPFVM_EXAMPLE_FIREWALL);
-  if (DIR* d = opendir("/usr/lib/x86_64-linux-gnu/bpf")) {
-    while (dirent* e = readdir(d)) {
-      std::string n = e->d_name;
-      if (n.size() > 2 && n.substr(n.size() - 2) == ".o" && n != "xdpdump_bpf.o") out.push_back("/usr/lib/x86_64-linux-gnu/bpf/" + n);
-    }
-    closedir(d);
-  }
+  for (const std::string& path : libxdp_objects())
+    if (!path.ends_with("/xdpdump_bpf.o")) out.push_back(path);
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -103,7 +97,7 @@ TEST_CASE("verifier soundness: every verified XDP program runs without a fault w
       }
     }
   }
-  CHECK(programs >= 30);
+  CHECK(programs >= (libxdp_objects().empty() ? 20 : 30));  // libxdp1's objects hold 14
   CHECK(runs > 10000);
 }
 
