@@ -15,7 +15,14 @@ constexpr uint64_t kReach = 1ull << 30;  // well inside rel32's +-2 GiB, whateve
 
 void* try_map(uintptr_t at, size_t len) {
   void* p = mmap(reinterpret_cast<void*>(at), len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-  return p == MAP_FAILED ? nullptr : p;
+  if (p == MAP_FAILED) return nullptr;
+  // Kernels before 4.17 (and some sandboxes) take MAP_FIXED_NOREPLACE as a mere hint and map
+  // elsewhere: that memory may be out of reach.
+  if (p != reinterpret_cast<void*>(at)) {
+    munmap(p, len);
+    return nullptr;
+  }
+  return p;
 }
 
 // Free address space within kReach of `near`: try fixed addresses below and above it (below first:

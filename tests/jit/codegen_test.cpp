@@ -1,5 +1,7 @@
 // What the JIT emits, checked through JitStats and the code bytes: inlined array lookups, direct
 // helper calls, aligned loops, constant blinding; each with the results the program must give.
+#include <sys/mman.h>
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -10,6 +12,22 @@
 using namespace ebpfvm;
 
 namespace {
+
+// Whether this host has free address space within rel32 reach of the library's code, where the
+// JIT asks for its code memory. Without it (or on a kernel that takes MAP_FIXED_NOREPLACE as a
+// mere hint) helper calls go through a table instead.
+bool near_code_mapping() {
+  constexpr uintptr_t kStep = 64ull << 20;
+  const uintptr_t code = reinterpret_cast<uintptr_t>(&HelperRegistry::builtin) & ~(kStep - 1);
+  for (uintptr_t d = kStep; d < (1ull << 30); d += kStep)
+    for (uintptr_t at : {code - d, code + d}) {
+      void* p = mmap(reinterpret_cast<void*>(at), 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+      if (p == MAP_FAILED) continue;
+      munmap(p, 4096);
+      if (p == reinterpret_cast<void*>(at)) return true;
+    }
+  return false;
+}
 
 Program prog(const std::string& text) {
   auto p = Program::from_bytecode(test::must_assemble(text));
@@ -329,9 +347,14 @@ lookup:)" + kCallAndLoad),
 TEST_CASE("jit: built-in helpers are called with call rel32", "[jit]") {
   auto p = JitProgram::compile_trusted(prog("call 7\nr6 = r0\ncall 7\nr0 ^= r6\nexit"), HelperRegistry::builtin());
   REQUIRE(p.ok());
+  CHECK(p->run(std::span<uint8_t>{}).ok());
+  if (!near_code_mapping()) {
+    WARN("SKIP the rel32 check: no address space near the library's code on this host (calls go through a table)");
+    CHECK(p->stats().table_calls == 2);
+    return;
+  }
   CHECK(p->stats().direct_calls == 2);
   CHECK(p->stats().table_calls == 0);
-  CHECK(p->run(std::span<uint8_t>{}).ok());
 }
 
 TEST_CASE("jit: a helper call that ends the program is a jump, unless the frame holds a stack", "[jit]") {
