@@ -687,6 +687,9 @@ Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t 
         reject(pc, "dereference of modified ctx ptr " + R(r) + " off=" + std::to_string(ptr.off) + " disallowed");
       const std::string bad = "invalid bpf_context access off=" + std::to_string(off) + " size=" + std::to_string(size);
       if (write) reject(pc, bad);
+      // As in the kernel: the context rewrite turns loads of fields into loads of other sizes,
+      // which has no sign-extending form.
+      if (sign_ext) reject(pc, bad + ": sign-extending loads of the context are not supported");
       for (const detail::CtxField& f : in_.ctx_fields) {
         const int64_t fo = f.off, fs = f.size;
         if (off < fo || off >= fo + fs) continue;
@@ -710,8 +713,13 @@ Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t 
       if (write) report_.writes_packet = true;
       return write ? Value{} : loaded();
     }
-    case Kind::Stack:
-      return stack_access(st, pc, r, ptr, off, size, mode, stored, false, size);
+    case Kind::Stack: {
+      // The slot's value (a spill, or bytes of any value) as the load reads it: sign-extended
+      // for ldsx, whatever form the stack knew it in.
+      Value v = stack_access(st, pc, r, ptr, off, size, mode, stored, false, size);
+      if (sign_ext && v.kind == Kind::Scalar) v.s = sign_extend(v.s, size);
+      return v;
+    }
     case Kind::MapValue: {
       const MapRef& m = map(ptr.aux);
       region_check(pc, r, ptr, off, size, m.spec->value_size, "map value");
