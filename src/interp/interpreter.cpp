@@ -359,6 +359,7 @@ L_TAIL_CALL: {
       DISPATCH;
     }
   }
+  R[0] = 0;  // failed: r0 is 0, as in the JIT (the prototype says an integer; no earlier value shows through)
   NEXT;
 }
 L_CALL_LOCAL:

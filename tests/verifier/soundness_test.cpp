@@ -111,3 +111,19 @@ TEST_CASE("verifier soundness: mutated random programs it accepts never fault in
   }
   CHECK(accepted > 300);
 }
+
+TEST_CASE("verifier soundness: after a failed tail call r0 is 0 in every engine, never what it held before") {
+  // Before the call r0 holds the stack's address; the interpreter used to leave it there.
+  for (auto [engine, safety] : {std::pair{Engine::Interpreter, Safety::Verified}, std::pair{Engine::Interpreter, Safety::Checked},
+                                std::pair{Engine::Jit, Safety::Verified}}) {
+    INFO("engine " << static_cast<int>(engine) << " safety " << static_cast<int>(safety));
+    LoadOptions opts;
+    opts.engine = engine;
+    opts.safety = safety;
+    Object obj = open_loaded("soundness", opts);
+    XdpBuffer buf(make_packet({}));
+    auto r = obj.program("r0_after_failed_tail_call")->run_xdp(buf);
+    REQUIRE(r.ok());
+    CHECK(r->action == XdpAction::Pass);
+  }
+}
