@@ -97,8 +97,12 @@ std::vector<uint8_t> must_assemble(const std::string& text) {
 
 }  // namespace ebpfvm::test
 
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace ebpfvm::test {
 
@@ -132,6 +136,24 @@ std::vector<std::string> libxdp_objects() {
     said = true;
   }
   return out;
+}
+
+bool jit_available() {
+  static const bool ok = [] {
+    const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    void* p = mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    std::string why = p == MAP_FAILED ? std::string("mmap: ") + std::strerror(errno) : "";
+    if (p != MAP_FAILED) {
+      if (mprotect(p, page, PROT_READ | PROT_EXEC) != 0) why = std::string("mprotect(PROT_EXEC): ") + std::strerror(errno);
+      munmap(p, page);
+    }
+    if (!why.empty()) {
+      std::printf("SKIP the tests that run JIT code: this host refuses executable memory to the JIT (%s)\n", why.c_str());
+      std::fflush(stdout);
+    }
+    return why.empty();
+  }();
+  return ok;
 }
 
 std::string temp_path(const std::string& name) {

@@ -46,6 +46,12 @@ std::string temp_path(const std::string& name);
 // override), else the directory the build found. Where there are none, one SKIP line says so and
 // the list is empty: tests then go on with their other inputs.
 std::vector<std::string> libxdp_objects();
+// Whether this process may turn written memory into code, as the JIT does (map writable, fill,
+// make read+execute). Where the host refuses (SELinux's execmem rule, memory-deny-write-execute),
+// one SKIP line says so, and the tests that run JIT code return early through SKIP_WITHOUT_JIT().
+bool jit_available();
+#define SKIP_WITHOUT_JIT() \
+  if (!::ebpfvm::test::jit_available()) return
 // Ethernet pcap files through libpcap, as capture tools write and read them.
 void write_capture(const std::string& path, const std::vector<std::vector<uint8_t>>& packets);
 std::vector<std::vector<uint8_t>> read_capture(const std::string& path);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "packets.hpp"
+#include "support.hpp"
 
 using namespace ebpfvm;
 using namespace ebpfvm::test;
@@ -243,7 +244,8 @@ uint64_t tenant_after_nested_runs(uint64_t, uint64_t out, uint64_t, uint64_t, ui
 
 }  // namespace
 
-TEST_CASE("helpers: a program run inside a helper reports its own fault, not the enclosing run's") {
+TEST_CASE("helpers: a program run inside a helper reports its own fault, not the enclosing run's", "[jit]") {
+  SKIP_WITHOUT_JIT();
   for (const Engine engine : {Engine::Jit, Engine::Interpreter}) {
     INFO((engine == Engine::Jit ? "jit" : "interpreter"));
     auto obj = Object::open(program_path("embedder"));

@@ -96,6 +96,7 @@ r1 = map_fd(0) ll)" + kCallAndLoad;
 }  // namespace
 
 TEST_CASE("jit: a lookup in a constant array map is inlined and gives what the helper gives", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const Map m = array(MapType::Array, 4);
   auto p = JitProgram::compile(prog(kLookup), HelperRegistry::builtin(), std::span<const Map>(&m, 1), 8);
   REQUIRE(p.ok());
@@ -131,6 +132,7 @@ JitProgram array_lookup(const std::string& text, uint32_t entries, bool verified
 }  // namespace
 
 TEST_CASE("jit: a lookup whose key is known to be inside the array needs no check and no NULL test", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const JitProgram p = array_lookup(kByteKeyLookup, 256);
   // Folded: the index check, the NULL test, and r2 = r10 - 4 and the map address, which the
   // inlined lookup does not read.
@@ -140,6 +142,7 @@ TEST_CASE("jit: a lookup whose key is known to be inside the array needs no chec
 }
 
 TEST_CASE("jit: a byte key that may run past a smaller array keeps the check", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const JitProgram p = array_lookup(kByteKeyLookup, 200);
   CHECK(p.stats().folded == 3);  // only what the lookup does not read
   CHECK(run_key(p, 199) == 299);
@@ -148,6 +151,7 @@ TEST_CASE("jit: a byte key that may run past a smaller array keeps the check", "
 }
 
 TEST_CASE("jit: a key stored, then overwritten in the slot, is read back from the stack", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // The inlined lookup may take the key from the register it was stored from, unless the slot
   // has changed since: here a byte store replaces its low byte.
   const JitProgram p = array_lookup(R"(
@@ -162,6 +166,7 @@ r1 = map_fd(0) ll)" + kCallAndLoad, 256);
 }
 
 TEST_CASE("jit: a key stored before trusted code moves r10 is not taken from the register", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // After r10 -= 4 the slot at r10 - 8 is another one than the key was stored to (trusted code
   // only: the verifier refuses writes to r10).
   const JitProgram p = array_lookup(R"(
@@ -176,6 +181,7 @@ r1 = map_fd(0) ll)" + kCallAndLoad, 256, false);
 }
 
 TEST_CASE("jit: big-endian fields built from byte pairs are loaded as 16-bit words", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // An EtherType and, after a VLAN tag, the inner one: clang's shape for `p[12] << 8 | p[13]`.
   auto p = JitProgram::compile_trusted(prog(R"(
 r2 = *(u8 *)(r1 + 13)
@@ -204,6 +210,7 @@ exit
 }
 
 TEST_CASE("jit: a byte pair through two registers is one 16-bit load when the sums prove them a byte apart", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // clang -mcpu=v3's shape for `p[x + 2] << 8 | p[x + 3]` with x a 32-bit offset: each address in
   // its own register. The sums prove it only where the 32-bit additions cannot wrap.
   auto pairs = [](const std::string& offset, uint32_t step) {
@@ -222,6 +229,7 @@ TEST_CASE("jit: a byte pair through two registers is one 16-bit load when the su
 }
 
 TEST_CASE("jit: what only a loop's exit reads is computed on the way out, not every time round", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // clang's search loop: r0 = i (read only when a byte differs) and r0 = 0 (read only when the
   // loop ends) are set on every iteration in the bytecode.
   auto p = JitProgram::compile_trusted(prog(R"(
@@ -258,6 +266,7 @@ exit
 }
 
 TEST_CASE("jit: counted loops are unrolled only where the counter's steps decide a test", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const auto unrolled = [](const char* text) {
     auto p = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin());
     REQUIRE(p.ok());
@@ -283,6 +292,7 @@ TEST_CASE("jit: counted loops are unrolled only where the counter's steps decide
 }
 
 TEST_CASE("jit: unrolling at most doubles a program", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // 2000 loops of 3 slots, 8002 slots in all: each unrolled loop adds 9, so 889 fit in 8002.
   std::string text = "r0 = 0\n";
   for (int i = 0; i < 2000; ++i)
@@ -295,6 +305,7 @@ TEST_CASE("jit: unrolling at most doubles a program", "[jit]") {
 }
 
 TEST_CASE("jit: a loop's accumulator lives in its copy, and the copy back waits for the exit", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // clang's checksum loop keeps the sum in r4 and adds through r0 (r0 += r4; r4 = r0), and only
   // the code after the loop reads r0: compiled as r4 += r0, with r0 = r4 on the way out.
   auto p = JitProgram::compile_trusted(prog(R"(
@@ -317,6 +328,7 @@ exit
 }
 
 TEST_CASE("jit: lookups in hash and per-CPU maps stay helper calls", "[jit]") {
+  SKIP_WITHOUT_JIT();
   for (MapType t : {MapType::Hash, MapType::PercpuArray}) {
     INFO(static_cast<int>(t));
     const Map m = array(t, 4);
@@ -330,6 +342,7 @@ TEST_CASE("jit: lookups in hash and per-CPU maps stay helper calls", "[jit]") {
 }
 
 TEST_CASE("jit: a lookup whose map depends on the path taken is not inlined", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const Map maps[] = {array(MapType::Array, 4), array(MapType::Hash, 2)};
   // The call is a jump target: r1 is the array on one path and the hash on the other.
   auto p = JitProgram::compile_trusted(prog(R"(
@@ -353,6 +366,7 @@ lookup:)" + kCallAndLoad),
 }
 
 TEST_CASE("jit: built-in helpers are called with call rel32", "[jit]") {
+  SKIP_WITHOUT_JIT();
   auto p = JitProgram::compile_trusted(prog("call 7\nr6 = r0\ncall 7\nr0 ^= r6\nexit"), HelperRegistry::builtin());
   REQUIRE(p.ok());
   CHECK(p->run(std::span<uint8_t>{}).ok());
@@ -360,6 +374,7 @@ TEST_CASE("jit: built-in helpers are called with call rel32", "[jit]") {
 }
 
 TEST_CASE("jit: a helper call that ends the program is a jump, unless the frame holds a stack", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // The helper returns r0 straight to the program's caller, as clang's native `return f(x)`. With
   // a BPF stack the call stays a call: the helper's pointers may point into the frame.
   static uint64_t seen;
@@ -392,6 +407,7 @@ TEST_CASE("jit: a helper call that ends the program is a jump, unless the frame 
 }
 
 TEST_CASE("jit: a short loop's head is aligned and the loop still counts right", "[jit]") {
+  SKIP_WITHOUT_JIT();
   auto p = JitProgram::compile_trusted(prog(R"(
 r0 = 0
 r2 = 1000
@@ -408,6 +424,7 @@ exit
 }
 
 TEST_CASE("jit: blinding keeps the program's constants out of executable memory", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const char* text = R"(
 r0 = 0x3c3c3c3c
 r0 += 0x11223344
@@ -442,6 +459,7 @@ exit
 }
 
 TEST_CASE("jit: every semantics case gives its result with constants blinded", "[jit]") {
+  SKIP_WITHOUT_JIT();
   JitOptions o;
   o.blind_constants = true;
   size_t n = 0;
@@ -481,6 +499,7 @@ std::string byte_loop(int i0, int n, int load, int store, const std::string& op,
 }  // namespace
 
 TEST_CASE("jit: byte loops run 16 bytes at a time and leave memory and registers as byte by byte", "[jit]") {
+  SKIP_WITHOUT_JIT();
   struct Shape {
     int load, store, step;
     bool vector;  // the store lands at or behind its load, or a whole block ahead
@@ -520,6 +539,7 @@ TEST_CASE("jit: byte loops run 16 bytes at a time and leave memory and registers
 }
 
 TEST_CASE("jit: a 100,000-instruction program with 25,000 branches compiles and runs", "[jit]") {
+  SKIP_WITHOUT_JIT();
   std::string text = "r0 = *(u8 *)(r1 + 0)\nr2 = 0\n";
   for (int i = 0; i < 24999; ++i) text += "r0 += 3\nif r0 > 1000 goto +1\nr0 ^= 5\nr2 += r0\n";
   text += "r0 += r2\nexit\n";
@@ -536,6 +556,7 @@ TEST_CASE("jit: a 100,000-instruction program with 25,000 branches compiles and 
 }
 
 TEST_CASE("jit: helpers that keep per-run state get a fresh run state each run, faults included", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // bpf_spin_lock records the lock it holds in the run state; the JIT's runs without a state are
   // only for programs whose helpers keep none (helpers/builtin.hpp).
   auto arr = Map::create({"a", MapType::Array, 4, 8, 1, 0, nullptr});
@@ -562,6 +583,7 @@ TEST_CASE("jit: helpers that keep per-run state get a fresh run state each run, 
 }
 
 TEST_CASE("jit: forward jumps that fit take the 2-byte form", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // A short forward branch and a goto: jcc rel8 (0x70-0x7f) and jmp rel8 (0xeb), no rel32 forms
   // (0x0f 0x8x, 0xe9). Blinded code keeps the long forms and computes the same.
   const char* text = "r0 = 1\nif r1 == 0 goto out\nr0 = 2\nif r2 > 3 goto out\nr0 = 3\ngoto out\nr0 = 4\nout:\nexit";
@@ -588,6 +610,7 @@ TEST_CASE("jit: forward jumps that fit take the 2-byte form", "[jit]") {
 }
 
 TEST_CASE("jit: loops unrolled before a callback's address is taken and inside the callback", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // The lddw of the callback's code is pc-relative, so the unroller renumbers it.
   const char* text =
       "*(u64 *)(r10 - 8) = 0\nr6 = 0\nr7 = 0\npre:\nr7 += 3\nr6 += 1\nif r6 != 8 goto pre\nr1 = 4\n"

@@ -84,7 +84,8 @@ void same(const std::string& path, const std::vector<std::string>& programs, con
 
 }  // namespace
 
-TEST_CASE("engines: the JIT and the interpreter agree on every test program") {
+TEST_CASE("engines: the JIT and the interpreter agree on every test program", "[jit]") {
+  SKIP_WITHOUT_JIT();
   same(EBPFVM_EXAMPLE_FIREWALL, {"xdp_firewall"}, [](Object& o) {
     REQUIRE(o.map("allowed_tcp")->update(as_bytes<uint16_t>(22), std::vector<uint8_t>{1}).ok());
   });

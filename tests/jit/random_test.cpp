@@ -19,6 +19,7 @@ struct Rng : gen::Source {
 }  // namespace
 
 TEST_CASE("jit: random programs agree with the checked interpreter", "[jit]") {
+  SKIP_WITHOUT_JIT();
   int compared = 0;
   JitStats seen;  // the shortcuts these programs made the JIT take, summed
   for (uint64_t seed = 1; seed <= 2000; ++seed) {

@@ -40,6 +40,7 @@ XdpResult run(const LoadedProgram& p, const std::vector<uint8_t>& pkt) {
 }  // namespace
 
 TEST_CASE("jit run state: every built-in helper says what it uses of a run", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // Unlisted built-ins count as using everything (the safe side); each one has been looked at.
   for (const Helper& h : HelperRegistry::builtin().all()) {
     INFO(h.name);
@@ -55,6 +56,7 @@ TEST_CASE("jit run state: every built-in helper says what it uses of a run", "[j
 }
 
 TEST_CASE("jit run state: raw runs leave the thread's state clean, whatever their calls use", "[jit]") {
+  SKIP_WITHOUT_JIT();
   std::vector<uint8_t> mem = {1, 2, 3, 4, 5, 6, 7, 8};
   // A redirect: run(mem) reports only r0.
   CHECK(*jit("r1 = 7\nr2 = 0\ncall 23\nexit").run(mem) == 4);
@@ -85,6 +87,7 @@ TEST_CASE("jit run state: raw runs leave the thread's state clean, whatever thei
 }
 
 TEST_CASE("jit run state: an XDP run reports its own redirect only, and leaves none behind", "[jit]") {
+  SKIP_WITHOUT_JIT();
   LoadOptions o;
   o.engine = Engine::Jit;
   Object obj = open_loaded("helpers", o);
@@ -124,6 +127,7 @@ TEST_CASE("jit run state: an XDP run reports its own redirect only, and leaves n
 }
 
 TEST_CASE("jit run state: function() is the code itself, for programs that need no run state", "[jit]") {
+  SKIP_WITHOUT_JIT();
   std::vector<uint8_t> mem = {1, 2, 3, 4, 5, 6, 7, 8};
   const auto call = [&](const JitProgram& p) {
     REQUIRE(p.function() != nullptr);

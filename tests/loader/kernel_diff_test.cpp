@@ -123,7 +123,8 @@ TEST_CASE("kernel differential: helper results in map_ops match the kernel's exa
 }
 
 
-TEST_CASE("kernel differential: ubpf-run gives BPF_PROG_TEST_RUN's verdict and bytes, packet by packet", "[kernel]") {
+TEST_CASE("kernel differential: ubpf-run gives BPF_PROG_TEST_RUN's verdict and bytes, packet by packet", "[kernel][jit]") {
+  SKIP_WITHOUT_JIT();
   if (kernel::skip_all()) return;
   const auto pkts = traffic();
   const std::string in = test::temp_path("kdiff.pcap");

@@ -27,7 +27,8 @@ test::Proc plugin(const std::vector<std::string>& args, const std::string& text)
 
 }  // namespace
 
-TEST_CASE("plugin --jit runs the semantics cases as native code", "[plugin]") {
+TEST_CASE("plugin --jit runs the semantics cases as native code", "[plugin][jit]") {
+  SKIP_WITHOUT_JIT();
   int compiled = 0;
   for (const auto& c : test::load_cases()) {
     if (!c.result || c.test_helpers) continue;

@@ -82,7 +82,8 @@ std::string slurp(const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("ubpf-run: the table, exact verdicts on a known capture") {
+TEST_CASE("ubpf-run: the table, exact verdicts on a known capture", "[jit]") {
+  SKIP_WITHOUT_JIT();
   auto r = ubpf({kFirewall, "--pcap", known_capture()});
   INFO(r.out);
   REQUIRE(r.exit_code == 0);
@@ -93,7 +94,8 @@ TEST_CASE("ubpf-run: the table, exact verdicts on a known capture") {
   CHECK(r.out.find("XDP_PASS                  2    40.0%") != std::string::npos);
 }
 
-TEST_CASE("ubpf-run: --json, --global and --map-load change verdicts exactly") {
+TEST_CASE("ubpf-run: --json, --global and --map-load change verdicts exactly", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string cap = known_capture();
   auto plain = json_of(ubpf({kFirewall, "--pcap", cap, "--json"}));
   CHECK(plain.get("packets")->number() == 5);
@@ -117,7 +119,8 @@ TEST_CASE("ubpf-run: --json, --global and --map-load change verdicts exactly") {
   CHECK(count_of(web, "XDP_PASS") == 3);
 }
 
-TEST_CASE("ubpf-run: -w writes the packets after the program, readable by libpcap and tcpdump") {
+TEST_CASE("ubpf-run: -w writes the packets after the program, readable by libpcap and tcpdump", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string cap = known_capture();
   const std::string out = temp_path("out.pcap");
   auto r = ubpf({kFirewall, "--pcap", cap, "-w", out});
@@ -149,7 +152,8 @@ TEST_CASE("ubpf-run: -w writes the packets after the program, readable by libpca
   CHECK(again.get("packets")->number() == 3);
 }
 
-TEST_CASE("ubpf-run: captures larger than the reader's mapping window come out whole, byte for byte") {
+TEST_CASE("ubpf-run: captures larger than the reader's mapping window come out whole, byte for byte", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // About 32 MB: the reader's mapping is filled in ahead and released behind it in 8 MiB windows,
   // so every window boundary and the unmapping of consumed windows are crossed while packets are
   // still being read and written.
@@ -175,7 +179,8 @@ TEST_CASE("ubpf-run: captures larger than the reader's mapping window come out w
   CHECK(std::equal(got.begin(), got.end(), in.begin()));
 }
 
-TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat") {
+TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string cap = known_capture();
   const std::string nd = temp_path("p.ndjson"), dump = temp_path("maps.json");
   auto s = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--ndjson", nd, "--map-dump", dump, "-c", "4", "--repeat", "3"}));
@@ -201,7 +206,8 @@ TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat") {
   CHECK(found);
 }
 
-TEST_CASE("ubpf-run: the JIT gives the interpreter's verdicts, packets and maps") {
+TEST_CASE("ubpf-run: the JIT gives the interpreter's verdicts, packets and maps", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string cap = sample_capture(6000);
   const std::string di = temp_path("interp.json"), dj = temp_path("jit.json"), oi = temp_path("i.pcap"), oj = temp_path("j.pcap");
   auto interp = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-dump", di, "-w", oi, "--write-actions", "all",
@@ -218,7 +224,8 @@ TEST_CASE("ubpf-run: the JIT gives the interpreter's verdicts, packets and maps"
   CHECK(checked.out.find("engine   interpreter, not verified (--no-verify): every access checked at run time") != std::string::npos);
 }
 
-TEST_CASE("ubpf-run: one worker or two give the same verdicts and map totals") {
+TEST_CASE("ubpf-run: one worker or two give the same verdicts and map totals", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string cap = sample_capture(6000);
   const std::string d1 = temp_path("w1.json"), d2 = temp_path("w2.json");
   auto one = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--workers", "1", "--map-dump", d1}));
@@ -242,7 +249,8 @@ TEST_CASE("ubpf-run: one worker or two give the same verdicts and map totals") {
   CHECK(m2->get("verdicts")->array()[0].get("values")->array().size() == 2);
 }
 
-TEST_CASE("ubpf-run: bpf_printk output to a file") {
+TEST_CASE("ubpf-run: bpf_printk output to a file", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string log = temp_path("printk.txt");
   auto r = ubpf({program_path("helpers"), "--prog", "misc", "--pcap", known_capture(), "-c", "2", "--printk", log});
   INFO(r.out);
@@ -269,7 +277,8 @@ TEST_CASE("ubpf-run: maps and disasm subcommands") {
   CHECK(app.out.find("; embedder.c:0") == std::string::npos);  // compiler-made code has no line to show
 }
 
-TEST_CASE("ubpf-run: every error gives one line and its exit status") {
+TEST_CASE("ubpf-run: every error gives one line and its exit status", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string cap = known_capture();
   auto expect = [](const Proc& p, int code, const std::string& text, long lines = 1) {
     INFO(p.out);
@@ -358,7 +367,8 @@ TEST_CASE("ubpf-run verify: each program's verdict, the rejection with its line,
   CHECK(missing.exit_code == 2);
 }
 
-TEST_CASE("ubpf-run: a progress bar on a terminal once a run takes more than a second") {
+TEST_CASE("ubpf-run: a progress bar on a terminal once a run takes more than a second", "[jit]") {
+  SKIP_WITHOUT_JIT();
   // stderr on a pseudo-terminal; the run repeats every packet so that it lasts a few seconds.
   const std::string cap = sample_capture(20000);
   const int master = posix_openpt(O_RDWR | O_NOCTTY);
@@ -393,7 +403,8 @@ TEST_CASE("ubpf-run: a progress bar on a terminal once a run takes more than a s
   CHECK(tty.rfind("\r") == tty.size() - 1);          // and wiped at the end, leaving the line clean
 }
 
-TEST_CASE("ubpf-run: --section, --type, --ifindex, --rxq, --seed and --budget") {
+TEST_CASE("ubpf-run: --section, --type, --ifindex, --rxq, --seed and --budget", "[jit]") {
+  SKIP_WITHOUT_JIT();
   const std::string obj = EBPFVM_TEST_PROGRAMS "/run_options.o";
   const std::string cap = sample_capture(200);
   // Several programs: --prog or a --section holding one of them.

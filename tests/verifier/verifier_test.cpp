@@ -115,7 +115,8 @@ TEST_CASE("verifier: a rejection shows the instruction and the registers, verbos
   CHECK(ok->states == 1);
 }
 
-TEST_CASE("verifier: raw memory programs are verified for the memory given") {
+TEST_CASE("verifier: raw memory programs are verified for the memory given", "[jit]") {
+  SKIP_WITHOUT_JIT();
   auto p = Program::from_assembly("r0 = *(u32 *)(r1 + 4)\nexit\n");
   VerifyOptions v;
   v.context = VerifyOptions::Context::Memory;
