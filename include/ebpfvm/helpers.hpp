@@ -45,6 +45,17 @@ enum class RetKind : uint8_t {
   AllocMemOrNull,  // writable memory of the size in the second argument, or 0
 };
 
+// What a call does to the resources the verifier tracks for the program, as the kernel does: a
+// reference taken must be given back exactly once on every path and is unusable after; one spin
+// lock at a time, given back before any other call and before the program (or function) returns.
+enum class Resource : uint8_t {
+  None,
+  AcquiresRef,  // r0, when not null, is a new reference (bpf_ringbuf_reserve)
+  ReleasesRef,  // gives back the reference in the first argument (bpf_ringbuf_submit, _discard)
+  TakesLock,    // takes the spin lock the first argument points at (bpf_spin_lock)
+  GivesLock,    // gives it back (bpf_spin_unlock)
+};
+
 struct HelperProto {
   RetKind ret = RetKind::Integer;
   std::array<ArgKind, 5> args{};  // ArgKind::None after the last argument
@@ -54,6 +65,7 @@ struct HelperProto {
   // The helper may write the packet's bytes (bpf_xdp_store_bytes; bpf_tail_call runs a program
   // that may). Helpers that move the packet count as writing it too.
   bool writes_packet = false;
+  Resource resource = Resource::None;
 
   unsigned arg_count() const;
 };

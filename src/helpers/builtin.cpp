@@ -386,6 +386,7 @@ HelperRegistry make_builtin() {
     HelperFn fn;
     R ret;
     std::array<A, 5> args;
+    Resource resource = Resource::None;
   };
   const Def defs[] = {
       {1, "bpf_map_lookup_elem", map_lookup, R::MapValueOrNull, {A::ConstMapPtr, A::PtrToMapKey}},
@@ -410,13 +411,14 @@ HelperRegistry make_builtin() {
       {87, "bpf_map_push_elem", map_push, R::Integer, {A::ConstMapPtr, A::PtrToMapValue, A::Anything}},
       {88, "bpf_map_pop_elem", map_pop, R::Integer, {A::ConstMapPtr, A::PtrToUninitMapValue}},
       {89, "bpf_map_peek_elem", map_peek, R::Integer, {A::ConstMapPtr, A::PtrToUninitMapValue}},
-      {93, "bpf_spin_lock", spin_lock, R::Void, {A::PtrToSpinLock}},
-      {94, "bpf_spin_unlock", spin_unlock, R::Void, {A::PtrToSpinLock}},
+      {93, "bpf_spin_lock", spin_lock, R::Void, {A::PtrToSpinLock}, Resource::TakesLock},
+      {94, "bpf_spin_unlock", spin_unlock, R::Void, {A::PtrToSpinLock}, Resource::GivesLock},
       {125, "bpf_ktime_get_boot_ns", ktime_boot_ns, R::Integer, {}},
       {130, "bpf_ringbuf_output", ringbuf_output, R::Integer, {A::ConstMapPtr, A::PtrToMem, A::ConstSizeOrZero, A::Anything}},
-      {131, "bpf_ringbuf_reserve", ringbuf_reserve, R::AllocMemOrNull, {A::ConstMapPtr, A::Anything, A::Anything}},
-      {132, "bpf_ringbuf_submit", ringbuf_submit, R::Void, {A::PtrToAllocMem, A::Anything}},
-      {133, "bpf_ringbuf_discard", ringbuf_discard, R::Void, {A::PtrToAllocMem, A::Anything}},
+      {131, "bpf_ringbuf_reserve", ringbuf_reserve, R::AllocMemOrNull, {A::ConstMapPtr, A::Anything, A::Anything},
+       Resource::AcquiresRef},
+      {132, "bpf_ringbuf_submit", ringbuf_submit, R::Void, {A::PtrToAllocMem, A::Anything}, Resource::ReleasesRef},
+      {133, "bpf_ringbuf_discard", ringbuf_discard, R::Void, {A::PtrToAllocMem, A::Anything}, Resource::ReleasesRef},
       {160, "bpf_ktime_get_coarse_ns", ktime_coarse_ns, R::Integer, {}},
       {164, "bpf_for_each_map_elem", for_each_map_elem, R::Integer, {A::ConstMapPtr, A::PtrToFunc, A::Anything, A::Anything}},
       {177, "bpf_trace_vprintk", trace_vprintk, R::Integer,
@@ -430,7 +432,7 @@ HelperRegistry make_builtin() {
   for (const Def& d : defs) {
     const bool moves_packet = d.id == 44 || d.id == 54 || d.id == 65;  // adjust_head, adjust_meta, adjust_tail
     const bool writes = moves_packet || d.id == 190 || d.id == 12;       // xdp_store_bytes, tail_call
-    reg.set(Helper{d.id, d.name, d.fn, nullptr, HelperProto{d.ret, d.args, moves_packet, writes}});
+    reg.set(Helper{d.id, d.name, d.fn, nullptr, HelperProto{d.ret, d.args, moves_packet, writes, d.resource}});
   }
   return reg;
 }

@@ -1,6 +1,7 @@
 #include "verifier/state.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <optional>
 
 namespace ebpfvm::verifier {
@@ -99,8 +100,9 @@ std::optional<Value> join_null(const Value& a, const Value& b, const JoinHooks* 
     if (or_null(p->kind) == Kind::Uninit) return std::nullopt;
     Value v = *p;
     v.kind = or_null(p->kind);
-    // copies share null-ness only when the pointer side's copies did
-    v.id = ids && p->id != kUnlinked ? ids->id(a, b) : kUnlinked;
+    // copies share null-ness only when the pointer side's copies did; a reference keeps its id,
+    // which is what gives it back (on the null side it was never taken)
+    if (v.kind != Kind::AllocMemOrNull) v.id = ids && p->id != kUnlinked ? ids->id(a, b) : kUnlinked;
     return v;
   }
   // a pointer on one side, the same pointer-or-null on the other
@@ -143,13 +145,14 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
       }
       return join_offsets(a, b, widening, ids);
     case Kind::Stack: case Kind::MapValue: case Kind::Mem: case Kind::AllocMem: {
+      if (a.kind == Kind::AllocMem && a.id != b.id) return {};  // two references: neither is known
       if (a.off == b.off) {
         Value v = a;
         v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);
         return v;
       }
       Value v = join_offsets(a, b, widening, nullptr);
-      v.id = 0, v.range = 0;
+      v.id = a.kind == Kind::AllocMem ? a.id : 0, v.range = 0;
       return v;
     }
   }
@@ -177,13 +180,40 @@ Slot join(const Slot& a, const Slot& b, bool widening, const JoinHooks* ids) {
 
 }  // namespace
 
+namespace {
+
+std::vector<uint32_t> set_union(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
+  std::vector<uint32_t> out;
+  std::set_union(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out));
+  return out;
+}
+
+}  // namespace
+
 State join(const State& a, const State& b, bool widening, const JoinHooks* ids) {
   State out = a;
   for (size_t f = 0; f < a.frames.size() && f < b.frames.size(); ++f) {
     for (size_t r = 0; r < 11; ++r) out.frames[f].regs[r] = join(a.frames[f].regs[r], b.frames[f].regs[r], widening, ids);
     for (int i = 0; i < kSlots; ++i) out.frames[f].stack[i] = join(a.frames[f].stack[i], b.frames[f].stack[i], widening, ids);
+    out.frames[f].entry_refs = set_union(a.frames[f].entry_refs, b.frames[f].entry_refs);
   }
+  // A reference held on either path must still be given back; its pointer, where the paths
+  // disagree about it, is unusable (the value join), so it is never given back twice.
+  out.refs = set_union(a.refs, b.refs);
   return out;
+}
+
+bool holds_ref(const State& s, uint32_t id) { return std::binary_search(s.refs.begin(), s.refs.end(), id); }
+
+void release_ref(State& s, uint32_t id) {
+  s.refs.erase(std::remove(s.refs.begin(), s.refs.end(), id), s.refs.end());
+  auto is_it = [&](const Value& v) { return (v.kind == Kind::AllocMem || v.kind == Kind::AllocMemOrNull) && v.id == id; };
+  for (Frame& f : s.frames) {
+    for (Value& v : f.regs)
+      if (is_it(v)) v = {};
+    for (Slot& sl : f.stack)
+      if (sl.spill_size && is_it(sl.spill)) sl = {};  // no byte of the old address is readable either
+  }
 }
 
 void retire_id(State& s, uint32_t id) {

@@ -68,11 +68,19 @@ inline constexpr int kSlots = isa::kStackSize / 8;
 struct Frame {
   std::array<Value, 11> regs{};
   std::array<Slot, kSlots> stack{};
+  // A callback's frame: the references held when it was called. It returns holding exactly
+  // these (it may run any number of times: what it takes it gives back, and nothing else).
+  std::vector<uint32_t> entry_refs;
   bool operator==(const Frame&) const = default;
 };
 
 struct State {
   std::vector<Frame> frames;
+  // References the program holds (Resource::AcquiresRef), sorted: each is the id its pointer
+  // values carry, the instruction after the acquiring call. Joined paths hold what either holds.
+  std::vector<uint32_t> refs;
+  // The spin lock held: 0 for none, else lock_id() of its map value and offset.
+  uint64_t lock = 0;
   bool operator==(const State&) const = default;
   Frame& top() { return frames.back(); }
   const Frame& top() const { return frames.back(); }
@@ -88,8 +96,13 @@ struct JoinHooks {
 };
 
 Value join(const Value& a, const Value& b, bool widening, const JoinHooks* hooks = nullptr);
-// Both states have the same frames (they come from the same calling context).
+// Both states have the same frames (they come from the same calling context) and hold the same
+// lock (the analysis refuses paths that meet holding different ones).
 State join(const State& a, const State& b, bool widening = false, const JoinHooks* hooks = nullptr);
+
+bool holds_ref(const State& s, uint32_t id);
+// Gives back reference `id`: every copy of its pointer, in every frame, becomes unusable.
+void release_ref(State& s, uint32_t id);
 
 // Every register and stack slot holding `id` gets kUnlinked: the instruction that created the id
 // runs again (a loop), and its new value must not be mistaken for the old one.

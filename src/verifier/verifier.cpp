@@ -197,6 +197,10 @@ class Analyzer {
   CallArgs check_args(State& st, uint32_t pc, const Helper* h);
   Value helper_result(State& st, uint32_t pc, const Helper* h, const CallArgs& args);
   Frame callback_frame(uint32_t helper_id, State& caller);
+  void resources(State& st, uint32_t pc, const Helper* h);
+  uint64_t lock_id(State& st, uint32_t pc);
+  std::string lock_text(uint64_t lock) const;
+  std::string refs_text(const std::vector<uint32_t>& refs) const;
 
   // ---- memory ----
   enum class Mode { Read, Write };
@@ -259,6 +263,8 @@ std::string Analyzer::state_text(const State& st) const {
     out += s.spill_size == 8 ? s.spill.str(map_names_) : (s.init == 0xff ? "mmmmmmmm" : hex(s.init));
   }
   if (st.frames.size() > 1) out = "frame" + std::to_string(st.frames.size() - 1) + ": " + out;
+  if (!st.refs.empty()) out += " refs=[" + refs_text(st.refs) + "]";
+  if (st.lock) out += " lock=(" + lock_text(st.lock) + ")";
   return out;
 }
 
@@ -302,6 +308,9 @@ void Analyzer::merge(const Key& k, State st, bool widening) {
     work_.insert(k);
     return;
   }
+  if (it->second.lock != st.lock)
+    reject(k[KeyLess{&cfg_}.levels(k).back().begin] & ~kCallbackBit,
+           "paths meet holding different spin locks (" + lock_text(it->second.lock) + " and " + lock_text(st.lock) + ")");
   // ids for packet pointers this join rebases: one per (state, joined pair), stable across rejoins
   JoinHooks hooks;
   hooks.id = [&, node = &it->first](const Value& a, const Value& b) {
@@ -619,6 +628,8 @@ void Analyzer::branch(const Key& key, State st, uint32_t pc, const Insn& in) {
         };
         settle(null_branch, true);
         settle(live_branch, false);
+        // a reference that is null was never taken
+        if (p.id != kUnlinked) null_branch.refs.erase(std::remove(null_branch.refs.begin(), null_branch.refs.end(), p.id), null_branch.refs.end());
       } else {
         // a pointer that cannot be null
         (op == Cmp::Eq ? taken_ok : fall_ok) = false;
@@ -892,6 +903,7 @@ Frame Analyzer::callback_frame(uint32_t helper_id, State& caller) {
     cb.regs[3] = Value::pointer(Kind::MapValue, m.aux);
     cb.regs[4] = reg(caller, 3);
   }
+  cb.entry_refs = caller.refs;
   return cb;
 }
 
@@ -1005,8 +1017,10 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
   const std::string name = h->name + "#" + std::to_string(h->id);
   const CallArgs args = check_args(st, pc, h);
   if (h->proto.writes_packet || h->proto.changes_packet_data) report_.writes_packet = true;
+  resources(st, pc, h);
   const std::optional<Value>& func = args.func;
   const Value ret = helper_result(st, pc, h, args);
+  if (h->proto.resource == Resource::AcquiresRef) st.refs.insert(std::lower_bound(st.refs.begin(), st.refs.end(), pc + 1), pc + 1);
   if (func) {
     // The callback runs zero or more times: the path that skips it, then the callback itself.
     if (h->id != kHelperLoop && h->id != kHelperForEach) reject(pc, name + " takes a callback this verifier does not know how to call");
@@ -1034,8 +1048,67 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
   if (h->proto.changes_packet_data) invalidate_packet(st);
 }
 
+// What a call does to the references and the lock the program holds (the prototype says).
+void Analyzer::resources(State& st, uint32_t pc, const Helper* h) {
+  const std::string name = h->name + "#" + std::to_string(h->id);
+  const Resource res = h->proto.resource;
+  if (st.lock && res != Resource::GivesLock && res != Resource::TakesLock)
+    reject(pc, "function calls are not allowed while holding a lock (" + name + " with " + lock_text(st.lock) + " held)");
+  if (h->id == 12 && !st.refs.empty())
+    reject(pc, "tail_call would lead to reference leak: " + refs_text(st.refs) + " still held");
+  switch (res) {
+    case Resource::None: break;
+    case Resource::AcquiresRef:
+      if (holds_ref(st, pc + 1))
+        reject(pc, name + " acquires again while the reference it acquired before is held (alloc_insn=" + std::to_string(pc) + ")");
+      break;
+    case Resource::ReleasesRef: {
+      const Value& v = read(st, pc, 1);
+      if (!holds_ref(st, v.id)) reject(pc, "R1 must be a referenced pointer when passed to release function " + name);
+      release_ref(st, v.id);
+      break;
+    }
+    case Resource::TakesLock: {
+      const uint64_t id = lock_id(st, pc);
+      if (st.lock) reject(pc, "Locking two bpf_spin_locks are not allowed (" + lock_text(st.lock) + " is held)");
+      st.lock = id;
+      break;
+    }
+    case Resource::GivesLock: {
+      const uint64_t id = lock_id(st, pc);
+      if (!st.lock) reject(pc, "bpf_spin_unlock without taking a lock");
+      if (st.lock != id) reject(pc, "bpf_spin_unlock of different lock: " + lock_text(id) + " while " + lock_text(st.lock) + " is held");
+      st.lock = 0;
+      break;
+    }
+  }
+}
+
+// A lock by the map and the offset in its value of the word R1 points at (the value's variable
+// part must be known: one lock, not one of several).
+uint64_t Analyzer::lock_id(State& st, uint32_t pc) {
+  const Value& v = read(st, pc, 1);
+  if (v.kind != Kind::MapValue || !v.s.is_const()) reject(pc, "R1 doesn't have constant offset. bpf_spin_lock has to be at the constant offset");
+  const uint64_t off = static_cast<uint32_t>(v.off + static_cast<int64_t>(v.s.value()));
+  return (static_cast<uint64_t>(v.aux) + 1) << 32 | off;
+}
+
+std::string Analyzer::lock_text(uint64_t lock) const {
+  if (!lock) return "no lock";
+  const uint32_t aux = static_cast<uint32_t>((lock >> 32) - 1);
+  return "the lock at offset " + std::to_string(static_cast<uint32_t>(lock)) + " of map " + map_names_[aux];
+}
+
+std::string Analyzer::refs_text(const std::vector<uint32_t>& refs) const {
+  if (refs.empty()) return "none";
+  std::string out;
+  for (uint32_t id : refs) out += (out.empty() ? "" : ", ") + std::string("id=") + std::to_string(id) + " alloc_insn=" + std::to_string(id - 1);
+  return out;
+}
+
 void Analyzer::call_local(const Key& key, State st, uint32_t pc, const Insn& in) {
   current_ = &st;
+  if (st.lock) reject(pc, "function calls are not allowed while holding a lock (" + lock_text(st.lock) + " held)");
   if (st.frames.size() >= isa::kMaxCallFrames)
     reject(pc, "the call stack of " + std::to_string(st.frames.size() + 1) + " frames is too deep");
   const auto target = static_cast<uint32_t>(isa::jump_target(in, pc));
@@ -1054,12 +1127,15 @@ void Analyzer::call_local(const Key& key, State st, uint32_t pc, const Insn& in)
 void Analyzer::exit(const Key& key, State st, uint32_t pc) {
   current_ = &st;
   const Value r0 = read(st, pc, 0);
+  if (st.lock) reject(pc, "bpf_spin_unlock is missing: " + lock_text(st.lock) + " is held at exit");
   if (st.frames.size() == 1) {
     if (r0.kind != Kind::Scalar) reject(pc, "R0 leaks addr as return value: At program exit R0 is " + r0.str(map_names_));
+    if (!st.refs.empty()) reject(pc, "Unreleased reference " + refs_text(st.refs));
     return;
   }
   const auto depth = static_cast<uint32_t>(st.frames.size() - 1);
   if (r0.kind == Kind::Stack && r0.aux == depth) reject(pc, "cannot return a pointer to the function's own stack");
+  const std::vector<uint32_t> entry_refs = std::move(st.top().entry_refs);
   st.frames.pop_back();
   for (Frame& f : st.frames) {
     for (Value& v : f.regs)
@@ -1081,6 +1157,9 @@ void Analyzer::exit(const Key& key, State st, uint32_t pc) {
     return;
   }
   // a callback: it must say continue (0) or stop (1); then the helper returns, or calls it again
+  if (st.refs != entry_refs)
+    reject(pc, "a callback must return holding the references it was called with (it may run any number of times): called holding " +
+                   refs_text(entry_refs) + ", returns holding " + refs_text(st.refs));
   if (r0.kind != Kind::Scalar || r0.s.umax > 1)
     reject(pc, "At callback return the register R0 has value " + r0.str(map_names_) + " and should have been in [0, 1]");
   State again = st;

@@ -80,7 +80,10 @@ int misc(struct xdp_md *ctx)
 		bpf_ringbuf_discard(rec, 0);
 	__u32 word = 0x12345678;
 	res[15] = bpf_ringbuf_output(&events, &word, sizeof(word), 0);
-	res[16] = bpf_ringbuf_reserve(&events, 8192, 0) == 0; /* larger than the ring */
+	rec = bpf_ringbuf_reserve(&events, 8192, 0); /* larger than the ring */
+	res[16] = rec == 0;
+	if (rec) /* never; without it the reference would leak, and the verifier refuses that */
+		bpf_ringbuf_discard(rec, 0);
 
 	__u64 sample = 0x1122;
 	res[17] = bpf_perf_event_output(ctx, &perf, BPF_F_CURRENT_CPU | (4ULL << 32), &sample, sizeof(sample));
