@@ -31,6 +31,10 @@ struct VerifyOptions {
   // Instructions the analysis may interpret (each loop iteration counts) before it gives up with
   // "program too complex"; the kernel's limit.
   uint64_t complexity_limit = 1'000'000;
+  // Callback invocations one run may make in all (bpf_loop, bpf_for_each_map_elem, nested ones
+  // multiplied): a program that could make more is refused. The kernel's bpf_loop allows 2^23
+  // iterations per call; this bounds the whole run by the same number.
+  uint64_t max_callback_iterations = 1ull << 23;
 };
 
 struct VerifyReport {
@@ -41,6 +45,12 @@ struct VerifyReport {
   // the adjust helpers, or a tail call into another program. When false, it may run on a
   // read-only view of the packet (XdpBuffer::view) without a copy.
   bool writes_packet = false;
+  // Upper bounds for one run of the program, proven by the analysis: instructions executed (loops
+  // as unrolled, callbacks times their iteration counts; saturates at UINT64_MAX) and callback
+  // invocations. A tail call starts another program, which has its own bound: a run is at most
+  // 33 tail calls long.
+  uint64_t max_insns = 0;
+  uint64_t max_callback_iterations = 0;
   std::string log;              // verbose mode only
 };
 

@@ -38,6 +38,7 @@ constexpr uint64_t kMaxPacketOff = 0xffff;      // the kernel's MAX_PACKET_OFF
 constexpr int64_t kMaxVarOff = 1 << 29;         // the kernel's BPF_MAX_VAR_OFF
 constexpr uint32_t kCallbackUnroll = 2;         // callback iterations kept apart before widening
 constexpr uint32_t kHelperLoop = 181, kHelperForEach = 164;
+constexpr uint64_t kMaxLoops = 1ull << 23;      // bpf_loop's most iterations (the kernel's BPF_MAX_LOOPS)
 constexpr size_t kMaxStates = 20'000;             // about 7 KB each per frame: 140 MB at most
 
 // ---- keys ---------------------------------------------------------------------------------------
@@ -128,7 +129,7 @@ Cmp cmp_of(uint8_t opcode) {
 
 class Analyzer {
  public:
-  Analyzer(const Input& in, const Cfg& cfg) : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}) {
+  Analyzer(const Input& in, const Cfg& cfg) : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}), block_insns_(KeyLess{&cfg}) {
     for (const MapRef& m : in.maps) map_names_.push_back(m.spec->name);
   }
 
@@ -148,6 +149,28 @@ class Analyzer {
   std::map<std::pair<uint32_t, uint32_t>, uint32_t> merged_;
   std::vector<std::unique_ptr<MapSpec>> owned_;
   uint32_t next_join_id_ = 0x40000000;  // above every instruction index
+
+  // ---- the work bound (see bound()) ----
+  struct CallbackCall {
+    Key caller;       // the calling state's key
+    uint32_t pc;      // the helper call
+    uint64_t times;   // how often one call may invoke the callback
+  };
+  std::map<Key, uint32_t, KeyLess> block_insns_;  // instructions of each state's block
+  std::vector<CallbackCall> callback_calls_;
+  struct Bound {
+    uint64_t insns = 0, callbacks = 0;
+    uint32_t site = 0;    // the call that starts the costliest chain of callback calls
+    std::string nesting;  // that chain, for the message
+  };
+  struct Invocations {  // what each invocation (main program, callback) holds
+    std::map<Key, uint64_t> insns;
+    std::map<Key, std::vector<const CallbackCall*>> calls;
+    std::map<Key, Bound> memo;
+  };
+  Key invocation(const Key& k) const;
+  Bound bound(const Key& prefix, Invocations& inv) const;
+  void bound_work();
 
   // ---- helpers ----
   [[noreturn]] void reject(uint32_t pc, std::string reason) {
@@ -294,6 +317,7 @@ VerifyReport Analyzer::run() {
     run_block(k, states_.at(k));
   }
   report_.states = states_.size();
+  bound_work();
   return report_;
 }
 
@@ -360,8 +384,11 @@ void Analyzer::run_block(const Key& key, State st) {
   current_ = &st;
   const std::vector<Level> levels = KeyLess{&cfg_}.levels(key);
   uint32_t pc = levels.back().pc;
+  uint32_t& block_insns = block_insns_[key];
+  block_insns = 0;
   for (;;) {
     const Insn& in = insns_[pc];
+    ++block_insns;
     if (++report_.insns_analysed > in_.options.complexity_limit) {
       std::string loop;
       const Level& l = levels.back();
@@ -1024,6 +1051,10 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
   if (func) {
     // The callback runs zero or more times: the path that skips it, then the callback itself.
     if (h->id != kHelperLoop && h->id != kHelperForEach) reject(pc, name + " takes a callback this verifier does not know how to call");
+    // bpf_loop runs it at most r1 times (more than 2^23 fails without a call); for_each once per element
+    const uint64_t times = h->id == kHelperLoop ? std::min<uint64_t>(read(st, pc, 1).s.umax, kMaxLoops)
+                                                : map(*args.map).spec->max_entries;
+    callback_calls_.push_back({key, pc, times});
     State skip = st;
     for (int r = 1; r <= 5; ++r) reg(skip, r) = {};
     reg(skip, 0) = ret;
@@ -1179,6 +1210,78 @@ void Analyzer::exit(const Key& key, State st, uint32_t pc) {
   nk.push_back(fn.aux);
   nk.resize(nk.size() + cfg_.loops_of[fn.aux].size(), 0);
   merge(nk, std::move(again), iter == kCallbackUnroll);
+}
+
+// ---- the work bound ------------------------------------------------------------------------------
+// One invocation of the main program or of a callback runs through its unrolled states at most
+// once each (loops are unrolled into distinct states, and a callback's later invocations are
+// other invocations), so its instructions are bounded by its states' block sizes added up, plus,
+// for each callback call in those states, the callback's bound times how often it may run. The
+// invocation a state belongs to is its key up to its innermost callback level.
+
+namespace {
+
+uint64_t sat_add(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+uint64_t sat_mul(uint64_t a, uint64_t b) { return a && b > UINT64_MAX / a ? UINT64_MAX : a * b; }
+
+}  // namespace
+
+Key Analyzer::invocation(const Key& k) const {
+  size_t end = 0;
+  for (size_t i = 0; i < k.size();) {
+    const Level l = KeyLess{&cfg_}.level_at(k, i);
+    if (l.callback) end = i;
+  }
+  return Key(k.begin(), k.begin() + static_cast<std::ptrdiff_t>(end));
+}
+
+Analyzer::Bound Analyzer::bound(const Key& prefix, Invocations& inv) const {
+  if (auto it = inv.memo.find(prefix); it != inv.memo.end()) return it->second;
+  Bound b;
+  b.insns = inv.insns[prefix];
+  uint64_t worst = 0;
+  for (const CallbackCall* c : inv.calls[prefix]) {
+    // the callee's invocation, for each iteration the analysis kept apart: the worst of them
+    const Level last = KeyLess{&cfg_}.levels(c->caller).back();
+    Bound callee;
+    for (uint32_t iter = 0; iter <= kCallbackUnroll; ++iter) {
+      Key p(c->caller.begin(), c->caller.begin() + static_cast<std::ptrdiff_t>(last.begin));
+      p.push_back(c->pc | kCallbackBit);
+      p.push_back(iter);
+      p.insert(p.end(), c->caller.begin() + static_cast<std::ptrdiff_t>(last.counts),
+               c->caller.begin() + static_cast<std::ptrdiff_t>(last.counts + last.n));
+      const Bound one = bound(p, inv);
+      callee.insns = std::max(callee.insns, one.insns);
+      if (one.callbacks >= callee.callbacks) callee.callbacks = one.callbacks, callee.nesting = one.nesting;
+    }
+    b.insns = sat_add(b.insns, sat_mul(c->times, callee.insns));
+    const uint64_t calls = sat_mul(c->times, sat_add(1, callee.callbacks));
+    b.callbacks = sat_add(b.callbacks, calls);
+    if (calls > worst) {
+      worst = calls;
+      const Helper* h = in_.helpers->find(static_cast<uint32_t>(insns_[c->pc].imm));
+      b.site = c->pc;
+      b.nesting = h->name + " at insn " + std::to_string(c->pc) + " (" + std::to_string(c->times) + " times)" +
+                  (callee.nesting.empty() ? "" : ", calling " + callee.nesting);
+    }
+  }
+  inv.memo.emplace(prefix, b);
+  return b;
+}
+
+void Analyzer::bound_work() {
+  Invocations inv;
+  for (const auto& [key, n] : block_insns_) {
+    uint64_t& total = inv.insns[invocation(key)];
+    total = sat_add(total, n);
+  }
+  for (const CallbackCall& c : callback_calls_) inv.calls[invocation(c.caller)].push_back(&c);
+  const Bound b = bound(Key{}, inv);
+  report_.max_insns = b.insns;
+  report_.max_callback_iterations = b.callbacks;
+  if (b.callbacks > in_.options.max_callback_iterations)
+    reject(b.site, "one run may invoke callbacks " + std::to_string(b.callbacks) + " times, more than the limit of " +
+                       std::to_string(in_.options.max_callback_iterations) + ": " + b.nesting);
 }
 
 }  // namespace

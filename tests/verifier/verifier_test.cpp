@@ -168,3 +168,38 @@ TEST_CASE("verifier: clang's code for real parsing shapes is accepted and runs a
   CHECK(test::read_as<uint64_t>(value, 5 * 8) == 1);    // one TCP header of 5 words
   CHECK(test::read_as<uint64_t>(value, 15 * 8) == 8);   // bpf_loop ran the callback 8 times, once per passed packet
 }
+
+TEST_CASE("verifier: the report bounds one run's instructions and callback invocations") {
+  auto bounds = [](const std::string& text, uint64_t limit = 1ull << 23) {
+    auto p = Program::from_assembly(text);
+    REQUIRE(p.ok());
+    VerifyOptions v;
+    v.max_callback_iterations = limit;
+    return verify(*p, HelperRegistry::builtin(), {}, v);
+  };
+  // Straight line: its instructions (lddw counts once, as it runs once).
+  auto line = bounds("r0 = 1 ll\nr0 += 2\nexit\n");
+  REQUIRE(line.ok());
+  CHECK(line->max_insns == 3);
+  CHECK(line->max_callback_iterations == 0);
+  // The shorter branch does not count twice: both paths are bounded by the blocks' sum, 5.
+  auto branches = bounds("r0 = *(u32 *)(r1 + 16)\nif r0 == 0 goto z\nr0 = 1\nexit\nz:\nr0 = 2\nexit\n");
+  REQUIRE(branches.ok());
+  CHECK(branches->max_insns == 6);
+  // A loop of 4 iterations, 3 instructions each, after 1 and before 1.
+  auto loop = bounds("r0 = 0\nl:\nr0 += 1\nif r0 < 4 goto l\nexit\n");
+  REQUIRE(loop.ok());
+  CHECK(loop->max_insns == 1 + 4 * 2 + 1);
+  // bpf_loop 10 times over a 2-instruction callback, inside 6 instructions of the program.
+  const std::string ten = "r1 = 10\nr2 = code(cb) ll\nr3 = 0\nr4 = 0\ncall 181\nexit\ncb:\nr0 = 0\nexit\n";
+  auto calls = bounds(ten);
+  REQUIRE(calls.ok());
+  CHECK(calls->max_callback_iterations == 10);
+  CHECK(calls->max_insns == 6 + 10 * 2);
+  // The limit is an option: 10 invocations against a limit of 9.
+  auto over = bounds(ten, 9);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.error().where.insn == std::optional<uint32_t>(5));
+  CHECK(over.error().message ==
+        "one run may invoke callbacks 10 times, more than the limit of 9: bpf_loop at insn 5 (10 times)");
+}
