@@ -182,7 +182,7 @@ TEST_CASE("verifier: the report bounds one run's instructions and callback invoc
   REQUIRE(line.ok());
   CHECK(line->max_insns == 3);
   CHECK(line->max_callback_iterations == 0);
-  // The shorter branch does not count twice: both paths are bounded by the blocks' sum, 5.
+  // The blocks add up (6), more than either path runs (4): an upper bound, not the longest path.
   auto branches = bounds("r0 = *(u32 *)(r1 + 16)\nif r0 == 0 goto z\nr0 = 1\nexit\nz:\nr0 = 2\nexit\n");
   REQUIRE(branches.ok());
   CHECK(branches->max_insns == 6);
