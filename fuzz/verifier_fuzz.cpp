@@ -1,14 +1,16 @@
 // libFuzzer target: the verifier's promise. The fuzzer's bytes drive fuzz/program_gen.hpp, then
 // mutate a few instructions of the result (offsets, immediates, registers, opcodes), which makes
 // many programs unsafe. Each is verified for its 256-byte buffer; an accepted one then runs in the
-// checked interpreter, which must see no out-of-bounds access and no endless run. A violation is
-// a verifier bug and aborts.
+// checked interpreter, which must see no out-of-bounds access and no endless run, and in which
+// every register before every instruction must lie inside the verifier's abstract state (the
+// containment oracle). A violation is a verifier bug and aborts.
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
 #include "ebpfvm/ebpfvm.hpp"
 #include "program_gen.hpp"
+#include "verifier/oracle.hpp"
 
 namespace {
 
@@ -44,7 +46,11 @@ bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size) {
   vo.context = ebpfvm::VerifyOptions::Context::Memory;
   vo.memory_size = ebpfvm::gen::kBufferSize;
   vo.complexity_limit = 50'000;  // mutated loops that never end are common: give up on them early
-  if (!ebpfvm::verify(*prog, {}, {}, vo)) return false;
+  vo.record_states = true;
+  auto report = ebpfvm::verify(*prog, {}, {}, vo);
+  if (!report) return false;
+  ebpfvm::detail::ContainmentOracle oracle;
+  oracle.add(nullptr, report->abstract_states);
   auto checked = ebpfvm::Interpreter::create(*prog, {}, {ebpfvm::Safety::Checked, 50'000'000, 0});
   if (!checked) std::abort();
   std::vector<uint8_t> mem(ebpfvm::gen::kBufferSize);
@@ -53,6 +59,10 @@ bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size) {
   if (!r) {
     std::fprintf(stderr, "verified, yet the checked run failed: %s\n%s\n", r.error().to_string().c_str(),
                  prog->disassemble().c_str());
+    std::abort();
+  }
+  if (!oracle.failure().empty()) {
+    std::fprintf(stderr, "a state outside the verifier's: %s\n%s\n", oracle.failure().c_str(), prog->disassemble().c_str());
     std::abort();
   }
   return true;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 
@@ -19,6 +20,10 @@
 #include "ebpfvm/program.hpp"
 
 namespace ebpfvm {
+
+namespace detail {
+struct AbstractStates;
+}
 
 struct VerifyOptions {
   enum class Context : uint8_t {
@@ -35,6 +40,10 @@ struct VerifyOptions {
   // multiplied): a program that could make more is refused. The kernel's bpf_loop allows 2^23
   // iterations per call; this bounds the whole run by the same number.
   uint64_t max_callback_iterations = 1ull << 23;
+  // For tests and fuzzers: keep the abstract registers before every instruction
+  // (VerifyReport::abstract_states), which the checked interpreter can then hold every concrete run
+  // against: the containment oracle (src/verifier/oracle.hpp).
+  bool record_states = false;
 };
 
 struct VerifyReport {
@@ -52,6 +61,7 @@ struct VerifyReport {
   uint64_t max_insns = 0;
   uint64_t max_callback_iterations = 0;
   std::string log;              // verbose mode only
+  std::shared_ptr<const detail::AbstractStates> abstract_states;  // VerifyOptions::record_states only
 };
 
 // `maps`: what `lddw map_idx(N)` / `map_fd(N)` refer to. Frozen array maps (.rodata) are read as

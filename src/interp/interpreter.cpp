@@ -149,6 +149,7 @@ Outcome execute(const InterpImage* img, const RunArgs* args, RunState* run, cons
   uint64_t budget = run->budget;
   const TInsn* base = cur->code.data();
   const TInsn* ip = entry->ip;
+  detail::StepObserver* const observer = kChecked ? detail::t_step_observer : nullptr;
 
 #define DST R[ip->dst]
 #define SRC R[ip->src]
@@ -156,13 +157,15 @@ Outcome execute(const InterpImage* img, const RunArgs* args, RunState* run, cons
 #define DST32 static_cast<uint32_t>(R[ip->dst])
 #define SRC32 static_cast<uint32_t>(R[ip->src])
 #define IMM32 static_cast<uint32_t>(ip->imm)
-#define DISPATCH                                   \
-  do {                                             \
-    if constexpr (kChecked) {                      \
-      if (budget == 0) goto fault_budget;          \
-      --budget;                                    \
-    }                                              \
-    goto *ip->label;                               \
+#define DISPATCH                                                                            \
+  do {                                                                                      \
+    if constexpr (kChecked) {                                                               \
+      if (observer) [[unlikely]]                                                            \
+        observer->step(cur, static_cast<size_t>(ip - base), R, *run);                       \
+      if (budget == 0) goto fault_budget;                                                   \
+      --budget;                                                                             \
+    }                                                                                       \
+    goto *ip->label;                                                                        \
   } while (0)
 #define NEXT \
   do {       \

@@ -61,6 +61,7 @@ bool RunState::take_alloc(uint64_t ptr) {
 }
 
 thread_local constinit RunState* t_current_run = nullptr;
+thread_local constinit StepObserver* t_step_observer = nullptr;
 thread_local constinit RunState* t_first = nullptr;
 thread_local constinit bool t_first_busy = false;
 

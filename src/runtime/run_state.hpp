@@ -111,6 +111,17 @@ inline void clear_redirect(RedirectTarget& r) {
 // constinit, here and below: no dynamic initialisation, so other files reach these without a
 // call to the TLS wrapper.
 extern thread_local constinit RunState* t_current_run;
+
+// Tests and fuzzers (the containment oracle, verifier/oracle.hpp): told before every instruction
+// a checked interpreter run on this thread executes. `image` is the running InterpImage, `slot`
+// the instruction, `regs` r0..r10.
+struct StepObserver {
+  virtual void step(const void* image, size_t slot, const uint64_t* regs, const RunState& run) = 0;
+
+ protected:
+  ~StepObserver() = default;
+};
+extern thread_local constinit StepObserver* t_step_observer;
 inline RunState* current_run() { return t_current_run; }
 
 // States are clean (as reset() leaves them) while nobody holds them.

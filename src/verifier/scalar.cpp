@@ -118,6 +118,12 @@ Scalar Scalar::srange(int64_t min, int64_t max) {
 
 Scalar Scalar::bits(unsigned width) { return width >= 64 ? unknown() : urange(0, (1ull << width) - 1); }
 
+bool Scalar::contains(uint64_t v) const {
+  return !empty() && v >= umin && v <= umax && static_cast<int64_t>(v) >= smin && static_cast<int64_t>(v) <= smax &&
+         static_cast<uint32_t>(v) >= u32min && static_cast<uint32_t>(v) <= u32max && static_cast<int32_t>(v) >= s32min &&
+         static_cast<int32_t>(v) <= s32max && (v & ~t.mask) == t.value;
+}
+
 bool Scalar::empty() const {
   if (umin > umax || smin > smax || u32min > u32max || s32min > s32max) return true;
   return (t.value & t.mask) != 0;

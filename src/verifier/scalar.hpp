@@ -53,6 +53,7 @@ struct Scalar {
   bool is_const() const { return t.mask == 0; }
   uint64_t value() const { return t.value; }
   bool empty() const;
+  bool contains(uint64_t v) const;  // v is one of the values this stands for
   void sync();  // tighten every view from the others
 
   bool operator==(const Scalar&) const = default;

@@ -18,6 +18,7 @@
 #include "maps/map_impl.hpp"
 #include "program_data.hpp"
 #include "verifier/cfg.hpp"
+#include "verifier/oracle.hpp"
 #include "verifier/state.hpp"
 
 namespace ebpfvm::verifier {
@@ -131,6 +132,10 @@ class Analyzer {
  public:
   Analyzer(const Input& in, const Cfg& cfg) : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}), block_insns_(KeyLess{&cfg}) {
     for (const MapRef& m : in.maps) map_names_.push_back(m.spec->name);
+    if (in.options.record_states) {
+      record_ = std::make_shared<detail::AbstractStates>();
+      record_->at.resize(insns_.size());
+    }
   }
 
   VerifyReport run();
@@ -149,6 +154,10 @@ class Analyzer {
   std::map<std::pair<uint32_t, uint32_t>, uint32_t> merged_;
   std::vector<std::unique_ptr<MapSpec>> owned_;
   uint32_t next_join_id_ = 0x40000000;  // above every instruction index
+
+  // VerifyOptions::record_states: the innermost frame's registers before each instruction
+  std::shared_ptr<detail::AbstractStates> record_;
+  void record(const State& st, uint32_t pc);
 
   // ---- the work bound (see bound()) ----
   struct CallbackCall {
@@ -318,7 +327,22 @@ VerifyReport Analyzer::run() {
   }
   report_.states = states_.size();
   bound_work();
+  if (record_) {
+    record_->map_names = map_names_;
+    report_.abstract_states = record_;
+  }
   return report_;
+}
+
+void Analyzer::record(const State& st, uint32_t pc) {
+  auto& at = record_->at[pc];
+  const auto frame = static_cast<uint32_t>(st.frames.size() - 1);
+  if (!at) {
+    at = detail::AbstractStates::At{st.top().regs, frame};
+    return;
+  }
+  for (int r = 0; r <= 10; ++r) at->regs[r] = join(at->regs[r], st.top().regs[r], false);
+  if (at->frame != frame) at->frame = UINT32_MAX;  // reached at several depths: stack pointers unchecked
 }
 
 void Analyzer::merge(const Key& k, State st, bool widening) {
@@ -389,6 +413,7 @@ void Analyzer::run_block(const Key& key, State st) {
   for (;;) {
     const Insn& in = insns_[pc];
     ++block_insns;
+    if (record_) record(st, pc);
     if (++report_.insns_analysed > in_.options.complexity_limit) {
       std::string loop;
       const Level& l = levels.back();

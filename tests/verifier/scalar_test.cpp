@@ -10,11 +10,7 @@ using namespace ebpfvm::verifier;
 
 namespace {
 
-bool contains(const Scalar& s, uint64_t v) {
-  return !s.empty() && v >= s.umin && v <= s.umax && static_cast<int64_t>(v) >= s.smin && static_cast<int64_t>(v) <= s.smax &&
-         static_cast<uint32_t>(v) >= s.u32min && static_cast<uint32_t>(v) <= s.u32max &&
-         static_cast<int32_t>(v) >= s.s32min && static_cast<int32_t>(v) <= s.s32max && (v & ~s.t.mask) == s.t.value;
-}
+bool contains(const Scalar& s, uint64_t v) { return s.contains(v); }
 
 // A random abstract value and a random member of it.
 std::pair<Scalar, uint64_t> sample(std::mt19937_64& rng) {

@@ -1,10 +1,13 @@
 // The verifier's promise, tried: programs it accepts run in the checked interpreter, which checks
 // every access, over random and crafted inputs; a fault there is a verifier bug.
 #include <algorithm>
+#include <map>
 #include <catch2/catch.hpp>
 #include <random>
 
+#include "loader/object_data.hpp"
 #include "packets.hpp"
+#include "verifier/oracle.hpp"
 #include "support.hpp"
 
 bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size);
@@ -69,20 +72,28 @@ void fill_maps(Object& obj, std::mt19937& rng) {
 
 }  // namespace
 
-TEST_CASE("verifier soundness: every verified XDP program runs without a fault when every access is checked, whatever its maps hold") {
+TEST_CASE("verifier soundness: every verified XDP program runs without a fault when every access is checked, whatever its maps hold, "
+          "and every state it reaches lies inside the verifier's") {
   std::mt19937 rng(5);
   const auto inputs = packets(rng);
   size_t programs = 0, runs = 0;
+  uint64_t steps = 0;
   for (const std::string& path : xdp_objects()) {
     INFO(path);
     auto verified = Object::open(path), checked = Object::open(path);
     REQUIRE(verified.ok());
     REQUIRE(checked.ok());
-    if (!verified->load()) continue;  // not every object verifies as a whole (faulty.o is not listed)
+    LoadOptions record;
+    record.verify.record_states = true;
+    if (!verified->load(record)) continue;  // not every object verifies as a whole (faulty.o is not listed)
     LoadOptions opts;
     opts.safety = Safety::Checked;
     REQUIRE(checked->load(opts).ok());
     fill_maps(*checked, rng);
+    detail::ContainmentOracle oracle;
+    for (const ProgramInfo& info : checked->programs())
+      if (auto v = verified->program(info.name); v && v->verify_report())
+        oracle.add(checked->program(info.name)->data()->entry->image.get(), v->verify_report()->abstract_states);
     for (const ProgramInfo& info : checked->programs()) {
       auto v = verified->program(info.name);
       auto p = checked->program(info.name);
@@ -93,12 +104,15 @@ TEST_CASE("verifier soundness: every verified XDP program runs without a fault w
         XdpBuffer buf(packet);
         auto r = p->run_xdp(buf);
         if (!r) FAIL("the verifier accepted it, yet: " << r.error().to_string());
+        if (!oracle.failure().empty()) FAIL("a state outside the verifier's, packet " << runs << ": " << oracle.failure());
         ++runs;
       }
     }
+    steps += oracle.steps();
   }
   CHECK(programs >= (libxdp_objects().empty() ? 20 : 30));  // libxdp1's objects hold 14
   CHECK(runs > 10000);
+  CHECK(steps > 1'000'000);  // instructions checked against the abstract state
 }
 
 TEST_CASE("verifier soundness: mutated random programs it accepts never fault in the checked interpreter") {

@@ -1,0 +1,92 @@
+#include "verifier/oracle.hpp"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "progtype/xdp.hpp"
+
+namespace ebpfvm::detail {
+namespace {
+
+using verifier::Kind;
+using verifier::Value;
+
+std::string hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "%#" PRIx64, v);
+  return buf;
+}
+
+// Whether `x` (a concrete address minus the object's base) is a pointer of `v`'s offsets.
+bool at_offsets(const Value& v, uint64_t x) { return v.s.contains(x - static_cast<uint64_t>(static_cast<int64_t>(v.off))); }
+
+// Empty when concrete `x` is one of `v`'s values; otherwise why not.
+std::string contains(const Value& v, uint64_t x, const Concrete& c) {
+  const XdpCtx* xdp = c.xdp;
+  switch (v.kind) {
+    case Kind::Uninit: case Kind::MapPtr: case Kind::MapPtrOrNull: case Kind::MapValueOrNull: case Kind::AllocMemOrNull:
+    case Kind::Func:
+      return "";  // unreadable, or no concrete region known here
+    case Kind::Scalar: return v.s.contains(x) ? "" : "not among its values";
+    case Kind::MapValue: case Kind::AllocMem: return x != 0 ? "" : "null";
+    case Kind::Mem:
+      if (!c.mem) return x != 0 ? "" : "null";
+      return at_offsets(v, x - c.mem) ? "" : "not at its offsets from the memory's start (" + hex(c.mem) + ")";
+    case Kind::Ctx:
+      if (!xdp) return "";
+      return x == reinterpret_cast<uint64_t>(xdp) + static_cast<uint64_t>(static_cast<int64_t>(v.off)) ? "" : "not the context";
+    case Kind::PacketEnd:
+      if (!xdp) return "";
+      return x == xdp->data_end ? "" : "not data_end (" + hex(xdp->data_end) + ")";
+    case Kind::Packet: case Kind::PacketMeta: {
+      if (!xdp) return "";
+      const uint64_t base = v.kind == Kind::Packet ? xdp->data : xdp->data_meta;
+      const uint64_t limit = v.kind == Kind::Packet ? xdp->data_end : xdp->data;
+      if (!at_offsets(v, x - base)) return "not at its offsets from " + std::string(v.kind == Kind::Packet ? "data" : "data_meta") + " (" + hex(base) + ")";
+      // [base + variable part, + range): the bytes proven readable (a pointer may point past the
+      // end before its check; with no range it claims nothing)
+      const uint64_t proven_end = x - static_cast<uint64_t>(static_cast<int64_t>(v.off)) + v.range;
+      if (v.range > 0 && proven_end > limit) return "its proven range ends at " + hex(proven_end) + ", past the packet's end " + hex(limit);
+      return "";
+    }
+    case Kind::Stack: return "";  // checked by the caller, which knows the frame
+  }
+  return "";
+}
+
+}  // namespace
+
+std::string check_containment(const AbstractStates& states, size_t slot, const Concrete& c) {
+  if (slot >= states.at.size()) return "instruction " + std::to_string(slot) + " is past the program the verifier analysed";
+  const auto& at = states.at[slot];
+  if (!at) return "instruction " + std::to_string(slot) + " runs, yet the verifier found it unreachable";
+  for (int r = 0; r <= 10; ++r) {
+    const Value& v = at->regs[r];
+    const uint64_t x = c.regs[r];
+    std::string why;
+    if (v.kind == Kind::Stack) {
+      // pointers into the innermost frame, from its r10; those into callers' frames are not checked
+      if (v.aux == at->frame && !at_offsets(v, x - c.regs[10])) why = "not at its offsets from r10 (" + hex(c.regs[10]) + ")";
+    } else {
+      why = contains(v, x, c);
+    }
+    if (!why.empty())
+      return "insn " + std::to_string(slot) + ": R" + std::to_string(r) + " = " + hex(x) + " is " + why + "; the verifier has R" +
+             std::to_string(r) + "=" + v.str(states.map_names);
+  }
+  return "";
+}
+
+ContainmentOracle::ContainmentOracle() : outer_(t_step_observer) { t_step_observer = this; }
+ContainmentOracle::~ContainmentOracle() { t_step_observer = outer_; }
+
+void ContainmentOracle::step(const void* image, size_t slot, const uint64_t* regs, const RunState& run) {
+  auto it = states_.find(image);
+  if (it == states_.end()) it = states_.find(nullptr);
+  if (!failure_.empty() || it == states_.end()) return;
+  if (slot == 0 && !run.xdp) mem_ = regs[1];  // a raw memory run starts with r1 = the memory
+  ++steps_;
+  failure_ = check_containment(*it->second, slot, {regs, run.xdp, run.xdp ? 0 : mem_});
+}
+
+}  // namespace ebpfvm::detail

@@ -1,0 +1,69 @@
+// The containment oracle: what the verifier proved, held against what a run does. With
+// VerifyOptions::record_states the analysis keeps, for every instruction, the abstract registers
+// of the innermost frame joined over every state that reaches it. A checked run (tests, fuzzers)
+// then checks before each instruction that every register's concrete value lies inside its
+// abstract value: a number within its ranges and known bits, a packet pointer within the packet
+// and its proven range, a stack pointer at its offsets, the context itself. Any mismatch is a
+// verifier bug, even where the run did not fault.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/run_state.hpp"
+#include "verifier/state.hpp"
+
+namespace ebpfvm::detail {
+
+struct XdpCtx;
+
+struct AbstractStates {
+  struct At {
+    std::array<verifier::Value, 11> regs;
+    uint32_t frame = 0;  // the innermost frame's index (its stack pointers' aux); UINT32_MAX: several
+  };
+  std::vector<std::optional<At>> at;  // by instruction slot; empty where never reached
+  std::vector<std::string> map_names;  // for messages
+};
+
+// What a run holds when it is about to execute an instruction.
+struct Concrete {
+  const uint64_t* regs = nullptr;  // r0..r10; r10 is the innermost frame's
+  const XdpCtx* xdp = nullptr;     // the XDP context (and packet) of the run; null for raw memory
+  uint64_t mem = 0;                // raw memory programs: the memory's start (r1 at the first instruction)
+};
+
+// Empty when every register of `c` lies inside the abstract state at `slot`; otherwise which
+// register does not, with both values.
+std::string check_containment(const AbstractStates& states, size_t slot, const Concrete& c);
+
+// The oracle on this thread's checked interpreter runs while it lives: each instruction of a
+// program it was given states for (by interpreter image; nullptr: any image) is checked, and the
+// first mismatch kept.
+class ContainmentOracle final : public StepObserver {
+ public:
+  ContainmentOracle();
+  ~ContainmentOracle();
+  ContainmentOracle(const ContainmentOracle&) = delete;
+  ContainmentOracle& operator=(const ContainmentOracle&) = delete;
+
+  void add(const void* image, std::shared_ptr<const AbstractStates> states) { states_[image] = std::move(states); }
+  const std::string& failure() const { return failure_; }
+  uint64_t steps() const { return steps_; }
+
+  void step(const void* image, size_t slot, const uint64_t* regs, const RunState& run) override;
+
+ private:
+  std::map<const void*, std::shared_ptr<const AbstractStates>> states_;
+  std::string failure_;
+  uint64_t steps_ = 0;
+  uint64_t mem_ = 0;
+  StepObserver* outer_ = nullptr;
+};
+
+}  // namespace ebpfvm::detail
