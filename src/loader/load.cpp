@@ -271,8 +271,12 @@ Result<void> Object::set_global(std::string_view name, std::span<const uint8_t> 
     if (value.size() != g.size)
       return fail(Errc::InvalidArgument, "global '" + g.name + "' is " + std::to_string(g.size) + " bytes, the value given is " +
                                              std::to_string(value.size()));
-    for (MapDecl& m : d_->maps)
-      if (m.source == MapDecl::Source::Data && m.spec.name == g.section) std::copy(value.begin(), value.end(), m.init.begin() + g.offset);
+    for (MapDecl& m : d_->maps) {
+      if (m.source != MapDecl::Source::Data || m.spec.name != g.section) continue;
+      if (g.offset > m.init.size() || m.init.size() - g.offset < value.size())  // collect_data's bound, kept where it matters
+        return fail(Errc::MalformedObject, "global '" + g.name + "' lies outside its section " + g.section);
+      std::copy(value.begin(), value.end(), m.init.begin() + g.offset);
+    }
     return {};
   }
   return fail(Errc::NotFound, "no global variable '" + std::string(name) + "' in .rodata, .data or .bss");

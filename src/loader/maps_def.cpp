@@ -186,7 +186,8 @@ Result<void> collect_data(ObjectData& o) {
       }
     } else {
       for (const elf::Symbol& sym : o.file.symbols())
-        if (sym.shndx == s.index && sym.type == STT_OBJECT && sym.size && sym.value + sym.size <= s.size)
+        // value + size may wrap: compare each with what is left of the section
+        if (sym.shndx == s.index && sym.type == STT_OBJECT && sym.size && sym.value <= s.size && sym.size <= s.size - sym.value)
           o.globals.push_back({sym.name, s.name, static_cast<uint32_t>(sym.value), static_cast<uint32_t>(sym.size)});
     }
   }

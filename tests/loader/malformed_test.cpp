@@ -1,6 +1,8 @@
 // Bad objects give errors that name the problem, never crashes: specific malformations with their
 // messages, then truncated and bit-flipped versions of every test object and every shipped object
 // through the fuzz target's entry point (run under ASan+UBSan in the sanitizer build).
+#include <elf.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <fstream>
@@ -146,4 +148,60 @@ TEST_CASE("malformed objects: maps too large to preallocate are refused, not all
   auto huge = Map::create({"p", MapType::ProgArray, 4, 4, 0xffffffffu, 0, nullptr});
   REQUIRE_FALSE(huge.ok());
   CHECK(huge.error().message == "map 'p' (prog_array): max_entries 4294967295 would preallocate 131071 MiB, more than the limit of 1024 MiB");
+}
+
+namespace {
+
+// Edits an ELF object in memory, for the malformations a compiler does not make.
+struct ElfEdit {
+  std::vector<uint8_t>& b;
+  const Elf64_Ehdr& eh() const { return *reinterpret_cast<const Elf64_Ehdr*>(b.data()); }
+  Elf64_Shdr& sh(size_t i) { return *reinterpret_cast<Elf64_Shdr*>(b.data() + eh().e_shoff + i * sizeof(Elf64_Shdr)); }
+  const char* name(size_t i) { return reinterpret_cast<const char*>(b.data() + sh(eh().e_shstrndx).sh_offset + sh(i).sh_name); }
+  size_t section(const std::string& n) {
+    for (size_t i = 0; i < eh().e_shnum; ++i)
+      if (n == name(i)) return i;
+    FAIL("no section " << n);
+    return 0;
+  }
+  void rename(const std::string& from, char last) {  // same length: the last letter changes
+    char* s = const_cast<char*>(name(section(from)));
+    s[from.size() - 1] = last;
+  }
+  Elf64_Sym& symbol(const std::string& n) {
+    Elf64_Shdr& symtab = sh(section(".symtab"));
+    const char* strtab = reinterpret_cast<const char*>(b.data() + sh(symtab.sh_link).sh_offset);
+    for (size_t off = 0; off + sizeof(Elf64_Sym) <= symtab.sh_size; off += sizeof(Elf64_Sym)) {
+      auto& sym = *reinterpret_cast<Elf64_Sym*>(b.data() + symtab.sh_offset + off);
+      if (n == strtab + sym.st_name) return sym;
+    }
+    FAIL("no symbol " << n);
+    return *reinterpret_cast<Elf64_Sym*>(b.data());
+  }
+};
+
+}  // namespace
+
+TEST_CASE("malformed objects: a global whose symbol offset wraps past its section is not a global") {
+  // Without BTF the globals come from the symbol table; `runs` (.bss, 8 bytes at 0) gets an offset
+  // near 2^64 whose sum with its size wraps to inside the section.
+  auto bytes = read_all(program_path("globals"));
+  ElfEdit e{bytes};
+  e.rename(".BTF", 'X');
+  e.rename(".BTF.ext", 't');
+  e.symbol("runs").st_value = ~0ull - 3;
+  e.symbol("last_sum").st_value = 0xfffffff8;  // past the section, no wrap
+  auto obj = Object::open(bytes, "globals.o");
+  REQUIRE(obj.ok());
+  REQUIRE_FALSE(obj->has_btf());
+  auto named = [&](const char* n) {
+    return std::count_if(obj->globals().begin(), obj->globals().end(), [&](const Object::Global& g) { return g.name == n; });
+  };
+  CHECK(named("base") == 1);  // the symbols left as they were still are globals
+  CHECK(named("runs") == 0);
+  CHECK(named("last_sum") == 0);
+  auto set = obj->set_global("runs", as_bytes<uint64_t>(7));
+  REQUIRE_FALSE(set.ok());
+  CHECK(set.error().code == Errc::NotFound);
+  CHECK(obj->set_global("base", as_bytes<uint32_t>(5)).ok());
 }
