@@ -1,5 +1,7 @@
 #include "common.hpp"
 
+#include "util/file.hpp"
+
 #include <unistd.h>
 
 #include <cctype>
@@ -11,10 +13,9 @@
 namespace ebpfvm::tools {
 
 Result<std::vector<uint8_t>> read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return make_error(Errc::Io, path + ": " + std::strerror(errno));
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return make_error(Errc::Io, path + ": read failed");
+  // pipes and "-" too: text and JSON are often made on the fly (`<(...)`)
+  auto bytes = detail::read_regular_file(path, {256ull << 20, {}, "", true});
+  if (!bytes) return make_error(bytes.error().code, path + ": " + bytes.error().message);
   return bytes;
 }
 

@@ -126,6 +126,12 @@ class LoadedProgram {
   std::shared_ptr<const detail::LoadedData> d_;
 };
 
+// Object::open(path) refuses what is not a regular file, files larger than this (the largest
+// real-world BPF objects are a few MiB) and files that do not start as ELF, before reading them.
+inline constexpr uint64_t kMaxObjectSize = 256ull << 20;
+// The global data sections (.data, .bss, .rodata, ...) of one object add up to at most this.
+inline constexpr uint64_t kMaxGlobalData = 1ull << 30;
+
 class Object {
  public:
   static Result<Object> open(const std::string& path);

@@ -5,6 +5,7 @@
 
 #include "jit/image.hpp"
 #include "loader/object_data.hpp"
+#include "util/file.hpp"
 #include "maps/reclaim.hpp"
 #include "program_data.hpp"
 #include "util/json.hpp"
@@ -236,14 +237,10 @@ std::string_view to_string(XdpAction a) {
 
 // ---- Object --------------------------------------------------------------------------------------------
 Result<Object> Object::open(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    Error e = make_error(Errc::Io, std::string("cannot open: ") + std::strerror(errno));
-    e.where.file = path;
-    return e;
-  }
-  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  return open(bytes, path);
+  static constexpr uint8_t kElfMagic[] = {0x7f, 'E', 'L', 'F'};
+  auto bytes = detail::read_regular_file(path, {kMaxObjectSize, kElfMagic, "not an ELF file"});
+  if (!bytes) return bytes.error();
+  return open(*bytes, path);
 }
 
 Result<Object> Object::open(std::span<const uint8_t> bytes, const std::string& name) {

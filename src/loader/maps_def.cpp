@@ -162,9 +162,13 @@ bool is_data_section(const elf::Section& s) {
 }
 
 Result<void> collect_data(ObjectData& o) {
+  uint64_t total = 0;  // a .bss takes no room in the file: a small object could ask for gigabytes
   for (const elf::Section& s : o.file.sections()) {
     if (!is_data_section(s) || s.size == 0) continue;
-    if (s.size > (1u << 30)) return o.error_at(Errc::MalformedObject, s.index, std::nullopt, "global data section is larger than 1 GiB");
+    if (s.size > kMaxGlobalData - total)
+      return o.error_at(Errc::MalformedObject, s.index, std::nullopt,
+                        "global data sections add up to more than 1 GiB (" + s.name + " is " + std::to_string(s.size) + " bytes)");
+    total += s.size;
     MapDecl d;
     d.source = MapDecl::Source::Data;
     d.read_only = s.name.rfind(".rodata", 0) == 0;

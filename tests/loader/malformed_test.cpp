@@ -2,8 +2,10 @@
 // messages, then truncated and bit-flipped versions of every test object and every shipped object
 // through the fuzz target's entry point (run under ASan+UBSan in the sanitizer build).
 #include <elf.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <random>
@@ -204,4 +206,38 @@ TEST_CASE("malformed objects: a global whose symbol offset wraps past its sectio
   REQUIRE_FALSE(set.ok());
   CHECK(set.error().code == Errc::NotFound);
   CHECK(obj->set_global("base", as_bytes<uint32_t>(5)).ok());
+}
+
+TEST_CASE("malformed objects: what is not a regular ELF file is refused before it is read") {
+  const std::string dir = temp_path("a-directory");
+  std::filesystem::create_directories(dir);
+  auto d = Object::open(dir);
+  REQUIRE_FALSE(d.ok());
+  CHECK(d.error().code == Errc::Io);
+  CHECK(d.error().to_string() == dir + ": is a directory");
+  // A FIFO nobody writes to: refused at once, not waited on.
+  const std::string fifo = temp_path("a-fifo");
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  CHECK(Object::open(fifo).error().to_string() == fifo + ": is a FIFO, not a regular file");
+  CHECK(Object::open("/dev/zero").error().to_string() == "/dev/zero: is a device, not a regular file");
+  // Too large (sparse: no disk is used), and large but not ELF: refused on its first bytes.
+  const std::string huge = temp_path("huge.o"), capture = temp_path("capture.o");
+  for (const auto& [path, size] : {std::pair{huge, kMaxObjectSize + 1}, std::pair{capture, kMaxObjectSize}}) {
+    std::ofstream(path) << "\xd4\xc3\xb2\xa1";  // a pcap's magic
+    std::filesystem::resize_file(path, size);
+  }
+  auto big = Object::open(huge);
+  CHECK(big.error().code == Errc::Unsupported);
+  CHECK(big.error().to_string() == huge + ": is 268435457 bytes, more than the 268435456 allowed");
+  CHECK(Object::open(capture).error().to_string() == capture + ": not an ELF file");
+}
+
+TEST_CASE("malformed objects: global data that adds up to more than 1 GiB is refused at open") {
+  // A .bss takes no room in the file: 16 bytes of object asking for 2 GiB.
+  auto bytes = read_all(program_path("globals"));
+  ElfEdit e{bytes};
+  e.sh(e.section(".bss")).sh_size = 2ull << 30;
+  auto obj = Object::open(bytes, "globals.o");
+  REQUIRE_FALSE(obj.ok());
+  CHECK(obj.error().to_string().find("global data sections add up to more than 1 GiB (.bss is 2147483648 bytes)") != std::string::npos);
 }

@@ -83,3 +83,23 @@ TEST_CASE("ebpfvm-exec exits 3 on a runtime fault and 1 on a load error", "[tool
   CHECK(load.exit_code == 1);
   CHECK_THAT(load.out, Catch::Matchers::Contains("insn 0: unknown helper 1"));
 }
+
+TEST_CASE("the tools refuse a directory, and read pipes and standard input", "[tools]") {
+  const std::string dir = test::temp_path("dir-input");
+  std::filesystem::create_directories(dir);
+  for (const char* tool : {EBPFVM_ASM, EBPFVM_DISASM, EBPFVM_EXEC, EBPFVM_UBPF_RUN}) {
+    INFO(tool);
+    std::vector<std::string> argv{tool, dir};
+    if (std::string(tool) == EBPFVM_UBPF_RUN) argv = {tool, "maps", dir};
+    auto r = test::run_process(argv, "", true);
+    CHECK(r.exit_code == 1);
+    CHECK(r.out.find(dir + ": is a directory") != std::string::npos);
+    CHECK(r.out.find("terminate") == std::string::npos);
+  }
+  auto piped = test::run_process({EBPFVM_ASM, "-"}, "r0 = 7\nexit\n", true);
+  CHECK(piped.exit_code == 0);
+  CHECK(piped.out == "b7 00 00 00 07 00 00 00\n95 00 00 00 00 00 00 00\n");
+  auto zero = test::run_process({EBPFVM_DISASM, "/dev/zero"}, "", true);
+  CHECK(zero.exit_code == 1);
+  CHECK(zero.out == "ebpfvm-disasm: /dev/zero: holds more than the 268435456 bytes allowed\n");
+}
