@@ -61,17 +61,24 @@ kernel_checks() {
 }
 kernel_checks build/release/tests/ebpfvm_tests
 
+quiet_ctest() {  # DIR: ctest's summary only, its whole output when something fails
+  if ! ctest --test-dir "$1" -j "$jobs" --output-on-failure > build/ctest-again.log 2>&1; then
+    cat build/ctest-again.log
+    exit 1
+  fi
+  tail -n 3 build/ctest-again.log
+}
 # The other host dependencies' skip paths: the suite must pass without libxdp1's objects, and on a
 # host that refuses executable memory to the JIT (memory-deny-write-execute, Linux 6.3+).
 echo "=== tests without libxdp1's objects (LIBXDP_OBJECT_PATH=/nonexistent)"
 LIBXDP_OBJECT_PATH=/nonexistent build/release/tests/ebpfvm_tests "every XDP object of libxdp1 loads and runs" | tee build/host-skip.log
 expect_line "^SKIP libxdp1's XDP objects: none in /nonexistent" build/host-skip.log
-LIBXDP_OBJECT_PATH=/nonexistent ctest --test-dir build/release -j "$jobs" --output-on-failure | tail -n 3
+LIBXDP_OBJECT_PATH=/nonexistent quiet_ctest build/release
 echo "=== tests on a host that refuses executable memory (EBPFVM_TEST_NO_EXEC_MEMORY=1)"
 EBPFVM_TEST_NO_EXEC_MEMORY=1 build/release/tests/ebpfvm_tests "[jit]" | tee build/host-skip.log
 if ! grep -q "^EBPFVM_TEST_NO_EXEC_MEMORY: this kernel has no memory-deny-write-execute" build/host-skip.log; then
   expect_line "^SKIP the tests that run JIT code: this host refuses executable memory to the JIT" build/host-skip.log
-  EBPFVM_TEST_NO_EXEC_MEMORY=1 ctest --test-dir build/release -j "$jobs" --output-on-failure | tail -n 3
+  EBPFVM_TEST_NO_EXEC_MEMORY=1 quiet_ctest build/release
 fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_config build/asan -DCMAKE_BUILD_TYPE=Debug -DEBPFVM_SANITIZE=ON -DEBPFVM_BENCH=OFF

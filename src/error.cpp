@@ -17,6 +17,7 @@ const char* to_string(Errc code) {
     case Errc::MapFull: return "map full";
     case Errc::PermissionDenied: return "permission denied";
     case Errc::VerifierRejected: return "verifier rejected the program";
+    case Errc::OutOfMemory: return "out of memory";
   }
   return "error";
 }

@@ -23,6 +23,7 @@ enum class Errc {
   MapFull,           // the map has max_entries elements (-E2BIG)
   PermissionDenied,  // a frozen (read-only) map was written (-EPERM)
   VerifierRejected,  // the verifier could not prove the program safe
+  OutOfMemory,       // the host had no memory for it (-ENOMEM)
 };
 
 const char* to_string(Errc);

@@ -60,8 +60,10 @@ struct LoadOptions {
   VerifyOptions verify;  // the context is the program type's
   uint64_t insn_budget = 100'000'000;  // checked mode: instructions per run
   uint32_t workers = 1;                // per-CPU map slots: one per thread that runs programs
-  // Memory the object's maps may preallocate in all (arrays, slots, hash buckets); an object
-  // asking for more fails to load instead of exhausting the host.
+  // Memory the object's maps may take in all when full: what they preallocate (arrays, slots,
+  // hash buckets) and, for maps that grow (hash, LRU, LPM trie, queue, stack), max_entries
+  // entries. An object asking for more fails to load, naming its largest map, instead of letting
+  // a program exhaust the host; a map that still finds no memory fails the update with -ENOMEM.
   uint64_t max_map_memory = 1ull << 30;
   Environment env;
   // Helpers added to the built-in Linux helpers; an id that exists replaces the built-in one.

@@ -30,10 +30,18 @@ Error not_loaded(const ObjectData& o, const char* what) {
 
 Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectData& o, uint32_t workers, uint64_t limit) {
   uint64_t total = 0;
-  for (const MapDecl& d : o.maps) total += detail::prealloc_bytes(d.spec, workers);
+  const MapDecl* largest = nullptr;
+  for (const MapDecl& d : o.maps) {
+    const uint64_t b = detail::worst_bytes(d.spec, workers);
+    total = b > UINT64_MAX - total ? UINT64_MAX : total + b;
+    if (!largest || b > detail::worst_bytes(largest->spec, workers)) largest = &d;
+  }
   if (total > limit) {
-    Error e = make_error(Errc::InvalidArgument, "the maps would preallocate " + std::to_string(total) +
-                                                    " bytes, more than LoadOptions::max_map_memory (" + std::to_string(limit) + " bytes)");
+    Error e = make_error(Errc::InvalidArgument,
+                         "the maps may take " + std::to_string(total) + " bytes when full, more than LoadOptions::max_map_memory (" +
+                             std::to_string(limit) + " bytes); the largest is '" + largest->spec.name + "' (" +
+                             std::string(to_string(largest->spec.type)) + ", " + std::to_string(largest->spec.max_entries) + " entries: " +
+                             std::to_string(detail::worst_bytes(largest->spec, workers)) + " bytes)");
     e.where.file = o.name;
     return e;
   }

@@ -5,6 +5,7 @@
 //   array_of_maps            slots hold inner maps; a program's lookup yields the inner map
 //   prog_array               slots hold programs for bpf_tail_call
 //   perf_event_array         slots are per-CPU event streams; records go to the sink
+#include <new>
 #include <atomic>
 #include <vector>
 
@@ -216,9 +217,16 @@ class PerfArray final : public MapImpl {
       }
     }
     std::lock_guard lk(mu_);
-    if (queued_ >= kMaxQueued) return;  // the reader fell behind: dropped, as a full perf ring drops
-    queued_ += rec.data.size();
-    records_.push_back(std::move(rec));
+    // the reader fell behind: dropped, as a full perf ring drops. Each record counts its header
+    // too (as the kernel's perf ring stores one), so empty records cannot pile up without limit.
+    const size_t cost = rec.data.size() + sizeof(MapRecord);
+    if (queued_ + cost > kMaxQueued) return;
+    try {
+      records_.push_back(std::move(rec));
+    } catch (const std::bad_alloc&) {
+      return;  // no memory: lost like a record that finds the ring full
+    }
+    queued_ += cost;
   }
   std::vector<MapRecord> drain() override {
     std::lock_guard lk(mu_);

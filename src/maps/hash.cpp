@@ -5,6 +5,7 @@
 // or, for LRU maps, the whole map (eviction unlinks from another bucket). Updating an existing
 // key links a new node in place of the old one, as the kernel does, so a value pointer a program
 // holds is never overwritten under it by another key's data. Per-CPU values are updated in place.
+#include <new>
 #include <vector>
 
 #include "maps/map_impl.hpp"
@@ -68,6 +69,7 @@ struct Node {
   uint8_t* data() { return reinterpret_cast<uint8_t*>(this + 1); }
 };
 static_assert(sizeof(Node) % 8 == 0);
+static_assert(sizeof(Node) + 16 <= kHashNodeBytes, "worst_bytes counts a node as kHashNodeBytes with malloc's header");
 
 inline void cpu_relax() {
 #if defined(__x86_64__)
@@ -210,8 +212,11 @@ class HashMap final : public MapImpl {
     return nullptr;
   }
 
+  // nullptr when the host has no memory left: the update fails with -ENOMEM, as in the kernel,
+  // rather than throwing through the program that called it
   Node* new_node(const void* key, uint64_t h) {
-    void* mem = ::operator new(sizeof(Node) + key_stride_ + value_bytes_);
+    void* mem = ::operator new(sizeof(Node) + key_stride_ + value_bytes_, std::nothrow);
+    if (!mem) return nullptr;
     Node* n = new (mem) Node;
     n->hash = h;
     std::memset(n->data(), 0, key_stride_ + value_bytes_);
@@ -273,6 +278,10 @@ class HashMap final : public MapImpl {
       }
     }
     Node* n = new_node(key, h);
+    if (!n) {
+      if (!old) count_.fetch_sub(1);
+      return err::kNoMem;
+    }
     fill(n, value, worker);
     if (inner) n->inner = std::move(inner);
     if (old) {

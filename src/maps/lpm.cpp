@@ -2,6 +2,7 @@
 // Stored as one hash table per prefix length in use; a lookup probes the lengths present, longest
 // first, so its cost grows with the number of distinct lengths, not with the number of prefixes.
 // Readers take a shared lock; nodes are reclaimed through maps/reclaim like hash map nodes.
+#include <new>
 #include <map>
 #include <shared_mutex>
 #include <string>
@@ -43,15 +44,21 @@ class LpmMap final : public MapImpl {
     if (it != table.end() && flags == kNoExist) return err::kExist;
     if (it == table.end() && flags == kExist) return err::kNoEnt;
     if (it == table.end() && count_ >= spec().max_entries) return err::kNoSpc;
-    void* v = ::operator new(round8(spec().value_size));
+    void* v = ::operator new(round8(spec().value_size), std::nothrow);
+    if (!v) return err::kNoMem;  // as the kernel: a failed update, not an exception through the program
     std::memcpy(v, value, spec().value_size);
     if (it != table.end()) {
       maps::reclaim::retire(it->second, [](void* p) { ::operator delete(p); });
       it->second = v;
-    } else {
-      table.emplace(std::move(k), v);
-      ++count_;
+      return 0;
     }
+    try {
+      table.emplace(std::move(k), v);
+    } catch (const std::bad_alloc&) {
+      ::operator delete(v);
+      return err::kNoMem;
+    }
+    ++count_;
     return 0;
   }
 

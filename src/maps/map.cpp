@@ -89,6 +89,22 @@ uint64_t prealloc_bytes(const MapSpec& s, uint32_t workers) {
   }
 }
 
+uint64_t worst_bytes(const MapSpec& s, uint32_t workers) {
+  const uint64_t n = s.max_entries, w = workers ? workers : 1;
+  const uint64_t value = round8(s.value_size), key = round8(s.key_size);
+  switch (s.type) {
+    case MapType::Hash: case MapType::LruHash: case MapType::DevmapHash:
+      return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + value);
+    case MapType::PercpuHash: case MapType::LruPercpuHash:
+      return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + value * w);
+    case MapType::HashOfMaps: return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + 8);
+    case MapType::Queue: case MapType::Stack: return n * (value + 48);  // a deque slot and a vector each
+    case MapType::LpmTrie: return n * (key + value + 96);               // a tree node, a key and a value each
+    case MapType::Ringbuf: return n;                                    // the ring; records live in it
+    default: return prealloc_bytes(s, workers);
+  }
+}
+
 Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t workers) {
   MapSpec s = given;
   // As libbpf does: a perf event array without max_entries gets one slot per CPU.
@@ -102,9 +118,9 @@ Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t worke
   if (keyless && s.key_size != 0) return bad("key_size must be 0");
   if (s.type != MapType::Ringbuf && s.value_size == 0) return bad("value_size must be above 0");
   if (s.key_size > 512 || s.value_size > (1u << 20)) return bad("key or value is too large");
-  if (prealloc_bytes(s, workers) > kDefaultMaxMapMemory)
-    return bad("max_entries " + std::to_string(s.max_entries) + " would preallocate " + std::to_string(prealloc_bytes(s, workers) >> 20) +
-               " MiB, more than the limit of " + std::to_string(kDefaultMaxMapMemory >> 20) + " MiB");
+  if (worst_bytes(s, workers) > kDefaultMaxMapMemory)
+    return bad("max_entries " + std::to_string(s.max_entries) + " may take " + std::to_string(worst_bytes(s, workers) >> 20) +
+               " MiB when full, more than the limit of " + std::to_string(kDefaultMaxMapMemory >> 20) + " MiB");
   auto need_u32_key = [&]() { return s.key_size == 4; };
   std::shared_ptr<MapImpl> m;
   switch (s.type) {
@@ -178,6 +194,7 @@ Error map_errno(long rc, const std::string& name, const char* op) {
     case detail::err::kExist: return make_error(Errc::Exists, where + "element exists (-EEXIST)");
     case detail::err::kTooBig: return make_error(Errc::MapFull, where + "map is full (-E2BIG)");
     case detail::err::kPerm: return make_error(Errc::PermissionDenied, where + "map is frozen (-EPERM)");
+    case detail::err::kNoMem: return make_error(Errc::OutOfMemory, where + "out of memory (-ENOMEM)");
     case detail::err::kNotSupp: return make_error(Errc::Unsupported, where + "not supported on this map type");
     default: return make_error(Errc::InvalidArgument, where + "invalid argument (" + std::to_string(rc) + ")");
   }

@@ -83,6 +83,12 @@ class MapImpl {
 
 // Bytes a map of this spec allocates up front (arrays, slots, hash buckets), for limits.
 uint64_t prealloc_bytes(const MapSpec& spec, uint32_t workers);
+// The most memory the map can hold when full: what it preallocates, plus, for the maps that grow
+// (hash, LRU, LPM trie, queue, stack, hash of maps), max_entries entries with their overhead.
+// Loads account this against LoadOptions::max_map_memory, as the kernel charges a map's memory
+// when it is created, so a verified program cannot grow maps past what the host allowed.
+uint64_t worst_bytes(const MapSpec& spec, uint32_t workers);
+inline constexpr uint64_t kHashNodeBytes = 80;  // a hash entry's header and the allocator's own
 inline constexpr uint64_t kDefaultMaxMapMemory = 1ull << 30;
 
 // Creates a map of any supported type; checks the spec the way BPF_MAP_CREATE does.

@@ -1,5 +1,6 @@
 // queue (FIFO) and stack (LIFO) maps: no keys; push/pop/peek. Pushing to a full map fails with
 // -E2BIG unless BPF_EXIST is given, which drops the oldest element to make room (as Linux does).
+#include <new>
 #include <deque>
 #include <vector>
 
@@ -26,7 +27,11 @@ class QueueMap final : public MapImpl {
       items_.pop_front();  // the oldest, for a queue and a stack alike
     }
     const auto* b = static_cast<const uint8_t*>(value);
-    items_.emplace_back(b, b + spec().value_size);
+    try {
+      items_.emplace_back(b, b + spec().value_size);
+    } catch (const std::bad_alloc&) {
+      return err::kNoMem;  // as the kernel: a failed push, not an exception through the program
+    }
     return 0;
   }
 

@@ -2,6 +2,7 @@
 // Space works as in the kernel's ring: reserved and unread records together may not exceed
 // max_entries bytes (each with an 8-byte header, rounded to 8), so a producer that outruns the
 // reader sees reserve fail (NULL) and output fail with -EAGAIN.
+#include <new>
 #include <deque>
 #include <vector>
 
@@ -35,8 +36,9 @@ class RingbufMap final : public MapImpl {
     uint64_t cost = 8 + round8(static_cast<uint32_t>(std::min<uint64_t>(size, UINT32_MAX - 8)));
     std::lock_guard lk(mu_);
     if (size > spec().max_entries || used_ + cost > spec().max_entries) return nullptr;
+    void* mem = ::operator new(sizeof(Record) + round8(static_cast<uint32_t>(size)), std::nothrow);
+    if (!mem) return nullptr;  // no memory: a failed reservation, never an exception through the program
     used_ += cost;
-    void* mem = ::operator new(sizeof(Record) + round8(static_cast<uint32_t>(size)));
     auto* r = new (mem) Record{this, static_cast<uint32_t>(size), worker};
     std::memset(r->data(), 0, size);
     return r->data();

@@ -139,17 +139,27 @@ TEST_CASE("malformed objects: truncated and bit-flipped objects never crash") {
   CHECK(opened > 0);  // many flips land in bytes that do not matter, and those objects still work
 }
 
-TEST_CASE("malformed objects: maps too large to preallocate are refused, not allocated") {
+TEST_CASE("malformed objects: maps that may grow past the memory allowed are refused, not allocated") {
+  // What each map may take when full: preallocated arrays and buckets (567 bytes) plus the
+  // entries of the maps that grow: small_hash and lru 2 x (80 + 8 + 8), pc_hash 8 x 96, fifo and
+  // lifo 2 x (8 + 48). 1,943 bytes in all.
   auto obj = Object::open(program_path("map_ops"));
   REQUIRE(obj.ok());
   LoadOptions o;
-  o.max_map_memory = 100;  // hash buckets 32+32+128, arrays 36+9+9+257, outer slots 64: 567
+  o.max_map_memory = 1942;
   auto r = obj->load(o);
   REQUIRE_FALSE(r.ok());
-  CHECK(r.error().message == "the maps would preallocate 567 bytes, more than LoadOptions::max_map_memory (100 bytes)");
+  CHECK(r.error().message == "the maps may take 1943 bytes when full, more than LoadOptions::max_map_memory (1942 bytes); the "
+                             "largest is 'pc_hash' (percpu_hash, 8 entries: 896 bytes)");
+  o.max_map_memory = 1943;
+  CHECK(Object::open(program_path("map_ops"))->load(o).ok());
   auto huge = Map::create({"p", MapType::ProgArray, 4, 4, 0xffffffffu, 0, nullptr});
   REQUIRE_FALSE(huge.ok());
-  CHECK(huge.error().message == "map 'p' (prog_array): max_entries 4294967295 would preallocate 131071 MiB, more than the limit of 1024 MiB");
+  CHECK(huge.error().message == "map 'p' (prog_array): max_entries 4294967295 may take 131071 MiB when full, more than the limit of 1024 MiB");
+  // A hash map preallocates only its buckets (64 MiB here) but holds 10^8 x 152 bytes when full.
+  auto grows = Map::create({"h", MapType::Hash, 8, 64, 100'000'000, 0, nullptr});
+  REQUIRE_FALSE(grows.ok());
+  CHECK(grows.error().message == "map 'h' (hash): max_entries 100000000 may take 14559 MiB when full, more than the limit of 1024 MiB");
 }
 
 namespace {

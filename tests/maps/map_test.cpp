@@ -1,7 +1,15 @@
 // Maps through the user-side API: Linux's semantics and error codes, iteration, JSON dump/load.
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
 #include <catch2/catch.hpp>
+#include <cstring>
+#include <fstream>
 #include <set>
 
+#include "maps/map_impl.hpp"
 #include "packets.hpp"
 
 using namespace ebpfvm;
@@ -191,4 +199,43 @@ TEST_CASE("ring buffer: no user-side lookup, nothing to drain before a program w
   Map rb = make(MapType::Ringbuf, 0, 0, 4096);
   CHECK(rb.lookup({}).error().code == Errc::Unsupported);
   CHECK(rb.drain().empty());
+}
+
+TEST_CASE("maps that grow fail an update with -ENOMEM when the host has no memory left, never throw") {
+#if defined(__SANITIZE_ADDRESS__)
+  WARN("SKIP: an address-space limit and AddressSanitizer's shadow memory do not mix");
+#else
+  // In a child whose address space is capped just above what it uses, each map that grows fills
+  // until the host says no, and says so with -ENOMEM (the engine's view: a helper's return code).
+  for (MapType t : {MapType::Hash, MapType::LruHash, MapType::LpmTrie, MapType::Queue}) {
+    INFO(static_cast<int>(t));
+    auto m = Map::create({"m", t, t == MapType::Queue ? 0u : 8u, 4096, 200'000, t == MapType::LpmTrie ? 1u : 0u, nullptr});
+    REQUIRE(m.ok());
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      std::ifstream statm("/proc/self/statm");
+      uint64_t pages = 0;
+      statm >> pages;
+      rlimit cap{};
+      getrlimit(RLIMIT_AS, &cap);
+      cap.rlim_cur = pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE)) + (64ull << 20);
+      if (setrlimit(RLIMIT_AS, &cap) != 0) _exit(3);
+      std::array<uint8_t, 8> key{};
+      static uint8_t value[4096];
+      for (uint32_t i = 0; i < 200'000; ++i) {
+        if (t == MapType::LpmTrie) key[0] = 32;  // prefixlen 32 (little-endian u32), then the address
+        std::memcpy(key.data() + 4, &i, 4);
+        const long rc = m->impl()->update(key.data(), value, 0, 0);
+        if (rc == detail::err::kNoMem) _exit(0);
+        if (rc != 0) _exit(4);
+      }
+      _exit(5);  // never ran out
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+  }
+#endif
 }
