@@ -30,13 +30,18 @@ int fail(int code, const std::string& msg) {
   std::fprintf(stderr, "ubpf-run: %s\n", msg.c_str());
   return code;
 }
-int fail(int code, const Error& e) { return fail(code, e.to_string()); }
+int fail(int code, const Error& e) {
+  std::string msg = e.to_string();
+  // the library names its option; here it is a flag
+  if (msg.find("LoadOptions::max_map_memory") != std::string::npos) msg += " (raise it with --max-map-memory SIZE)";
+  return fail(code, msg);
+}
 
 struct Options {
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
       map_load, map_dump, printk;
   std::vector<std::string> globals;
-  uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000;
+  uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000, max_map_memory = 1ull << 30;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
   bool json = false, no_verify = false, verbose = false;
 };
@@ -217,6 +222,7 @@ int cmd_run(const Options& o) {
   ebpfvm::LoadOptions lo;
   lo.workers = o.workers;
   lo.insn_budget = o.budget;
+  lo.max_map_memory = o.max_map_memory;
   if (o.engine == "jit") lo.engine = ebpfvm::Engine::Jit;
   if (o.no_verify) lo.safety = ebpfvm::Safety::Checked;
   lo.env.seed = o.seed;
@@ -327,6 +333,7 @@ int cmd_verify(const Options& o) {
     for (const auto& [name, e] : rejected) (void)obj->set_program_type(name, ebpfvm::ProgType::Unspec);
     ebpfvm::LoadOptions lo;
     lo.verify.verbose = o.verbose;
+    lo.max_map_memory = o.max_map_memory;
     auto r = obj->load(lo);
     if (r) {
       loaded = std::move(*obj);
@@ -477,11 +484,14 @@ int main(int argc, char** argv) {
   run->add_option("--printk", o.printk, "bpf_printk output (default: stderr)");
   run->add_option("--repeat", o.repeat, "run each packet N times (restoring it) to measure");
   run->add_option("--budget", o.budget, "instructions one run may execute (default 100000000)");
+  const char* map_memory_help = "memory the object's maps may take when full: bytes, or with k, M, G (default 1G)";
+  run->add_option("--max-map-memory", o.max_map_memory, map_memory_help)->transform(CLI::AsSizeValue(false));
   auto* maps = app.add_subcommand("maps", "list the maps an object declares");
   maps->add_option("object", o.object, "BPF object (.o)")->required();
   auto* ver = app.add_subcommand("verify", "verify the programs of an object, as the kernel's verifier would");
   ver->add_option("object", o.object, "BPF object (.o)")->required();
   ver->add_option("--prog", o.prog, "only this program");
+  ver->add_option("--max-map-memory", o.max_map_memory, map_memory_help)->transform(CLI::AsSizeValue(false));
   ver->add_option("--type", o.type, "program type when the section name does not tell");
   ver->add_option("--global", o.globals, "set a .rodata/.data/.bss variable first: NAME=VALUE or NAME=hex:BYTES");
   ver->add_flag("-v,--verbose", o.verbose, "print the abstract state after every instruction");
