@@ -130,7 +130,7 @@ Cmp cmp_of(uint8_t opcode) {
 
 class Analyzer {
  public:
-  Analyzer(const Input& in, const Cfg& cfg) : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}), block_insns_(KeyLess{&cfg}) {
+  Analyzer(const Input& in, const Cfg& cfg) : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}), block_insns_(KeyLess{&cfg}), callback_calls_(KeyLess{&cfg}) {
     for (const MapRef& m : in.maps) map_names_.push_back(m.spec->name);
     if (in.options.record_states) {
       record_ = std::make_shared<detail::AbstractStates>();
@@ -161,12 +161,12 @@ class Analyzer {
 
   // ---- the work bound (see bound()) ----
   struct CallbackCall {
-    Key caller;       // the calling state's key
-    uint32_t pc;      // the helper call
-    uint64_t times;   // how often one call may invoke the callback
+    uint32_t pc;     // the helper call (it ends its block: one per state)
+    uint64_t times;  // how often one call may invoke the callback
   };
+  // By state key: a state analysed again after a join counts once, with what it knows last.
   std::map<Key, uint32_t, KeyLess> block_insns_;  // instructions of each state's block
-  std::vector<CallbackCall> callback_calls_;
+  std::map<Key, CallbackCall, KeyLess> callback_calls_;
   struct Bound {
     uint64_t insns = 0, callbacks = 0;
     uint32_t site = 0;    // the call that starts the costliest chain of callback calls
@@ -174,7 +174,7 @@ class Analyzer {
   };
   struct Invocations {  // what each invocation (main program, callback) holds
     std::map<Key, uint64_t> insns;
-    std::map<Key, std::vector<const CallbackCall*>> calls;
+    std::map<Key, std::vector<std::pair<const Key*, const CallbackCall*>>> calls;  // caller's key, call
     std::map<Key, Bound> memo;
   };
   Key invocation(const Key& k) const;
@@ -1079,7 +1079,7 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
     // bpf_loop runs it at most r1 times (more than 2^23 fails without a call); for_each once per element
     const uint64_t times = h->id == kHelperLoop ? std::min<uint64_t>(read(st, pc, 1).s.umax, kMaxLoops)
                                                 : map(*args.map).spec->max_entries;
-    callback_calls_.push_back({key, pc, times});
+    callback_calls_[key] = {pc, times};
     State skip = st;
     for (int r = 1; r <= 5; ++r) reg(skip, r) = {};
     reg(skip, 0) = ret;
@@ -1265,16 +1265,16 @@ Analyzer::Bound Analyzer::bound(const Key& prefix, Invocations& inv) const {
   Bound b;
   b.insns = inv.insns[prefix];
   uint64_t worst = 0;
-  for (const CallbackCall* c : inv.calls[prefix]) {
+  for (const auto& [caller, c] : inv.calls[prefix]) {
     // the callee's invocation, for each iteration the analysis kept apart: the worst of them
-    const Level last = KeyLess{&cfg_}.levels(c->caller).back();
+    const Level last = KeyLess{&cfg_}.levels(*caller).back();
     Bound callee;
     for (uint32_t iter = 0; iter <= kCallbackUnroll; ++iter) {
-      Key p(c->caller.begin(), c->caller.begin() + static_cast<std::ptrdiff_t>(last.begin));
+      Key p(caller->begin(), caller->begin() + static_cast<std::ptrdiff_t>(last.begin));
       p.push_back(c->pc | kCallbackBit);
       p.push_back(iter);
-      p.insert(p.end(), c->caller.begin() + static_cast<std::ptrdiff_t>(last.counts),
-               c->caller.begin() + static_cast<std::ptrdiff_t>(last.counts + last.n));
+      p.insert(p.end(), caller->begin() + static_cast<std::ptrdiff_t>(last.counts),
+               caller->begin() + static_cast<std::ptrdiff_t>(last.counts + last.n));
       const Bound one = bound(p, inv);
       callee.insns = std::max(callee.insns, one.insns);
       if (one.callbacks >= callee.callbacks) callee.callbacks = one.callbacks, callee.nesting = one.nesting;
@@ -1300,7 +1300,7 @@ void Analyzer::bound_work() {
     uint64_t& total = inv.insns[invocation(key)];
     total = sat_add(total, n);
   }
-  for (const CallbackCall& c : callback_calls_) inv.calls[invocation(c.caller)].push_back(&c);
+  for (const auto& [caller, c] : callback_calls_) inv.calls[invocation(caller)].emplace_back(&caller, &c);
   const Bound b = bound(Key{}, inv);
   report_.max_insns = b.insns;
   report_.max_callback_iterations = b.callbacks;
