@@ -241,16 +241,21 @@ ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
         const uint16_t code = rd16(o), olen = rd16(o + 2);
         if (code == 0) break;
         if (code == 9 && olen >= 1 && o + 4 < b + len) {
-          const uint8_t res = base_[o + 4];
-          const uint64_t units = (res & 0x80) ? (1ull << (res & 0x7f)) : [&] { uint64_t u = 1; for (int i = 0; i < (res & 0x7f) && i < 19; ++i) u *= 10; return u; }();
-          iface.ts_per_sec = units ? units : 1'000'000;
+          // units per second: 2^e (high bit set) or 10^e; 64-bit timestamps count no finer than 2^63 or 10^19
+          const uint8_t res = base_[o + 4], e = res & 0x7f;
+          if ((res & 0x80) ? e > 63 : e > 19)
+            return bad("interface block at byte " + std::to_string(b) + ": if_tsresol " + ((res & 0x80) ? "2^" : "10^") +
+                       std::to_string(e) + " units per second is finer than 64-bit timestamps can count");
+          uint64_t units = 1;
+          for (int i = 0; i < e; ++i) units *= (res & 0x80) ? 2 : 10;
+          iface.ts_per_sec = units;
         }
         o += 4 + ((olen + 3u) & ~3u);
       }
       ifaces_.push_back(iface);
     } else if (type == kNgEpb || type == kNgSpb) {
       const bool epb = type == kNgEpb;
-      const uint64_t hdr = epb ? 28 : 16;
+      const uint64_t hdr = epb ? 28 : 12;  // SPB: type, length, original length, then the data
       if (len < hdr + 4) return bad("packet block at byte " + std::to_string(b) + " is too short");
       const uint32_t iface = epb ? rd32(b + 8) : 0;
       if (iface >= ifaces_.size()) return bad("packet block at byte " + std::to_string(b) + " names interface " + std::to_string(iface) + ", which was not described");
@@ -263,7 +268,7 @@ ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
       if (epb) {
         const uint64_t ts = (uint64_t{rd32(b + 12)} << 32) | rd32(b + 16);
         const uint64_t per = ifaces_[iface].ts_per_sec;
-        out.ts_ns = ts / per * 1'000'000'000ull + ts % per * 1'000'000'000ull / per;
+        out.ts_ns = static_cast<uint64_t>(ts / per * 1'000'000'000ull + static_cast<unsigned __int128>(ts % per) * 1'000'000'000ull / per);
       }
       return true;
     }
@@ -284,7 +289,7 @@ ebpfvm::Result<std::unique_ptr<CaptureWriter>> CaptureWriter::create(const std::
   w->buf_.resize(1 << 20);
   std::setvbuf(w->f_, w->buf_.data(), _IOFBF, w->buf_.size());
   if (!pcapng) {
-    const uint32_t hdr[6] = {nanosecond ? kPcapMagicNsec : kPcapMagicUsec, 0x00040002u, 0, 0, 262144, kLinkEthernet};
+    const uint32_t hdr[6] = {nanosecond ? kPcapMagicNsec : kPcapMagicUsec, 0x00040002u, 0, 0, kMaxSnap, kLinkEthernet};
     std::fwrite(hdr, sizeof hdr, 1, w->f_);
   } else {
     const uint32_t shb[7] = {kNgSection, 28, kNgByteOrder, 0x00000001u, 0xffffffffu, 0xffffffffu, 28};
@@ -297,8 +302,10 @@ ebpfvm::Result<std::unique_ptr<CaptureWriter>> CaptureWriter::create(const std::
 }
 
 void CaptureWriter::write(uint64_t ts_ns, std::span<const uint8_t> data, uint32_t orig_len, std::string_view comment) {
-  const uint32_t cap = static_cast<uint32_t>(data.size());
-  orig_len = std::max(orig_len, cap);
+  // a packet the program grew past the snap length is cut to it, as a capture tool cuts: readers
+  // refuse longer records; its original length says how long it was
+  orig_len = static_cast<uint32_t>(std::max<uint64_t>(orig_len, data.size()));
+  const uint32_t cap = static_cast<uint32_t>(std::min<uint64_t>(data.size(), kMaxSnap));
   if (!ng_) {
     const uint32_t sub = static_cast<uint32_t>(nsec_ ? ts_ns % 1'000'000'000ull : ts_ns % 1'000'000'000ull / 1000);
     const uint32_t rec[4] = {static_cast<uint32_t>(ts_ns / 1'000'000'000ull), sub, cap, orig_len};

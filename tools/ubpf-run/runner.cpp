@@ -322,8 +322,10 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
       count(t, pk.data.size(), r.action, redirect);
       if (cfg.writer && cfg.write_actions[r.action]) {
         const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
-        cfg.writer->write(pk.ts_ns, bytes,
-                          static_cast<uint32_t>(pk.orig_len + r.len_out - pk.data.size()),
+        // what the capture had cut off still follows the packet; a record whose original length
+        // is below its captured length (malformed) had none
+        const uint64_t cut = pk.orig_len > pk.data.size() ? pk.orig_len - pk.data.size() : 0;
+        cfg.writer->write(pk.ts_ns, bytes, static_cast<uint32_t>(std::min<uint64_t>(r.len_out + cut, UINT32_MAX)),
                           kVerdictComments[r.action]);
       }
       if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r, redirect);
