@@ -1,5 +1,6 @@
 // The map base class, the id registry, BPF_MAP_CREATE's checks, and the public Map handle.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <unordered_map>
 
@@ -321,6 +322,13 @@ void hex_array(std::string& out, const uint8_t* p, size_t n) {
   out += ']';
 }
 
+// A JSON number as a whole number in [lo, hi], or -1 (the callers' "not one"): a double outside
+// the integer type does not convert (undefined behaviour), and 1e300 or 2.5 is no byte or CPU.
+long long whole(double d, long long lo, long long hi) {
+  if (!(d >= static_cast<double>(lo) && d <= static_cast<double>(hi)) || d != std::floor(d)) return -1;
+  return static_cast<long long>(d);
+}
+
 Result<std::vector<uint8_t>> bytes_of(const json::Value& v, const std::string& what) {
   if (!v.is_array()) return make_error(Errc::InvalidArgument, what + " is not an array of bytes");
   std::vector<uint8_t> out;
@@ -332,7 +340,7 @@ Result<std::vector<uint8_t>> bytes_of(const json::Value& v, const std::string& w
       b = std::strtoll(s.c_str(), &end, 0);
       if (s.empty() || *end) b = -1;
     } else if (e.is_number()) {
-      b = static_cast<long long>(e.number());
+      b = whole(e.number(), 0, 255);
     }
     if (b < 0 || b > 255) return make_error(Errc::InvalidArgument, what + " holds something that is not a byte");
     out.push_back(static_cast<uint8_t>(b));
@@ -400,10 +408,12 @@ Result<void> detail::load_json_value(Map& map, const json::Value& doc) {
         const json::Value* cpu = cv.get("cpu");
         const json::Value* val = cv.get("value");
         if (!cpu || !cpu->is_number() || !val) return make_error(Errc::InvalidArgument, at + " has a bad per-CPU value");
-        auto cpu_n = static_cast<long long>(cpu->number());
-        if (cpu_n < 0 || cpu_n >= map.workers())
-          return make_error(Errc::InvalidArgument, at + " names cpu " + std::to_string(cpu_n) + ", the map has " +
-                                                       std::to_string(map.workers()));
+        const long long cpu_n = whole(cpu->number(), 0, static_cast<long long>(map.workers()) - 1);
+        if (cpu_n < 0) {
+          char n[32];
+          std::snprintf(n, sizeof n, "%.17g", cpu->number());
+          return make_error(Errc::InvalidArgument, at + " names cpu " + n + ", the map has " + std::to_string(map.workers()));
+        }
         auto b = bytes_of(*val, at + " value");
         if (!b) return b.error();
         if (auto r = check_len(impl, *b, spec.value_size, (entry + " value").c_str()); !r) return r.error();

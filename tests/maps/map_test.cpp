@@ -193,6 +193,15 @@ TEST_CASE("JSON: dump in bpftool's shape, load back, reject wrong sizes without 
   CHECK(copy.load_json("{").error().message == "JSON: expected a member name at byte 1");
   CHECK(copy.load_json("[{\"key\":[300,0,0,0],\"value\":[0,0]}]").error().message ==
         "map 'm': entry 0 key holds something that is not a byte");
+  // Numbers no integer holds (converting them was undefined behaviour), and fractions, are no bytes.
+  for (const char* n : {"1e300", "-1e300", "1.5", "18446744073709551616"}) {
+    INFO(n);
+    CHECK(copy.load_json(std::string("[{\"key\":[") + n + ",0,0,0],\"value\":[0,0]}]").error().message ==
+          "map 'm': entry 0 key holds something that is not a byte");
+  }
+  Map per_cpu = make(MapType::PercpuHash, 4, 8, 8);
+  CHECK(per_cpu.load_json(R"([{"key":[1,0,0,0],"values":[{"cpu":1e300,"value":[0,0,0,0,0,0,0,0]}]}])").error().message ==
+        "map 'm': entry 0 names cpu 1.0000000000000001e+300, the map has 1");
 }
 
 TEST_CASE("ring buffer: no user-side lookup, nothing to drain before a program writes") {
