@@ -5,8 +5,10 @@
 //   array_of_maps            slots hold inner maps; a program's lookup yields the inner map
 //   prog_array               slots hold programs for bpf_tail_call
 //   perf_event_array         slots are per-CPU event streams; records go to the sink
-#include <new>
 #include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
 #include <vector>
 
 #include "maps/map_impl.hpp"
@@ -41,7 +43,7 @@ class ArrayMap final : public MapImpl {
       : MapImpl(s, workers),
         elem_(size_t{value_stride()} * (per_cpu() ? this->workers() : 1)),
         sparse_(s.type == MapType::Devmap || s.type == MapType::Cpumap || s.type == MapType::Xskmap),
-        data_(elem_ * s.max_entries / 8 + 1),
+        data_(static_cast<uint64_t*>(std::calloc(elem_ * s.max_entries / 8 + 1, 8))),
         present_(sparse_ ? s.max_entries : 0) {}
 
   void* lookup(const void* key, uint32_t worker) override {
@@ -85,14 +87,20 @@ class ArrayMap final : public MapImpl {
   long next_key(const void* key, void* next) const override { return array_next_key(key, next, spec().max_entries); }
 
   // Global data: the whole value of slot 0 (used by the loader for .data/.rodata/.bss).
-  uint8_t* base() { return reinterpret_cast<uint8_t*>(data_.data()); }
+  uint8_t* base() { return reinterpret_cast<uint8_t*>(data_.get()); }
+  bool allocated() const { return data_ != nullptr; }
 
  private:
   void* slot(uint32_t i, uint32_t worker) { return base() + elem_ * i + size_t{value_stride()} * worker; }
 
   size_t elem_;
   bool sparse_;
-  std::vector<uint64_t> data_;  // 8-byte aligned storage, zero-filled as the kernel's
+  // 8-byte aligned, zero-filled as the kernel's. calloc, not a vector: a large array comes as
+  // fresh pages the kernel zeroes when first touched, instead of a memset of all of it at load.
+  struct Free {
+    void operator()(void* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint64_t[], Free> data_;
   std::vector<std::atomic<bool>> present_;
 };
 
@@ -245,7 +253,8 @@ class PerfArray final : public MapImpl {
 
 std::shared_ptr<MapImpl> make_array(const MapSpec& s, uint32_t workers) {
   if (s.type == MapType::ArrayOfMaps) return std::make_shared<ArrayOfMaps>(s, workers);
-  return std::make_shared<ArrayMap>(s, workers);
+  auto m = std::make_shared<ArrayMap>(s, workers);
+  return m->allocated() ? m : nullptr;  // nullptr: no memory for the slots
 }
 std::shared_ptr<MapImpl> make_prog_array(const MapSpec& s, uint32_t workers) {
   return std::make_shared<ProgArray>(s, workers);

@@ -165,6 +165,7 @@ Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t worke
       return make_error(Errc::Unsupported, "map '" + s.name + "': map type " +
                                                std::to_string(static_cast<uint32_t>(s.type)) + " is not supported");
   }
+  if (!m) return make_error(Errc::OutOfMemory, "map '" + s.name + "': no memory for its " + std::to_string(s.max_entries) + " slots");
   std::lock_guard lk(registry().mu);
   registry().by_id[m->id()] = m;
   return m;

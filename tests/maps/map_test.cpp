@@ -248,3 +248,24 @@ TEST_CASE("maps that grow fail an update with -ENOMEM when the host has no memor
   }
 #endif
 }
+
+TEST_CASE("a large array takes memory as it is written, not at creation") {
+#if defined(__SANITIZE_ADDRESS__)
+  WARN("SKIP: AddressSanitizer's allocator fills what it hands out");
+#else
+  auto resident = [] {
+    std::ifstream statm("/proc/self/statm");
+    uint64_t size = 0, pages = 0;
+    statm >> size >> pages;
+    return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+  };
+  const uint64_t before = resident();
+  auto m = Map::create({"big", MapType::Array, 4, 4096, 131072, 0, nullptr});  // 512 MiB of slots
+  REQUIRE(m.ok());
+  CHECK(resident() - before < (32ull << 20));  // a memset of it all made this 512 MiB
+  std::vector<uint8_t> zeros(4096, 0);
+  CHECK(*m->lookup(u32(131071)) == zeros);
+  REQUIRE(m->update(u32(7), std::vector<uint8_t>(4096, 0x5a)).ok());
+  CHECK(m->lookup(u32(7))->at(4095) == 0x5a);
+#endif
+}
