@@ -2,6 +2,7 @@
 
 #include "util/file.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 namespace ebpfvm::tools {
 
@@ -19,16 +21,67 @@ Result<std::vector<uint8_t>> read_file(const std::string& path) {
   return bytes;
 }
 
-Result<void> write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) return make_error(Errc::Io, tmp + ": " + std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+Result<OutputFile> OutputFile::open(const std::string& path) {
+  OutputFile out;
+  out.path_ = path;
+  if (path == "-") {
+    out.f_ = stdout;
+    return out;
+  }
+  struct stat st {};
+  const bool direct = ::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode);  // a link, a pipe, a device
+  if (direct && S_ISDIR(st.st_mode)) return make_error(Errc::Io, path + ": is a directory");
+  if (!direct) out.tmp_ = path + ".tmp." + std::to_string(getpid());
+  out.f_ = std::fopen(direct ? path.c_str() : out.tmp_.c_str(), "wb");
+  if (!out.f_) {
     std::string why = std::strerror(errno);
-    std::remove(tmp.c_str());
-    return make_error(Errc::Io, path + ": " + why);
+    out.tmp_.clear();
+    return make_error(Errc::Io, path + ": cannot create: " + why);
+  }
+  return out;
+}
+
+OutputFile::OutputFile(OutputFile&& o) noexcept
+    : path_(std::move(o.path_)), tmp_(std::move(o.tmp_)), f_(std::exchange(o.f_, nullptr)) {
+  o.tmp_.clear();
+}
+
+OutputFile::~OutputFile() {
+  if (f_ && f_ != stdout) std::fclose(f_);
+  if (!tmp_.empty()) std::remove(tmp_.c_str());
+}
+
+Result<void> OutputFile::commit() {
+  if (!f_) return make_error(Errc::Io, path_ + ": already written");
+  errno = 0;
+  bool ok = std::fflush(f_) == 0 && std::ferror(f_) == 0;
+  std::string why = errno ? std::strerror(errno) : "write failed";
+  if (f_ != stdout && std::fclose(f_) != 0 && ok) ok = false, why = std::strerror(errno);
+  f_ = nullptr;
+  if (ok && !tmp_.empty() && std::rename(tmp_.c_str(), path_.c_str()) != 0) ok = false, why = std::strerror(errno);
+  if (!ok) return make_error(Errc::Io, path_ + ": cannot write: " + why);  // the destructor removes the temporary
+  tmp_.clear();
+  return {};
+}
+
+Result<void> write_file_atomic(const std::string& path, std::span<const uint8_t> bytes) {
+  auto out = OutputFile::open(path);
+  if (!out) return out.error();
+  std::fwrite(bytes.data(), 1, bytes.size(), out->file());
+  return out->commit();
+}
+
+Result<void> refuse_overwriting_inputs(const std::vector<std::pair<std::string, std::string>>& inputs,
+                                       const std::vector<std::pair<std::string, std::string>>& outputs) {
+  for (const auto& [oflag, opath] : outputs) {
+    struct stat o {};
+    if (opath.empty() || opath == "-" || ::stat(opath.c_str(), &o) != 0) continue;  // not there yet: no input
+    for (const auto& [iflag, ipath] : inputs) {
+      struct stat i {};
+      if (!ipath.empty() && ::stat(ipath.c_str(), &i) == 0 && i.st_dev == o.st_dev && i.st_ino == o.st_ino && S_ISREG(i.st_mode))
+        return make_error(Errc::InvalidArgument, oflag + " " + opath + " is the input " + (iflag.empty() ? "" : iflag + " ") + ipath +
+                                                     ": writing it would destroy it");
+    }
   }
   return {};
 }

@@ -533,3 +533,48 @@ TEST_CASE("ubpf-run: -w writes original lengths that do not wrap, and records no
   CHECK(incl == pkt.size() - 14);
   CHECK(orig == pkt.size() - 14);
 }
+
+TEST_CASE("ubpf-run: outputs never destroy an input, write through links, open before the run and leave no debris", "[jit]") {
+  SKIP_WITHOUT_JIT();
+  const std::string dir = temp_path("outputs");
+  std::filesystem::create_directories(dir);
+  const std::string cap = dir + "/in.pcap", obj = dir + "/fw.o";
+  std::filesystem::copy_file(known_capture(), cap);
+  std::filesystem::copy_file(kFirewall, obj);
+  const std::string cap_bytes = slurp(cap), obj_bytes = slurp(obj);
+  // The same file under another name (a hard link, a path through "."): refused, left as it was.
+  std::filesystem::create_hard_link(cap, dir + "/same.pcap");
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {obj, "--pcap", cap, "-w", dir + "/same.pcap"},
+           {obj, "--pcap", cap, "--map-dump", dir + "/./fw.o"},
+           {obj, "--pcap", cap, "--printk", cap},
+           {obj, "--pcap", cap, "--ndjson", dir + "/../outputs/fw.o"}}) {
+    auto r = ubpf(args);
+    INFO(r.out);
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.find("writing it would destroy it") != std::string::npos);
+  }
+  CHECK(slurp(cap) == cap_bytes);
+  CHECK(slurp(obj) == obj_bytes);
+  // A symlink is written through, not replaced by a file; "-" is standard output.
+  const std::string target = dir + "/target.pcap", link = dir + "/link.pcap";
+  std::filesystem::create_symlink(target, link);
+  REQUIRE(ubpf({obj, "--pcap", cap, "-w", link}).exit_code == 0);
+  CHECK(std::filesystem::is_symlink(link));
+  CHECK(read_capture(target).size() == 2);
+  auto piped = run_process({EBPFVM_UBPF_RUN, obj, "--pcap", cap, "-w", "-", "--json"}, "", false);
+  CHECK(piped.exit_code == 0);
+  CHECK(piped.out.rfind("\xd4\xc3\xb2\xa1", 0) == 0);  // the capture first (little-endian pcap magic)
+  // A bad output path fails before the first packet, naming the path given; no file is left.
+  auto bad = ubpf({obj, "--pcap", cap, "--ndjson", dir + "/n.ndjson", "--map-dump", dir + "/missing/maps.json"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.out == "ubpf-run: " + dir + "/missing/maps.json: cannot create: No such file or directory\n");
+  size_t others = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    INFO(n);
+    CHECK(n.find(".tmp.") == std::string::npos);
+    others += n != "in.pcap" && n != "fw.o" && n != "same.pcap" && n != "target.pcap" && n != "link.pcap";
+  }
+  CHECK(others == 0);  // no n.ndjson either
+}

@@ -175,11 +175,6 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   std::puts(s.str().c_str());
 }
 
-// Writes `text` to `path` through a temporary name.
-ebpfvm::Result<void> write_text(const std::string& path, const std::string& text) {
-  return ebpfvm::tools::write_file_atomic(path, std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text.data()), text.size()));
-}
-
 int cmd_run(const Options& o) {
   if (o.engine != "interp" && o.engine != "jit") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
   if (o.engine == "jit" && o.no_verify)
@@ -201,6 +196,27 @@ int cmd_run(const Options& o) {
   }
   auto input = ubpf::CaptureReader::open(o.pcap);
   if (!input) return fail(kUsage, input.error());
+  // Outputs: none may be an input, and each is opened now, so that a bad path fails before the
+  // first packet. What is not committed at the end (a fault, an error) leaves no file behind.
+  if (auto r = ebpfvm::tools::refuse_overwriting_inputs({{"the object", o.object}, {"--pcap", o.pcap}, {"--map-load", o.map_load}},
+                                                        {{"-w", o.write}, {"--ndjson", o.ndjson}, {"--map-dump", o.map_dump}, {"--printk", o.printk}});
+      !r)
+    return fail(kUsage, r.error().message);
+  std::optional<ebpfvm::tools::OutputFile> printk_file, ndjson_file, dump_file;
+  std::unique_ptr<ubpf::CaptureWriter> writer;
+  for (auto [path, file] : {std::pair{&o.printk, &printk_file}, std::pair{&o.ndjson, &ndjson_file}, std::pair{&o.map_dump, &dump_file}}) {
+    if (path->empty()) continue;
+    auto f = ebpfvm::tools::OutputFile::open(*path);
+    if (!f) return fail(kUsage, f.error().message);
+    file->emplace(std::move(*f));
+  }
+  if (!o.write.empty()) {
+    auto f = ebpfvm::tools::OutputFile::open(o.write);
+    if (!f) return fail(kUsage, f.error().message);
+    writer = ubpf::CaptureWriter::create(std::move(*f), ends_with(o.write, ".pcapng"), (*input)->nanosecond());
+    cfg.writer = writer.get();
+  }
+  if (ndjson_file) cfg.ndjson = ndjson_file->file();
 
   auto preliminary = Object::open(o.object);
   if (!preliminary) return fail(kLoadFailure, preliminary.error());
@@ -212,13 +228,7 @@ int cmd_run(const Options& o) {
     if (auto r = set_global(*obj, g); !r) return fail(kUsage, r.error());
 
   std::mutex printk_mu;
-  FILE* printk_out = stderr;
-  std::string printk_tmp;
-  if (!o.printk.empty()) {
-    printk_tmp = o.printk + ".tmp." + std::to_string(getpid());
-    printk_out = std::fopen(printk_tmp.c_str(), "w");
-    if (!printk_out) return fail(kUsage, o.printk + ": cannot create: " + std::strerror(errno));
-  }
+  FILE* printk_out = printk_file ? printk_file->file() : stderr;
   ebpfvm::LoadOptions lo;
   lo.workers = o.workers;
   lo.insn_budget = o.budget;
@@ -242,19 +252,6 @@ int cmd_run(const Options& o) {
     if (auto r = obj->load_maps_json(*text); !r) return fail(kUsage, o.map_load + ": " + r.error().to_string());
   }
 
-  std::unique_ptr<ubpf::CaptureWriter> writer;
-  if (!o.write.empty()) {
-    auto w = ubpf::CaptureWriter::create(o.write, ends_with(o.write, ".pcapng"), (*input)->nanosecond());
-    if (!w) return fail(kUsage, w.error());
-    writer = std::move(*w);
-    cfg.writer = writer.get();
-  }
-  std::string ndjson_tmp;
-  if (!o.ndjson.empty()) {
-    ndjson_tmp = o.ndjson + ".tmp." + std::to_string(getpid());
-    cfg.ndjson = std::fopen(ndjson_tmp.c_str(), "w");
-    if (!cfg.ndjson) return fail(kUsage, o.ndjson + ": cannot create: " + std::strerror(errno));
-  }
   cfg.workers = o.workers;
   cfg.count = o.count;
   cfg.ifindex = o.ifindex;
@@ -273,36 +270,14 @@ int cmd_run(const Options& o) {
     };
   auto totals = ubpf::run_capture(*prog, **input, cfg);
   if (drew) std::fprintf(stderr, "\r%60s\r", "");
-  auto cleanup = [&] {
-    if (cfg.ndjson) std::fclose(cfg.ndjson);
-    if (!ndjson_tmp.empty()) std::remove(ndjson_tmp.c_str());
-    if (printk_out != stderr) std::fclose(printk_out);
-    if (!printk_tmp.empty()) std::remove(printk_tmp.c_str());
-  };
-  if (!totals) {
-    cleanup();
-    return fail(kUsage, totals.error());
-  }
-  if (totals->fault) {
-    cleanup();
-    return fail(kFault, "packet " + std::to_string(totals->fault_packet + 1) + ": " + totals->fault->to_string());
-  }
+  if (!totals) return fail(kUsage, totals.error());
+  if (totals->fault) return fail(kFault, "packet " + std::to_string(totals->fault_packet + 1) + ": " + totals->fault->to_string());
   if (writer)
-    if (auto r = writer->finish(); !r) return fail(kUsage, r.error());
-  if (cfg.ndjson) {
-    const bool ok = std::fclose(cfg.ndjson) == 0;
-    cfg.ndjson = nullptr;
-    if (!ok || std::rename(ndjson_tmp.c_str(), o.ndjson.c_str()) != 0) return fail(kUsage, o.ndjson + ": cannot write");
-    ndjson_tmp.clear();
-  }
-  if (printk_out != stderr) {
-    std::fclose(printk_out);
-    printk_out = stderr;
-    if (std::rename(printk_tmp.c_str(), o.printk.c_str()) != 0) return fail(kUsage, o.printk + ": cannot write");
-    printk_tmp.clear();
-  }
-  if (!o.map_dump.empty())
-    if (auto r = write_text(o.map_dump, obj->dump_maps_json() + "\n"); !r) return fail(kUsage, r.error());
+    if (auto r = writer->finish(); !r) return fail(kUsage, r.error().message);
+  if (dump_file) std::fputs((obj->dump_maps_json() + "\n").c_str(), dump_file->file());
+  for (auto* file : {&ndjson_file, &printk_file, &dump_file})
+    if (*file)
+      if (auto r = (*file)->commit(); !r) return fail(kUsage, r.error().message);
   if (o.json) print_json(o, *prog, *totals);
   else print_table(o, *prog, *totals);
   return 0;

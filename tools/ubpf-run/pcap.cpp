@@ -277,14 +277,10 @@ ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
 }
 
 // ---- writer ---------------------------------------------------------------------------------------
-ebpfvm::Result<std::unique_ptr<CaptureWriter>> CaptureWriter::create(const std::string& path, bool pcapng, bool nanosecond) {
-  std::unique_ptr<CaptureWriter> w(new CaptureWriter);
-  w->path_ = path;
-  w->tmp_ = path + ".tmp." + std::to_string(getpid());
+std::unique_ptr<CaptureWriter> CaptureWriter::create(ebpfvm::tools::OutputFile out, bool pcapng, bool nanosecond) {
+  std::unique_ptr<CaptureWriter> w(new CaptureWriter(std::move(out)));
   w->ng_ = pcapng;
   w->nsec_ = nanosecond;
-  w->f_ = std::fopen(w->tmp_.c_str(), "wb");
-  if (!w->f_) return io_error(path, "cannot create");
   // Our own buffer: given none, glibc ignores the size and writes 4 KiB at a time.
   w->buf_.resize(1 << 20);
   std::setvbuf(w->f_, w->buf_.data(), _IOFBF, w->buf_.size());
@@ -333,22 +329,8 @@ void CaptureWriter::write(uint64_t ts_ns, std::span<const uint8_t> data, uint32_
 }
 
 ebpfvm::Result<void> CaptureWriter::finish() {
-  const bool ok = std::ferror(f_) == 0;
-  const bool closed = std::fclose(f_) == 0;
   f_ = nullptr;
-  if (!ok || !closed || std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    auto e = io_error(path_, "cannot write");
-    std::remove(tmp_.c_str());
-    return e;
-  }
-  return {};
-}
-
-CaptureWriter::~CaptureWriter() {
-  if (f_) {
-    std::fclose(f_);
-    std::remove(tmp_.c_str());
-  }
+  return out_.commit();
 }
 
 }  // namespace ubpf

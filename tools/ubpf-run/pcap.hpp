@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common.hpp"
 #include "ebpfvm/error.hpp"
 
 namespace ubpf {
@@ -70,20 +71,20 @@ class CaptureReader {
 // interrupted run never leaves a half-written file under the name the user gave.
 class CaptureWriter {
  public:
-  static ebpfvm::Result<std::unique_ptr<CaptureWriter>> create(const std::string& path, bool pcapng, bool nanosecond);
-  ~CaptureWriter();  // removes the temporary file if finish() was not reached
+  // Writes the capture's header into `out` (opened before the run, see tools::OutputFile).
+  static std::unique_ptr<CaptureWriter> create(ebpfvm::tools::OutputFile out, bool pcapng, bool nanosecond);
+  ~CaptureWriter() = default;  // the output's temporary goes if finish() was not reached
   // `comment` is written as the packet's opt_comment (pcapng only), e.g. its XDP verdict.
   void write(uint64_t ts_ns, std::span<const uint8_t> data, uint32_t orig_len, std::string_view comment);
   ebpfvm::Result<void> finish();
 
  private:
-  CaptureWriter() = default;
-  std::string path_, tmp_;
-  FILE* f_ = nullptr;
+  explicit CaptureWriter(ebpfvm::tools::OutputFile out) : out_(std::move(out)), f_(out_.file()) {}
+  std::vector<char> buf_;  // stdio's buffer: declared before out_, so freed after it closes the file
+  ebpfvm::tools::OutputFile out_;
+  FILE* f_;
   bool ng_ = false;
   bool nsec_ = false;
-  bool failed_ = false;
-  std::vector<char> buf_;  // stdio's buffer: f_ is closed (finish() or the destructor's body) before it is freed
 };
 
 }  // namespace ubpf
