@@ -1295,6 +1295,7 @@ Analyzer::Bound Analyzer::bound(const Key& prefix, Invocations& inv) const {
 }
 
 void Analyzer::bound_work() {
+  current_ = nullptr;  // the analysis is over: no state to show (the last one is gone)
   Invocations inv;
   for (const auto& [key, n] : block_insns_) {
     uint64_t& total = inv.insns[invocation(key)];

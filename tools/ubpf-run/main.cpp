@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -25,6 +26,11 @@ using ebpfvm::Error;
 using ebpfvm::Object;
 
 constexpr int kLoadFailure = 1, kUsage = 2, kFault = 3;
+
+// SIGINT or SIGTERM: the run stops at a packet boundary, writes what it has (as tcpdump -w
+// does), marks the summary interrupted, and exits 128 + the signal.
+std::atomic<int> g_signal{0};
+void on_signal(int sig) { g_signal.store(sig); }
 
 int fail(int code, const std::string& msg) {
   std::fprintf(stderr, "ubpf-run: %s\n", msg.c_str());
@@ -126,8 +132,8 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
                 p.engine() == ebpfvm::Engine::Jit ? "x86-64 JIT" : "interpreter", v->insns_analysed, v->micros / 1e3);
   else
     std::printf("engine   interpreter, not verified (--no-verify): every access checked at run time\n");
-  std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
-              o.workers, o.workers == 1 ? "" : "s");
+  std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
+              o.workers, o.workers == 1 ? "" : "s", t.stopped ? " (interrupted)" : "");
   std::printf("\n%-14s %12s %8s %14s\n", "action", "packets", "%", "bytes");
   for (int a = 0; a <= 4; ++a)
     std::printf("%-14s %12" PRIu64 " %7.1f%% %14" PRIu64 "\n", std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a))).c_str(),
@@ -158,7 +164,7 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   const auto q = json_quote;
   s << "{\"file\":" << q(o.object) << ",\"program\":" << q(p.name()) << ",\"section\":" << q(p.section())
     << ",\"type\":" << q(std::string(ebpfvm::to_string(p.type()))) << ",\"instructions\":" << p.code().slot_count()
-    << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":" << (p.verify_report() ? "true" : "false") << ",\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"actions\":{";
+    << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":" << (p.verify_report() ? "true" : "false") << ",\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"interrupted\":" << (t.stopped ? "true" : "false") << ",\"actions\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.actions[a];
   s << "},\"bytes\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.action_bytes[a];
@@ -252,6 +258,12 @@ int cmd_run(const Options& o) {
     if (auto r = obj->load_maps_json(*text); !r) return fail(kUsage, o.map_load + ": " + r.error().to_string());
   }
 
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  cfg.stop = &g_signal;
   cfg.workers = o.workers;
   cfg.count = o.count;
   cfg.ifindex = o.ifindex;
@@ -271,6 +283,7 @@ int cmd_run(const Options& o) {
   auto totals = ubpf::run_capture(*prog, **input, cfg);
   if (drew) std::fprintf(stderr, "\r%60s\r", "");
   if (!totals) return fail(kUsage, totals.error());
+  totals->stopped = totals->stopped || g_signal.load() != 0;
   if (totals->fault) return fail(kFault, "packet " + std::to_string(totals->fault_packet + 1) + ": " + totals->fault->to_string());
   if (writer)
     if (auto r = writer->finish(); !r) return fail(kUsage, r.error().message);
@@ -280,7 +293,7 @@ int cmd_run(const Options& o) {
       if (auto r = (*file)->commit(); !r) return fail(kUsage, r.error().message);
   if (o.json) print_json(o, *prog, *totals);
   else print_table(o, *prog, *totals);
-  return 0;
+  return totals->stopped ? 128 + g_signal.load() : 0;
 }
 
 int cmd_maps(const Options& o) {

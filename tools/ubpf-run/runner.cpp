@@ -101,6 +101,7 @@ struct Share {
   std::vector<ebpfvm::RedirectTarget> redirects;
   std::optional<ebpfvm::Error> fault;
   uint64_t fault_pos = 0;
+  std::optional<uint64_t> stop_pos;  // RunConfig::stop seen before running this packet
 };
 
 // A chunk in flight: the workers run one while the main thread reads the next and writes out the
@@ -138,6 +139,7 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
   sh.redirects.clear();
   sh.counts = {};
   sh.fault.reset();
+  sh.stop_pos.reset();
   // Each worker picks its own flows (hashing in parallel, off the reader's thread).
   sh.todo.clear();
   for (uint32_t i = 0; i < chunk.size(); ++i) {
@@ -159,6 +161,10 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
       __builtin_prefetch(ahead + 63);
     }
     const uint32_t pos = sh.todo[k];
+    if (cfg.stop && cfg.stop->load(std::memory_order_relaxed)) {
+      sh.stop_pos = pos;
+      break;
+    }
     const Packet& p = chunk[pos];
     auto r = run_packet(prog, cfg, w, opts, p.data, in_place);
     if (!r) {
@@ -276,6 +282,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
     b.start = in.offset();
     Packet p;
     while (b.packets.size() < kChunk && (cfg.count == 0 || read < cfg.count)) {
+      if (cfg.stop && cfg.stop->load(std::memory_order_relaxed)) break;
       auto got = in.next(p);
       if (!got) return got.error();
       if (!*got) break;
@@ -300,17 +307,20 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
     pool.wait();
     // The first fault in capture order wins; packets after it are not counted.
     size_t limit = cur->packets.size();
-    for (const Share& sh : cur->shares)
+    for (const Share& sh : cur->shares) {
       if (sh.fault && sh.fault_pos < limit) {
         limit = sh.fault_pos;
         t.fault = sh.fault;
         t.fault_packet = cur->packets[sh.fault_pos].index;
       }
+      // stopped: the packets before the first one a worker did not run were all run
+      if (sh.stop_pos && *sh.stop_pos < limit) limit = *sh.stop_pos, t.stopped = true;
+    }
     // The workers run the next chunk while this one is counted and written out.
-    const bool more = ahead && !t.fault && !nxt->packets.empty();
+    const bool more = ahead && !t.fault && !t.stopped && !nxt->packets.empty();
     if (more) launch(*nxt);
-    // Without a fault or per-packet output, the workers' own counts are the chunk's.
-    const bool ordered = t.fault || cfg.writer || cfg.ndjson;
+    // Without a fault, a stop or per-packet output, the workers' own counts are the chunk's.
+    const bool ordered = t.fault || t.stopped || cfg.writer || cfg.ndjson;
     if (!ordered)
       for (const Share& sh : cur->shares) merge(t, sh.counts);
     for (size_t i = 0; ordered && i < limit; ++i) {
@@ -332,7 +342,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
     }
     in.release(nxt->start);  // this chunk's packets are done with
     if (cfg.progress) cfg.progress(in.offset());
-    if (t.fault) break;
+    if (t.fault || t.stopped) break;
     if (!ahead) return ahead.error();  // after this chunk's packets, the bad record
     std::swap(cur, nxt);
   }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -26,6 +27,9 @@ struct RunConfig {
   std::array<bool, 5> write_actions{false, false, true, true, true};  // PASS, TX, REDIRECT
   FILE* ndjson = nullptr;
   std::function<void(uint64_t done_bytes)> progress;  // called now and then from the main thread
+  // Set (by a signal handler) to stop: no packet is read after it; those read still run, so the
+  // run ends at a packet boundary with every output consistent.
+  const std::atomic<int>* stop = nullptr;
 };
 
 struct Totals {
@@ -38,6 +42,7 @@ struct Totals {
   uint64_t wall_ns = 0;
   std::optional<ebpfvm::Error> fault;          // the first runtime fault; processing stopped there
   uint64_t fault_packet = 0;
+  bool stopped = false;                        // RunConfig::stop ended the run early
 };
 
 std::string describe(const ebpfvm::RedirectTarget& t);
