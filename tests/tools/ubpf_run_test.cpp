@@ -587,6 +587,10 @@ TEST_CASE("ubpf-run: outputs never destroy an input, write through links, open b
     others += n != "in.pcap" && n != "fw.o" && n != "same.pcap" && n != "target.pcap" && n != "link.pcap";
   }
   CHECK(others == 0);  // no n.ndjson either
+  // A full disk (/dev/full) fails the run, naming the output, instead of leaving it truncated.
+  auto full = ubpf({program_path("helpers"), "--prog", "misc", "--pcap", cap, "--printk", "/dev/full"});
+  CHECK(full.exit_code == 2);
+  CHECK(full.out.find("ubpf-run: /dev/full: cannot write: No space left on device") != std::string::npos);
 }
 
 TEST_CASE("ubpf-run: SIGINT stops at a packet boundary, writes what it has, marks the summary and exits 130", "[jit]") {
