@@ -30,7 +30,9 @@ std::string contains(const Value& v, uint64_t x, const Concrete& c) {
     case Kind::Scalar: return v.s.contains(x) ? "" : "not among its values";
     case Kind::MapValue: case Kind::AllocMem: return x != 0 ? "" : "null";
     case Kind::Mem:
-      if (!c.mem) return x != 0 ? "" : "null";
+      // the program's memory is checked at its offsets; other memory (a for_each callback's key)
+      // has no start known here
+      if (x < c.mem || x > c.mem + c.mem_size) return x != 0 ? "" : "null";
       return at_offsets(v, x - c.mem) ? "" : "not at its offsets from the memory's start (" + hex(c.mem) + ")";
     case Kind::Ctx:
       if (!xdp) return "";
@@ -84,9 +86,9 @@ void ContainmentOracle::step(const void* image, size_t slot, const uint64_t* reg
   auto it = states_.find(image);
   if (it == states_.end()) it = states_.find(nullptr);
   if (!failure_.empty() || it == states_.end()) return;
-  if (slot == 0 && !run.xdp) mem_ = regs[1];  // a raw memory run starts with r1 = the memory
+  if (slot == 0 && !run.xdp) mem_ = regs[1], mem_size_ = regs[2];  // a raw memory run starts with r1, r2 = the memory
   ++steps_;
-  failure_ = check_containment(*it->second, slot, {regs, run.xdp, run.xdp ? 0 : mem_});
+  failure_ = check_containment(*it->second, slot, {regs, run.xdp, run.xdp ? 0 : mem_, run.xdp ? 0 : mem_size_});
 }
 
 }  // namespace ebpfvm::detail

@@ -35,7 +35,7 @@ struct AbstractStates {
 struct Concrete {
   const uint64_t* regs = nullptr;  // r0..r10; r10 is the innermost frame's
   const XdpCtx* xdp = nullptr;     // the XDP context (and packet) of the run; null for raw memory
-  uint64_t mem = 0;                // raw memory programs: the memory's start (r1 at the first instruction)
+  uint64_t mem = 0, mem_size = 0;  // raw memory programs: the memory (r1, r2 at the first instruction)
 };
 
 // Empty when every register of `c` lies inside the abstract state at `slot`; otherwise which
@@ -62,7 +62,7 @@ class ContainmentOracle final : public StepObserver {
   std::map<const void*, std::shared_ptr<const AbstractStates>> states_;
   std::string failure_;
   uint64_t steps_ = 0;
-  uint64_t mem_ = 0;
+  uint64_t mem_ = 0, mem_size_ = 0;
   StepObserver* outer_ = nullptr;
 };
 
