@@ -155,11 +155,12 @@ TEST_CASE("ubpf-run: -w writes the packets after the program, readable by libpca
   CHECK(again.get("packets")->number() == 3);
 }
 
-TEST_CASE("ubpf-run: captures larger than the reader's mapping window come out whole, byte for byte", "[jit]") {
+TEST_CASE("ubpf-run: captures larger than the reader's blocks come out whole, byte for byte, from a file or a pipe", "[jit]") {
   SKIP_WITHOUT_JIT();
-  // About 32 MB: the reader's mapping is filled in ahead and released behind it in 8 MiB windows,
-  // so every window boundary and the unmapping of consumed windows are crossed while packets are
-  // still being read and written.
+  // About 32 MB: the reader reads into 1 MiB blocks, reused once their packets are done, and moves
+  // a record that does not fit the rest of a block to the next; every one of those steps is
+  // crossed while packets are still being read and written. Through a pipe, reads come back short
+  // (64 KiB at a time) and end in the middle of records.
   const std::string cap = sample_capture(40000);
   REQUIRE(std::filesystem::file_size(cap) > 24u << 20);
   const auto in = read_capture(cap);
@@ -169,17 +170,76 @@ TEST_CASE("ubpf-run: captures larger than the reader's mapping window come out w
     const std::string ng = temp_path("all" + workers + ".pcapng");
     REQUIRE(ubpf({kFirewall, "--pcap", cap, "-w", ng, "--write-actions", "all", "--workers", workers}).exit_code == 0);
     CHECK(read_capture(ng) == in);  // the firewall never changes a packet
-    // The pcapng written, read as input (the pcapng reader walks the same mapping).
+    // The pcapng written, read as input.
     const std::string back = temp_path("back" + workers + ".pcap");
     REQUIRE(ubpf({kFirewall, "--pcap", ng, "-w", back, "--write-actions", "all", "--workers", workers}).exit_code == 0);
     CHECK(read_capture(back) == in);
   }
-  // Stopping early leaves the rest of the mapping to be released at the end.
+  // "-" reads standard input, here a pipe.
+  const std::string piped = temp_path("piped.pcap");
+  auto p = run_process({"/bin/sh", "-c", "cat " + cap + " | " + EBPFVM_UBPF_RUN + " " + kFirewall + " --pcap - -w " + piped + " --write-actions all"},
+                       "", true);
+  INFO(p.out);
+  REQUIRE(p.exit_code == 0);
+  CHECK(read_capture(piped) == in);
+  // Stopping early leaves the rest unread.
   const std::string part = temp_path("part.pcap");
   REQUIRE(ubpf({kFirewall, "--pcap", cap, "-c", "30001", "-w", part, "--write-actions", "all"}).exit_code == 0);
   const auto got = read_capture(part);
   REQUIRE(got.size() == 30001);
   CHECK(std::equal(got.begin(), got.end(), in.begin()));
+}
+
+TEST_CASE("ubpf-run: a capture cut while it is read fails the run, naming the first packet lost", "[jit]") {
+  SKIP_WITHOUT_JIT();
+  // The program prints a line per packet into a FIFO this test reads: once the first line is
+  // there (and while the test does not read more, the run waits on the FIFO), the capture is cut
+  // past what the reader can have read so far: two chunks of 4096 packets and one 1 MiB block.
+  const std::string cap = temp_path("shrinking.pcap"), out = temp_path("shrinking-out.pcap"), fifo = temp_path("shrink.fifo");
+  std::filesystem::copy_file(sample_capture(20000), cap, std::filesystem::copy_options::overwrite_existing);
+  const auto packets = read_capture(cap);
+  const uint64_t size = std::filesystem::file_size(cap);
+  uint64_t read_at_most = 24;
+  for (size_t i = 0; i < 8192; ++i) read_at_most += 16 + packets[i].size();
+  const uint64_t cut = read_at_most + (1u << 20) + 100;
+  REQUIRE(cut + 2000 < size);
+  // the first packet whose record does not fit below the cut
+  uint64_t lost = 0, lost_at = 24;
+  while (lost_at + 16 + packets[lost].size() <= cut) lost_at += 16 + packets[lost++].size();
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  int report[2];
+  REQUIRE(pipe(report) == 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(report[1], 1);
+    dup2(report[1], 2);
+    close(report[0]);
+    execl(EBPFVM_UBPF_RUN, EBPFVM_UBPF_RUN, program_path("helpers").c_str(), "--prog", "misc", "--pcap", cap.c_str(), "--printk",
+          fifo.c_str(), "-w", out.c_str(), nullptr);
+    _exit(127);
+  }
+  close(report[1]);
+  FILE* printk = std::fopen(fifo.c_str(), "r");
+  REQUIRE(printk);
+  char line[256];
+  REQUIRE(std::fgets(line, sizeof line, printk));
+  REQUIRE(truncate(cap.c_str(), static_cast<off_t>(cut)) == 0);
+  while (std::fgets(line, sizeof line, printk)) {
+  }
+  std::fclose(printk);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  INFO(text);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 2);
+  CHECK(text == "ubpf-run: " + cap + ": the capture shrank while it was read: packet " + std::to_string(lost + 1) + " at byte " +
+                    std::to_string(lost_at) + " is past its end (" + std::to_string(cut) + " bytes now, " + std::to_string(size) +
+                    " when it was opened)\n");
+  CHECK_FALSE(std::filesystem::exists(out));
 }
 
 TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat", "[jit]") {
@@ -293,6 +353,9 @@ TEST_CASE("ubpf-run: every error gives one line and its exit status", "[jit]") {
   expect(ubpf({cap, "--pcap", cap}), 1, "not an ELF file");
   expect(ubpf({kFirewall, "--pcap", "/nonexistent.pcap"}), 2, "/nonexistent.pcap: cannot open");
   expect(ubpf({kFirewall, "--pcap", kFirewall}), 2, "not a pcap or pcapng file");
+  const std::string dir = std::filesystem::path(cap).parent_path().string();
+  expect(ubpf({kFirewall, "--pcap", dir}), 2, "ubpf-run: " + dir + ": is a directory");
+  expect(ubpf({kFirewall, "--pcap", "/dev/zero"}), 2, "/dev/zero: not a pcap or pcapng file (unknown magic number)");
   expect(ubpf({kFirewall, "--pcap", cap, "--prog", "nope"}), 1, "no program or section 'nope'");
   expect(ubpf({kFirewall, "--pcap", cap, "--no-verify"}), 2, "only the checked interpreter may run it: add --engine interp");
   expect(ubpf({kFirewall, "--pcap", cap, "--engine", "fast"}), 2, "--engine fast: expected jit or interp");

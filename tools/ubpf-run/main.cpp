@@ -200,7 +200,7 @@ int cmd_run(const Options& o) {
       if (!known) return fail(kUsage, "--write-actions " + a + ": expected aborted, drop, pass, tx, redirect or all");
     }
   }
-  auto input = ubpf::CaptureReader::open(o.pcap);
+  auto input = ubpf::CaptureReader::open(o.pcap, &g_signal);
   if (!input) return fail(kUsage, input.error());
   // Outputs: none may be an input, and each is opened now, so that a bad path fails before the
   // first packet. What is not committed at the end (a fault, an error) leaves no file behind.

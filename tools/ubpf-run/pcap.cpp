@@ -1,13 +1,11 @@
 #include "pcap.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <thread>
 
 namespace ubpf {
 namespace {
@@ -16,9 +14,13 @@ constexpr uint32_t kPcapMagicUsec = 0xa1b2c3d4, kPcapMagicNsec = 0xa1b23c4d, kNg
                    kNgByteOrder = 0x1a2b3c4d, kNgIdb = 1, kNgSpb = 3, kNgEpb = 6;
 constexpr uint32_t kLinkEthernet = 1;
 constexpr uint32_t kMaxSnap = 256 * 1024;
-constexpr uint64_t kAhead = 8ull << 20;  // population window (a multiple of the page size)
-constexpr uint64_t kStream = 16 << 10;   // prefetch distance
-constexpr int kPopulateRead = 22;         // MADV_POPULATE_READ (Linux 5.14), not in every libc's headers
+// Each read(2) fills what is left of a 1 MiB block; the blocks are reused once their packets are
+// done, so after the first few no page is faulted in again (a fresh mapping faults on every 4 KiB
+// page, which cost the mapped reader a third of its time).
+constexpr size_t kBlock = 1 << 20;
+constexpr uint64_t kStream = 16 << 10;  // prefetch distance
+// pcapng blocks longer than this are refused, as libpcap refuses them: no packet needs more.
+constexpr uint32_t kMaxBlock = 16 << 20;
 
 std::string link_name(uint32_t lt) {
   switch (lt) {
@@ -39,118 +41,51 @@ ebpfvm::Error io_error(const std::string& path, const std::string& what) {
 
 }  // namespace
 
-// The capture's mapping, kept by a thread of its own: it fills the page tables 8 MiB ahead of the
-// reader and unmaps what the caller released. Page faults cost a third of a reader's time on a
-// large capture, and the final unmap a tenth; done here they run when a core is idle (the reader
-// or the workers waiting), and filling 8 MiB at once costs half as much as faulting.
-class Mapping {
- public:
-  Mapping(const uint8_t* base, uint64_t size) : base_(const_cast<uint8_t*>(base)), size_(size), thread_([this] { loop(); }) {}
-  ~Mapping() {
-    stop_ = true;
-    poke();
-    thread_.join();
-    munmap(base_ + unmapped_, size_ - unmapped_);
-  }
-  Mapping(const Mapping&) = delete;
-  Mapping& operator=(const Mapping&) = delete;
-
-  void want(uint64_t upto) {
-    want_.store(upto, std::memory_order_relaxed);
-    poke();
-  }
-  void release(uint64_t below) {
-    release_.store(below, std::memory_order_relaxed);
-    poke();
-  }
-  // Below this, pages are mapped: prefetching them is cheap.
-  uint64_t populated() const { return populated_.load(std::memory_order_acquire); }
-
- private:
-  void poke() {
-    wake_.fetch_add(1, std::memory_order_release);
-    wake_.notify_one();
-  }
-
-  bool step() {
-    const uint64_t p = populated_.load(std::memory_order_relaxed);
-    if (p < size_ && p < want_.load(std::memory_order_relaxed)) {
-      const uint64_t len = std::min<uint64_t>(kAhead, size_ - p);
-      // Best effort (Linux 5.14+): the reader's faults do it otherwise; then nothing is
-      // reported populated, so nothing is prefetched either.
-      if (madvise(base_ + p, len, kPopulateRead) != 0) {
-        want_.store(0, std::memory_order_relaxed);
-        return false;
-      }
-      populated_.store(p + len, std::memory_order_release);
-      return true;
-    }
-    if (unmapped_ + kAhead <= release_.load(std::memory_order_relaxed)) {
-      munmap(base_ + unmapped_, kAhead);
-      unmapped_ += kAhead;
-      return true;
-    }
-    return false;
-  }
-
-  void loop() {
-    while (!stop_) {
-      const uint32_t seen = wake_.load(std::memory_order_acquire);
-      if (!step() && !stop_) wake_.wait(seen);
-    }
-  }
-
-  uint8_t* const base_;
-  const uint64_t size_;
-  std::atomic<uint64_t> want_{0}, populated_{0}, release_{0};
-  std::atomic<uint32_t> wake_{0};
-  std::atomic<bool> stop_{false};
-  uint64_t unmapped_ = 0;  // the thread's
-  std::thread thread_;
-};
-
 ebpfvm::Error CaptureReader::bad(const std::string& msg) const {
   ebpfvm::Error e = ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, msg);
   e.where.file = path_;
   return e;
 }
 
-uint32_t CaptureReader::rd32(uint64_t off) const {
+uint32_t CaptureReader::rd32(const uint8_t* p) const {
   uint32_t v;
-  std::memcpy(&v, base_ + off, 4);
+  std::memcpy(&v, p, 4);
   return swap_ ? __builtin_bswap32(v) : v;
 }
-uint16_t CaptureReader::rd16(uint64_t off) const {
+uint16_t CaptureReader::rd16(const uint8_t* p) const {
   uint16_t v;
-  std::memcpy(&v, base_ + off, 2);
+  std::memcpy(&v, p, 2);
   return swap_ ? __builtin_bswap16(v) : v;
 }
 
-ebpfvm::Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& path) {
+ebpfvm::Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::string& path, const std::atomic<int>* stop) {
   std::unique_ptr<CaptureReader> r(new CaptureReader);
   r->path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return io_error(path, "cannot open");
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    ::close(fd);
-    return io_error(path, "cannot stat");
+  r->stop_ = stop;
+  struct stat st {};
+  if (path == "-") {
+    r->path_ = "standard input";
+    r->fd_ = dup(STDIN_FILENO);
+    if (r->fd_ < 0) return io_error(r->path_, "cannot read");
+  } else {
+    // Opening a FIFO waits for its writer: say so on a terminal rather than hang in silence.
+    if (::stat(path.c_str(), &st) == 0 && S_ISFIFO(st.st_mode) && isatty(STDERR_FILENO))
+      std::fprintf(stderr, "ubpf-run: %s is a FIFO: waiting for a writer\n", path.c_str());
+    r->fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (r->fd_ < 0) return io_error(path, "cannot open");
   }
-  r->size_ = static_cast<uint64_t>(st.st_size);
-  if (r->size_ > 0) {
-    void* m = mmap(nullptr, r->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      ::close(fd);
-      return io_error(path, "cannot map");
-    }
-    madvise(m, r->size_, MADV_SEQUENTIAL);
-    r->base_ = static_cast<const uint8_t*>(m);
-    r->map_ = std::make_unique<Mapping>(r->base_, r->size_);
+  if (fstat(r->fd_, &st) != 0) return io_error(r->path_, "cannot stat");
+  if (S_ISDIR(st.st_mode)) return r->bad("is a directory");
+  r->regular_ = S_ISREG(st.st_mode);
+  if (r->regular_) {
+    r->size_ = static_cast<uint64_t>(st.st_size);
+    posix_fadvise(r->fd_, 0, 0, POSIX_FADV_SEQUENTIAL);  // larger read-ahead
   }
-  ::close(fd);
-  if (r->size_ < 4) return r->bad("not a pcap or pcapng file (too short)");
+  auto head = r->need(4);
+  if (!head) return head.error();
+  if (!*head) return r->bad("not a pcap or pcapng file (too short)");
   uint32_t magic;
-  std::memcpy(&magic, r->base_, 4);
+  std::memcpy(&magic, *head, 4);
   if (magic == kNgSection) {
     r->ng_ = true;
     return r;
@@ -160,8 +95,10 @@ ebpfvm::Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::st
     if (m == kPcapMagicUsec || m == kPcapMagicNsec) {
       r->swap_ = swap;
       r->nsec_ = m == kPcapMagicNsec;
-      if (r->size_ < 24) return r->bad("pcap file header is truncated");
-      const uint32_t link = r->rd32(20) & 0x0fffffff;
+      auto hdr = r->need(24);
+      if (!hdr) return hdr.error();
+      if (!*hdr) return r->bad("pcap file header is truncated");
+      const uint32_t link = r->rd32(*hdr + 20) & 0x0fffffff;
       if (link != kLinkEthernet) return r->bad(link_name(link) + " captures are not supported: ubpf-run reads Ethernet (link type 1)");
       r->pos_ = 24;
       return r;
@@ -170,55 +107,134 @@ ebpfvm::Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::st
   return r->bad("not a pcap or pcapng file (unknown magic number)");
 }
 
-CaptureReader::~CaptureReader() = default;  // the mapping unmaps itself
-
-ebpfvm::Result<bool> CaptureReader::next(Packet& out) {
-  if (pos_ + kAhead > wanted_ && map_) map_->want(wanted_ = pos_ + 2 * kAhead);
-  auto r = ng_ ? next_pcapng(out) : next_pcap(out);
-  if (map_) stream_ahead();
-  return r;
+CaptureReader::~CaptureReader() {
+  if (fd_ >= 0) ::close(fd_);
 }
 
-ebpfvm::Result<bool> CaptureReader::next_pcap(Packet& out) {
-  if (pos_ == size_) return false;
-  if (size_ - pos_ < 16)
-    return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) + ": record header is truncated");
-  const uint32_t incl = rd32(pos_ + 8);
-  if (incl > kMaxSnap)
-    return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) + ": length " + std::to_string(incl) + " is not plausible");
-  if (size_ - pos_ - 16 < incl)
-    return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) + " is truncated: " +
-               std::to_string(incl) + " bytes announced, " + std::to_string(size_ - pos_ - 16) + " left in the file");
-  out.index = count_++;
-  out.ts_ns = uint64_t{rd32(pos_)} * 1'000'000'000ull + uint64_t{rd32(pos_ + 4)} * (nsec_ ? 1 : 1000);
-  out.orig_len = rd32(pos_ + 12);
-  out.data = {base_ + pos_ + 16, incl};
-  pos_ += 16 + incl;
-  return true;
+uint64_t CaptureReader::available() const {
+  return live_.empty() ? 0 : live_.back().start + live_.back().len - pos_;
+}
+
+CaptureReader::Block CaptureReader::fresh_block(size_t at_least) {
+  for (size_t i = 0; i < spare_.size(); ++i)
+    if (spare_[i].cap >= at_least) {
+      Block b = std::move(spare_[i]);
+      spare_.erase(spare_.begin() + static_cast<ptrdiff_t>(i));
+      return b;
+    }
+  Block b;
+  b.cap = std::max<size_t>(kBlock, at_least);
+  b.data.reset(new uint8_t[b.cap]);
+  return b;
+}
+
+ebpfvm::Error CaptureReader::shrank() const {
+  struct stat st {};
+  const uint64_t now = fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+  return bad("the capture shrank while it was read: packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) +
+             " is past its end (" + std::to_string(now) + " bytes now, " + std::to_string(size_) + " when it was opened)");
+}
+
+ebpfvm::Result<const uint8_t*> CaptureReader::need(uint64_t n) {
+  if (available() >= n) return live_.back().data.get() + (pos_ - live_.back().start);
+  // A record never spans blocks: one that does not fit where it starts moves to a fresh block.
+  if (live_.empty() || pos_ - live_.back().start + n > live_.back().cap) {
+    Block b = fresh_block(n);
+    b.start = pos_;
+    b.len = available();
+    if (b.len) std::memcpy(b.data.get(), live_.back().data.get() + (pos_ - live_.back().start), b.len);
+    // a block no packet came from (the record outgrew it) goes back at once
+    if (!live_.empty() && live_.back().start == pos_) {
+      spare_.push_back(std::move(live_.back()));
+      live_.pop_back();
+    }
+    live_.push_back(std::move(b));
+  }
+  Block& b = live_.back();
+  while (available() < n && !eof_) {
+    const ssize_t got = ::read(fd_, b.data.get() + b.len, b.cap - b.len);
+    if (got > 0) {
+      b.len += static_cast<size_t>(got);
+    } else if (got == 0) {
+      eof_ = true;
+    } else if (errno == EINTR) {
+      if (stop_ && stop_->load(std::memory_order_relaxed)) {  // a signal ends the capture here
+        interrupted_ = true;
+        return nullptr;
+      }
+    } else {
+      return io_error(path_, "cannot read");
+    }
+  }
+  if (available() >= n) return b.data.get() + (pos_ - b.start);
+  // A regular file that ends before the size it had at open was cut while it was read.
+  if (regular_ && b.start + b.len < size_) return shrank();
+  return nullptr;
 }
 
 // Records chain (each header says where the next starts), so neither the hardware nor a prefetch
 // of the next header can run ahead: a header would be a cache miss every time. Prefetching every
-// line 16 KiB ahead turns the walk into a stream at memory bandwidth (measured: 120 -> 55 ns per
-// packet on an 800-byte average). Only into pages already mapped: a prefetch that needs a page
-// walk to a missing page stalls (measured 10x slower).
+// line 16 KiB ahead turns the walk into a stream at memory bandwidth.
 void CaptureReader::stream_ahead() {
-  const uint64_t until = std::min<uint64_t>(pos_ + kStream, map_->populated());
-  for (; streamed_ < until; streamed_ += 128) __builtin_prefetch(base_ + streamed_);  // the hardware fetches line pairs
+  if (live_.empty()) return;
+  const Block& b = live_.back();
+  const uint64_t until = std::min<uint64_t>(pos_ + kStream, b.start + b.len);
+  if (streamed_ < pos_) streamed_ = pos_;
+  for (; streamed_ < until; streamed_ += 128) __builtin_prefetch(b.data.get() + (streamed_ - b.start));  // the hardware fetches line pairs
 }
 
 void CaptureReader::release(uint64_t below) {
-  if (map_) map_->release(below);
+  // A block's packets all start before the next block does.
+  while (live_.size() > 1 && live_[1].start <= below) {
+    spare_.push_back(std::move(live_.front()));
+    live_.pop_front();
+  }
+}
+
+ebpfvm::Result<bool> CaptureReader::next(Packet& out) {
+  auto r = ng_ ? next_pcapng(out) : next_pcap(out);
+  stream_ahead();
+  if (interrupted_) return false;  // not a truncated record: the run was stopped while waiting
+  return r;
+}
+
+ebpfvm::Result<bool> CaptureReader::next_pcap(Packet& out) {
+  auto h = need(16);
+  if (!h) return h.error();
+  auto where = [&] { return "packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_); };
+  if (!*h) {
+    if (available() == 0) return false;
+    return bad(where() + ": record header is truncated");
+  }
+  const uint32_t incl = rd32(*h + 8);
+  if (incl > kMaxSnap) return bad(where() + ": length " + std::to_string(incl) + " is not plausible");
+  auto rec = need(16 + uint64_t{incl});
+  if (!rec) return rec.error();
+  if (!*rec)
+    return bad(where() + " is truncated: " + std::to_string(incl) + " bytes announced, " + std::to_string(available() - 16) +
+               " left in the file");
+  const uint8_t* p = *rec;
+  out.index = count_++;
+  out.ts_ns = uint64_t{rd32(p)} * 1'000'000'000ull + uint64_t{rd32(p + 4)} * (nsec_ ? 1 : 1000);
+  out.orig_len = rd32(p + 12);
+  out.data = {p + 16, incl};
+  pos_ += 16 + incl;
+  return true;
 }
 
 ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
-  while (pos_ < size_) {
-    if (size_ - pos_ < 12) return bad("block at byte " + std::to_string(pos_) + " is truncated");
+  for (;;) {
+    auto h = need(12);
+    if (!h) return h.error();
+    if (!*h) {
+      if (available() == 0) return false;
+      return bad("block at byte " + std::to_string(pos_) + " is truncated");
+    }
     uint32_t type;
-    std::memcpy(&type, base_ + pos_, 4);
+    std::memcpy(&type, *h, 4);
     if (type == kNgSection) {
       uint32_t bom;
-      std::memcpy(&bom, base_ + pos_ + 8, 4);
+      std::memcpy(&bom, *h + 8, 4);
       if (bom == kNgByteOrder) swap_ = false;
       else if (bom == __builtin_bswap32(kNgByteOrder)) swap_ = true;
       else return bad("section header at byte " + std::to_string(pos_) + " has no valid byte-order magic");
@@ -226,23 +242,29 @@ ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
     } else if (swap_) {
       type = __builtin_bswap32(type);
     }
-    const uint32_t len = rd32(pos_ + 4);
-    if (len < 12 || len % 4 || len > size_ - pos_)
-      return bad("block at byte " + std::to_string(pos_) + " is truncated or has a bad length (" + std::to_string(len) + ")");
+    const uint32_t len = rd32(*h + 4);
+    if (len < 12 || len % 4 || len > kMaxBlock)
+      return bad("block at byte " + std::to_string(pos_) + " has a bad length (" + std::to_string(len) + ")");
+    auto block = need(len);
+    if (!block) return block.error();
+    if (!*block)
+      return bad("block at byte " + std::to_string(pos_) + " is truncated: " + std::to_string(len) + " bytes announced, " +
+                 std::to_string(available()) + " left in the file");
+    const uint8_t* p = *block;
     const uint64_t b = pos_;
     pos_ += len;
     if (type == kNgIdb) {
       if (len < 20) return bad("interface block at byte " + std::to_string(b) + " is too short");
-      const uint16_t link = rd16(b + 8);
+      const uint16_t link = rd16(p + 8);
       if (link != kLinkEthernet) return bad(link_name(link) + " captures are not supported: ubpf-run reads Ethernet (link type 1)");
       Iface iface;
       // Options: if_tsresol (9) changes the timestamp unit.
-      for (uint64_t o = b + 16; o + 4 <= b + len - 4;) {
-        const uint16_t code = rd16(o), olen = rd16(o + 2);
+      for (uint64_t o = 16; o + 4 <= len - 4;) {
+        const uint16_t code = rd16(p + o), olen = rd16(p + o + 2);
         if (code == 0) break;
-        if (code == 9 && olen >= 1 && o + 4 < b + len) {
+        if (code == 9 && olen >= 1 && o + 4 < len) {
           // units per second: 2^e (high bit set) or 10^e; 64-bit timestamps count no finer than 2^63 or 10^19
-          const uint8_t res = base_[o + 4], e = res & 0x7f;
+          const uint8_t res = p[o + 4], e = res & 0x7f;
           if ((res & 0x80) ? e > 63 : e > 19)
             return bad("interface block at byte " + std::to_string(b) + ": if_tsresol " + ((res & 0x80) ? "2^" : "10^") +
                        std::to_string(e) + " units per second is finer than 64-bit timestamps can count");
@@ -257,23 +279,22 @@ ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
       const bool epb = type == kNgEpb;
       const uint64_t hdr = epb ? 28 : 12;  // SPB: type, length, original length, then the data
       if (len < hdr + 4) return bad("packet block at byte " + std::to_string(b) + " is too short");
-      const uint32_t iface = epb ? rd32(b + 8) : 0;
+      const uint32_t iface = epb ? rd32(p + 8) : 0;
       if (iface >= ifaces_.size()) return bad("packet block at byte " + std::to_string(b) + " names interface " + std::to_string(iface) + ", which was not described");
-      const uint32_t cap = epb ? rd32(b + 20) : std::min<uint32_t>(rd32(b + 8), len - 16);
+      const uint32_t cap = epb ? rd32(p + 20) : std::min<uint32_t>(rd32(p + 8), len - 16);
       if (cap > len - hdr - 4) return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(b) + " is truncated");
       out.index = count_++;
-      out.orig_len = epb ? rd32(b + 24) : rd32(b + 8);
-      out.data = {base_ + b + hdr, cap};
+      out.orig_len = epb ? rd32(p + 24) : rd32(p + 8);
+      out.data = {p + hdr, cap};
       out.ts_ns = 0;
       if (epb) {
-        const uint64_t ts = (uint64_t{rd32(b + 12)} << 32) | rd32(b + 16);
+        const uint64_t ts = (uint64_t{rd32(p + 12)} << 32) | rd32(p + 16);
         const uint64_t per = ifaces_[iface].ts_per_sec;
         out.ts_ns = static_cast<uint64_t>(ts / per * 1'000'000'000ull + static_cast<unsigned __int128>(ts % per) * 1'000'000'000ull / per);
       }
       return true;
     }
   }
-  return false;
 }
 
 // ---- writer ---------------------------------------------------------------------------------------

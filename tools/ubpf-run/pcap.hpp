@@ -1,5 +1,7 @@
 // Capture files read and written directly (not through libpcap's one-call-per-packet path): the
-// input is mapped and walked in place, so reading costs no copy and no syscall per packet.
+// input is read with read(2) into large reused blocks and walked in place, so a packet costs no
+// copy and no syscall of its own, and a file that changes while it is read (truncated, or a pipe)
+// is read as far as it goes and reported, never a fault.
 // Formats: pcap (microsecond and nanosecond, either byte order) and pcapng (SHB/IDB/EPB/SPB),
 // Ethernet link type only.
 #pragma once
@@ -7,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <span>
 #include <string>
@@ -25,39 +28,61 @@ struct Packet {
   std::span<const uint8_t> data;
 };
 
-class Mapping;
-
 class CaptureReader {
  public:
-  static ebpfvm::Result<std::unique_ptr<CaptureReader>> open(const std::string& path);
+  // `path` "-" is standard input. A run stopped by a signal (`stop` set) while the reader waits
+  // on a pipe ends the capture there.
+  static ebpfvm::Result<std::unique_ptr<CaptureReader>> open(const std::string& path, const std::atomic<int>* stop = nullptr);
   ~CaptureReader();
+  CaptureReader(const CaptureReader&) = delete;
+  CaptureReader& operator=(const CaptureReader&) = delete;
 
-  // The next packet, false at the end; an error for a malformed or truncated file.
+  // The next packet, false at the end; an error for a malformed or truncated file, or one that
+  // shrank while it was read. The packet's bytes stay valid until release() passes its offset.
   ebpfvm::Result<bool> next(Packet& out);
   bool pcapng() const { return ng_; }
   bool nanosecond() const { return nsec_; }
-  uint64_t file_size() const { return size_; }
+  uint64_t file_size() const { return size_; }  // 0 when not known (a pipe)
   uint64_t offset() const { return pos_; }
-  // The caller is done with every packet before this file offset: its memory may go.
+  // The caller is done with every packet that starts before this file offset: its memory may go.
   void release(uint64_t below);
 
  private:
+  // File bytes [start, start + len) in data, of room cap. A block is filled by read(2) at its end
+  // while packets earlier in it are being run, so it never moves; when the next record does not
+  // fit, the record's first bytes are copied into a fresh block that starts with them.
+  struct Block {
+    uint64_t start = 0;
+    size_t len = 0, cap = 0;
+    std::unique_ptr<uint8_t[]> data;
+  };
+
   CaptureReader() = default;
   ebpfvm::Result<bool> next_pcap(Packet& out);
   ebpfvm::Result<bool> next_pcapng(Packet& out);
-  ebpfvm::Error bad(const std::string& msg) const;
-  uint32_t rd32(uint64_t off) const;
-  uint16_t rd16(uint64_t off) const;
+  // The file's bytes [pos_, pos_ + n) in one piece; nullptr when the file ends first (then
+  // available() says how many there are), or an error when it ends before its size at open.
+  ebpfvm::Result<const uint8_t*> need(uint64_t n);
+  uint64_t available() const;
   void stream_ahead();
+  Block fresh_block(size_t at_least);
+  ebpfvm::Error bad(const std::string& msg) const;
+  ebpfvm::Error shrank() const;
+  uint32_t rd32(const uint8_t* p) const;
+  uint16_t rd16(const uint8_t* p) const;
 
   std::string path_;
-  const uint8_t* base_ = nullptr;
-  uint64_t size_ = 0;
+  int fd_ = -1;
+  const std::atomic<int>* stop_ = nullptr;
+  uint64_t size_ = 0;  // a regular file's size when opened
+  bool regular_ = false;
+  bool eof_ = false;
+  bool interrupted_ = false;
   uint64_t pos_ = 0;
   uint64_t count_ = 0;
-  std::unique_ptr<Mapping> map_;
-  uint64_t wanted_ = 0;    // asked the mapping to be filled in up to here
   uint64_t streamed_ = 0;  // prefetched up to here
+  std::deque<Block> live_;   // blocks holding packets not yet released, oldest first
+  std::vector<Block> spare_;  // released blocks, reused: their pages are already there
   bool swap_ = false;  // file byte order differs from ours
   bool nsec_ = false;
   bool ng_ = false;
