@@ -3,7 +3,9 @@
 #   build/release  optimised, -Werror; then the kernel-differential tests shown, and their skip paths
 #   build/asan     AddressSanitizer + UndefinedBehaviorSanitizer
 # then builds the libFuzzer targets with clang (build/fuzz) and runs each for a bounded time: the
-# loader (from a corpus of every BPF object the tests use) and JIT-versus-interpreter differential.
+# loader (from a corpus of every BPF object the tests use), JIT-versus-interpreter differential,
+# verifier containment, the capture reader and writer, the JSON map loader, globals set on hostile
+# objects, and maps filled by a running program.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -86,19 +88,30 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \
   -DEBPFVM_SANITIZE=ON -DEBPFVM_TESTS=OFF -DEBPFVM_BENCH=OFF -DEBPFVM_EXAMPLES=OFF > /dev/null
-cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz
+cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz capture_fuzz maps_json_fuzz globals_fuzz map_growth_fuzz
 corpus=build/fuzz/corpus/loader
-mkdir -p "$corpus" build/fuzz/corpus/jit build/fuzz/corpus/verifier
+for c in loader jit verifier capture maps_json globals map_growth; do mkdir -p build/fuzz/corpus/$c; done
 cp build/release/tests/programs/*.o build/release/examples/*.o "$corpus"/
 libxdp_objects=$(grep '^EBPFVM_LIBXDP_OBJECT_DIR:' build/release/CMakeCache.txt | cut -d= -f2-)
 if compgen -G "$libxdp_objects/*.o" > /dev/null; then cp "$libxdp_objects"/*.o "$corpus"/; else echo "(no libxdp1 objects in $libxdp_objects)"; fi
+cp "$corpus"/*.o build/fuzz/corpus/globals/
+# Seeds from what the tests use: a generated capture, as pcap and as the pcapng ubpf-run writes; one
+# JSON document per map kind; packets of map_filler operations.
+build/release/examples/gen_pcap build/fuzz/corpus/capture/sample.pcap 24 > /dev/null
+build/release/ubpf-run build/release/examples/firewall.o --pcap build/fuzz/corpus/capture/sample.pcap \
+  -w build/fuzz/corpus/capture/sample.pcapng --write-actions all > /dev/null
+cp fuzz/seeds/maps_json/*.json build/fuzz/corpus/maps_json/
+printf '\x10\x00\x05\x01\x00\x00\x05\x02\x01\x07\x01\x02\x03\x08\x00\x00\x00\x0c\x0b\x0a\x00\x01\x18\x0e\x00\x01\x01\x0f\x00\x00\x01' \
+  > build/fuzz/corpus/map_growth/ops
 # fuzz TARGET CORPUS RUNS: a fixed seed and count, so that CI repeats exactly what passed here;
 # FUZZ_SEED/FUZZ_SCALE vary it for longer hunts. On a finding, prints its log and fails.
+# Further arguments go to libFuzzer.
 fuzz() {
   local target=$1 dir=$2 runs=$(( $3 * ${FUZZ_SCALE:-1} ))
+  shift 3
   echo "--- $target ($runs runs)"
   if ! ASAN_OPTIONS=detect_leaks=1 "build/fuzz/fuzz/$target" -seed="${FUZZ_SEED:-1}" -runs="$runs" -rss_limit_mb=4096 \
-      -timeout=10 -print_final_stats=1 -artifact_prefix=build/fuzz/ "$dir" > "build/fuzz/$target.log" 2>&1; then
+      -timeout=10 -print_final_stats=1 -artifact_prefix=build/fuzz/ "$@" "$dir" > "build/fuzz/$target.log" 2>&1; then
     tail -n 80 "build/fuzz/$target.log"
     echo "=== $target found a problem; the input is in build/fuzz/ (crash-*, timeout-*, oom-*, leak-*)"
     exit 1
@@ -108,4 +121,11 @@ fuzz() {
 fuzz loader_fuzz "$corpus" 40000
 fuzz jit_diff_fuzz build/fuzz/corpus/jit 20000
 fuzz verifier_fuzz build/fuzz/corpus/verifier 20000
+fuzz capture_fuzz build/fuzz/corpus/capture 40000
+fuzz maps_json_fuzz build/fuzz/corpus/maps_json 40000
+fuzz globals_fuzz build/fuzz/corpus/globals 10000
+# Its maps live across inputs (loading and verifying the program per input would be most of the
+# time), and their nodes are reclaimed a little later than the input that freed them: a leak scan
+# after each input would find those in flight, so leaks are looked for at exit only.
+fuzz map_growth_fuzz build/fuzz/corpus/map_growth 20000 -detect_leaks=0
 echo "=== all tests passed in both configurations; fuzzing found nothing"

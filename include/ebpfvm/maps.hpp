@@ -91,6 +91,7 @@ class Map {
 
   // JSON in the shape of `bpftool -j map dump`: [{"key":["0x00",...],"value":["0x01",...]}, ...],
   // per-CPU maps with "values":[{"cpu":0,"value":[...]}, ...].
+  // LRU maps: least recently used first, so that load_json of the dump restores their order.
   std::string dump_json() const;
   // Applies entries in the same shape (update with BPF_ANY). Fails, changing nothing, when an
   // entry's key or value has the wrong size.

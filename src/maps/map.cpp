@@ -355,7 +355,11 @@ std::string Map::dump_json() const {
   std::string out = "[";
   bool first = true;
   maps::reclaim::Guard g;
-  for (const auto& key : keys()) {
+  // An LRU map lists its keys most recently used first; dumped least recently used first, the
+  // dump loaded back (in document order) leaves the same order, so the same entries go first.
+  std::vector<std::vector<uint8_t>> order = keys();
+  if (spec().type == MapType::LruHash || spec().type == MapType::LruPercpuHash) std::reverse(order.begin(), order.end());
+  for (const auto& key : order) {
     auto value = lookup(key);
     if (!value) continue;  // deleted meanwhile, or a type whose values cannot be read
     out += first ? "{" : ",{";

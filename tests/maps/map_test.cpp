@@ -78,6 +78,20 @@ TEST_CASE("lru_hash: the least recently used element goes") {
   for (uint32_t k : {1, 4, 5}) CHECK(m.lookup(u32(k)).ok());
 }
 
+TEST_CASE("lru_hash: a dump loaded back keeps which element goes first (found by maps_json_fuzz)") {
+  // Dumped least recently used first: loaded in document order, the same element is the oldest.
+  Map m = make(MapType::LruHash, 4, 4, 3);
+  for (uint32_t k : {1, 2, 3}) REQUIRE(m.update(u32(k), u32(k)).ok());
+  REQUIRE(m.lookup(u32(1)).ok());  // 2 is now the oldest, then 3, then 1
+  CHECK(m.dump_json().find("\"key\":[\"0x02\"") == 2);
+  Map copy = make(MapType::LruHash, 4, 4, 3);
+  REQUIRE(copy.load_json(m.dump_json()).ok());
+  CHECK(copy.dump_json() == m.dump_json());
+  REQUIRE(copy.update(u32(4), u32(4)).ok());
+  CHECK(copy.lookup(u32(2)).error().code == Errc::NotFound);
+  for (uint32_t k : {1, 3, 4}) CHECK(copy.lookup(u32(k)).ok());
+}
+
 TEST_CASE("per-CPU maps: one slot per worker, values rounded to 8 bytes") {
   Map a = make(MapType::PercpuArray, 4, 4, 2, 3);
   CHECK(a.per_cpu());

@@ -273,7 +273,7 @@ int cmd_run(const Options& o) {
   const auto started = std::chrono::steady_clock::now();
   bool drew = false;
   const uint64_t total = (*input)->file_size();
-  if (tty)
+  if (tty && total > 0)  // a stream's size is not known: no bar
     cfg.progress = [&](uint64_t done) {
       if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) return;
       const int pct = total ? static_cast<int>(100.0 * done / total) : 100;

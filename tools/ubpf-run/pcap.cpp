@@ -13,7 +13,6 @@ namespace {
 constexpr uint32_t kPcapMagicUsec = 0xa1b2c3d4, kPcapMagicNsec = 0xa1b23c4d, kNgSection = 0x0a0d0d0a,
                    kNgByteOrder = 0x1a2b3c4d, kNgIdb = 1, kNgSpb = 3, kNgEpb = 6;
 constexpr uint32_t kLinkEthernet = 1;
-constexpr uint32_t kMaxSnap = 256 * 1024;
 // Each read(2) fills what is left of a 1 MiB block; the blocks are reused once their packets are
 // done, so after the first few no page is faulted in again (a fresh mapping faults on every 4 KiB
 // page, which cost the mapped reader a third of its time).
@@ -123,7 +122,9 @@ CaptureReader::Block CaptureReader::fresh_block(size_t at_least) {
       return b;
     }
   Block b;
-  b.cap = std::max<size_t>(kBlock, at_least);
+  // a small file needs no more than its size
+  const uint64_t rest = regular_ && size_ > pos_ ? size_ - pos_ : kBlock;
+  b.cap = std::max<size_t>(at_least, std::min<uint64_t>(kBlock, rest));
   b.data.reset(new uint8_t[b.cap]);
   return b;
 }
@@ -303,8 +304,9 @@ std::unique_ptr<CaptureWriter> CaptureWriter::create(ebpfvm::tools::OutputFile o
   w->ng_ = pcapng;
   w->nsec_ = nanosecond;
   // Our own buffer: given none, glibc ignores the size and writes 4 KiB at a time.
-  w->buf_.resize(1 << 20);
-  std::setvbuf(w->f_, w->buf_.data(), _IOFBF, w->buf_.size());
+  constexpr size_t kBuffer = 1 << 20;
+  w->buf_.reset(new char[kBuffer]);
+  std::setvbuf(w->f_, w->buf_.get(), _IOFBF, kBuffer);
   if (!pcapng) {
     const uint32_t hdr[6] = {nanosecond ? kPcapMagicNsec : kPcapMagicUsec, 0x00040002u, 0, 0, kMaxSnap, kLinkEthernet};
     std::fwrite(hdr, sizeof hdr, 1, w->f_);

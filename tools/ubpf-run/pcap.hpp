@@ -21,6 +21,10 @@
 
 namespace ubpf {
 
+// Records longer than this are refused when read and cut to it when written (libpcap's largest
+// snap length).
+inline constexpr uint32_t kMaxSnap = 256 * 1024;
+
 struct Packet {
   uint64_t index = 0;  // 0-based position in the file
   uint64_t ts_ns = 0;  // timestamp, nanoseconds since the epoch
@@ -105,7 +109,7 @@ class CaptureWriter {
 
  private:
   explicit CaptureWriter(ebpfvm::tools::OutputFile out) : out_(std::move(out)), f_(out_.file()) {}
-  std::vector<char> buf_;  // stdio's buffer: declared before out_, so freed after it closes the file
+  std::unique_ptr<char[]> buf_;  // stdio's buffer (not zeroed: only what is written is touched); declared before out_, so freed after it closes the file
   ebpfvm::tools::OutputFile out_;
   FILE* f_;
   bool ng_ = false;
