@@ -38,6 +38,9 @@ struct MapSpec {
   uint32_t max_entries = 0;
   uint32_t map_flags = 0;
   std::shared_ptr<const MapSpec> inner;  // array_of_maps / hash_of_maps: the inner map's shape
+  // Where the value's `struct bpf_spin_lock` is (from BTF), -1 when it has none. Programs may
+  // take that lock and no other, and never load or store its word; updates leave it as it is.
+  int32_t spin_lock_off = -1;
 };
 
 // A record a program sent to a ring buffer or perf event array.

@@ -43,6 +43,22 @@ std::optional<uint64_t> pointee_size(const btf::Btf& b, uint32_t type) {
   return b.size_of(p->size_or_type);
 }
 
+bool is_spin_lock(const btf::Btf& b, uint32_t type) {
+  const btf::Type* t = b.type(b.skip_modifiers(type));
+  return t && t->kind == btf::kStruct && t->name == "bpf_spin_lock";
+}
+
+// Where a value type holds its `struct bpf_spin_lock`: the value itself, or one of its members
+// (as the kernel looks for it); -1 when it holds none.
+int64_t spin_lock_offset(const btf::Btf& b, uint32_t value_type) {
+  if (is_spin_lock(b, value_type)) return 0;
+  const btf::Type* t = b.type(b.skip_modifiers(value_type));
+  if (!t || t->kind != btf::kStruct) return -1;
+  for (const btf::Member& m : t->members)
+    if (is_spin_lock(b, m.type)) return m.offset / 8;
+  return -1;
+}
+
 // Parses the struct a BTF map definition's type resolves to. `values_off` receives the byte offset of
 // an __array(values, ...) member.
 Result<MapSpec> parse_btf_def(const ObjectData& o, const btf::Btf& b, uint32_t struct_id, const std::string& name,
@@ -60,6 +76,12 @@ Result<MapSpec> parse_btf_def(const ObjectData& o, const btf::Btf& b, uint32_t s
       auto sz = pointee_size(b, m.type);
       if (!sz || *sz > UINT32_MAX) return bad("member '" + std::string(mn) + "' is not a pointer to a sized type");
       (mn == "key" ? spec.key_size : spec.value_size) = static_cast<uint32_t>(*sz);
+      if (mn == "value") {
+        const btf::Type* p = b.type(b.skip_modifiers(m.type));
+        const int64_t lock = spin_lock_offset(b, p->size_or_type);
+        if (lock >= 0 && static_cast<uint64_t>(lock) + 4 > *sz) return bad("its value's bpf_spin_lock lies outside the value");
+        spec.spin_lock_off = static_cast<int32_t>(lock);
+      }
     } else if (mn == "values") {
       const btf::Type* arr = b.type(b.skip_modifiers(m.type));
       if (!arr || arr->kind != btf::kArray) return bad("member 'values' is not an __array");

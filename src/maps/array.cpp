@@ -60,7 +60,8 @@ class ArrayMap final : public MapImpl {
     if (!sparse_ && flags == kNoExist) return err::kExist;
     if (sparse_ && flags == kNoExist && present_[i].load()) return err::kExist;
     if (sparse_ && flags == kExist && !present_[i].load()) return err::kNoEnt;
-    std::memcpy(slot(i, per_cpu() ? worker : 0), value, spec().value_size);
+    if (per_cpu()) std::memcpy(slot(i, worker), value, spec().value_size);
+    else copy_in(slot(i, 0), value);
     if (sparse_) present_[i].store(true, std::memory_order_release);
     return 0;
   }

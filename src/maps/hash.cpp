@@ -234,7 +234,7 @@ class HashMap final : public MapImpl {
     uint8_t* v = n->data() + key_stride_;
     if (of_maps_) return;
     if (!per_cpu()) {
-      std::memcpy(v, value, spec().value_size);
+      copy_in(v, value);  // a new node's lock word is 0
     } else if (worker >= 0) {
       std::memcpy(v + size_t{value_stride()} * worker, value, spec().value_size);
     } else {

@@ -53,6 +53,7 @@ long MapImpl::user_lookup(const void* key, void* out) {
     void* v = lookup(key, 0);
     if (!v) return err::kNoEnt;
     std::memcpy(out, v, spec_.value_size);
+    if (spec_.spin_lock_off >= 0) std::memset(static_cast<uint8_t*>(out) + spec_.spin_lock_off, 0, 4);  // as the kernel shows it
     return 0;
   }
   for (uint32_t w = 0; w < workers_; ++w) {
@@ -119,6 +120,14 @@ Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t worke
   if (keyless && s.key_size != 0) return bad("key_size must be 0");
   if (s.type != MapType::Ringbuf && s.value_size == 0) return bad("value_size must be above 0");
   if (s.key_size > 512 || s.value_size > (1u << 20)) return bad("key or value is too large");
+  if (s.spin_lock_off >= 0) {
+    // as the kernel allows it: in the values of plain hash and array maps (and their LRU form)
+    if (s.type != MapType::Hash && s.type != MapType::Array && s.type != MapType::LruHash)
+      return bad("a bpf_spin_lock in its value is not supported for this map type");
+    if (s.spin_lock_off % 4 || uint64_t{static_cast<uint32_t>(s.spin_lock_off)} + 4 > s.value_size)
+      return bad("its bpf_spin_lock at offset " + std::to_string(s.spin_lock_off) + " is misaligned or outside the " +
+                 std::to_string(s.value_size) + "-byte value");
+  }
   if (worst_bytes(s, workers) > kDefaultMaxMapMemory)
     return bad("max_entries " + std::to_string(s.max_entries) + " may take " + std::to_string(worst_bytes(s, workers) >> 20) +
                " MiB when full, more than the limit of " + std::to_string(kDefaultMaxMapMemory >> 20) + " MiB");

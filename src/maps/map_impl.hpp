@@ -41,6 +41,19 @@ class MapImpl {
   uint32_t value_stride() const { return round8(spec_.value_size); }
   size_t user_value_size() const { return per_cpu_ ? size_t{workers_} * value_stride() : spec_.value_size; }
   bool frozen() const { return frozen_.load(std::memory_order_acquire); }
+  // A value into the map, all but its bpf_spin_lock word, which keeps what the map holds (the
+  // kernel's copy_map_value): an update never takes or gives back a lock a program holds.
+  void copy_in(void* slot, const void* value) const {
+    const auto* v = static_cast<const uint8_t*>(value);
+    auto* d = static_cast<uint8_t*>(slot);
+    const int32_t l = spec_.spin_lock_off;
+    if (l < 0) {
+      std::memcpy(d, v, spec_.value_size);
+      return;
+    }
+    std::memcpy(d, v, static_cast<size_t>(l));
+    std::memcpy(d + l + 4, v + l + 4, spec_.value_size - static_cast<size_t>(l) - 4);
+  }
   void freeze() { frozen_.store(true, std::memory_order_release); }
 
   // ---- program side ----

@@ -152,6 +152,7 @@ class Analyzer {
   State* current_ = nullptr;  // for diagnostics
   std::map<std::array<uint64_t, 6>, uint32_t> join_ids_;
   std::map<std::pair<uint32_t, uint32_t>, uint32_t> merged_;
+  std::map<uint32_t, std::pair<int64_t, int64_t>> merged_locks_;  // lock_words() of merged maps
   std::vector<std::unique_ptr<MapSpec>> owned_;
   uint32_t next_join_id_ = 0x40000000;  // above every instruction index
 
@@ -189,6 +190,7 @@ class Analyzer {
   const MapRef& map(uint32_t aux) const { return aux < in_.maps.size() ? in_.maps[aux] : inner_[aux - in_.maps.size()]; }
   uint32_t inner_ref(const MapSpec& outer);
   uint32_t merged_map(uint32_t a, uint32_t b);
+  std::pair<int64_t, int64_t> lock_words(uint32_t aux) const;
   size_t last_level(const Key& k) const { return KeyLess{&cfg_}.levels(k).back().begin; }
 
   Value& reg(State& st, int r) { return st.top().regs[r]; }
@@ -252,6 +254,14 @@ class Analyzer {
 };
 
 // A value of map a or of map b: as small as the smaller, writable only if both are.
+// The bytes of a map's value that hold bpf_spin_lock words ([-1, -1): none). A value that may
+// come from either of two maps has both's, and what lies between.
+std::pair<int64_t, int64_t> Analyzer::lock_words(uint32_t aux) const {
+  if (auto it = merged_locks_.find(aux); it != merged_locks_.end()) return it->second;
+  const int64_t off = map(aux).spec->spin_lock_off;
+  return off < 0 ? std::pair<int64_t, int64_t>{-1, -1} : std::pair<int64_t, int64_t>{off, off + 4};
+}
+
 uint32_t Analyzer::merged_map(uint32_t a, uint32_t b) {
   if (a > b) std::swap(a, b);
   if (auto it = merged_.find({a, b}); it != merged_.end()) return it->second;
@@ -263,11 +273,16 @@ uint32_t Analyzer::merged_map(uint32_t a, uint32_t b) {
   spec->value_size = std::min(x.value_size, y.value_size);
   spec->map_flags = (x.map_flags | y.map_flags) & 0x80;  // BPF_F_RDONLY_PROG from either
   if (map(a).frozen || map(b).frozen) spec->map_flags |= 0x80;
+  // a lock only where both have it; no access to either's lock word
+  spec->spin_lock_off = x.spin_lock_off == y.spin_lock_off ? x.spin_lock_off : -1;
+  const auto la = lock_words(a), lb = lock_words(b);
+  const std::pair<int64_t, int64_t> words = la.first < 0 ? lb : lb.first < 0 ? la : std::pair{std::min(la.first, lb.first), std::max(la.second, lb.second)};
   inner_.push_back({spec.get(), nullptr});
   owned_.push_back(std::move(spec));
   map_names_.push_back(owned_.back()->name);
   const auto id = static_cast<uint32_t>(in_.maps.size() + inner_.size() - 1);
   merged_.emplace(std::make_pair(a, b), id);
+  if (words.first >= 0) merged_locks_[id] = words;
   return id;
 }
 
@@ -734,6 +749,10 @@ void Analyzer::region_check(uint32_t pc, int r, const Value& ptr, int64_t off, u
   const int64_t lo = ptr.off + off + ptr.s.smin;
   const int64_t hi = ptr.off + off + ptr.s.smax + static_cast<int64_t>(size);
   if (lo < 0) reject(pc, R(r) + " min value is outside of the allowed memory range: invalid access to " + what + ", off=" + std::to_string(lo) + " size=" + std::to_string(size));
+  if (ptr.kind == Kind::MapValue) {
+    const auto [lock_lo, lock_hi] = lock_words(ptr.aux);
+    if (lock_lo >= 0 && lo < lock_hi && hi > lock_lo) reject(pc, "bpf_spin_lock cannot be accessed directly by load/store");
+  }
   if (hi > static_cast<int64_t>(limit))
     reject(pc, std::string("invalid access to ") + what + ", " + (std::string(what) == "map value" ? "value_size=" : "mem_size=") +
                    std::to_string(limit) + " off=" + std::to_string(hi - static_cast<int64_t>(size)) + " size=" + std::to_string(size));
@@ -1018,8 +1037,7 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
         break;
       case ArgKind::PtrToSpinLock:
         if (v.kind != Kind::MapValue) expect("map_value");
-        access(st, pc, r, v, 0, 4, Mode::Write, nullptr, false);
-        break;
+        break;  // lock_id() checks that it is the value's lock
       case ArgKind::PtrToAllocMem:
         if (v.kind != Kind::AllocMem || v.off != 0 || !v.s.is_const() || v.s.value() != 0) expect("alloc_mem at offset 0");
         break;
@@ -1145,8 +1163,14 @@ void Analyzer::resources(State& st, uint32_t pc, const Helper* h) {
 uint64_t Analyzer::lock_id(State& st, uint32_t pc) {
   const Value& v = read(st, pc, 1);
   if (v.kind != Kind::MapValue || !v.s.is_const()) reject(pc, "R1 doesn't have constant offset. bpf_spin_lock has to be at the constant offset");
-  const uint64_t off = static_cast<uint32_t>(v.off + static_cast<int64_t>(v.s.value()));
-  return (static_cast<uint64_t>(v.aux) + 1) << 32 | off;
+  const int64_t off = v.off + static_cast<int64_t>(v.s.value());
+  const MapRef& m = map(v.aux);
+  // The lock is the one BTF names in the value: no other word of the value (or of read-only
+  // data) can be used as a lock, and that one is never read or written as data.
+  if (m.spec->spin_lock_off < 0) reject(pc, "map '" + m.spec->name + "' has to have BTF in order to use bpf_spin_lock");
+  if (off != m.spec->spin_lock_off)
+    reject(pc, "off " + std::to_string(off) + " doesn't point to 'struct bpf_spin_lock' that is at " + std::to_string(m.spec->spin_lock_off));
+  return (static_cast<uint64_t>(v.aux) + 1) << 32 | static_cast<uint32_t>(off);
 }
 
 std::string Analyzer::lock_text(uint64_t lock) const {

@@ -283,3 +283,46 @@ TEST_CASE("a large array takes memory as it is written, not at creation") {
   CHECK(m->lookup(u32(7))->at(4095) == 0x5a);
 #endif
 }
+
+TEST_CASE("maps with a bpf_spin_lock: updates leave the lock's word as it is, lookups show it as 0, only where the kernel allows one") {
+  for (MapType t : {MapType::Array, MapType::Hash}) {
+    INFO(to_string(t));
+    MapSpec spec{"locked", t, 4, 16, 4, 0, nullptr};
+    spec.spin_lock_off = 4;
+    auto m = Map::create(spec);
+    REQUIRE(m.ok());
+    std::vector<uint8_t> value(16, 0xee);
+    REQUIRE(m->update(u32(1), value).ok());
+    // a new element's lock is free, whatever the value given held there
+    uint8_t* in_map = static_cast<uint8_t*>(m->impl()->lookup(u32(1).data(), 0));
+    REQUIRE(in_map);
+    CHECK(std::vector<uint8_t>(in_map + 4, in_map + 8) == std::vector<uint8_t>(4, 0));
+    auto seen = m->lookup(u32(1));
+    REQUIRE(seen.ok());
+    CHECK(*seen == std::vector<uint8_t>{0xee, 0xee, 0xee, 0xee, 0, 0, 0, 0, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee, 0xee});
+    if (t == MapType::Array) {
+      // a program holds the lock: an update of the value does not give it back
+      in_map[4] = 1;
+      std::vector<uint8_t> zeros(16, 0);
+      REQUIRE(m->update(u32(1), zeros).ok());
+      CHECK(in_map[4] == 1);
+      CHECK(in_map[0] == 0);
+      CHECK(in_map[8] == 0);
+      CHECK((*m->lookup(u32(1)))[4] == 0);  // shown as free, as the kernel shows it
+    }
+  }
+  MapSpec per_cpu{"pc", MapType::PercpuArray, 4, 16, 4, 0, nullptr};
+  per_cpu.spin_lock_off = 0;
+  CHECK(Map::create(per_cpu).error().message == "map 'pc' (percpu_array): a bpf_spin_lock in its value is not supported for this map type");
+  MapSpec outside{"out", MapType::Array, 4, 16, 4, 0, nullptr};
+  outside.spin_lock_off = 14;
+  CHECK(Map::create(outside).error().message ==
+        "map 'out' (array): its bpf_spin_lock at offset 14 is misaligned or outside the 16-byte value");
+  // From BTF: tests/programs/helpers.c's `locked` holds { struct bpf_spin_lock lock; __u32 count; }.
+  auto obj = Object::open(program_path("helpers"));
+  REQUIRE(obj.ok());
+  for (const MapSpec& s : obj->map_specs()) {
+    INFO(s.name);
+    CHECK(s.spin_lock_off == (s.name == "locked" ? 0 : -1));
+  }
+}

@@ -37,10 +37,10 @@ std::vector<Case> load(const std::string& file) {
 // The maps the suites' programs refer to by index (see the header of reject.txt).
 std::vector<Map> suite_maps() {
   std::vector<Map> maps;
-  auto add = [&](MapType t, uint32_t k, uint32_t v, uint32_t n) {
+  auto add = [&](MapType t, uint32_t k, uint32_t v, uint32_t n, int32_t lock = -1) {
     MapSpec s;
     s.name = "m" + std::to_string(maps.size());
-    s.type = t, s.key_size = k, s.value_size = v, s.max_entries = n;
+    s.type = t, s.key_size = k, s.value_size = v, s.max_entries = n, s.spin_lock_off = lock;
     if (t == MapType::ArrayOfMaps) {
       auto inner = std::make_shared<MapSpec>();
       inner->type = MapType::Array, inner->key_size = 4, inner->value_size = 8, inner->max_entries = 1;
@@ -58,6 +58,7 @@ std::vector<Map> suite_maps() {
   REQUIRE(maps.back().update(as_bytes<uint32_t>(0), as_bytes<uint64_t>(3)).ok());
   maps.back().impl()->freeze();
   add(MapType::ArrayOfMaps, 4, 4, 2);
+  add(MapType::Array, 4, 16, 4, 4);  // { u32 a; struct bpf_spin_lock lock; u64 counter; }
   return maps;
 }
 
