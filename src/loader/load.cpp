@@ -278,8 +278,10 @@ Result<void> Object::set_global(std::string_view name, std::span<const uint8_t> 
                                              std::to_string(value.size()));
     for (MapDecl& m : d_->maps) {
       if (m.source != MapDecl::Source::Data || m.spec.name != g.section) continue;
-      if (g.offset > m.init.size() || m.init.size() - g.offset < value.size())  // collect_data's bound, kept where it matters
+      const uint64_t section_size = m.spec.value_size;
+      if (g.offset > section_size || section_size - g.offset < value.size())  // collect_data's bound, kept where it matters
         return fail(Errc::MalformedObject, "global '" + g.name + "' lies outside its section " + g.section);
+      if (m.init.size() < g.offset + value.size()) m.init.resize(g.offset + value.size(), 0);  // into the zeros of a .bss
       std::copy(value.begin(), value.end(), m.init.begin() + g.offset);
     }
     return {};

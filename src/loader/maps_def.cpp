@@ -197,8 +197,10 @@ Result<void> collect_data(ObjectData& o) {
     d.spec = {s.name, MapType::Array, 4, static_cast<uint32_t>(s.size), 1,
               kMapFlagMmapable | (d.read_only ? kMapFlagRdonlyProg : 0u), nullptr};
     d.section = s.index;
-    d.init.assign(s.size, 0);
-    if (s.type == SHT_PROGBITS) std::copy(s.bytes.begin(), s.bytes.end(), d.init.begin());
+    // Only the bytes the file gives: a .bss is zeros, which the map's memory already is, and a
+    // small object may declare one of a gigabyte (set_global grows `init` as far as it writes).
+    if (s.type == SHT_PROGBITS)
+      d.init.assign(s.bytes.begin(), s.bytes.begin() + static_cast<std::ptrdiff_t>(std::min<uint64_t>(s.bytes.size(), s.size)));
     o.maps.push_back(std::move(d));
     // Globals: BTF DATASEC entries when present, else the section's object symbols.
     const btf::Type* ds = o.btf ? o.btf->datasec(s.name) : nullptr;

@@ -30,7 +30,7 @@ struct MapDecl {
   uint64_t offset = 0;      // definition offset in that section
   uint64_t size = 0;        // definition size
   uint64_t values_off = 0;  // BTF: offset of the `values` member, for __array initialisers
-  std::vector<uint8_t> init;  // Data: the section's initial contents
+  std::vector<uint8_t> init;  // Data: the section's first bytes as loaded; the rest are zeros
   bool read_only = false;     // .rodata*: frozen after load
   struct Slot {
     uint32_t index;
