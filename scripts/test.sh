@@ -5,7 +5,7 @@
 # then builds the libFuzzer targets with clang (build/fuzz) and runs each for a bounded time: the
 # loader (from a corpus of every BPF object the tests use), JIT-versus-interpreter differential,
 # verifier containment, the capture reader and writer, the JSON map loader, globals set on hostile
-# objects, and maps filled by a running program.
+# objects, maps filled by a running program, and the verifier against the kernel's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -88,9 +88,10 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \
   -DEBPFVM_SANITIZE=ON -DEBPFVM_TESTS=OFF -DEBPFVM_BENCH=OFF -DEBPFVM_EXAMPLES=OFF > /dev/null
-cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz capture_fuzz maps_json_fuzz globals_fuzz map_growth_fuzz
+cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz capture_fuzz maps_json_fuzz globals_fuzz map_growth_fuzz \
+  kernel_diff_fuzz
 corpus=build/fuzz/corpus/loader
-for c in loader jit verifier capture maps_json globals map_growth; do mkdir -p build/fuzz/corpus/$c; done
+for c in loader jit verifier capture maps_json globals map_growth kernel_diff; do mkdir -p build/fuzz/corpus/$c; done
 cp build/release/tests/programs/*.o build/release/examples/*.o "$corpus"/
 libxdp_objects=$(grep '^EBPFVM_LIBXDP_OBJECT_DIR:' build/release/CMakeCache.txt | cut -d= -f2-)
 if compgen -G "$libxdp_objects/*.o" > /dev/null; then cp "$libxdp_objects"/*.o "$corpus"/; else echo "(no libxdp1 objects in $libxdp_objects)"; fi
@@ -128,4 +129,6 @@ fuzz globals_fuzz build/fuzz/corpus/globals 10000
 # time), and their nodes are reclaimed a little later than the input that freed them: a leak scan
 # after each input would find those in flight, so leaks are looked for at exit only.
 fuzz map_growth_fuzz build/fuzz/corpus/map_growth 20000 -detect_leaks=0
+# Against the kernel's verifier where this process may load programs (otherwise its log says SKIP).
+fuzz kernel_diff_fuzz build/fuzz/corpus/kernel_diff 20000
 echo "=== all tests passed in both configurations; fuzzing found nothing"

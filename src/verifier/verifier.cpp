@@ -457,6 +457,9 @@ void Analyzer::run_block(const Key& key, State st) {
       case IKind::St: case IKind::Stx: store(st, pc, in); break;
       case IKind::Atomic: atomic(st, pc, in); break;
       case IKind::LdAbs: case IKind::LdInd: {
+        // As in the kernel: the legacy packet loads belong to socket filters and tc programs,
+        // whose context holds an skb; an XDP program that used them would not load there.
+        if (in_.options.context == VerifyOptions::Context::Xdp) reject(pc, "BPF_LD_[ABS|IND] instructions not allowed for this program type");
         if (isa::info(in.op).kind == IKind::LdInd && read(st, pc, in.src).kind != Kind::Scalar)
           reject(pc, R(in.src) + " type=" + kind_name(reg(st, in.src).kind) + " expected=scalar");
         for (int r = 1; r <= 5; ++r) reg(st, r) = {};
