@@ -52,7 +52,7 @@ Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectDa
       m.error().where.file = o.name;
       return m.error();
     }
-    if (d.source == MapDecl::Source::Data) std::memcpy(detail::array_base(**m), d.init.data(), d.init.size());
+    if (d.source == MapDecl::Source::Data && !d.init.empty()) std::memcpy(detail::array_base(**m), d.init.data(), d.init.size());
     out.push_back(std::move(*m));
   }
   return out;
