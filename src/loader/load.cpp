@@ -108,7 +108,7 @@ Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, c
   for (size_t i = 0; i < o.maps.size(); ++i) {
     const MapDecl& d = o.maps[i];
     const bool constant = d.read_only && d.spec.type == MapType::Array && d.spec.max_entries == 1;
-    in.maps.push_back({&o.live_maps[i]->spec(), constant ? detail::array_base(*o.live_maps[i]) : nullptr});
+    in.maps.push_back({&o.live_maps[i]->spec(), constant ? detail::array_base(*o.live_maps[i]) : nullptr, o.live_maps[i]});
   }
   auto r = verifier::analyse(in);
   if (!r) return r;

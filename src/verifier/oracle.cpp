@@ -1,8 +1,10 @@
 #include "verifier/oracle.hpp"
 
+#include <algorithm>
 #include <cinttypes>
 #include <cstdio>
 
+#include "maps/map_impl.hpp"
 #include "progtype/xdp.hpp"
 
 namespace ebpfvm::detail {
@@ -20,15 +22,35 @@ std::string hex(uint64_t v) {
 // Whether `x` (a concrete address minus the object's base) is a pointer of `v`'s offsets.
 bool at_offsets(const Value& v, uint64_t x) { return v.s.contains(x - static_cast<uint64_t>(static_cast<int64_t>(v.off))); }
 
+// A pointer into an array map's values (each `stride` bytes, per-CPU slots included) must be one
+// of v's offsets from the start of one of them. Other maps' values lie anywhere: not null is all.
+std::string map_value(const Value& v, uint64_t x, const AbstractStates& states) {
+  if (x == 0) return "null";
+  if (v.aux >= states.maps.size() || !states.maps[v.aux]) return "";
+  const MapImpl& m = *states.maps[v.aux];
+  if (m.spec().type != MapType::Array && m.spec().type != MapType::PercpuArray) return "";
+  const uint64_t base = reinterpret_cast<uint64_t>(array_base(const_cast<MapImpl&>(m)));
+  const uint64_t stride = m.value_stride(), slots = uint64_t{m.spec().max_entries} * (m.per_cpu() ? m.workers() : 1);
+  // the value starts x - off - s for s in v.s: those that are slot starts
+  const int64_t lo_off = static_cast<int64_t>(v.off) + v.s.smin, hi_off = static_cast<int64_t>(v.off) + v.s.smax;
+  const int64_t first = (static_cast<int64_t>(x - base) - hi_off) / static_cast<int64_t>(stride) - 1;
+  const int64_t last = (static_cast<int64_t>(x - base) - lo_off) / static_cast<int64_t>(stride) + 1;
+  if (last - first > 4096) return "";  // too many candidates to try: claim nothing
+  for (int64_t j = std::max<int64_t>(first, 0); j <= last && j < static_cast<int64_t>(slots); ++j)
+    if (at_offsets(v, x - (base + static_cast<uint64_t>(j) * stride))) return "";
+  return "not at its offsets from any value of map '" + m.spec().name + "'";
+}
+
 // Empty when concrete `x` is one of `v`'s values; otherwise why not.
-std::string contains(const Value& v, uint64_t x, const Concrete& c) {
+std::string contains(const Value& v, uint64_t x, const Concrete& c, const AbstractStates& states) {
   const XdpCtx* xdp = c.xdp;
   switch (v.kind) {
     case Kind::Uninit: case Kind::MapPtr: case Kind::MapPtrOrNull: case Kind::MapValueOrNull: case Kind::AllocMemOrNull:
     case Kind::Func:
       return "";  // unreadable, or no concrete region known here
     case Kind::Scalar: return v.s.contains(x) ? "" : "not among its values";
-    case Kind::MapValue: case Kind::AllocMem: return x != 0 ? "" : "null";
+    case Kind::MapValue: return map_value(v, x, states);
+    case Kind::AllocMem: return x != 0 ? "" : "null";
     case Kind::Mem:
       // the program's memory is checked at its offsets; other memory (a for_each callback's key)
       // has no start known here
@@ -70,7 +92,7 @@ std::string check_containment(const AbstractStates& states, size_t slot, const C
       // pointers into the innermost frame, from its r10; those into callers' frames are not checked
       if (v.aux == at->frame && !at_offsets(v, x - c.regs[10])) why = "not at its offsets from r10 (" + hex(c.regs[10]) + ")";
     } else {
-      why = contains(v, x, c);
+      why = contains(v, x, c, states);
     }
     if (!why.empty())
       return "insn " + std::to_string(slot) + ": R" + std::to_string(r) + " = " + hex(x) + " is " + why + "; the verifier has R" +

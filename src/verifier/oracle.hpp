@@ -21,6 +21,7 @@
 namespace ebpfvm::detail {
 
 struct XdpCtx;
+class MapImpl;
 
 struct AbstractStates {
   struct At {
@@ -29,6 +30,7 @@ struct AbstractStates {
   };
   std::vector<std::optional<At>> at;  // by instruction slot; empty where never reached
   std::vector<std::string> map_names;  // for messages
+  std::vector<std::shared_ptr<const MapImpl>> maps;  // by map index: where array maps' values are
 };
 
 // What a run holds when it is about to execute an instruction.

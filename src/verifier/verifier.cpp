@@ -344,6 +344,7 @@ VerifyReport Analyzer::run() {
   bound_work();
   if (record_) {
     record_->map_names = map_names_;
+    for (const MapRef& m : in_.maps) record_->maps.push_back(m.impl);
     report_.abstract_states = record_;
   }
   return report_;
@@ -1375,7 +1376,7 @@ Result<VerifyReport> verify(const Program& program, const HelperRegistry& helper
   for (const Map& m : maps) {
     const detail::MapImpl& impl = *m.impl();
     const bool frozen = impl.frozen() && impl.spec().type == MapType::Array && impl.spec().max_entries == 1;
-    in.maps.push_back({&impl.spec(), frozen ? detail::array_base(const_cast<detail::MapImpl&>(impl)) : nullptr});
+    in.maps.push_back({&impl.spec(), frozen ? detail::array_base(const_cast<detail::MapImpl&>(impl)) : nullptr, m.impl()});
   }
   in.ctx_fields = detail::xdp_ctx_fields();
   return verifier::analyse(in);

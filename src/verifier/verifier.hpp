@@ -2,6 +2,7 @@
 // type's context description; the public verify() builds the same input from user maps.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -9,12 +10,18 @@
 #include "isa/isa.hpp"
 #include "progtype/ctx_rewrite.hpp"
 
+namespace ebpfvm::detail {
+class MapImpl;
+}
+
 namespace ebpfvm::verifier {
 
 struct MapRef {
   const MapSpec* spec = nullptr;
   // A frozen single-element array (.rodata): its value, read as constants. Otherwise null.
   const uint8_t* frozen = nullptr;
+  // The map itself, for the containment oracle (VerifyOptions::record_states) to find its values.
+  std::shared_ptr<const detail::MapImpl> impl = nullptr;
 };
 
 struct Input {
