@@ -3,16 +3,20 @@
 //
 // The fuzzer's bytes drive fuzz/program_gen.hpp, whose 256-byte buffer is here the value of an
 // array map (so that both verifiers see the same kind of memory: the kernel refuses atomics on
-// packets), then mutate a few instructions as verifier_fuzz does. Each program is verified as
+// packets), with its helper shapes (ring buffer records, bpf_loop callbacks), then mutate a few
+// instructions as verifier_fuzz does. Each program is verified as
 // XDP by both. A program ebpfvm accepts and the kernel refuses is a finding, unless the kernel's
 // reason is one of the differences docs/verifier.md lists as deliberate (kDeliberate below), or
 // the kernel refused at an instruction ebpfvm proved unreachable (the kernel's bounds are looser
 // there); then the program must also run clean under the containment oracle, as in verifier_fuzz.
 // A program the kernel accepts and ebpfvm refuses is imprecision, counted and not a failure.
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <linux/btf.h>
 #include <linux/bpf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,14 +37,19 @@ constexpr const char* kDeliberate[] = {
     "invalid shift ",           // an immediate shift past the width: RFC 9669 masks it, as at run time
 };
 
-// Where this process may create maps and load XDP programs (root, CAP_BPF); -1 if not.
-int kernel_map() {
-  static const int fd = [] {
-    const int m = bpf_map_create(BPF_MAP_TYPE_ARRAY, "kdiff", 4, ebpfvm::gen::kBufferSize, 1, nullptr);
-    if (m < 0) std::fprintf(stderr, "kernel_diff_fuzz: SKIP every input: this process may not create maps (%s)\n", std::strerror(errno));
-    return m;
+// The kernel's twins of the programs' maps: 0 the buffer (an array of one 256-byte value), 1 a
+// ring buffer. Empty where this process may not create maps (root, CAP_BPF).
+const std::vector<int>& kernel_maps() {
+  static const std::vector<int> fds = [] {
+    const int a = bpf_map_create(BPF_MAP_TYPE_ARRAY, "kdiff", 4, ebpfvm::gen::kBufferSize, 1, nullptr);
+    const int r = a < 0 ? -1 : bpf_map_create(BPF_MAP_TYPE_RINGBUF, "kdiff_ring", 0, 0, 4096, nullptr);
+    if (a < 0 || r < 0) {
+      std::fprintf(stderr, "kernel_diff_fuzz: SKIP every input: this process may not create maps (%s)\n", std::strerror(errno));
+      return std::vector<int>{};
+    }
+    return std::vector<int>{a, r};
   }();
-  return fd;
+  return fds;
 }
 
 // The generator's program with its buffer as the map's value: r9 = the looked-up value.
@@ -65,6 +74,43 @@ void mutate(std::vector<uint8_t>& code, ebpfvm::gen::Source& s, size_t keep) {
   }
 }
 
+// BTF with a FUNC type per function (f0, f1, ...): the kernel wants func_info for programs with
+// subprograms and callbacks. -1 where it cannot be loaded.
+constexpr size_t kMaxFuncs = 32;
+int func_btf_fd() {
+  static const int fd = [] {
+    btf* b = btf__new_empty();
+    if (!b) return -1;
+    const int int_id = btf__add_int(b, "int", 4, BTF_INT_SIGNED);
+    const int proto = btf__add_func_proto(b, int_id);
+    for (size_t i = 0; i < kMaxFuncs; ++i) btf__add_func(b, ("f" + std::to_string(i)).c_str(), BTF_FUNC_STATIC, proto);
+    if (btf__load_into_kernel(b) != 0) return -1;
+    return btf__fd(b);  // kept for the process's life
+  }();
+  return fd;
+}
+
+// Where each function starts: 0, and every local call's and code address's target.
+std::vector<bpf_func_info> func_info(const std::vector<uint8_t>& code) {
+  std::vector<uint32_t> starts{0};
+  const int64_t slots = static_cast<int64_t>(code.size() / 8);
+  for (int64_t i = 0; i < slots; ++i) {
+    int32_t imm;
+    std::memcpy(&imm, &code[static_cast<size_t>(i) * 8 + 4], 4);
+    const uint8_t op = code[static_cast<size_t>(i) * 8], src = code[static_cast<size_t>(i) * 8 + 1] >> 4;
+    if ((op == 0x85 && src == 1) || (op == 0x18 && src == 4)) {
+      const int64_t target = i + imm + 1;
+      if (target > 0 && target < slots) starts.push_back(static_cast<uint32_t>(target));
+    }
+    if (op == 0x18) ++i;
+  }
+  std::sort(starts.begin(), starts.end());
+  starts.erase(std::unique(starts.begin(), starts.end()), starts.end());
+  std::vector<bpf_func_info> out;
+  for (size_t k = 0; k < starts.size() && k < kMaxFuncs; ++k) out.push_back({starts[k], static_cast<uint32_t>(3 + k)});  // int, proto, f0..
+  return out;
+}
+
 struct KernelVerdict {
   bool loaded = false;
   std::string why;   // the log's line that says why it refused
@@ -72,17 +118,28 @@ struct KernelVerdict {
 };
 
 // `why`: with the log that says why, when it refuses (the log costs the kernel most of its time).
-KernelVerdict kernel_verdict(std::vector<uint8_t> code, int map_fd, bool why) {
-  // lddw map_idx(0) -> lddw map_fd
+KernelVerdict kernel_verdict(std::vector<uint8_t> code, const std::vector<int>& map_fds, bool why) {
+  // lddw map_idx(N) -> lddw map_fd (an index past the maps stays: both refuse it)
   for (size_t i = 0; i + 16 <= code.size(); i += 8)
     if (code[i] == 0x18 && (code[i + 1] >> 4) == 5 /* BPF_PSEUDO_MAP_IDX */) {
-      code[i + 1] = static_cast<uint8_t>((code[i + 1] & 0x0f) | (1 << 4));  // BPF_PSEUDO_MAP_FD
-      std::memcpy(&code[i + 4], &map_fd, 4);
+      uint32_t idx;
+      std::memcpy(&idx, &code[i + 4], 4);
+      if (idx < map_fds.size()) {
+        code[i + 1] = static_cast<uint8_t>((code[i + 1] & 0x0f) | (1 << 4));  // BPF_PSEUDO_MAP_FD
+        std::memcpy(&code[i + 4], &map_fds[idx], 4);
+      }
       i += 8;
     }
   static std::vector<char> log(1 << 22);
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_level = 1, .log_size = static_cast<__u32>(log.size()), .log_buf = log.data());
   if (!why) opts.log_level = 0, opts.log_size = 0, opts.log_buf = nullptr;
+  const std::vector<bpf_func_info> funcs = func_info(code);
+  if (funcs.size() > 1 && func_btf_fd() >= 0) {
+    opts.prog_btf_fd = static_cast<__u32>(func_btf_fd());
+    opts.func_info = funcs.data();
+    opts.func_info_cnt = static_cast<__u32>(funcs.size());
+    opts.func_info_rec_size = sizeof(bpf_func_info);
+  }
   log[0] = 0;
   const int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "kdiff", "GPL", reinterpret_cast<const bpf_insn*>(code.data()), code.size() / 8, &opts);
   KernelVerdict v;
@@ -122,7 +179,10 @@ void check_contained(const ebpfvm::Program& prog, std::span<const ebpfvm::Map> m
   ebpfvm::detail::ContainmentOracle oracle;
   oracle.add(nullptr, states);
   auto checked = ebpfvm::Interpreter::create(prog, ebpfvm::HelperRegistry::builtin(), {ebpfvm::Safety::Checked, 50'000'000, 0}, maps);
-  if (!checked) std::abort();
+  if (!checked) {
+    std::fprintf(stderr, "verified, yet the interpreter refuses it: %s\n", checked.error().to_string().c_str());
+    std::abort();
+  }
   std::vector<uint8_t> mem(ebpfvm::gen::kBufferSize);
   for (auto& b : mem) b = static_cast<uint8_t>(src.next());
   auto r = checked->run(mem);
@@ -139,10 +199,10 @@ void check_contained(const ebpfvm::Program& prog, std::span<const ebpfvm::Map> m
 // difference, or code ebpfvm proved unreachable), 4 when only ebpfvm does and its states held on
 // every run, 0 otherwise; aborts on a finding.
 int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size) {
-  const int map_fd = kernel_map();
-  if (map_fd < 0) return 0;
+  const std::vector<int>& map_fds = kernel_maps();
+  if (map_fds.empty()) return 0;
   ebpfvm::gen::ByteSource src(data, size);
-  const std::string text = with_map_value(ebpfvm::gen::program(src, 24));
+  const std::string text = with_map_value(ebpfvm::gen::program(src, 24, true));
   auto base = ebpfvm::assemble(text);
   if (!base) {
     std::fprintf(stderr, "%s\n%s\n", base.error().to_string().c_str(), text.c_str());
@@ -154,13 +214,14 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size) {
   if (!prog) return 0;
   static const auto maps = [] {
     auto m = ebpfvm::Map::create({"kdiff", ebpfvm::MapType::Array, 4, ebpfvm::gen::kBufferSize, 1, 0, nullptr});
-    if (!m) std::abort();
-    return std::vector<ebpfvm::Map>{*m};
+    auto ring = ebpfvm::Map::create({"kdiff_ring", ebpfvm::MapType::Ringbuf, 0, 0, 4096, 0, nullptr});
+    if (!m || !ring) std::abort();
+    return std::vector<ebpfvm::Map>{*m, *ring};
   }();
   ebpfvm::VerifyOptions vo;
   vo.complexity_limit = 50'000;
   auto ours = ebpfvm::verify(*prog, ebpfvm::HelperRegistry::builtin(), maps, vo);
-  if (!ours) return kernel_verdict(code, map_fd, false).loaded ? 2 : 0;
+  if (!ours) return kernel_verdict(code, map_fds, false).loaded ? 2 : 0;
   vo.context = ebpfvm::VerifyOptions::Context::Memory;
   vo.memory_size = ebpfvm::gen::kBufferSize;
   vo.record_states = true;
@@ -169,11 +230,11 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size) {
     std::fprintf(stderr, "accepted as XDP, refused for raw memory: %s\n", states.error().to_string().c_str());
     std::abort();
   }
-  if (kernel_verdict(code, map_fd, false).loaded) {
+  if (kernel_verdict(code, map_fds, false).loaded) {
     check_contained(*prog, maps, states->abstract_states, src);  // map value pointers included
     return 1;
   }
-  const KernelVerdict kernel = kernel_verdict(code, map_fd, true);
+  const KernelVerdict kernel = kernel_verdict(code, map_fds, true);
   const auto& at = states->abstract_states->at;
   bool explained = kernel.insn >= 0 && (static_cast<size_t>(kernel.insn) >= at.size() || !at[static_cast<size_t>(kernel.insn)]);
   for (const char* d : kDeliberate) explained = explained || kernel.why.find(d) != std::string::npos;
@@ -182,7 +243,8 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size) {
   // over several memory contents.
   for (int run = 0; run < (explained ? 1 : 8); ++run) check_contained(*prog, maps, states->abstract_states, src);
   if (!explained && std::getenv("KDIFF_VERBOSE"))
-    std::fprintf(stderr, "kernel refuses at insn %lld (%s); ebpfvm accepts and holds\n", static_cast<long long>(kernel.insn), kernel.why.c_str());
+    std::fprintf(stderr, "kernel refuses at insn %lld (%s); ebpfvm accepts and holds\n%s", static_cast<long long>(kernel.insn), kernel.why.c_str(),
+                 std::getenv("KDIFF_VERBOSE")[0] == '2' ? prog->disassemble().c_str() : "");
   return explained ? 3 : 4;
 }
 

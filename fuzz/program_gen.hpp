@@ -194,8 +194,31 @@ inline std::string shape(Source& s, unsigned item, unsigned room) {
   }
 }
 
-// One program, as assembler text.
-inline std::string program(Source& s, unsigned body = 48) {
+// Helper calls, for programs whose map 1 is a ring buffer (kernel_diff_fuzz): a ring buffer
+// record reserved, written and submitted or discarded; or bpf_loop over a callback (appended to
+// `subprograms`) that adds its index into a stack slot. Mutations then make the records
+// submitted twice, written after submit, callbacks that return other values, and so on. The
+// call leaves r1..r5 unreadable: they, and r0, get values again after it.
+inline std::string helper_shape(Source& s, unsigned item, std::string& subprograms) {
+  const std::string n = std::to_string(item);
+  std::string p;
+  if (s.below(2)) {
+    const uint64_t size = 8 * (1 + s.below(4));
+    p = "r1 = map_idx(1) ll\nr2 = " + std::to_string(size) + "\nr3 = 0\ncall 131\nif r0 == 0 goto h" + n + "\n";
+    p += "*(u64 *)(r0 + " + std::to_string(8 * s.below(size / 8)) + ") = r" + std::to_string(6 + s.below(2)) + "\n";
+    p += "r1 = r0\nr2 = 0\ncall " + std::string(s.below(2) ? "132" : "133") + "\nh" + n + ":\n";
+  } else {
+    p = "r1 = " + std::to_string(1 + s.below(8)) + "\nr2 = code(cb" + n + ") ll\nr3 = r10\nr3 += -" + std::to_string(8 * (1 + s.below(8))) +
+        "\nr4 = 0\ncall 181\n";
+    subprograms += "cb" + n + ":\nr3 = *(u64 *)(r2 + 0)\nr3 += r1\n*(u64 *)(r2 + 0) = r3\nr0 = 0\nexit\n";
+  }
+  for (unsigned r = 0; r <= 5; ++r) p += "r" + std::to_string(r) + " = " + std::to_string(s.next()) + " ll\n";
+  return p;
+}
+
+// One program, as assembler text. `helpers`: with helper_shape() items (map 1 a ring buffer).
+inline std::string program(Source& s, unsigned body = 48, bool helpers = false) {
+  std::string subprograms;
   // One program in four has a short body, a loop small enough for the JIT to unroll.
   if (s.below(4) == 0) body = 2 + static_cast<unsigned>(s.below(8));
   std::string p = "r9 = r1\n";
@@ -212,6 +235,7 @@ inline std::string program(Source& s, unsigned body = 48) {
       case 6: p += atomic(s); break;
       case 7: p += room ? jump(s, i, room) : alu(s); break;
       case 8: p += shape(s, i, room); break;
+      case 9: p += helpers ? helper_shape(s, i, subprograms) : alu(s); break;
       default: p += alu(s); break;
     }
     p += "\n";
@@ -226,7 +250,7 @@ inline std::string program(Source& s, unsigned body = 48) {
     default: p += t + " = r8\n" + reg(other, true) + " += " + t + "\nr8 += -1\nif " + t + " != 1 goto loop\n"; break;
   }
   for (unsigned r = 1; r < 8; ++r) p += "r0 ^= r" + std::to_string(r) + "\n";
-  return p + "exit\n";
+  return p + "exit\n" + subprograms;
 }
 
 }  // namespace ebpfvm::gen

@@ -81,6 +81,10 @@ Result<void> decode_slots(std::span<const uint8_t> bytes, std::vector<Insn>& out
     if (hi.opcode != 0 || hi.dst != 0 || hi.src != 0 || hi.off != 0)
       return bad(static_cast<uint32_t>(pc + 1),
                  "second half of lddw must have opcode, dst, src and off 0 (opcode " + hex8(hi.opcode) + ")");
+    // A map's lddw names it in the first half alone, as the kernel requires ("unrecognized
+    // bpf_ld_imm64 insn" otherwise): the second half's imm is 0.
+    if ((insn->op == Op::LDDW_MAP_FD || insn->op == Op::LDDW_MAP_IDX) && hi.imm != 0)
+      return bad(static_cast<uint32_t>(pc + 1), "second half of an lddw of a map must have imm 0 (" + std::to_string(hi.imm) + ")");
     out.push_back(Insn{Op::LDDW_HI, 0, 0, 0, 0, hi.imm});
     ++pc;
   }

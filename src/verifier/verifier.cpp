@@ -190,6 +190,7 @@ class Analyzer {
   const MapRef& map(uint32_t aux) const { return aux < in_.maps.size() ? in_.maps[aux] : inner_[aux - in_.maps.size()]; }
   uint32_t inner_ref(const MapSpec& outer);
   uint32_t merged_map(uint32_t a, uint32_t b);
+  void check_bindings();
   std::pair<int64_t, int64_t> lock_words(uint32_t aux) const;
   size_t last_level(const Key& k) const { return KeyLess{&cfg_}.levels(k).back().begin; }
 
@@ -321,7 +322,29 @@ void Analyzer::log_insn(const State& st, uint32_t pc) {
 }
 
 // ---- driver ---------------------------------------------------------------------------------------
+// What the engines bind when they load, checked in every instruction, dead code too (as the
+// kernel resolves map references and the interpreter and JIT bind helpers): a program verify()
+// accepts is one they load.
+void Analyzer::check_bindings() {
+  for (uint32_t pc = 0; pc < insns_.size(); ++pc) {
+    const Insn& in = insns_[pc];
+    const uint32_t idx = static_cast<uint32_t>(in.imm);
+    switch (in.op) {
+      case isa::Op::LDDW_MAP_FD: case isa::Op::LDDW_MAP_IDX: case isa::Op::LDDW_MAP_VALUE: case isa::Op::LDDW_MAP_IDX_VALUE:
+        if (idx >= in_.maps.size()) reject(pc, "fd " + std::to_string(idx) + " is not pointing to valid bpf_map");
+        break;
+      case isa::Op::LDDW_CODE: case isa::Op::LDDW: case isa::Op::LDDW_HI: break;
+      default:
+        if (isa::info(in.op).kind == IKind::Lddw) reject(pc, "lddw of a kernel variable (src " + std::to_string(in.src) + ") is not supported");
+        if (isa::info(in.op).kind == IKind::CallKfunc) reject(pc, "kernel function calls (kfuncs) are not supported");
+        if (isa::info(in.op).kind == IKind::Call && !in_.helpers->find(idx))
+          throw Reject{pc, "invalid func unknown#" + std::to_string(in.imm), "", Errc::UnknownHelper};
+    }
+  }
+}
+
 VerifyReport Analyzer::run() {
+  check_bindings();
   State st;
   st.frames.resize(1);
   Frame& f = st.top();

@@ -79,6 +79,9 @@ TEST_CASE("decoder checks lddw pairs", "[isa][decoder]") {
         "insn 1: second half of lddw must have opcode, dst, src and off 0 (opcode 0x07)");
   CHECK(reject(raw({{0x18, 0, 0, 0, 1}, {0x00, 1, 0, 0, 0}, kExit})) ==
         "insn 1: second half of lddw must have opcode, dst, src and off 0 (opcode 0x00)");
+  // A map's lddw (map_fd, map_idx) has 0 in its second half's imm, as the kernel requires.
+  for (uint8_t src : {1, 5})
+    CHECK(reject(raw({{0x18, 1, src, 0, 0}, {0x00, 0, 0, 0, 7}, kExit})) == "insn 1: second half of an lddw of a map must have imm 0 (7)");
   // Every pseudo source decodes.
   for (uint8_t src = 0; src <= 6; ++src) {
     int32_t imm = src == 4 ? 2 : 3;  // a code address must start a function: the last exit
