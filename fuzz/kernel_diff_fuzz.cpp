@@ -78,16 +78,19 @@ void mutate(std::vector<uint8_t>& code, ebpfvm::gen::Source& s, size_t keep) {
 // subprograms and callbacks. -1 where it cannot be loaded.
 constexpr size_t kMaxFuncs = 32;
 int func_btf_fd() {
-  static const int fd = [] {
-    btf* b = btf__new_empty();
-    if (!b) return -1;
-    const int int_id = btf__add_int(b, "int", 4, BTF_INT_SIGNED);
-    const int proto = btf__add_func_proto(b, int_id);
-    for (size_t i = 0; i < kMaxFuncs; ++i) btf__add_func(b, ("f" + std::to_string(i)).c_str(), BTF_FUNC_STATIC, proto);
-    if (btf__load_into_kernel(b) != 0) return -1;
-    return btf__fd(b);  // kept for the process's life
+  static btf* const b = [] {  // kept for the process's life (its fd with it)
+    btf* t = btf__new_empty();
+    if (!t) return t;
+    const int int_id = btf__add_int(t, "int", 4, BTF_INT_SIGNED);
+    const int proto = btf__add_func_proto(t, int_id);
+    for (size_t i = 0; i < kMaxFuncs; ++i) btf__add_func(t, ("f" + std::to_string(i)).c_str(), BTF_FUNC_STATIC, proto);
+    if (btf__load_into_kernel(t) != 0) {
+      btf__free(t);
+      return static_cast<btf*>(nullptr);
+    }
+    return t;
   }();
-  return fd;
+  return b ? btf__fd(b) : -1;
 }
 
 // Where each function starts: 0, and every local call's and code address's target.
