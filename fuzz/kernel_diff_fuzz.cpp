@@ -35,6 +35,7 @@ constexpr const char* kDeliberate[] = {
     "misaligned stack access",  // ebpfvm tracks the stack byte by byte
     "div by zero",              // an immediate 0 divisor: RFC 9669 defines the result, as at run time
     "invalid shift ",           // an immediate shift past the width: RFC 9669 masks it, as at run time
+    "verifier bug",             // the kernel's own (e.g. "No program to jit ... (subprog < 0)")
 };
 
 // The kernel's twins of the programs' maps: 0 the buffer (an array of one 256-byte value), 1 a
@@ -122,17 +123,20 @@ struct KernelVerdict {
 
 // `why`: with the log that says why, when it refuses (the log costs the kernel most of its time).
 KernelVerdict kernel_verdict(std::vector<uint8_t> code, const std::vector<int>& map_fds, bool why) {
-  // lddw map_idx(N) -> lddw map_fd (an index past the maps stays: both refuse it)
-  for (size_t i = 0; i + 16 <= code.size(); i += 8)
-    if (code[i] == 0x18 && (code[i + 1] >> 4) == 5 /* BPF_PSEUDO_MAP_IDX */) {
-      uint32_t idx;
-      std::memcpy(&idx, &code[i + 4], 4);
-      if (idx < map_fds.size()) {
-        code[i + 1] = static_cast<uint8_t>((code[i + 1] & 0x0f) | (1 << 4));  // BPF_PSEUDO_MAP_FD
-        std::memcpy(&code[i + 4], &map_fds[idx], 4);
-      }
-      i += 8;
+  // ebpfvm's map references name maps by index (map_fd(N) and map_idx(N) alike): the kernel's
+  // name them by fd (an index past the maps stays as it is: both refuse it)
+  for (size_t i = 0; i + 16 <= code.size(); i += 8) {
+    if (code[i] != 0x18) continue;
+    const uint8_t src = code[i + 1] >> 4;
+    uint32_t idx;
+    std::memcpy(&idx, &code[i + 4], 4);
+    if ((src == 1 || src == 2 || src == 5 || src == 6) && idx < map_fds.size()) {
+      const uint8_t by_fd = src == 5 ? 1 : src == 6 ? 2 : src;  // BPF_PSEUDO_MAP_FD, _VALUE
+      code[i + 1] = static_cast<uint8_t>((code[i + 1] & 0x0f) | (by_fd << 4));
+      std::memcpy(&code[i + 4], &map_fds[idx], 4);
     }
+    i += 8;
+  }
   static std::vector<char> log(1 << 22);
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .log_level = 1, .log_size = static_cast<__u32>(log.size()), .log_buf = log.data());
   if (!why) opts.log_level = 0, opts.log_size = 0, opts.log_buf = nullptr;

@@ -194,6 +194,20 @@ inline std::string shape(Source& s, unsigned item, unsigned room) {
   }
 }
 
+// A pointer through the stack: the buffer's address spilled below the prologue's slots (r10 - 72
+// .. -128), filled back, moved by a bounded variable offset and dereferenced, then replaced by
+// what it read. Safe as written; mutations make partial spills and fills, fills of other slots,
+// offsets that escape, which the verifiers must refuse.
+inline std::string spill_shape(Source& s) {
+  const unsigned a = static_cast<unsigned>(s.below(8)), b = (a + 1 + static_cast<unsigned>(s.below(7))) % 8;
+  const std::string slot = "(r10 - " + std::to_string(72 + 8 * s.below(8)) + ")";
+  const std::string ra = "r" + std::to_string(a), rb = "r" + std::to_string(b);
+  std::string p = "*(u64 *)" + slot + " = r9\n" + ra + " = *(u64 *)" + slot + "\n";
+  p += rb + " &= " + std::to_string(kBufferSize / 2 - 1) + "\n" + ra + " += " + rb + "\n";  // [0, 127]
+  p += rb + " = *(u" + std::to_string(8u << s.below(3)) + " *)(" + ra + " + " + std::to_string(s.below(kBufferSize / 2 - 4)) + ")\n";
+  return p + ra + " = " + rb;
+}
+
 // Helper calls, for programs whose map 1 is a ring buffer (kernel_diff_fuzz): a ring buffer
 // record reserved, written and submitted or discarded; or bpf_loop over a callback (appended to
 // `subprograms`) that adds its index into a stack slot. Mutations then make the records
@@ -236,6 +250,7 @@ inline std::string program(Source& s, unsigned body = 48, bool helpers = false) 
       case 7: p += room ? jump(s, i, room) : alu(s); break;
       case 8: p += shape(s, i, room); break;
       case 9: p += helpers ? helper_shape(s, i, subprograms) : alu(s); break;
+      case 10: p += s.below(2) ? spill_shape(s) : alu(s); break;
       default: p += alu(s); break;
     }
     p += "\n";

@@ -330,8 +330,12 @@ void Analyzer::check_bindings() {
     const Insn& in = insns_[pc];
     const uint32_t idx = static_cast<uint32_t>(in.imm);
     switch (in.op) {
-      case isa::Op::LDDW_MAP_FD: case isa::Op::LDDW_MAP_IDX: case isa::Op::LDDW_MAP_VALUE: case isa::Op::LDDW_MAP_IDX_VALUE:
+      case isa::Op::LDDW_MAP_FD: case isa::Op::LDDW_MAP_IDX:
         if (idx >= in_.maps.size()) reject(pc, "fd " + std::to_string(idx) + " is not pointing to valid bpf_map");
+        break;
+      case isa::Op::LDDW_MAP_VALUE: case isa::Op::LDDW_MAP_IDX_VALUE:
+        if (idx >= in_.maps.size()) reject(pc, "fd " + std::to_string(idx) + " is not pointing to valid bpf_map");
+        if (in_.maps[idx].spec->type != MapType::Array) reject(pc, "map '" + in_.maps[idx].spec->name + "' has no direct value access: it is not an array");
         break;
       case isa::Op::LDDW_CODE: case isa::Op::LDDW: case isa::Op::LDDW_HI: break;
       default:
