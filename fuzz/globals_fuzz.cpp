@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "ebpfvm/ebpfvm.hpp"
+#include "run_programs.hpp"
 
 namespace {
 
@@ -79,17 +80,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     check(section_bytes(*obj, section) == want);
   }
-  std::vector<uint8_t> packet(64, 0x5a);
-  for (const ebpfvm::ProgramInfo& p : obj->programs()) {
-    auto prog = obj->program(p.name);
-    if (!prog) continue;
-    if (prog->type() == ebpfvm::ProgType::Xdp) {
-      ebpfvm::XdpBuffer buf(packet);
-      (void)prog->run_xdp(buf);
-    } else {
-      std::vector<uint8_t> mem = packet;
-      (void)prog->run_raw(mem);
-    }
-  }
+  ebpfvm::fuzz::run_each_program(*obj);
   return 0;
 }

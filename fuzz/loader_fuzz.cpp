@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ebpfvm/ebpfvm.hpp"
+#include "run_programs.hpp"
 
 namespace {
 
@@ -30,19 +31,7 @@ void load_and_run(std::span<const uint8_t> bytes, ebpfvm::Safety safety, ebpfvm:
       load_and_run(bytes, ebpfvm::Safety::Checked);
     return;
   }
-  std::vector<uint8_t> packet(64);
-  for (size_t i = 0; i < packet.size(); ++i) packet[i] = static_cast<uint8_t>(i * 7);
-  for (const ebpfvm::ProgramInfo& p : obj->programs()) {
-    auto prog = obj->program(p.name);
-    if (!prog) continue;
-    if (prog->type() == ebpfvm::ProgType::Xdp) {
-      ebpfvm::XdpBuffer buf(packet);
-      (void)prog->run_xdp(buf);
-    } else {
-      std::vector<uint8_t> mem = packet;
-      (void)prog->run_raw(mem);
-    }
-  }
+  ebpfvm::fuzz::run_each_program(*obj);
 }
 
 }  // namespace

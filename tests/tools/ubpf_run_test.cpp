@@ -11,6 +11,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 
 #include "packets.hpp"
 #include "support.hpp"
@@ -81,6 +82,48 @@ uint64_t count_of(const json::Value& summary, const char* action) {
 std::string slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Runs tests/programs/helpers.c's `misc` (a bpf_printk line per packet) under ubpf-run with
+// `args`, its printk output into a FIFO this test reads: once the first line is there, packets are
+// running (no clock needed) and `then(pid)` runs; while the test does not read, the run waits on
+// the FIFO once it has printed what a pipe holds. The FIFO is then drained so that the run ends.
+// Returns the exit status (as waitpid gives it) and what ubpf-run printed.
+std::pair<int, std::string> run_paced_by_printk(const std::vector<std::string>& args, const std::function<void(pid_t)>& then) {
+  const std::string fifo = temp_path("printk-" + std::to_string(std::rand()) + ".fifo");
+  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
+  std::vector<std::string> argv{EBPFVM_UBPF_RUN, program_path("helpers"), "--prog", "misc", "--printk", fifo};
+  argv.insert(argv.end(), args.begin(), args.end());
+  int report[2];
+  REQUIRE(pipe(report) == 0);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(report[1], 1);
+    dup2(report[1], 2);
+    close(report[0]);
+    std::vector<char*> av;
+    for (auto& a : argv) av.push_back(a.data());
+    av.push_back(nullptr);
+    execv(av[0], av.data());
+    _exit(127);
+  }
+  close(report[1]);
+  FILE* printk = std::fopen(fifo.c_str(), "r");
+  REQUIRE(printk);
+  char line[256];
+  REQUIRE(std::fgets(line, sizeof line, printk));
+  CHECK(std::string(line).find("[0] ") == 0);
+  then(pid);
+  while (std::fgets(line, sizeof line, printk)) {
+  }
+  std::fclose(printk);
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
+  close(report[0]);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  return {status, text};
 }
 
 }  // namespace
@@ -192,10 +235,9 @@ TEST_CASE("ubpf-run: captures larger than the reader's blocks come out whole, by
 
 TEST_CASE("ubpf-run: a capture cut while it is read fails the run, naming the first packet lost", "[jit]") {
   SKIP_WITHOUT_JIT();
-  // The program prints a line per packet into a FIFO this test reads: once the first line is
-  // there (and while the test does not read more, the run waits on the FIFO), the capture is cut
-  // past what the reader can have read so far: two chunks of 4096 packets and one 1 MiB block.
-  const std::string cap = temp_path("shrinking.pcap"), out = temp_path("shrinking-out.pcap"), fifo = temp_path("shrink.fifo");
+  // Once packets run (and while the run waits on its printk FIFO), the capture is cut past what
+  // the reader can have read so far: two chunks of 4096 packets and one 1 MiB block.
+  const std::string cap = temp_path("shrinking.pcap"), out = temp_path("shrinking-out.pcap");
   std::filesystem::copy_file(sample_capture(20000), cap, std::filesystem::copy_options::overwrite_existing);
   const auto packets = read_capture(cap);
   const uint64_t size = std::filesystem::file_size(cap);
@@ -206,33 +248,8 @@ TEST_CASE("ubpf-run: a capture cut while it is read fails the run, naming the fi
   // the first packet whose record does not fit below the cut
   uint64_t lost = 0, lost_at = 24;
   while (lost_at + 16 + packets[lost].size() <= cut) lost_at += 16 + packets[lost++].size();
-  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
-  int report[2];
-  REQUIRE(pipe(report) == 0);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(report[1], 1);
-    dup2(report[1], 2);
-    close(report[0]);
-    execl(EBPFVM_UBPF_RUN, EBPFVM_UBPF_RUN, program_path("helpers").c_str(), "--prog", "misc", "--pcap", cap.c_str(), "--printk",
-          fifo.c_str(), "-w", out.c_str(), nullptr);
-    _exit(127);
-  }
-  close(report[1]);
-  FILE* printk = std::fopen(fifo.c_str(), "r");
-  REQUIRE(printk);
-  char line[256];
-  REQUIRE(std::fgets(line, sizeof line, printk));
-  REQUIRE(truncate(cap.c_str(), static_cast<off_t>(cut)) == 0);
-  while (std::fgets(line, sizeof line, printk)) {
-  }
-  std::fclose(printk);
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
-  close(report[0]);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
+  auto [status, text] = run_paced_by_printk({"--pcap", cap, "-w", out},
+                                            [&](pid_t) { REQUIRE(truncate(cap.c_str(), static_cast<off_t>(cut)) == 0); });
   INFO(text);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 2);
@@ -658,38 +675,13 @@ TEST_CASE("ubpf-run: outputs never destroy an input, write through links, open b
 
 TEST_CASE("ubpf-run: SIGINT stops at a packet boundary, writes what it has, marks the summary and exits 130", "[jit]") {
   SKIP_WITHOUT_JIT();
-  // bpf_printk output goes to a FIFO this test reads: its first line says packets are running,
-  // without a clock. Then SIGINT; the FIFO is drained so that the run is never blocked on it.
-  const std::string fifo = temp_path("printk.fifo"), out = temp_path("interrupted.pcap");
-  REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
-  int report[2];
-  REQUIRE(pipe(report) == 0);
-  const std::string cap = sample_capture(20000);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(report[1], 1);
-    dup2(report[1], 2);
-    close(report[0]);
-    execl(EBPFVM_UBPF_RUN, EBPFVM_UBPF_RUN, program_path("helpers").c_str(), "--prog", "misc", "--pcap", cap.c_str(), "--repeat",
-          "100000", "--printk", fifo.c_str(), "-w", out.c_str(), "--json", nullptr);
-    _exit(127);
-  }
-  close(report[1]);
-  FILE* printk = std::fopen(fifo.c_str(), "r");
-  REQUIRE(printk);
-  char line[256];
-  REQUIRE(std::fgets(line, sizeof line, printk));
-  CHECK(std::string(line).find("[0] ") == 0);
-  REQUIRE(kill(pid, SIGINT) == 0);
-  while (std::fgets(line, sizeof line, printk)) {
-  }
-  std::fclose(printk);
-  std::string text;
-  char buf[4096];
-  for (ssize_t n; (n = read(report[0], buf, sizeof buf)) > 0;) text.append(buf, static_cast<size_t>(n));
-  close(report[0]);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
+  // Once packets run, SIGINT.
+  const std::string out = temp_path("interrupted.pcap");
+  pid_t pid = 0;
+  auto [status, text] = run_paced_by_printk({"--pcap", sample_capture(20000), "--repeat", "100000", "-w", out, "--json"}, [&](pid_t p) {
+    pid = p;
+    REQUIRE(kill(p, SIGINT) == 0);
+  });
   INFO(text);
   REQUIRE(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 130);
