@@ -10,6 +10,7 @@
 // the kernel refused at an instruction ebpfvm proved unreachable (the kernel's bounds are looser
 // there); then the program must also run clean under the containment oracle, as in verifier_fuzz.
 // A program the kernel accepts and ebpfvm refuses is imprecision, counted and not a failure.
+// KDIFF_VERBOSE=1 prints each disagreement the oracle settled (=2: with the program).
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <linux/btf.h>
