@@ -23,7 +23,8 @@ namespace {
 
 std::vector<std::string> xdp_objects() {
   std::vector<std::string> out;
-  for (const char* p : {"globals", "parse", "map_ops", "tail_calls", "adjust", "helpers", "legacy_maps", "core", "verifier_accept"})
+  for (const char* p : {"globals", "parse", "map_ops", "tail_calls", "adjust", "helpers", "legacy_maps", "core", "verifier_accept",
+                        "bench_xdp_invoke"})
     out.push_back(program_path(p));
   out.push_back(EBPFVM_EXAMPLE_FIREWALL);
   for (const std::string& path : libxdp_objects())
