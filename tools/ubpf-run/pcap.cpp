@@ -1,11 +1,14 @@
 #include "pcap.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 namespace ubpf {
 namespace {
@@ -18,6 +21,8 @@ constexpr uint32_t kLinkEthernet = 1;
 // page, which cost the mapped reader a third of its time).
 constexpr size_t kBlock = 1 << 20;
 constexpr uint64_t kStream = 16 << 10;  // prefetch distance
+constexpr uint64_t kAhead = 8ull << 20;  // a mapped file's population window (a multiple of the page size)
+constexpr int kPopulateRead = 22;         // MADV_POPULATE_READ (Linux 5.14), not in every libc's headers
 // pcapng blocks longer than this are refused, as libpcap refuses them: no packet needs more.
 constexpr uint32_t kMaxBlock = 16 << 20;
 
@@ -39,6 +44,138 @@ ebpfvm::Error io_error(const std::string& path, const std::string& what) {
 }
 
 }  // namespace
+
+// A mapped capture cut while it is read makes the pages past its new end raise SIGBUS where a
+// reader or a worker touches them. The guard's handler maps zero pages over the rest of the
+// mapping instead (so the access completes) and marks it hit; the reader then reports the cut
+// (CaptureReader::check), and the run ends before anything read from those pages is written.
+// Faults anywhere else keep their old action.
+struct BusSlot {
+  std::atomic<uintptr_t> base{0}, end{0};
+  std::atomic<bool> hit{false};
+};
+constexpr int kBusSlots = 8;
+BusSlot g_bus_slots[kBusSlots];
+struct sigaction g_bus_previous {};
+uintptr_t g_page = 4096;
+
+class BusGuard {
+ public:
+  static int claim(const uint8_t* base, uint64_t size) {
+    static const bool installed = install();
+    if (!installed) return -1;
+    for (int i = 0; i < kBusSlots; ++i) {
+      uintptr_t expect = 0;
+      if (g_bus_slots[i].base.compare_exchange_strong(expect, reinterpret_cast<uintptr_t>(base))) {
+        g_bus_slots[i].hit.store(false);
+        g_bus_slots[i].end.store(reinterpret_cast<uintptr_t>(base) + size);
+        return i;
+      }
+    }
+    return -1;
+  }
+  static void release(int slot) {
+    if (slot < 0) return;
+    g_bus_slots[slot].end.store(0);
+    g_bus_slots[slot].base.store(0);
+  }
+  static bool hit(int slot) { return slot >= 0 && g_bus_slots[slot].hit.load(std::memory_order_relaxed); }
+
+ private:
+  static bool install() {
+    g_page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = on_bus;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    return sigaction(SIGBUS, &sa, &g_bus_previous) == 0;
+  }
+  static void on_bus(int, siginfo_t* si, void*) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(si->si_addr);
+    for (BusSlot& s : g_bus_slots) {
+      const uintptr_t base = s.base.load(), end = s.end.load();
+      if (!base || a < base || a >= end) continue;
+      const uintptr_t from = a & ~(g_page - 1), to = (end + g_page - 1) & ~(g_page - 1);
+      if (mmap(reinterpret_cast<void*>(from), to - from, PROT_READ, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) != MAP_FAILED) {
+        s.hit.store(true);
+        return;  // the access is retried, on zeros
+      }
+    }
+    sigaction(SIGBUS, &g_bus_previous, nullptr);  // not ours: the fault happens again, as it would have
+  }
+};
+
+// A mapped capture, kept by a thread of its own: it fills the page tables 8 MiB ahead of the
+// reader and unmaps what the caller released. Page faults cost a third of a reader's time on a
+// large capture, and the final unmap a tenth; done here they run when a core is idle (the reader
+// or the workers waiting), and filling 8 MiB at once costs half as much as faulting. (Reading the
+// file into reused buffers instead costs the kernel's copy on the reader's thread: measured 42%
+// slower for an XDP_PASS program, 11% for the example firewall.)
+class Mapping {
+ public:
+  Mapping(const uint8_t* base, uint64_t size) : base_(const_cast<uint8_t*>(base)), size_(size), thread_([this] { loop(); }) {}
+  ~Mapping() {
+    stop_ = true;
+    poke();
+    thread_.join();
+    munmap(base_ + unmapped_, size_ - unmapped_);
+  }
+  Mapping(const Mapping&) = delete;
+  Mapping& operator=(const Mapping&) = delete;
+
+  void want(uint64_t upto) {
+    want_.store(upto, std::memory_order_relaxed);
+    poke();
+  }
+  void release(uint64_t below) {
+    release_.store(below, std::memory_order_relaxed);
+    poke();
+  }
+  // Below this, pages are mapped: prefetching them is cheap.
+  uint64_t populated() const { return populated_.load(std::memory_order_acquire); }
+
+ private:
+  void poke() {
+    wake_.fetch_add(1, std::memory_order_release);
+    wake_.notify_one();
+  }
+
+  bool step() {
+    const uint64_t p = populated_.load(std::memory_order_relaxed);
+    if (p < size_ && p < want_.load(std::memory_order_relaxed)) {
+      const uint64_t len = std::min<uint64_t>(kAhead, size_ - p);
+      // Best effort (Linux 5.14+): the reader's faults do it otherwise; then nothing is
+      // reported populated, so nothing is prefetched either. A file cut short fails here too.
+      if (madvise(base_ + p, len, kPopulateRead) != 0) {
+        want_.store(0, std::memory_order_relaxed);
+        return false;
+      }
+      populated_.store(p + len, std::memory_order_release);
+      return true;
+    }
+    if (unmapped_ + kAhead <= release_.load(std::memory_order_relaxed)) {
+      munmap(base_ + unmapped_, kAhead);
+      unmapped_ += kAhead;
+      return true;
+    }
+    return false;
+  }
+
+  void loop() {
+    while (!stop_) {
+      const uint32_t seen = wake_.load(std::memory_order_acquire);
+      if (!step() && !stop_) wake_.wait(seen);
+    }
+  }
+
+  uint8_t* const base_;
+  const uint64_t size_;
+  std::atomic<uint64_t> want_{0}, populated_{0}, release_{0};
+  std::atomic<uint32_t> wake_{0};
+  std::atomic<bool> stop_{false};
+  uint64_t unmapped_ = 0;  // the thread's
+  std::thread thread_;
+};
 
 ebpfvm::Error CaptureReader::bad(const std::string& msg) const {
   ebpfvm::Error e = ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, msg);
@@ -78,7 +215,16 @@ ebpfvm::Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::st
   r->regular_ = S_ISREG(st.st_mode);
   if (r->regular_) {
     r->size_ = static_cast<uint64_t>(st.st_size);
-    posix_fadvise(r->fd_, 0, 0, POSIX_FADV_SEQUENTIAL);  // larger read-ahead
+    // Files are mapped and walked in place; streams, and files that cannot be mapped, are read.
+    void* m = r->size_ ? mmap(nullptr, r->size_, PROT_READ, MAP_PRIVATE, r->fd_, 0) : MAP_FAILED;
+    if (m != MAP_FAILED) {
+      madvise(m, r->size_, MADV_SEQUENTIAL);
+      r->base_ = static_cast<const uint8_t*>(m);
+      r->map_ = std::make_unique<Mapping>(r->base_, r->size_);
+      r->guard_ = BusGuard::claim(r->base_, r->size_);
+    } else {
+      posix_fadvise(r->fd_, 0, 0, POSIX_FADV_SEQUENTIAL);  // larger read-ahead
+    }
   }
   auto head = r->need(4);
   if (!head) return head.error();
@@ -107,11 +253,31 @@ ebpfvm::Result<std::unique_ptr<CaptureReader>> CaptureReader::open(const std::st
 }
 
 CaptureReader::~CaptureReader() {
+  BusGuard::release(guard_);
+  map_.reset();  // unmaps
   if (fd_ >= 0) ::close(fd_);
 }
 
 uint64_t CaptureReader::available() const {
+  if (base_) return size_ - pos_;
   return live_.empty() ? 0 : live_.back().start + live_.back().len - pos_;
+}
+
+uint64_t CaptureReader::size_now() const {
+  struct stat st {};
+  return fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+bool CaptureReader::guard_hit() const { return BusGuard::hit(guard_); }
+
+bool CaptureReader::cut() const { return base_ && (BusGuard::hit(guard_) || size_now() < size_); }
+
+ebpfvm::Result<void> CaptureReader::check(std::span<const Packet> chunk) const {
+  if (!cut()) return {};
+  const uint64_t now = size_now();
+  for (const Packet& p : chunk)
+    if (static_cast<uint64_t>(p.data.data() + p.data.size() - base_) > now) return shrank(p.index, p.at);
+  return {};
 }
 
 CaptureReader::Block CaptureReader::fresh_block(size_t at_least) {
@@ -129,14 +295,20 @@ CaptureReader::Block CaptureReader::fresh_block(size_t at_least) {
   return b;
 }
 
-ebpfvm::Error CaptureReader::shrank() const {
-  struct stat st {};
-  const uint64_t now = fstat(fd_, &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-  return bad("the capture shrank while it was read: packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_) +
-             " is past its end (" + std::to_string(now) + " bytes now, " + std::to_string(size_) + " when it was opened)");
+ebpfvm::Error CaptureReader::shrank(uint64_t index, uint64_t at) const {
+  return bad("the capture shrank while it was read: packet " + std::to_string(index + 1) + " at byte " + std::to_string(at) +
+             " is past its end (" + std::to_string(size_now()) + " bytes now, " + std::to_string(size_) + " when it was opened)");
 }
 
 ebpfvm::Result<const uint8_t*> CaptureReader::need(uint64_t n) {
+  if (base_) {
+    // What a cut file's mapping holds past its new end is zeros: not records.
+    if (BusGuard::hit(guard_) || available() < n) {
+      if (cut()) return shrank(count_, pos_);
+      if (available() < n) return nullptr;
+    }
+    return base_ + pos_;
+  }
   if (available() >= n) return live_.back().data.get() + (pos_ - live_.back().start);
   // A record never spans blocks: one that does not fit where it starts moves to a fresh block.
   if (live_.empty() || pos_ - live_.back().start + n > live_.back().cap) {
@@ -169,7 +341,7 @@ ebpfvm::Result<const uint8_t*> CaptureReader::need(uint64_t n) {
   }
   if (available() >= n) return b.data.get() + (pos_ - b.start);
   // A regular file that ends before the size it had at open was cut while it was read.
-  if (regular_ && b.start + b.len < size_) return shrank();
+  if (regular_ && b.start + b.len < size_) return shrank(count_, pos_);
   return nullptr;
 }
 
@@ -177,6 +349,11 @@ ebpfvm::Result<const uint8_t*> CaptureReader::need(uint64_t n) {
 // of the next header can run ahead: a header would be a cache miss every time. Prefetching every
 // line 16 KiB ahead turns the walk into a stream at memory bandwidth.
 void CaptureReader::stream_ahead() {
+  if (base_) {  // only into pages already mapped: a prefetch that needs a page walk stalls
+    const uint64_t until = std::min<uint64_t>(pos_ + kStream, map_->populated());
+    for (; streamed_ < until; streamed_ += 128) __builtin_prefetch(base_ + streamed_);
+    return;
+  }
   if (live_.empty()) return;
   const Block& b = live_.back();
   const uint64_t until = std::min<uint64_t>(pos_ + kStream, b.start + b.len);
@@ -185,6 +362,10 @@ void CaptureReader::stream_ahead() {
 }
 
 void CaptureReader::release(uint64_t below) {
+  if (map_) {
+    map_->release(below);
+    return;
+  }
   // A block's packets all start before the next block does.
   while (live_.size() > 1 && live_[1].start <= below) {
     spare_.push_back(std::move(live_.front()));
@@ -193,29 +374,38 @@ void CaptureReader::release(uint64_t below) {
 }
 
 ebpfvm::Result<bool> CaptureReader::next(Packet& out) {
+  if (map_ && pos_ + kAhead > wanted_) map_->want(wanted_ = pos_ + 2 * kAhead);
+  const uint64_t at = pos_;
   auto r = ng_ ? next_pcapng(out) : next_pcap(out);
   stream_ahead();
+  // a record read from the zeros of a cut file is nonsense: the cut is the error
+  if (!r && cut()) return shrank(count_, at);
   if (interrupted_) return false;  // not a truncated record: the run was stopped while waiting
   return r;
 }
 
 ebpfvm::Result<bool> CaptureReader::next_pcap(Packet& out) {
-  auto h = need(16);
-  if (!h) return h.error();
   auto where = [&] { return "packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(pos_); };
-  if (!*h) {
-    if (available() == 0) return false;
-    return bad(where() + ": record header is truncated");
+  const uint8_t* p = at_hand(16);  // the common case: the record is there
+  uint32_t incl = p ? rd32(p + 8) : 0;
+  if (!p || incl > kMaxSnap || !(p = at_hand(16 + uint64_t{incl}))) {
+    auto h = need(16);
+    if (!h) return h.error();
+    if (!*h) {
+      if (available() == 0) return false;
+      return bad(where() + ": record header is truncated");
+    }
+    incl = rd32(*h + 8);
+    if (incl > kMaxSnap) return bad(where() + ": length " + std::to_string(incl) + " is not plausible");
+    auto rec = need(16 + uint64_t{incl});
+    if (!rec) return rec.error();
+    if (!*rec)
+      return bad(where() + " is truncated: " + std::to_string(incl) + " bytes announced, " + std::to_string(available() - 16) +
+                 " left in the file");
+    p = *rec;
   }
-  const uint32_t incl = rd32(*h + 8);
-  if (incl > kMaxSnap) return bad(where() + ": length " + std::to_string(incl) + " is not plausible");
-  auto rec = need(16 + uint64_t{incl});
-  if (!rec) return rec.error();
-  if (!*rec)
-    return bad(where() + " is truncated: " + std::to_string(incl) + " bytes announced, " + std::to_string(available() - 16) +
-               " left in the file");
-  const uint8_t* p = *rec;
   out.index = count_++;
+  out.at = pos_;
   out.ts_ns = uint64_t{rd32(p)} * 1'000'000'000ull + uint64_t{rd32(p + 4)} * (nsec_ ? 1 : 1000);
   out.orig_len = rd32(p + 12);
   out.data = {p + 16, incl};
@@ -285,6 +475,7 @@ ebpfvm::Result<bool> CaptureReader::next_pcapng(Packet& out) {
       const uint32_t cap = epb ? rd32(p + 20) : std::min<uint32_t>(rd32(p + 8), len - 16);
       if (cap > len - hdr - 4) return bad("packet " + std::to_string(count_ + 1) + " at byte " + std::to_string(b) + " is truncated");
       out.index = count_++;
+      out.at = b;
       out.orig_len = epb ? rd32(p + 24) : rd32(p + 8);
       out.data = {p + hdr, cap};
       out.ts_ns = 0;

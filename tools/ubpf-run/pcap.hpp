@@ -1,7 +1,7 @@
-// Capture files read and written directly (not through libpcap's one-call-per-packet path): the
-// input is read with read(2) into large reused blocks and walked in place, so a packet costs no
-// copy and no syscall of its own, and a file that changes while it is read (truncated, or a pipe)
-// is read as far as it goes and reported, never a fault.
+// Capture files read and written directly (not through libpcap's one-call-per-packet path): a
+// file is mapped and walked in place, a stream (a pipe, standard input) read with read(2) into
+// large reused blocks, so a packet costs no copy and no syscall of its own. A file cut while it is
+// read is reported (CaptureReader::check), never a fault.
 // Formats: pcap (microsecond and nanosecond, either byte order) and pcapng (SHB/IDB/EPB/SPB),
 // Ethernet link type only.
 #pragma once
@@ -27,10 +27,13 @@ inline constexpr uint32_t kMaxSnap = 256 * 1024;
 
 struct Packet {
   uint64_t index = 0;  // 0-based position in the file
+  uint64_t at = 0;     // file offset of its record
   uint64_t ts_ns = 0;  // timestamp, nanoseconds since the epoch
   uint32_t orig_len = 0;
   std::span<const uint8_t> data;
 };
+
+class Mapping;
 
 class CaptureReader {
  public:
@@ -50,6 +53,9 @@ class CaptureReader {
   uint64_t offset() const { return pos_; }
   // The caller is done with every packet that starts before this file offset: its memory may go.
   void release(uint64_t below);
+  // Before anything is made of `chunk`'s packets: an error naming the first of them a cut of the
+  // file took away (a mapped file's pages past its new end read as zeros).
+  ebpfvm::Result<void> check(std::span<const Packet> chunk) const;
 
  private:
   // File bytes [start, start + len) in data, of room cap. A block is filled by read(2) at its end
@@ -65,18 +71,33 @@ class CaptureReader {
   ebpfvm::Result<bool> next_pcap(Packet& out);
   ebpfvm::Result<bool> next_pcapng(Packet& out);
   // The file's bytes [pos_, pos_ + n) in one piece; nullptr when the file ends first (then
-  // available() says how many there are), or an error when it ends before its size at open.
+  // available() says how many there are), or an error when it was cut while it was read.
   ebpfvm::Result<const uint8_t*> need(uint64_t n);
   uint64_t available() const;
+  // need(n)'s common case, inline: the bytes are already there (nullptr: ask need()).
+  const uint8_t* at_hand(uint64_t n) const {
+    if (base_) return size_ - pos_ >= n && !guard_hit() ? base_ + pos_ : nullptr;
+    if (live_.empty()) return nullptr;
+    const Block& b = live_.back();
+    return b.start + b.len - pos_ >= n ? b.data.get() + (pos_ - b.start) : nullptr;
+  }
+  bool guard_hit() const;
   void stream_ahead();
   Block fresh_block(size_t at_least);
   ebpfvm::Error bad(const std::string& msg) const;
-  ebpfvm::Error shrank() const;
+  ebpfvm::Error shrank(uint64_t index, uint64_t at) const;
+  uint64_t size_now() const;
+  bool cut() const;  // a mapped file is shorter than when it was opened
   uint32_t rd32(const uint8_t* p) const;
   uint16_t rd16(const uint8_t* p) const;
 
   std::string path_;
   int fd_ = -1;
+  // A mapped file: its bytes, the thread that fills and drops its pages, its SIGBUS guard slot.
+  const uint8_t* base_ = nullptr;
+  std::unique_ptr<Mapping> map_;
+  uint64_t wanted_ = 0;  // asked the mapping to be filled in up to here
+  int guard_ = -1;
   const std::atomic<int>* stop_ = nullptr;
   uint64_t size_ = 0;  // a regular file's size when opened
   bool regular_ = false;

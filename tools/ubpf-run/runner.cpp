@@ -305,6 +305,10 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
   while (!cur->packets.empty()) {
     auto ahead = read_chunk(*nxt);  // the next chunk's headers, while the workers run this one
     pool.wait();
+    // A file cut while it was read: nothing from past its new end is counted or written.
+    if (auto cut = in.check(cur->packets); !cut) return cut.error();
+    if (!ahead)
+      if (auto cut = in.check(nxt->packets); !cut) return cut.error();
     // The first fault in capture order wins; packets after it are not counted.
     size_t limit = cur->packets.size();
     for (const Share& sh : cur->shares) {
