@@ -1,16 +1,20 @@
 // libFuzzer target: ebpfvm's verifier against the Linux kernel's, where this process may load
-// programs (probed once; otherwise every input is skipped and the first says why).
+// programs (probed once; otherwise each input is only verified and run by ebpfvm under the
+// containment oracle, and the first says why).
 //
 // The fuzzer's bytes drive fuzz/program_gen.hpp, whose 256-byte buffer is here the value of an
 // array map (so that both verifiers see the same kind of memory: the kernel refuses atomics on
-// packets), with its helper shapes (ring buffer records, bpf_loop callbacks), then mutate a few
-// instructions as verifier_fuzz does. Each program is verified as
-// XDP by both. A program ebpfvm accepts and the kernel refuses is a finding, unless the kernel's
-// reason is one of the differences docs/verifier.md lists as deliberate (kDeliberate below), or
-// the kernel refused at an instruction ebpfvm proved unreachable (the kernel's bounds are looser
-// there); then the program must also run clean under the containment oracle, as in verifier_fuzz.
-// A program the kernel accepts and ebpfvm refuses is imprecision, counted and not a failure.
-// KDIFF_VERBOSE=1 prints each disagreement the oracle settled (=2: with the program).
+// packets), with its helper shapes (ring buffer records, bpf_loop and for_each_map_elem
+// callbacks, tail calls, spin locks, packet pointers across bpf_xdp_adjust_*), then mutate a few
+// instructions as verifier_fuzz does. Each program is verified as XDP by both. A program ebpfvm
+// accepts and the kernel refuses is a finding, unless the kernel's reason is one of the
+// differences docs/verifier.md lists as deliberate (kDeliberate below), or the kernel refused at
+// an instruction ebpfvm proved unreachable (the kernel's bounds are looser there). Every program
+// ebpfvm accepts then runs as XDP over a random packet in the checked interpreter under the
+// containment oracle, as in verifier_fuzz. A program the kernel accepts and ebpfvm refuses is
+// imprecision, counted and not a failure.
+// KDIFF_VERBOSE=1 prints each program only the kernel accepts and each disagreement the oracle
+// settled (=2: with the program).
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <linux/btf.h>
@@ -26,6 +30,10 @@
 
 #include "ebpfvm/ebpfvm.hpp"
 #include "program_gen.hpp"
+#include "program_data.hpp"
+#include "progtype/ctx_rewrite.hpp"
+#include "progtype/xdp.hpp"
+#include "runtime/run_state.hpp"
 #include "verifier/oracle.hpp"
 
 namespace {
@@ -39,24 +47,78 @@ constexpr const char* kDeliberate[] = {
     "verifier bug",             // the kernel's own (e.g. "No program to jit ... (subprog < 0)")
 };
 
-// The kernel's twins of the programs' maps: 0 the buffer (an array of one 256-byte value), 1 a
-// ring buffer. Empty where this process may not create maps (root, CAP_BPF).
+// BTF for map 3's value: struct { struct bpf_spin_lock lock; __u64 counter; }. Returns the value
+// type's id in `value_id`; -1 where it cannot be loaded.
+int lock_btf_fd(uint32_t& key_id, uint32_t& value_id) {
+  static btf* t = btf__new_empty();  // kept for the process's life (its fd with it)
+  if (!t) return -1;
+  const int u32 = btf__add_int(t, "unsigned int", 4, 0), u64 = btf__add_int(t, "unsigned long long", 8, 0);
+  const int lock = btf__add_struct(t, "bpf_spin_lock", 4);
+  btf__add_field(t, "val", u32, 0, 0);
+  const int value = btf__add_struct(t, "kdiff_locked", 16);
+  btf__add_field(t, "lock", lock, 0, 0);
+  btf__add_field(t, "counter", u64, 64, 0);
+  if (btf__load_into_kernel(t) != 0) return -1;
+  key_id = static_cast<uint32_t>(u32), value_id = static_cast<uint32_t>(value);
+  return btf__fd(t);
+}
+
+std::string g_no_kernel;  // why the kernel is not asked, once kernel_maps() found out
+
+// The kernel's twins of the programs' maps (program_gen.hpp's helper shapes): 0 the buffer (an
+// array of one 256-byte value), 1 a ring buffer, 2 an empty prog array, 3 an array whose value
+// holds a spin lock. Empty where the kernel refuses one (g_no_kernel says which): without root or
+// CAP_BPF, or on an older kernel.
 const std::vector<int>& kernel_maps() {
   static const std::vector<int> fds = [] {
-    const int a = bpf_map_create(BPF_MAP_TYPE_ARRAY, "kdiff", 4, ebpfvm::gen::kBufferSize, 1, nullptr);
-    const int r = a < 0 ? -1 : bpf_map_create(BPF_MAP_TYPE_RINGBUF, "kdiff_ring", 0, 0, 4096, nullptr);
-    if (a < 0 || r < 0) {
-      std::fprintf(stderr, "kernel_diff_fuzz: SKIP every input: this process may not create maps (%s)\n", std::strerror(errno));
-      return std::vector<int>{};
-    }
-    return std::vector<int>{a, r};
+    std::vector<int> out;
+    // Each map made in turn; the first the kernel refuses says why (a BTF it refuses, too).
+    const auto make = [&](const char* what, auto create) {
+      if (!g_no_kernel.empty()) return;  // one refusal is enough
+      const int fd = create();
+      if (fd >= 0) out.push_back(fd);
+      else g_no_kernel = std::string("the kernel refuses ") + what + " (" + std::strerror(errno) + ")";
+    };
+    make("an array map", [] { return bpf_map_create(BPF_MAP_TYPE_ARRAY, "kdiff", 4, ebpfvm::gen::kBufferSize, 1, nullptr); });
+    make("a ring buffer", [] { return bpf_map_create(BPF_MAP_TYPE_RINGBUF, "kdiff_ring", 0, 0, 4096, nullptr); });
+    make("a prog array", [] { return bpf_map_create(BPF_MAP_TYPE_PROG_ARRAY, "kdiff_progs", 4, 4, 4, nullptr); });
+    make("an array map whose BTF value holds a spin lock", [] {
+      uint32_t key_id = 0, value_id = 0;
+      const int btf_fd = lock_btf_fd(key_id, value_id);
+      if (btf_fd < 0) return -1;
+      LIBBPF_OPTS(bpf_map_create_opts, locked, .btf_fd = static_cast<__u32>(btf_fd), .btf_key_type_id = key_id, .btf_value_type_id = value_id);
+      return bpf_map_create(BPF_MAP_TYPE_ARRAY, "kdiff_locked", 4, 16, 1, &locked);
+    });
+    if (g_no_kernel.empty()) return out;
+    std::fprintf(stderr, "kernel_diff_fuzz: SKIP the kernel for every input: %s\n", g_no_kernel.c_str());
+    for (const int fd : out) close(fd);
+    return std::vector<int>{};
   }();
   return fds;
 }
 
-// The generator's program with its buffer as the map's value: r9 = the looked-up value.
+// ebpfvm's maps, the same.
+std::vector<ebpfvm::Map>& our_maps() {
+  static std::vector<ebpfvm::Map> maps = [] {
+    using ebpfvm::MapType;
+    std::vector<ebpfvm::Map> out;
+    for (const ebpfvm::MapSpec& spec : {ebpfvm::MapSpec{"kdiff", MapType::Array, 4, ebpfvm::gen::kBufferSize, 1, 0, nullptr},
+                                        ebpfvm::MapSpec{"kdiff_ring", MapType::Ringbuf, 0, 0, 4096, 0, nullptr},
+                                        ebpfvm::MapSpec{"kdiff_progs", MapType::ProgArray, 4, 4, 4, 0, nullptr},
+                                        ebpfvm::MapSpec{"kdiff_locked", MapType::Array, 4, 16, 1, 0, nullptr, 0}}) {
+      auto m = ebpfvm::Map::create(spec);
+      if (!m) std::abort();
+      out.push_back(*m);
+    }
+    return out;
+  }();
+  return maps;
+}
+
+// The generator's program with its buffer as the map's value (r9 = the looked-up value), the
+// context saved where the helper shapes look for it.
 std::string with_map_value(const std::string& text) {
-  const std::string prologue =
+  const std::string prologue = "*(u64 *)(r10 " + std::to_string(ebpfvm::gen::kCtxSlot) + ") = r1\n" +
       "*(u32 *)(r10 - 4) = 0\nr2 = r10\nr2 += -4\nr1 = map_idx(0) ll\ncall 1\nif r0 != 0 goto have_value\nexit\nhave_value:\nr9 = r0\n";
   return prologue + text.substr(text.find('\n') + 1);  // the generator's first line is r9 = r1
 }
@@ -179,36 +241,56 @@ KernelVerdict kernel_verdict(std::vector<uint8_t> code, const std::vector<int>& 
   return v;
 }
 
-// The program, verified for raw memory (its prologue never reads the context), run in the checked
-// interpreter under the containment oracle (map value pointers checked at their offsets from the
-// value): what ebpfvm claims, with the kernel or beyond it, must hold.
-void check_contained(const ebpfvm::Program& prog, std::span<const ebpfvm::Map> maps, const std::shared_ptr<const ebpfvm::detail::AbstractStates>& states,
-                     ebpfvm::gen::Source& src) {
+// The program run as the loader runs a checked XDP program (its context loads rewritten, r1 the
+// context) over a random packet, with random bytes in map 0's value, in the checked interpreter
+// under the containment oracle (map value pointers checked at their offsets from the value): what
+// ebpfvm claims, with the kernel or beyond it, must hold.
+void check_contained(const ebpfvm::Program& prog, std::vector<ebpfvm::Map>& maps,
+                     const std::shared_ptr<const ebpfvm::detail::AbstractStates>& states, ebpfvm::gen::Source& src) {
+  const auto fail = [&](const std::string& why) {
+    std::fprintf(stderr, "verified, yet %s\n%s\n", why.c_str(), prog.disassemble().c_str());
+    std::abort();
+  };
+  std::vector<uint8_t> bytes(prog.bytecode().begin(), prog.bytecode().end());
+  if (auto r = ebpfvm::detail::rewrite_ctx_accesses(prog.data().decoded, ebpfvm::detail::xdp_ctx_fields(), bytes); !r)
+    fail("the context rewrite refuses it: " + r.error().to_string());
+  auto rewritten = ebpfvm::Program::from_bytecode(bytes);
+  if (!rewritten) fail("rewritten, it does not decode: " + rewritten.error().to_string());
+  auto checked = ebpfvm::Interpreter::create(*rewritten, ebpfvm::HelperRegistry::builtin(), {ebpfvm::Safety::Checked, 50'000'000, 0}, maps);
+  if (!checked) fail("the interpreter refuses it: " + checked.error().to_string());
+  std::vector<uint8_t> value(ebpfvm::gen::kBufferSize), packet(src.below(300));
+  for (auto& b : value) b = static_cast<uint8_t>(src.next());
+  for (auto& b : packet) b = static_cast<uint8_t>(src.next());
+  const uint32_t key = 0;
+  if (!maps[0].update({reinterpret_cast<const uint8_t*>(&key), 4}, value)) std::abort();
+  ebpfvm::XdpBuffer buf(packet);
+  ebpfvm::detail::XdpCtx& x = buf.ctx();
+  ebpfvm::detail::PooledRun pooled;  // the run's state, with the XDP context, as run_xdp gives it
+  pooled.state().xdp = &x;
+  const ebpfvm::Region ctx_region{&x, ebpfvm::detail::kXdpCtxVisible, false};
   ebpfvm::detail::ContainmentOracle oracle;
   oracle.add(nullptr, states);
-  auto checked = ebpfvm::Interpreter::create(prog, ebpfvm::HelperRegistry::builtin(), {ebpfvm::Safety::Checked, 50'000'000, 0}, maps);
-  if (!checked) {
-    std::fprintf(stderr, "verified, yet the interpreter refuses it: %s\n", checked.error().to_string().c_str());
-    std::abort();
-  }
-  std::vector<uint8_t> mem(ebpfvm::gen::kBufferSize);
-  for (auto& b : mem) b = static_cast<uint8_t>(src.next());
-  auto r = checked->run(mem);
-  if (!r || !oracle.failure().empty()) {
-    std::fprintf(stderr, "verified, yet: %s\n%s\n", r ? oracle.failure().c_str() : r.error().to_string().c_str(),
-                 prog.disassemble().c_str());
-    std::abort();
-  }
+  auto r = checked->run({{reinterpret_cast<uint64_t>(&x), 0, 0, 0, 0}, {}, std::span(&ctx_region, 1)});
+  if (!r) fail("the checked run failed: " + r.error().to_string());
+  if (!oracle.failure().empty()) fail("a state outside the verifier's: " + oracle.failure());
 }
 
 }  // namespace
 
+// Empty when the kernel's verifier is asked; otherwise why not.
+std::string ebpfvm_kernel_diff_unavailable() {
+  kernel_maps();
+  return g_no_kernel;
+}
+
 // Returns 1 when both accept, 2 when only the kernel does, 3 when only ebpfvm does (a deliberate
 // difference, or code ebpfvm proved unreachable), 4 when only ebpfvm does and its states held on
-// every run, 0 otherwise; aborts on a finding.
-int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size) {
-  const std::vector<int>& map_fds = kernel_maps();
-  if (map_fds.empty()) return 0;
+// every run, 5 when ebpfvm accepts (its states held) and the kernel was not asked (`ask_kernel`
+// false, or the kernel cannot be asked), 0 otherwise; aborts on a finding.
+int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
+  static const std::vector<int> no_maps;
+  const std::vector<int>& map_fds = ask_kernel ? kernel_maps() : no_maps;
+  const bool kernel_here = !map_fds.empty();
   ebpfvm::gen::ByteSource src(data, size);
   const std::string text = with_map_value(ebpfvm::gen::program(src, 24, true));
   auto base = ebpfvm::assemble(text);
@@ -217,39 +299,34 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size) {
     std::abort();  // the generator only writes valid programs
   }
   std::vector<uint8_t> code = *base;
-  mutate(code, src, 9);  // the prologue's 9 slots stay
+  mutate(code, src, 10);  // the prologue's 10 slots stay
   auto prog = ebpfvm::Program::from_bytecode(code);
   if (!prog) return 0;
-  static const auto maps = [] {
-    auto m = ebpfvm::Map::create({"kdiff", ebpfvm::MapType::Array, 4, ebpfvm::gen::kBufferSize, 1, 0, nullptr});
-    auto ring = ebpfvm::Map::create({"kdiff_ring", ebpfvm::MapType::Ringbuf, 0, 0, 4096, 0, nullptr});
-    if (!m || !ring) std::abort();
-    return std::vector<ebpfvm::Map>{*m, *ring};
-  }();
+  std::vector<ebpfvm::Map>& maps = our_maps();
   ebpfvm::VerifyOptions vo;
   vo.complexity_limit = 50'000;
-  auto ours = ebpfvm::verify(*prog, ebpfvm::HelperRegistry::builtin(), maps, vo);
-  if (!ours) return kernel_verdict(code, map_fds, false).loaded ? 2 : 0;
-  vo.context = ebpfvm::VerifyOptions::Context::Memory;
-  vo.memory_size = ebpfvm::gen::kBufferSize;
   vo.record_states = true;
-  auto states = ebpfvm::verify(*prog, ebpfvm::HelperRegistry::builtin(), maps, vo);
-  if (!states) {
-    std::fprintf(stderr, "accepted as XDP, refused for raw memory: %s\n", states.error().to_string().c_str());
-    std::abort();
+  auto ours = ebpfvm::verify(*prog, ebpfvm::HelperRegistry::builtin(), maps, vo);
+  if (!ours) {
+    if (!kernel_here || !kernel_verdict(code, map_fds, false).loaded) return 0;
+    if (std::getenv("KDIFF_VERBOSE"))
+      std::fprintf(stderr, "the kernel accepts, ebpfvm refuses: %s\n%s", ours.error().to_string().c_str(),
+                   std::getenv("KDIFF_VERBOSE")[0] == '2' ? prog->disassemble().c_str() : "");
+    return 2;
   }
-  if (kernel_verdict(code, map_fds, false).loaded) {
-    check_contained(*prog, maps, states->abstract_states, src);  // map value pointers included
-    return 1;
+  const auto& states = ours->abstract_states;
+  if (!kernel_here || kernel_verdict(code, map_fds, false).loaded) {
+    check_contained(*prog, maps, states, src);
+    return kernel_here ? 1 : 5;
   }
   const KernelVerdict kernel = kernel_verdict(code, map_fds, true);
-  const auto& at = states->abstract_states->at;
+  const auto& at = states->at;
   bool explained = kernel.insn >= 0 && (static_cast<size_t>(kernel.insn) >= at.size() || !at[static_cast<size_t>(kernel.insn)]);
   for (const char* d : kDeliberate) explained = explained || kernel.why.find(d) != std::string::npos;
   // Otherwise the kernel's bounds were looser than ebpfvm's (its register shifts past the width,
   // 32-bit division results, ...): ebpfvm's must then hold on every run, which the oracle checks
-  // over several memory contents.
-  for (int run = 0; run < (explained ? 1 : 8); ++run) check_contained(*prog, maps, states->abstract_states, src);
+  // over several packets and map contents.
+  for (int run = 0; run < (explained ? 1 : 8); ++run) check_contained(*prog, maps, states, src);
   if (!explained && std::getenv("KDIFF_VERBOSE"))
     std::fprintf(stderr, "kernel refuses at insn %lld (%s); ebpfvm accepts and holds\n%s", static_cast<long long>(kernel.insn), kernel.why.c_str(),
                  std::getenv("KDIFF_VERBOSE")[0] == '2' ? prog->disassemble().c_str() : "");
@@ -258,7 +335,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size) {
 
 #ifndef EBPFVM_FUZZ_NO_MAIN
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  ebpfvm_kernel_diff_one(data, size);
+  ebpfvm_kernel_diff_one(data, size, true);
   return 0;
 }
 #endif

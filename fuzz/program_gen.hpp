@@ -208,29 +208,87 @@ inline std::string spill_shape(Source& s) {
   return p + ra + " = " + rb;
 }
 
-// Helper calls, for programs whose map 1 is a ring buffer (kernel_diff_fuzz): a ring buffer
-// record reserved, written and submitted or discarded; or bpf_loop over a callback (appended to
-// `subprograms`) that adds its index into a stack slot. Mutations then make the records
-// submitted twice, written after submit, callbacks that return other values, and so on. The
-// call leaves r1..r5 unreadable: they, and r0, get values again after it.
+// Helper calls, for programs run as XDP (kernel_diff_fuzz) with these maps: 0 an array of one
+// kBufferSize-byte value, 1 a ring buffer, 2 a prog array of 4 (empty), 3 an array of one 16-byte
+// value whose first word is its struct bpf_spin_lock; and the context saved at kCtxSlot. Each
+// shape is safe as written, but for the stale-pointer variant of adjust_shape, which both verifiers
+// must refuse; mutations then make records submitted twice, callbacks that return other values,
+// locks taken twice or never released, and so on. A call leaves r1..r5 unreadable: they, r0 and
+// what the shape used get values again after it.
+inline constexpr int kCtxSlot = -136;
+
+// A ring buffer record reserved, written and submitted or discarded.
+inline std::string ringbuf_shape(Source& s, const std::string& n) {
+  const uint64_t size = 8 * (1 + s.below(4));
+  std::string p = "r1 = map_idx(1) ll\nr2 = " + std::to_string(size) + "\nr3 = 0\ncall 131\nif r0 == 0 goto h" + n + "\n";
+  p += "*(u64 *)(r0 + " + std::to_string(8 * s.below(size / 8)) + ") = r" + std::to_string(6 + s.below(2)) + "\n";
+  return p + "r1 = r0\nr2 = 0\ncall " + std::string(s.below(2) ? "132" : "133") + "\nh" + n + ":\n";
+}
+
+// bpf_loop, or bpf_for_each_map_elem over map 0, with a callback (appended to `subprograms`) that
+// adds into a slot of the caller's stack (its context); for_each's also reads the key and reads
+// and writes the value, and may stop the walk.
+inline std::string callback_shape(Source& s, const std::string& n, std::string& subprograms) {
+  const std::string slot = "r3 = r10\nr3 += -" + std::to_string(8 * (1 + s.below(8))) + "\n";
+  if (s.below(2)) {
+    subprograms += "cb" + n + ":\nr3 = *(u64 *)(r2 + 0)\nr3 += r1\n*(u64 *)(r2 + 0) = r3\nr0 = 0\nexit\n";
+    return "r1 = " + std::to_string(1 + s.below(8)) + "\nr2 = code(cb" + n + ") ll\n" + slot + "r4 = 0\ncall 181\n";
+  }
+  const uint64_t at = 8 * s.below(kBufferSize / 8), to = 8 * s.below(kBufferSize / 8);
+  subprograms += "cb" + n + ":\nr5 = *(u32 *)(r2 + 0)\nr0 = *(u64 *)(r3 + " + std::to_string(at) + ")\nr0 += r5\n" +
+                 "r5 = *(u64 *)(r4 + 0)\nr5 += r0\n*(u64 *)(r4 + 0) = r5\n*(u64 *)(r3 + " + std::to_string(to) + ") = r5\nr0 = " +
+                 std::to_string(s.below(2)) + "\nexit\n";
+  return "r1 = map_idx(0) ll\nr2 = code(cb" + n + ") ll\n" + slot + "r4 = 0\ncall 164\n";
+}
+
+// A tail call into the empty prog array (index 4 is past its end): it fails, and the program goes
+// on with r0 a number.
+inline std::string tail_call_shape(Source& s) {
+  return "r1 = *(u64 *)(r10 " + std::to_string(kCtxSlot) + ")\nr2 = map_idx(2) ll\nr3 = " + std::to_string(s.below(5)) + "\ncall 12\n";
+}
+
+// Map 3's lock taken, its counter after the lock word updated, the lock released.
+inline std::string spin_lock_shape(Source& s, const std::string& n) {
+  std::string p = "*(u32 *)(r10 - 144) = 0\nr2 = r10\nr2 += -144\nr1 = map_idx(3) ll\ncall 1\nif r0 == 0 goto l" + n + "\n";
+  p += "r6 = r0\nr1 = r6\ncall 93\nr7 = *(u64 *)(r6 + 8)\nr7 += " + std::to_string(1 + s.below(100)) + "\n*(u64 *)(r6 + 8) = r7\n";
+  return p + "r1 = r6\ncall 94\nl" + n + ":\n";
+}
+
+// The packet checked and read, then moved by bpf_xdp_adjust_head, _tail or _meta: every packet
+// pointer taken before is stale. The packet is read again through fresh pointers, or (one shape in
+// eight) through the stale one, which the verifiers must refuse.
+inline std::string adjust_shape(Source& s, const std::string& n) {
+  static const char* const kCall[] = {"44", "65", "54"};  // adjust_head, adjust_tail, adjust_meta
+  const unsigned which = static_cast<unsigned>(s.below(3));
+  const int64_t delta = which == 0 ? static_cast<int64_t>(s.below(129)) - 64
+                        : which == 1 ? static_cast<int64_t>(s.below(33)) - 16
+                                     : -4 * static_cast<int64_t>(s.below(9));
+  const std::string ctx = "r1 = *(u64 *)(r10 " + std::to_string(kCtxSlot) + ")\n";
+  const auto fresh = [&](uint64_t len) {
+    return ctx + "r6 = *(u32 *)(r1 + 0)\nr7 = *(u32 *)(r1 + 4)\nr2 = r6\nr2 += " + std::to_string(len) + "\nif r2 > r7 goto a" + n + "\n";
+  };
+  std::string p = fresh(16) + "r3 = *(u8 *)(r6 + " + std::to_string(s.below(16)) + ")\n";
+  p += ctx + "r2 = " + std::to_string(delta) + "\ncall " + kCall[which] + "\n";
+  if (s.below(8)) p += fresh(8);
+  return p + "r3 = *(u8 *)(r6 + " + std::to_string(s.below(8)) + ")\na" + n + ":\n";
+}
+
 inline std::string helper_shape(Source& s, unsigned item, std::string& subprograms) {
   const std::string n = std::to_string(item);
   std::string p;
-  if (s.below(2)) {
-    const uint64_t size = 8 * (1 + s.below(4));
-    p = "r1 = map_idx(1) ll\nr2 = " + std::to_string(size) + "\nr3 = 0\ncall 131\nif r0 == 0 goto h" + n + "\n";
-    p += "*(u64 *)(r0 + " + std::to_string(8 * s.below(size / 8)) + ") = r" + std::to_string(6 + s.below(2)) + "\n";
-    p += "r1 = r0\nr2 = 0\ncall " + std::string(s.below(2) ? "132" : "133") + "\nh" + n + ":\n";
-  } else {
-    p = "r1 = " + std::to_string(1 + s.below(8)) + "\nr2 = code(cb" + n + ") ll\nr3 = r10\nr3 += -" + std::to_string(8 * (1 + s.below(8))) +
-        "\nr4 = 0\ncall 181\n";
-    subprograms += "cb" + n + ":\nr3 = *(u64 *)(r2 + 0)\nr3 += r1\n*(u64 *)(r2 + 0) = r3\nr0 = 0\nexit\n";
+  switch (s.below(5)) {
+    case 0: p = ringbuf_shape(s, n); break;
+    case 1: p = callback_shape(s, n, subprograms); break;
+    case 2: p = tail_call_shape(s); break;
+    case 3: p = spin_lock_shape(s, n); break;
+    default: p = adjust_shape(s, n); break;
   }
-  for (unsigned r = 0; r <= 5; ++r) p += "r" + std::to_string(r) + " = " + std::to_string(s.next()) + " ll\n";
+  for (unsigned r = 0; r <= 7; ++r) p += "r" + std::to_string(r) + " = " + std::to_string(s.next()) + " ll\n";
   return p;
 }
 
-// One program, as assembler text. `helpers`: with helper_shape() items (map 1 a ring buffer).
+// One program, as assembler text. `helpers`: with helper_shape() items (an XDP program with the
+// maps and the saved context helper_shape() names).
 inline std::string program(Source& s, unsigned body = 48, bool helpers = false) {
   std::string subprograms;
   // One program in four has a short body, a loop small enough for the JIT to unroll.
