@@ -163,6 +163,13 @@ class HashMap final : public MapImpl {
     return err::kNoEnt;
   }
 
+  void each_value(const std::function<bool(const uint8_t*, size_t)>& f) const override {
+    if (of_maps_) return;
+    for (const Bucket& b : buckets_)
+      for (Node* n = b.head.load(std::memory_order_acquire); n; n = n->next.load(std::memory_order_acquire))
+        if (!f(n->data() + key_stride_, value_bytes_)) return;
+  }
+
   long next_key(const void* key, void* next) const override {
     size_t start = 0;
     if (key) {

@@ -74,6 +74,12 @@ class MapImpl {
   virtual long user_update(const void* key, const void* value, uint64_t flags);
   virtual long user_remove(const void* key) { return remove(key); }
 
+  // ---- tests (the containment oracle) ----
+  // Calls `f(first byte, bytes)` for each live element's value (all its per-CPU slots), in no
+  // order, touching nothing (no LRU recency), while `f` returns true. Maps whose values are not
+  // kept as elements (arrays: array_base) call nothing.
+  virtual void each_value(const std::function<bool(const uint8_t*, size_t)>& f) const { (void)f; }
+
   // ---- ring buffers and perf event arrays ----
   virtual std::vector<MapRecord> drain() { return {}; }
   void set_sink(std::function<void(const MapRecord&)> sink);

@@ -23,12 +23,8 @@ std::string hex(uint64_t v) {
 bool at_offsets(const Value& v, uint64_t x) { return v.s.contains(x - static_cast<uint64_t>(static_cast<int64_t>(v.off))); }
 
 // A pointer into an array map's values (each `stride` bytes, per-CPU slots included) must be one
-// of v's offsets from the start of one of them. Other maps' values lie anywhere: not null is all.
-std::string map_value(const Value& v, uint64_t x, const AbstractStates& states) {
-  if (x == 0) return "null";
-  if (v.aux >= states.maps.size() || !states.maps[v.aux]) return "";
-  const MapImpl& m = *states.maps[v.aux];
-  if (m.spec().type != MapType::Array && m.spec().type != MapType::PercpuArray) return "";
+// of v's offsets from the start of one of them.
+std::string array_value(const Value& v, uint64_t x, const MapImpl& m) {
   const uint64_t base = reinterpret_cast<uint64_t>(array_base(const_cast<MapImpl&>(m)));
   const uint64_t stride = m.value_stride(), slots = uint64_t{m.spec().max_entries} * (m.per_cpu() ? m.workers() : 1);
   // the value starts x - off - s for s in v.s: those that are slot starts
@@ -39,6 +35,31 @@ std::string map_value(const Value& v, uint64_t x, const AbstractStates& states) 
   for (int64_t j = std::max<int64_t>(first, 0); j <= last && j < static_cast<int64_t>(slots); ++j)
     if (at_offsets(v, x - (base + static_cast<uint64_t>(j) * stride))) return "";
   return "not at its offsets from any value of map '" + m.spec().name + "'";
+}
+
+// A hash map's value: a pointer inside a live element's value must be at v's offsets from the
+// start of one (per-CPU slot); one inside none claims nothing (its element may have been deleted
+// during the run: its memory stays until the run ends, and no other element reuses it before).
+std::string element_value(const Value& v, uint64_t x, const MapImpl& m) {
+  bool inside = false, matched = false;
+  size_t seen = 0;
+  m.each_value([&](const uint8_t* value, size_t bytes) {
+    const auto start = reinterpret_cast<uint64_t>(value);
+    inside = inside || (x >= start && x - start < bytes);
+    for (uint64_t slot = start; slot < start + bytes && !matched; slot += m.value_stride()) matched = at_offsets(v, x - slot);
+    return !matched && ++seen < 65536;  // past that many, stop looking: claim nothing
+  });
+  if (matched || !inside || seen >= 65536) return "";
+  return "inside a value of map '" + m.spec().name + "', not at its offsets from any";
+}
+
+// Other maps' values (LPM tries) lie anywhere: not null is all.
+std::string map_value(const Value& v, uint64_t x, const AbstractStates& states) {
+  if (x == 0) return "null";
+  if (v.aux >= states.maps.size() || !states.maps[v.aux]) return "";
+  const MapImpl& m = *states.maps[v.aux];
+  if (m.spec().type == MapType::Array || m.spec().type == MapType::PercpuArray) return array_value(v, x, m);
+  return element_value(v, x, m);
 }
 
 // Empty when concrete `x` is one of `v`'s values; otherwise why not.
@@ -89,8 +110,10 @@ std::string check_containment(const AbstractStates& states, size_t slot, const C
     const uint64_t x = c.regs[r];
     std::string why;
     if (v.kind == Kind::Stack) {
-      // pointers into the innermost frame, from its r10; those into callers' frames are not checked
-      if (v.aux == at->frame && !at_offsets(v, x - c.regs[10])) why = "not at its offsets from r10 (" + hex(c.regs[10]) + ")";
+      // pointers into the innermost frame, from its r10; into a caller's, from that frame's r10
+      const uint64_t fp = v.aux == at->frame ? c.regs[10] : v.aux < c.frames.size() ? c.frames[v.aux] : 0;
+      if (at->frame != UINT32_MAX && fp != 0 && !at_offsets(v, x - fp))
+        why = "not at its offsets from frame " + std::to_string(v.aux) + "'s r10 (" + hex(fp) + ")";
     } else {
       why = contains(v, x, c, states);
     }
@@ -110,7 +133,17 @@ void ContainmentOracle::step(const void* image, size_t slot, const uint64_t* reg
   if (!failure_.empty() || it == states_.end()) return;
   if (slot == 0 && !run.xdp) mem_ = regs[1], mem_size_ = regs[2];  // a raw memory run starts with r1, r2 = the memory
   ++steps_;
-  failure_ = check_containment(*it->second, slot, {regs, run.xdp, run.xdp ? 0 : mem_, run.xdp ? 0 : mem_size_});
+  // Each frame's r10 as its code runs: frames past the running one have returned. An instruction
+  // reached at several depths says nothing of where its frame is: forget them all.
+  const AbstractStates& states = *it->second;
+  const uint32_t frame = slot < states.at.size() && states.at[slot] ? states.at[slot]->frame : UINT32_MAX;
+  if (frame == UINT32_MAX || frame > 64) {
+    frames_.clear();
+  } else {
+    frames_.resize(frame + 1);
+    frames_[frame] = regs[10];
+  }
+  failure_ = check_containment(states, slot, {regs, frames_, run.xdp, run.xdp ? 0 : mem_, run.xdp ? 0 : mem_size_});
 }
 
 }  // namespace ebpfvm::detail

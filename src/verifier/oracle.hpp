@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,9 @@ struct AbstractStates {
 // What a run holds when it is about to execute an instruction.
 struct Concrete {
   const uint64_t* regs = nullptr;  // r0..r10; r10 is the innermost frame's
+  // Callers' r10 by frame index (call depth, as the verifier counts it; a callback's frame is one
+  // below its caller's): 0 where not known. Stack pointers into a frame not known are not checked.
+  std::span<const uint64_t> frames;
   const XdpCtx* xdp = nullptr;     // the XDP context (and packet) of the run; null for raw memory
   uint64_t mem = 0, mem_size = 0;  // raw memory programs: the memory (r1, r2 at the first instruction)
 };
@@ -65,6 +69,7 @@ class ContainmentOracle final : public StepObserver {
   std::string failure_;
   uint64_t steps_ = 0;
   uint64_t mem_ = 0, mem_size_ = 0;
+  std::vector<uint64_t> frames_;  // each frame's r10, as last seen running (Concrete::frames)
   StepObserver* outer_ = nullptr;
 };
 

@@ -192,3 +192,44 @@ TEST_CASE("verifier soundness: after a failed tail call r0 is 0 in every engine,
     CHECK(r->action == XdpAction::Pass);
   }
 }
+
+TEST_CASE("containment oracle: hash map values at their offsets, callers' frames at theirs") {
+  // check_containment itself, on states made by hand: each kind of pointer it checks is caught
+  // one byte off, and what it cannot know (a pointer outside every live value) claims nothing.
+  auto m = Map::create({"h", MapType::Hash, 4, 16, 4, 0, nullptr});
+  REQUIRE(m.ok());
+  const uint32_t key = 1;
+  REQUIRE(m->update({reinterpret_cast<const uint8_t*>(&key), 4}, std::vector<uint8_t>(16, 7)).ok());
+  const auto value = reinterpret_cast<uint64_t>(m->impl()->lookup(&key, 0));
+  REQUIRE(value != 0);
+  detail::AbstractStates states;
+  states.maps.push_back(m->impl());
+  states.map_names.push_back("h");
+  detail::AbstractStates::At at;
+  at.frame = 1;
+  at.regs[1] = verifier::Value::pointer(verifier::Kind::MapValue, 0, 8);  // value + 8
+  at.regs[2] = verifier::Value::pointer(verifier::Kind::Stack, 0, -16);   // the caller's r10 - 16
+  at.regs[3] = verifier::Value::pointer(verifier::Kind::Stack, 1, -8);    // this frame's r10 - 8
+  states.at.push_back(at);
+  std::array<uint64_t, 11> regs{};
+  const uint64_t caller_fp = 0x7000'0000'1000, fp = 0x7000'0000'0e00;
+  const std::array<uint64_t, 2> frames{caller_fp, fp};
+  regs[10] = fp;
+  const auto check = [&](uint64_t r1, uint64_t r2, uint64_t r3) {
+    regs[1] = r1, regs[2] = r2, regs[3] = r3;
+    return detail::check_containment(states, 0, {regs.data(), frames, nullptr, 0, 0});
+  };
+  CHECK(check(value + 8, caller_fp - 16, fp - 8) == "");
+  CHECK_THAT(check(value + 9, caller_fp - 16, fp - 8), Catch::Contains("R1 = ") && Catch::Contains("inside a value of map 'h', not at its offsets"));
+  CHECK(check(value + 4096, caller_fp - 16, fp - 8) == "");  // not inside a live value: a deleted one, maybe
+  CHECK_THAT(check(0, caller_fp - 16, fp - 8), Catch::Contains("is null"));
+  CHECK_THAT(check(value + 8, caller_fp - 8, fp - 8), Catch::Contains("R2 = ") && Catch::Contains("not at its offsets from frame 0's r10"));
+  CHECK_THAT(check(value + 8, caller_fp - 16, fp - 16), Catch::Contains("R3 = ") && Catch::Contains("not at its offsets from frame 1's r10"));
+  // Where the caller's r10 is not known, pointers into it are not checked; nor any stack pointer
+  // where the instruction runs at several depths.
+  const std::array<uint64_t, 2> caller_unknown{0, fp};
+  regs[1] = value + 8, regs[2] = caller_fp - 8, regs[3] = fp - 8;
+  CHECK(detail::check_containment(states, 0, {regs.data(), caller_unknown, nullptr, 0, 0}) == "");
+  states.at[0]->frame = UINT32_MAX;
+  CHECK(check(value + 8, caller_fp - 8, fp - 16) == "");
+}
