@@ -45,6 +45,7 @@ constexpr const char* kDeliberate[] = {
     "div by zero",              // an immediate 0 divisor: RFC 9669 defines the result, as at run time
     "invalid shift ",           // an immediate shift past the width: RFC 9669 masks it, as at run time
     "verifier bug",             // the kernel's own (e.g. "No program to jit ... (subprog < 0)")
+    "cannot return stack pointer to the caller",  // ebpfvm refuses only the callee's own frame
 };
 
 // BTF for map 3's value: struct { struct bpf_spin_lock lock; __u64 counter; }. Returns the value
@@ -292,7 +293,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   const std::vector<int>& map_fds = ask_kernel ? kernel_maps() : no_maps;
   const bool kernel_here = !map_fds.empty();
   ebpfvm::gen::ByteSource src(data, size);
-  const std::string text = with_map_value(ebpfvm::gen::program(src, 24, true));
+  const std::string text = with_map_value(ebpfvm::gen::program(src, 24, true, true));
   auto base = ebpfvm::assemble(text);
   if (!base) {
     std::fprintf(stderr, "%s\n%s\n", base.error().to_string().c_str(), text.c_str());

@@ -208,6 +208,32 @@ inline std::string spill_shape(Source& s) {
   return p + ra + " = " + rb;
 }
 
+// A local call given a pointer, into the buffer or the caller's initialised stack, and an offset
+// it bounds; it returns the pointer moved by the offset (or, one call in four, writes through it
+// and returns a number), and the caller reads through what came back. Mutations make functions
+// that return their own stack, offsets that escape, pointers the caller's checks never saw.
+inline std::string call_shape(Source& s, unsigned item, std::string& subprograms) {
+  const std::string n = std::to_string(item);
+  const unsigned dst = static_cast<unsigned>(s.below(8));
+  const bool stack = s.below(3) == 0;
+  const uint64_t room = stack ? 64 : kBufferSize, mask = stack ? 31 : 127;  // the offset's bound
+  std::string p = stack ? "r1 = r10\nr1 += -64\n" : "r1 = r9\n";
+  p += "r2 = " + std::to_string(s.next()) + " ll\ncall f" + n + "\n";
+  std::string f = "f" + n + ":\nr2 &= " + std::to_string(mask) + "\nr1 += r2\n";
+  if (s.below(4) == 0) {
+    subprograms += f + "*(u8 *)(r1 + " + std::to_string(s.below(room - mask)) + ") = r2\nr0 = r2\nexit\n";
+    p += "r" + std::to_string(dst) + " = r0\n";
+  } else {
+    subprograms += f + "r0 = r1\nexit\n";
+    p += "r" + std::to_string(dst) + " = *(u8 *)(r0 + " + std::to_string(s.below(room - mask)) + ")\n";
+  }
+  // The call left r1..r5 unreadable, and r0 may be a pointer: they get numbers again.
+  for (unsigned r = 0; r <= 5; ++r)
+    if (r != dst) p += "r" + std::to_string(r) + " = " + std::to_string(s.next()) + " ll\n";
+  p.pop_back();
+  return p;
+}
+
 // Helper calls, for programs run as XDP (kernel_diff_fuzz) with these maps: 0 an array of one
 // kBufferSize-byte value, 1 a ring buffer, 2 a prog array of 4 (empty), 3 an array of one 16-byte
 // value whose first word is its struct bpf_spin_lock; and the context saved at kCtxSlot. Each
@@ -288,8 +314,8 @@ inline std::string helper_shape(Source& s, unsigned item, std::string& subprogra
 }
 
 // One program, as assembler text. `helpers`: with helper_shape() items (an XDP program with the
-// maps and the saved context helper_shape() names).
-inline std::string program(Source& s, unsigned body = 48, bool helpers = false) {
+// maps and the saved context helper_shape() names). `calls`: with call_shape() items.
+inline std::string program(Source& s, unsigned body = 48, bool helpers = false, bool calls = false) {
   std::string subprograms;
   // One program in four has a short body, a loop small enough for the JIT to unroll.
   if (s.below(4) == 0) body = 2 + static_cast<unsigned>(s.below(8));
@@ -308,7 +334,7 @@ inline std::string program(Source& s, unsigned body = 48, bool helpers = false) 
       case 7: p += room ? jump(s, i, room) : alu(s); break;
       case 8: p += shape(s, i, room); break;
       case 9: p += helpers ? helper_shape(s, i, subprograms) : alu(s); break;
-      case 10: p += s.below(2) ? spill_shape(s) : alu(s); break;
+      case 10: p += s.below(2) ? spill_shape(s) : calls && s.below(2) ? call_shape(s, i, subprograms) : alu(s); break;
       default: p += alu(s); break;
     }
     p += "\n";

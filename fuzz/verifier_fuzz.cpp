@@ -35,7 +35,7 @@ void mutate(std::vector<uint8_t>& code, ebpfvm::gen::Source& s) {
 // Returns false when the input made no program the verifier accepted.
 bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size) {
   ebpfvm::gen::ByteSource src(data, size);
-  auto text = ebpfvm::gen::program(src, 24);
+  auto text = ebpfvm::gen::program(src, 24, false, true);
   auto base = ebpfvm::assemble(text);
   if (!base) std::abort();  // the generator only writes valid programs
   std::vector<uint8_t> code = *base;
