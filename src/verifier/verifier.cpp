@@ -1237,7 +1237,12 @@ void Analyzer::call_local(const Key& key, State st, uint32_t pc, const Insn& in)
 
 void Analyzer::exit(const Key& key, State st, uint32_t pc) {
   current_ = &st;
-  const Value r0 = read(st, pc, 0);
+  const auto levels = KeyLess{&cfg_}.levels(key);
+  // A function called with `call` may return nothing (a void function): r0 goes back to the
+  // caller as it is, unreadable if unset, as the kernel does. The program and callbacks return
+  // a value.
+  const bool function = st.frames.size() > 1 && !levels[levels.size() - 2].callback;
+  const Value r0 = function ? reg(st, 0) : read(st, pc, 0);
   if (st.lock) reject(pc, "bpf_spin_unlock is missing: " + lock_text(st.lock) + " is held at exit");
   if (st.frames.size() == 1) {
     if (r0.kind != Kind::Scalar) reject(pc, "R0 leaks addr as return value: At program exit R0 is " + r0.str(map_names_));
@@ -1254,7 +1259,6 @@ void Analyzer::exit(const Key& key, State st, uint32_t pc) {
     for (Slot& s : f.stack)
       if (s.spill_size && s.spill.kind == Kind::Stack && s.spill.aux >= depth) s.init = 0, s.spill_size = 0, s.spill = {};
   }
-  const auto levels = KeyLess{&cfg_}.levels(key);
   const Level& caller = levels[levels.size() - 2];
   const uint32_t site = caller.pc;
   Key ret(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(caller.begin));
