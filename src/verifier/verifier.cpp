@@ -38,7 +38,7 @@ constexpr uint32_t kCallbackBit = 0x80000000u;
 constexpr uint64_t kMaxPacketOff = 0xffff;      // the kernel's MAX_PACKET_OFF
 constexpr int64_t kMaxVarOff = 1 << 29;         // the kernel's BPF_MAX_VAR_OFF
 constexpr uint32_t kCallbackUnroll = 2;         // callback iterations kept apart before widening
-constexpr uint32_t kHelperLoop = 181, kHelperForEach = 164;
+constexpr uint32_t kHelperLoop = 181, kHelperForEach = 164, kHelperMapLookup = 1;
 constexpr uint64_t kMaxLoops = 1ull << 23;      // bpf_loop's most iterations (the kernel's BPF_MAX_LOOPS)
 constexpr size_t kMaxStates = 20'000;             // about 7 KB each per frame: 140 MB at most
 
@@ -231,6 +231,7 @@ class Analyzer {
   };
   CallArgs check_args(State& st, uint32_t pc, const Helper* h);
   Value helper_result(State& st, uint32_t pc, const Helper* h, const CallArgs& args);
+  static std::optional<uint64_t> known_key(const State& st, const Value& p, uint32_t size);
   Frame callback_frame(uint32_t helper_id, State& caller);
   void resources(State& st, uint32_t pc, const Helper* h);
   uint64_t lock_id(State& st, uint32_t pc);
@@ -1078,6 +1079,21 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
   return {map_aux, func};
 }
 
+// The `size`-byte key a stack pointer points at, where the analysis knows it: bytes of one
+// constant stored or spilled there.
+std::optional<uint64_t> Analyzer::known_key(const State& st, const Value& p, uint32_t size) {
+  if (p.kind != Kind::Stack || !p.s.is_const() || size == 0 || size > 8 || p.aux >= st.frames.size()) return std::nullopt;
+  const int64_t lo = p.off + static_cast<int64_t>(p.s.value()), stack = isa::kStackSize;
+  if (lo < -stack || lo + static_cast<int64_t>(size) > 0) return std::nullopt;
+  const Slot& s = st.frames[p.aux].stack[static_cast<size_t>((lo + stack) / 8)];
+  const auto in_slot = static_cast<uint32_t>((lo + stack) % 8);
+  if (!s.spill_size || s.spill.kind != Kind::Scalar || !s.spill.s.is_const() || in_slot < s.spill_off ||
+      in_slot + size > uint32_t{s.spill_off} + s.spill_size)
+    return std::nullopt;
+  const uint64_t v = s.spill.s.value() >> (8 * (in_slot - s.spill_off));
+  return size == 8 ? v : v & ((uint64_t{1} << (8 * size)) - 1);
+}
+
 // r0 after the call, as the prototype types it.
 Value Analyzer::helper_result(State& st, uint32_t pc, const Helper* h, const CallArgs& args) {
   const std::string name = h->name + "#" + std::to_string(h->id);
@@ -1094,7 +1110,12 @@ Value Analyzer::helper_result(State& st, uint32_t pc, const Helper* h, const Cal
         if (!m.inner) reject(pc, "map '" + m.name + "' has no inner map shape");
         ret = Value::pointer(Kind::MapPtrOrNull, inner_ref(m));
       } else {
-        ret = Value::pointer(Kind::MapValueOrNull, *map_aux);
+        // An array's lookup with a key the analysis knows, below max_entries, cannot fail (as
+        // the kernel has it since 6.14): no null check needed.
+        const auto key = h->id == kHelperMapLookup && (m.type == MapType::Array || m.type == MapType::PercpuArray)
+                             ? known_key(st, reg(st, 2), m.key_size)
+                             : std::nullopt;
+        ret = Value::pointer(key && *key < m.max_entries ? Kind::MapValue : Kind::MapValueOrNull, *map_aux);
       }
       ret.id = pc + 1;
       break;
