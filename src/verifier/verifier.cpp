@@ -1111,8 +1111,10 @@ Value Analyzer::helper_result(State& st, uint32_t pc, const Helper* h, const Cal
         ret = Value::pointer(Kind::MapPtrOrNull, inner_ref(m));
       } else {
         // An array's lookup with a key the analysis knows, below max_entries, cannot fail (as
-        // the kernel has it since 6.14): no null check needed.
-        const auto key = h->id == kHelperMapLookup && (m.type == MapType::Array || m.type == MapType::PercpuArray)
+        // the kernel has it since 6.14): no null check needed. Not for an inner map, which may be
+        // replaced at run time by one with other max_entries.
+        const bool direct = *map_aux < in_.maps.size();
+        const auto key = h->id == kHelperMapLookup && direct && (m.type == MapType::Array || m.type == MapType::PercpuArray)
                              ? known_key(st, reg(st, 2), m.key_size)
                              : std::nullopt;
         ret = Value::pointer(key && *key < m.max_entries ? Kind::MapValue : Kind::MapValueOrNull, *map_aux);
