@@ -32,7 +32,8 @@ struct InterpreterOptions {
   // Checked mode: instructions a run may execute before it faults.
   uint64_t insn_budget = 100'000'000;
   // Safety::Verified: the program is verified for r1 = this many bytes of memory (r2 = the count),
-  // and run(mem) refuses smaller memory.
+  // and run(mem) refuses smaller memory and runs it on the first memory_size bytes of larger
+  // memory (r2 = memory_size; r1 = 0 when it is 0), as the verifier assumed.
   uint32_t memory_size = 0;
 };
 

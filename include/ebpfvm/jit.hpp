@@ -5,6 +5,7 @@
 // compile() verifies first; objects loaded with Engine::Jit are verified by Object::load.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -50,7 +51,9 @@ class JitProgram {
   // Fails on an unknown helper, a kfunc call, an lddw whose map is not bound, LD_ABS/LD_IND in a
   // program with bpf-to-bpf calls, or when the host is not x86-64.
   // Verifies the program for r1 = memory_size bytes of memory (r2 = memory_size), then compiles
-  // it; run(mem) refuses smaller memory. Verifier rejections come back as Errc::VerifierRejected.
+  // it; run(mem) refuses smaller memory and runs it on the first memory_size bytes of larger
+  // memory (r2 = memory_size; r1 = 0 when it is 0), as the verifier assumed. Verifier rejections
+  // come back as Errc::VerifierRejected.
   static Result<JitProgram> compile(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
                                     uint32_t memory_size, const JitOptions& options = {});
   // Compiles without verifying: for benchmarks and differential tests of programs their author
@@ -58,11 +61,12 @@ class JitProgram {
   static Result<JitProgram> compile_trusted(const Program& program, const HelperRegistry& helpers,
                                             std::span<const Map> maps = {}, const JitOptions& options = {});
 
-  // r1 = mem.data() (0 when empty), r2 = mem.size(); mem is also the LD_ABS packet.
+  // r1 = mem.data() (0 when empty), r2 = mem.size(), for compile() the first memory_size bytes of
+  // mem; that memory is also the LD_ABS packet.
   Result<uint64_t> run(std::span<uint8_t> mem) const {
     // A program that needs no run state is called directly: the call is the cost, after one
     // compare (plain_min_ is beyond any size for the others; empty memory takes the general path).
-    if (mem.size() >= plain_min_) return plain_(reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
+    if (mem.size() >= plain_min_) return plain_(reinterpret_cast<uintptr_t>(mem.data()), std::min(mem.size(), plain_r2_max_), 0, 0, 0);
     return run_general(mem);
   }
   Result<uint64_t> run(const RunArgs& args) const;
@@ -71,7 +75,8 @@ class JitProgram {
   // compiled programs are called): r1..r5 in, r0 out, no Result and no checks. Only for a
   // program that names no map and calls no helper keeping per-run state; nullptr for others,
   // which need run() to set those up. The caller passes r1 = memory of at least memory_size()
-  // bytes and r2 = its size, as run(mem) would.
+  // bytes and r2 = memory_size() (for compile_trusted(), the memory's size), as run(mem) would:
+  // the verifier's proof holds for those values only.
   using Function = uint64_t (*)(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5);
   Function function() const { return plain_; }
   uint32_t memory_size() const { return memory_size_; }  // compile(): the memory it was verified for
@@ -81,7 +86,8 @@ class JitProgram {
   std::span<const uint8_t> code() const;  // the machine code, e.g. for a disassembler
 
   const std::shared_ptr<const detail::JitImage>& image() const { return img_; }
-  explicit JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size = 0);
+  // `verified`: compile()'s, run on exactly memory_size bytes.
+  explicit JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size = 0, bool verified = false);
 
  private:
   // Cold only for the callers' sake: it keeps run()'s plain path from sharing the result's memory
@@ -90,7 +96,9 @@ class JitProgram {
 
   std::shared_ptr<const detail::JitImage> img_;
   uint32_t memory_size_ = 0;  // compile(): the memory the program was verified for
+  bool verified_ = false;     // compile(): run on the first memory_size_ bytes
   Function plain_ = nullptr;  // the code, when run() may call it directly
+  size_t plain_r2_max_ = SIZE_MAX;  // with plain_: the most r2 may be (memory_size_ for compile())
   size_t plain_min_ = SIZE_MAX;  // with plain_: the least memory run() calls it with directly (memory_size_, at least 1)
 };
 

@@ -118,7 +118,9 @@ class LoadedProgram {
   const VerifyReport* verify_report() const;
 
   Result<XdpResult> run_xdp(XdpBuffer& buffer, const XdpRunOptions& options = {}) const;
-  // Any program type on raw memory: r1 = mem.data(), r2 = mem.size().
+  // Any program type on raw memory: r1 = mem.data(), r2 = mem.size(). A program verified for N
+  // bytes (LoadOptions::verify.memory_size) refuses less and runs on the first N bytes of more
+  // (r2 = N; r1 = 0 when N is 0), as the verifier assumed.
   Result<uint64_t> run_raw(std::span<uint8_t> mem, uint32_t worker = 0) const;
 
   const std::shared_ptr<const detail::LoadedData>& data() const { return d_; }

@@ -28,7 +28,10 @@ struct AbstractStates;
 struct VerifyOptions {
   enum class Context : uint8_t {
     Xdp,     // r1 = struct xdp_md *; packet accesses need bounds checks against data_end
-    Memory,  // r1 = memory_size bytes of readable and writable memory, r2 = memory_size
+    // r1 = memory_size bytes of readable and writable memory (0 when memory_size is 0), r2 =
+    // memory_size: the engines run the program so, on the first memory_size bytes of what they
+    // are given.
+    Memory,
   };
   Context context = Context::Xdp;
   uint32_t memory_size = 0;

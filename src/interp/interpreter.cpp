@@ -760,6 +760,7 @@ Result<uint64_t> Interpreter::run(std::span<uint8_t> mem) const {
   if (img_->options.safety == Safety::Verified && mem.size() < img_->options.memory_size)
     return make_error(Errc::InvalidArgument, "the program was verified for " + std::to_string(img_->options.memory_size) +
                                                  " bytes of memory; " + std::to_string(mem.size()) + " given");
+  if (img_->options.safety == Safety::Verified) return run(memory_args(mem.first(img_->options.memory_size)));
   return run(memory_args(mem));
 }
 

@@ -1635,7 +1635,7 @@ Result<JitProgram> JitProgram::compile(const Program& program, const HelperRegis
   if (auto r = verify(program, helpers, maps, vo); !r) return r.error();
   auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps), options);
   if (!img) return img.error();
-  return JitProgram(std::move(*img), memory_size);
+  return JitProgram(std::move(*img), memory_size, true);
 }
 
 namespace {
@@ -1688,23 +1688,26 @@ bool needs_state(const JitImage& img) { return img.run_uses & ~detail::run_use::
 
 // Not cold, unlike run_general: a cold function is compiled for size, and this is every run of a
 // program that calls helpers or names maps.
-[[gnu::noinline]] Result<uint64_t> run_memory(const JitImage& img, uint32_t memory_size, std::span<uint8_t> mem) {
+[[gnu::noinline]] Result<uint64_t> run_memory(const JitImage& img, uint32_t memory_size, bool verified, std::span<uint8_t> mem) {
   if (mem.size() < memory_size) [[unlikely]]
     return refuse_memory(memory_size, mem.size());
+  if (verified) mem = mem.first(memory_size);  // what the verifier assumed
   if (!needs_state(img)) return run_plain(img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
   return run_memory_with_state(img, mem);
 }
 }  // namespace
 
-JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size)
-    : img_(std::move(img)), memory_size_(memory_size) {
+JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size, bool verified)
+    : img_(std::move(img)), memory_size_(memory_size), verified_(verified) {
   if (!needs_state(*img_) && !img_->uses_maps) {
     plain_ = img_->entry;
-    plain_min_ = std::max<size_t>(memory_size_, 1);
+    // a program verified for no memory runs with r1 = 0: not on the direct path, which passes mem
+    plain_min_ = verified_ && memory_size_ == 0 ? SIZE_MAX : std::max<size_t>(memory_size_, 1);
+    plain_r2_max_ = verified_ ? memory_size_ : SIZE_MAX;
   }
 }
 
-Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const { return run_memory(*img_, memory_size_, mem); }
+Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const { return run_memory(*img_, memory_size_, verified_, mem); }
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {
   if (!needs_state(*img_)) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);

@@ -83,9 +83,7 @@ uint64_t owner_tag(ProgType type, bool verified, uint32_t memory) {
 }
 
 // The raw memory a non-XDP program is verified for (0 for XDP: it is verified for its context).
-uint32_t verified_memory(ProgType type, const LoadOptions& opts) {
-  return type == ProgType::Xdp ? 0 : std::max<uint32_t>(1, opts.verify.memory_size);
-}
+uint32_t verified_memory(ProgType type, const LoadOptions& opts) { return type == ProgType::Xdp ? 0 : opts.verify.memory_size; }
 uint64_t owner_tag(const LoadedData& d) { return owner_tag(d.info.type, d.verified.has_value(), d.verified_memory); }
 
 Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, const isa::Program& code, const HelperRegistry& helpers,
@@ -529,12 +527,15 @@ Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker)
   detail::RunState& rs = pooled.state();
   rs.worker = worker;
   rs.shared = d.shared.get();
-  if (d.verified && d.verified_memory == 0)
+  if (d.verified && d.info.type == ProgType::Xdp)
     return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' was verified for the XDP context; run it with run_xdp"));
   if (d.verified && mem.size() < d.verified_memory)
     return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' was verified for " +
                                                               std::to_string(d.verified_memory) + " bytes of memory; " +
                                                               std::to_string(mem.size()) + " given"));
+  // A verified program runs on the memory it was verified for (r2 = that size, r1 = 0 for none),
+  // as the verifier assumed.
+  if (d.verified) mem = mem.first(d.verified_memory);
   RunArgs args;
   args.regs[0] = mem.empty() ? 0 : reinterpret_cast<uint64_t>(mem.data());
   args.regs[1] = mem.size();

@@ -95,7 +95,7 @@ struct LoadedData {
   std::shared_ptr<RuntimeShared> shared;
   uint32_t workers = 1;
   std::optional<VerifyReport> verified;  // the verifier's report; empty for Safety::Checked
-  uint32_t verified_memory = 0;          // verified for raw memory of this size (0: for its context)
+  uint32_t verified_memory = 0;          // verified for raw memory of this size (XDP: 0, for its context)
   bool may_view = false;                 // verified never to write the packet: may run on an XdpBuffer view
   LoadedData(Program p) : code(std::move(p)) {}
 };

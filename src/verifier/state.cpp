@@ -145,14 +145,15 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
       }
       return join_offsets(a, b, widening, ids);
     case Kind::Stack: case Kind::MapValue: case Kind::Mem: case Kind::AllocMem: {
-      if (a.kind == Kind::AllocMem && a.id != b.id) return {};  // two references: neither is known
+      // two references, or the input memory and a callback's key: neither is known
+      if ((a.kind == Kind::AllocMem || a.kind == Kind::Mem) && a.id != b.id) return {};
       if (a.off == b.off) {
         Value v = a;
         v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);
         return v;
       }
       Value v = join_offsets(a, b, widening, nullptr);
-      v.id = a.kind == Kind::AllocMem ? a.id : 0, v.range = 0;
+      v.id = a.kind == Kind::AllocMem || a.kind == Kind::Mem ? a.id : 0, v.range = 0;
       return v;
     }
   }

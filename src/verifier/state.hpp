@@ -37,12 +37,14 @@ Kind non_null(Kind k);
 // Ids link registers that hold the same lookup result or the same variable packet offset, so
 // that one check refines every copy. kUnlinked: a value only its own register may refine.
 inline constexpr uint32_t kUnlinked = 0xffffffffu;
+inline constexpr uint32_t kKeyMem = 0x80000000u;
 
 struct Value {
   Kind kind = Kind::Uninit;
   Scalar s;          // Scalar: the value; pointers: the variable part of the offset
   int32_t off = 0;   // pointers: the fixed part of the offset
-  uint32_t id = 0;   // Packet/PacketMeta: the variable part (0: none); *OrNull: the lookup
+  uint32_t id = 0;   // Packet/PacketMeta: the variable part (0: none); *OrNull: the lookup;
+                     // Mem: 0 the program's input, kKeyMem + frame a for_each callback's key
   uint32_t range = 0;  // Packet/PacketMeta: bytes past (base + variable part) proven readable
   uint32_t aux = 0;  // see Kind
 

@@ -217,6 +217,7 @@ class Analyzer {
   void alu(State& st, uint32_t pc, const Insn& in);
   void pointer_alu(State& st, uint32_t pc, const Insn& in, uint8_t op, Value dst, Value src);
   void branch(const Key& key, State st, uint32_t pc, const Insn& in);
+  bool refine_same_region(State& st, int rd, int rs, const Value& a, const Value& b, Cmp op, bool& feasible);
   bool refine_pointers(State& st, int rd, int rs, Value a, Value b, Cmp op, bool& feasible);
   void lddw(State& st, uint32_t pc, const Insn& in);
   void load(State& st, uint32_t pc, const Insn& in);
@@ -357,8 +358,11 @@ VerifyReport Analyzer::run() {
   if (in_.options.context == VerifyOptions::Context::Xdp) {
     f.regs[1] = Value::pointer(Kind::Ctx, 0);
   } else {
-    f.regs[1] = Value::pointer(Kind::Mem, in_.options.memory_size);
-    f.regs[2] = Value::constant(in_.options.memory_size);
+    // The engines give a program verified for N bytes exactly N (r2 = N, whatever memory the
+    // caller has), and r1 = 0 when N is 0: the analysis may rely on both.
+    const uint32_t n = in_.options.memory_size;
+    f.regs[1] = n ? Value::pointer(Kind::Mem, n) : Value::constant(0);
+    f.regs[2] = Value::constant(n);
   }
   Key k0{0};
   k0.resize(1 + cfg_.loops_of[0].size(), 0);
@@ -671,6 +675,29 @@ bool Analyzer::refine_pointers(State& st, int rd, int rs, Value a, Value b, Cmp 
   return true;
 }
 
+// Two pointers into one region (the input memory, or one frame's stack) compare as their offsets
+// do: addresses there neither wrap nor reach the sign bit, so each unsigned comparison is the
+// signed one of the offsets, whose variable parts are refined as scalars are. False when the
+// pointers are not such a pair; `feasible` false when the branch cannot be taken.
+bool Analyzer::refine_same_region(State& st, int rd, int rs, const Value& a, const Value& b, Cmp op, bool& feasible) {
+  feasible = true;
+  if (a.kind != b.kind || a.aux != b.aux || a.id != b.id || (a.kind != Kind::Mem && a.kind != Kind::Stack)) return false;
+  static constexpr std::pair<Cmp, Cmp> kSigned[] = {{Cmp::Gt, Cmp::Sgt}, {Cmp::Ge, Cmp::Sge}, {Cmp::Lt, Cmp::Slt}, {Cmp::Le, Cmp::Sle},
+                                                    {Cmp::Eq, Cmp::Eq},   {Cmp::Ne, Cmp::Ne}};
+  const auto it = std::find_if(std::begin(kSigned), std::end(kSigned), [&](const auto& m) { return m.first == op; });
+  if (it == std::end(kSigned)) return true;  // signed comparisons and bit tests of addresses: nothing learnt
+  Scalar xa = alu64(0x00, a.s, Scalar::constant(static_cast<uint64_t>(int64_t{a.off})), false);
+  Scalar xb = alu64(0x00, b.s, Scalar::constant(static_cast<uint64_t>(int64_t{b.off})), false);
+  refine(xa, xb, it->second, false);
+  if (xa.empty() || xb.empty()) {
+    feasible = false;
+    return true;
+  }
+  reg(st, rd).s = alu64(0x10, xa, Scalar::constant(static_cast<uint64_t>(int64_t{a.off})), false);
+  if (rs >= 0) reg(st, rs).s = alu64(0x10, xb, Scalar::constant(static_cast<uint64_t>(int64_t{b.off})), false);
+  return true;
+}
+
 void Analyzer::branch(const Key& key, State st, uint32_t pc, const Insn& in) {
   current_ = &st;
   const bool is32 = isa::is_jmp32(in.opcode);
@@ -735,9 +762,13 @@ void Analyzer::branch(const Key& key, State st, uint32_t pc, const Insn& in) {
       }
     } else if (is_pointer(a.kind) && is_pointer(b.kind)) {
       bool feasible = true;
-      if (!refine_pointers(taken, rd, rs, a, b, op, feasible) && !(a.kind == b.kind && !is_or_null(a.kind)))
-        reject(pc, R(rd) + " comparison of " + kind_name(a.kind) + " with " + kind_name(b.kind) + " prohibited");
-      refine_pointers(fall, rd, rs, a, b, negate(op), feasible);
+      if (refine_same_region(taken, rd, rs, a, b, op, taken_ok)) {
+        refine_same_region(fall, rd, rs, a, b, negate(op), fall_ok);
+      } else {
+        if (!refine_pointers(taken, rd, rs, a, b, op, feasible) && !(a.kind == b.kind && !is_or_null(a.kind)))
+          reject(pc, R(rd) + " comparison of " + kind_name(a.kind) + " with " + kind_name(b.kind) + " prohibited");
+        refine_pointers(fall, rd, rs, a, b, negate(op), feasible);
+      }
     } else {
       const int bad = is_pointer(a.kind) ? rd : rs;
       const Value& p = is_pointer(a.kind) ? a : b;
@@ -1003,6 +1034,7 @@ Frame Analyzer::callback_frame(uint32_t helper_id, State& caller) {
     const Value m = reg(caller, 1);
     cb.regs[1] = m;
     cb.regs[2] = Value::pointer(Kind::Mem, map(m.aux).spec->key_size);
+    cb.regs[2].id = kKeyMem + static_cast<uint32_t>(caller.frames.size());  // not the input, nor an outer callback's key
     cb.regs[3] = Value::pointer(Kind::MapValue, m.aux);
     cb.regs[4] = reg(caller, 3);
   }

@@ -233,3 +233,51 @@ TEST_CASE("containment oracle: hash map values at their offsets, callers' frames
   states.at[0]->frame = UINT32_MAX;
   CHECK(check(value + 8, caller_fp - 8, fp - 16) == "");
 }
+
+TEST_CASE("verifier soundness: a raw-memory program verified for N bytes sees exactly N (r2 = N; r1 = 0 for none) in every engine, "
+          "however much memory it is given") {
+  // The verifier takes r2 for the size it verifies for; a run that told the program more (the
+  // memory's real size) reached code the verifier had found unreachable: a read far before the
+  // memory, which crashed the host.
+  std::vector<uint8_t> mem(64);
+  for (size_t i = 0; i < mem.size(); ++i) mem[i] = static_cast<uint8_t>(i);
+  const bool jit = jit_available();
+  for (Engine engine : {Engine::Interpreter, Engine::Jit}) {
+    if (engine == Engine::Jit && !jit) continue;
+    INFO("engine " << static_cast<int>(engine));
+    LoadOptions opts;
+    opts.engine = engine;
+    opts.verify.context = VerifyOptions::Context::Memory;
+    opts.verify.memory_size = 8;
+    Object obj = open_loaded("raw_memory", opts);
+    CHECK(*obj.program("mem_len")->run_raw(mem) == 8);
+    CHECK(*obj.program("past_when_longer")->run_raw(mem) == 7);
+    // Verified for no memory, r1 is 0: the read is refused.
+    opts.verify.memory_size = 0;
+    auto none = Object::open(program_path("raw_memory"));
+    REQUIRE(none.ok());
+    auto refused = none->load(opts);
+    REQUIRE_FALSE(refused.ok());
+    CHECK_THAT(refused.error().to_string(), Catch::Contains("past_when_longer") && Catch::Contains("R1 invalid mem access 'scalar'"));
+  }
+  auto prog = Program::from_assembly("if r2 > 8 goto far\nr0 = r2\nexit\nfar:\nr1 += -100000000\nr0 = *(u8 *)(r1 + 0)\nexit\n");
+  REQUIRE(prog.ok());
+  auto interp = Interpreter::create(*prog, HelperRegistry::builtin(), {Safety::Verified, 0, 8});
+  REQUIRE(interp.ok());
+  CHECK(*interp->run(mem) == 8);
+  // Verified for no memory: r1 is 0 and r2 is 0, whatever the caller has.
+  auto none = Program::from_assembly("r0 = r1\nr0 |= r2\nexit\n");
+  REQUIRE(none.ok());
+  auto interp0 = Interpreter::create(*none, HelperRegistry::builtin(), {Safety::Verified, 0, 0});
+  REQUIRE(interp0.ok());
+  CHECK(*interp0->run(mem) == 0);
+  if (!jit) return;
+  auto compiled = JitProgram::compile(*prog, HelperRegistry::builtin(), {}, 8);
+  REQUIRE(compiled.ok());
+  REQUIRE(compiled->function() != nullptr);  // the direct path
+  CHECK(*compiled->run(mem) == 8);
+  auto compiled0 = JitProgram::compile(*none, HelperRegistry::builtin(), {}, 0);
+  REQUIRE(compiled0.ok());
+  CHECK(*compiled0->run(mem) == 0);
+  CHECK(*compiled0->run(std::span<uint8_t>()) == 0);
+}

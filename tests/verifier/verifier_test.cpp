@@ -142,6 +142,38 @@ TEST_CASE("verifier: raw memory programs are verified for the memory given", "[j
   CHECK_FALSE(JitProgram::compile(*p, HelperRegistry::builtin(), {}, 7).ok());
 }
 
+TEST_CASE("verifier: pointers into the input memory, or into one stack frame, compare as their offsets (issue 17, J)") {
+  VerifyOptions v;
+  v.context = VerifyOptions::Context::Memory;
+  const auto check = [&](const char* text, uint32_t size) {
+    auto p = Program::from_assembly(text);
+    REQUIRE(p.ok());
+    v.memory_size = size;
+    auto r = verify(*p, HelperRegistry::builtin(), {}, v);
+    return r ? std::string("ok") : r.error().message;
+  };
+  // end = r1 + r2, as data_end is for packets: a check against it bounds the pointer.
+  const char* past_end = "r3 = r1\nr3 += r2\nr4 = r1\nr4 += 10\nr5 = r4\nr5 += 2\nif r5 > r3 goto out\nr0 = *(u16 *)(r4 + 0)\nexit\n"
+                         "out:\nr0 = 0\nexit\n";
+  CHECK(check(past_end, 64) == "ok");
+  CHECK(check(past_end, 8) == "ok");  // the read is after a check that always fails
+  // A loop walking the memory two bytes at a time up to its end.
+  const char* walk = "r3 = r1\nr3 += r2\nr4 = r1\nr0 = 0\nloop:\nr5 = r4\nr5 += 2\nif r5 > r3 goto out\nr6 = *(u16 *)(r4 + 0)\n"
+                     "r0 += r6\nr4 += 2\ngoto loop\nout:\nexit\n";
+  CHECK(check(walk, 64) == "ok");
+  CHECK(check(walk, 1500) == "ok");
+  CHECK(check(walk, 0) == "ok");  // r1 = r2 = 0: the first check ends the loop
+  // Its twin one byte off: from an odd offset, the check covers one byte, the read two.
+  const char* walk_short = "r3 = r1\nr3 += r2\nr4 = r1\nr4 += 1\nr0 = 0\nloop:\nr5 = r4\nr5 += 1\nif r5 > r3 goto out\nr6 = *(u16 *)(r4 + 0)\n"
+                           "r0 += r6\nr4 += 2\ngoto loop\nout:\nexit\n";
+  CHECK(check(walk_short, 64) == "invalid access to memory, mem_size=64 off=63 size=2");
+  // Stack pointers of one frame: r10 - 16 is never above r10 - 8.
+  const char* stack = "r1 = r10\nr1 += -8\nr2 = r10\nr2 += -16\nif r2 > r1 goto bad\nr0 = 0\nexit\nbad:\nr0 = *(u64 *)(r10 + 8)\nexit\n";
+  CHECK(check(stack, 8) == "ok");
+  const char* stack_twin = "r1 = r10\nr1 += -8\nr2 = r10\nr2 += -16\nif r2 < r1 goto bad\nr0 = 0\nexit\nbad:\nr0 = *(u64 *)(r10 + 8)\nexit\n";
+  CHECK(check(stack_twin, 8) == "invalid read from stack R10 off=8 size=8");
+}
+
 TEST_CASE("verifier: clang's code for real parsing shapes is accepted and runs as written") {
   // VLAN, IPv4 IHL, IPv6 extension-header loop, TCP-option loop in a subprogram with pointer
   // arguments, bounded array index, frozen configuration, bpf_loop, tail call.
