@@ -49,6 +49,16 @@ std::vector<uint8_t> bytes(const ebpfvm::json::Value& v) {
   return out;
 }
 
+// A key as the format defines it: bytes, or a whole number stored little-endian in the key's size.
+std::vector<uint8_t> key_bytes(const MapSpec& spec, const ebpfvm::json::Value& v) {
+  if (!v.is_number()) return bytes(v);
+  const double n = v.number();
+  check(n >= 0 && n == static_cast<double>(static_cast<uint64_t>(n)));
+  std::vector<uint8_t> out(spec.key_size);
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (8 * i));
+  return out;
+}
+
 // What each key was last given: the user-side value (per-CPU: every slot, 8-byte aligned).
 std::map<std::vector<uint8_t>, std::vector<uint8_t>> expected(const MapSpec& spec, const ebpfvm::json::Value& doc, bool per_cpu) {
   std::map<std::vector<uint8_t>, std::vector<uint8_t>> last;
@@ -64,7 +74,7 @@ std::map<std::vector<uint8_t>, std::vector<uint8_t>> expected(const MapSpec& spe
     } else {
       value = bytes(*e.get("value"));
     }
-    last[bytes(*e.get("key"))] = value;
+    last[key_bytes(spec, *e.get("key"))] = value;
   }
   return last;
 }

@@ -381,12 +381,71 @@ std::vector<Map> Object::maps() const {
   return out;
 }
 
+namespace {
+
+// A prog array's slots as --map-load takes them back: {"key": [index bytes], "value": "program"}.
+std::string dump_prog_array(detail::MapImpl& m) {
+  std::string out = "[";
+  for (uint32_t i = 0; i < m.spec().max_entries; ++i) {
+    const auto* e = static_cast<const detail::ProgEntry*>(detail::prog_array_get(m, i));
+    if (!e) continue;
+    if (out.size() > 1) out += ",";
+    char key[64];
+    std::snprintf(key, sizeof key, "[\"0x%02x\",\"0x%02x\",\"0x%02x\",\"0x%02x\"]", i & 0xff, (i >> 8) & 0xff, (i >> 16) & 0xff, i >> 24);
+    out += "{\"key\":" + std::string(key) + ",\"value\":" + json::quote(e->name) + "}";
+  }
+  return out + "]";
+}
+
+// A prog array's entries: each key an index, each value the name of a program of the object (or
+// null: the slot is emptied), as bpftool's `map update ... value name PROG`. All are checked
+// before any slot changes.
+Result<void> load_prog_array(const Object& obj, Map& m, const json::Value& doc) {
+  const std::string map = "map '" + m.name() + "'";
+  if (!doc.is_array()) return make_error(Errc::InvalidArgument, map + ": JSON is not an array of entries");
+  std::vector<std::pair<uint32_t, std::optional<LoadedProgram>>> slots;
+  size_t i = 0;
+  for (const json::Value& e : doc.array()) {
+    const std::string at = map + ": entry " + std::to_string(i++);
+    if (!e.is_object() || !e.get("key")) return make_error(Errc::InvalidArgument, at + " has no \"key\"");
+    auto key = detail::json_key(*e.get("key"), m.spec().key_size, at + " key");
+    if (!key) return key.error();
+    if (key->size() != 4) return make_error(Errc::InvalidArgument, at + " key is " + std::to_string(key->size()) + " bytes, the map's is 4");
+    const uint32_t index = uint32_t{(*key)[0]} | uint32_t{(*key)[1]} << 8 | uint32_t{(*key)[2]} << 16 | uint32_t{(*key)[3]} << 24;
+    if (index >= m.spec().max_entries)
+      return make_error(Errc::MapFull, at + ": index " + std::to_string(index) + " is beyond max_entries (" + std::to_string(m.spec().max_entries) + ")");
+    const json::Value* v = e.get("value");
+    if (!v || (!v->is_string() && !v->is_null()))
+      return make_error(Errc::InvalidArgument, at + " value is not a program's name (a string) or null");
+    if (v->is_null()) {
+      slots.emplace_back(index, std::nullopt);
+      continue;
+    }
+    auto prog = obj.program(v->string());
+    if (!prog) return make_error(prog.error().code, at + ": " + prog.error().message);
+    if (!detail::prog_array_claim(*m.impl(), owner_tag(*prog->data())))
+      return make_error(Errc::InvalidArgument, at + ": the map holds programs of another type or verified for another context than '" +
+                                                   prog->name() + "'");
+    slots.emplace_back(index, *prog);
+  }
+  for (auto& [index, prog] : slots) {
+    if (!prog) {
+      detail::prog_array_set(*m.impl(), index, nullptr);
+    } else if (auto r = set_tail_call(m, index, *prog); !r) {
+      return r;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 std::string Object::dump_maps_json() const {
   std::string out = "{";
   for (size_t i = 0; i < d_->live_maps.size(); ++i) {
     Map m(d_->live_maps[i]);
     if (i) out += ",";
-    out += json::quote(m.name()) + ":" + m.dump_json();
+    out += json::quote(m.name()) + ":" + (m.spec().type == MapType::ProgArray ? dump_prog_array(*d_->live_maps[i]) : m.dump_json());
   }
   return out + "}";
 }
@@ -403,7 +462,8 @@ Result<void> Object::load_maps_json(std::string_view text) {
     todo.emplace_back(*m, &entries);
   }
   for (auto& [m, entries] : todo)
-    if (auto r = detail::load_json_value(m, *entries); !r) return r;
+    if (auto r = m.spec().type == MapType::ProgArray ? load_prog_array(*this, m, *entries) : detail::load_json_value(m, *entries); !r)
+      return r;
   return {};
 }
 

@@ -360,6 +360,19 @@ Result<std::vector<uint8_t>> bytes_of(const json::Value& v, const std::string& w
 
 }  // namespace
 
+Result<std::vector<uint8_t>> detail::json_key(const json::Value& v, size_t key_size, const std::string& what) {
+  if (!v.is_number()) return bytes_of(v, what);
+  if (key_size != 1 && key_size != 2 && key_size != 4 && key_size != 8)
+    return make_error(Errc::InvalidArgument, what + " is a number, but the key is " + std::to_string(key_size) + " bytes: give its bytes");
+  // 2^53 is the largest whole number every double holds exactly
+  const long long hi = key_size == 8 ? (1ll << 53) : static_cast<long long>((uint64_t{1} << (8 * key_size)) - 1);
+  const long long n = whole(v.number(), 0, hi);
+  if (n < 0) return make_error(Errc::InvalidArgument, what + " is not a whole number from 0 to " + std::to_string(hi));
+  std::vector<uint8_t> out(key_size);
+  for (size_t i = 0; i < key_size; ++i) out[i] = static_cast<uint8_t>(static_cast<uint64_t>(n) >> (8 * i));
+  return out;
+}
+
 std::string Map::dump_json() const {
   std::string out = "[";
   bool first = true;
@@ -404,13 +417,16 @@ Result<void> detail::load_json_value(Map& map, const json::Value& doc) {
   const detail::MapImpl& impl = *map.impl();
   const MapSpec& spec = map.spec();
   if (!doc.is_array()) return make_error(Errc::InvalidArgument, "map '" + map.name() + "': JSON is not an array of entries");
+  if (spec.type == MapType::ProgArray)
+    return make_error(Errc::Unsupported, "map '" + map.name() + "': a prog_array holds programs: load it with its object "
+                                             "(Object::load_maps_json, values naming programs) or set_tail_call");
   std::vector<std::pair<std::vector<uint8_t>, std::vector<uint8_t>>> entries;
   size_t i = 0;
   for (const json::Value& e : doc.array()) {
     const std::string at = "map '" + map.name() + "': entry " + std::to_string(i);
     const std::string entry = "entry " + std::to_string(i++);
     if (!e.is_object() || !e.get("key")) return make_error(Errc::InvalidArgument, at + " has no \"key\"");
-    auto key = bytes_of(*e.get("key"), at + " key");
+    auto key = json_key(*e.get("key"), spec.key_size, at + " key");
     if (!key) return key.error();
     if (auto r = check_len(impl, *key, spec.key_size, (entry + " key").c_str()); !r) return r.error();
     std::vector<uint8_t> value;

@@ -19,6 +19,9 @@ namespace ebpfvm::detail {
 
 // Map::load_json on a parsed document (also used for a whole object's maps at once).
 Result<void> load_json_value(Map& map, const json::Value& doc);
+// An entry's key in map JSON: bpftool's array of bytes, or (for keys of 1, 2, 4 or 8 bytes) a
+// whole number, stored little-endian as a program's integer key is. `what` names it in errors.
+Result<std::vector<uint8_t>> json_key(const json::Value& v, size_t key_size, const std::string& what);
 
 namespace err {
 inline constexpr long kPerm = -1, kNoEnt = -2, kNoMem = -12, kBusy = -16, kExist = -17, kInval = -22,

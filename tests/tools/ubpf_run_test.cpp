@@ -165,6 +165,50 @@ TEST_CASE("ubpf-run: --json, --global and --map-load change verdicts exactly", "
   CHECK(count_of(web, "XDP_PASS") == 3);
 }
 
+TEST_CASE("ubpf-run: prog arrays from --map-load (program names as values) and --tail-call, dumped as names, loaded back (issue 20)", "[jit]") {
+  SKIP_WITHOUT_JIT();
+  const std::string cap = known_capture(), obj = program_path("tail_calls");
+  // empty_slot tail-calls slot 2 and drops when that fails; target returns XDP_TX.
+  CHECK(count_of(json_of(ubpf({obj, "--prog", "empty_slot", "--pcap", cap, "--json"})), "XDP_DROP") == 5);
+  const std::string table = temp_path("jump_table.json");
+  std::ofstream(table) << R"({"jump_table": [{"key": 2, "value": "target"}]})";  // a number as the key
+  CHECK(count_of(json_of(ubpf({obj, "--prog", "empty_slot", "--pcap", cap, "--json", "--map-load", table})), "XDP_TX") == 5);
+  const std::string dump = temp_path("jump_table_dump.json");
+  REQUIRE(ubpf({obj, "--prog", "empty_slot", "--pcap", cap, "--tail-call", "jump_table[2]=target", "--map-dump", dump}).exit_code == 0);
+  const std::string text = slurp(dump);
+  // slot 1 from the object's static initialiser, slot 2 from the option
+  CHECK(text.find(R"("jump_table":[{"key":["0x01","0x00","0x00","0x00"],"value":"target"},{"key":["0x02","0x00","0x00","0x00"],"value":"target"}])") !=
+        std::string::npos);
+  CHECK(count_of(json_of(ubpf({obj, "--prog", "empty_slot", "--pcap", cap, "--json", "--map-load", dump})), "XDP_TX") == 5);
+  // null empties a slot: entry's tail call through slot 1 then fails.
+  const std::string cleared = temp_path("jump_table_cleared.json");
+  std::ofstream(cleared) << R"({"jump_table": [{"key": ["0x01", "0x00", "0x00", "0x00"], "value": null}]})";
+  CHECK(count_of(json_of(ubpf({obj, "--prog", "entry", "--pcap", cap, "--json"})), "XDP_TX") == 5);
+  CHECK(count_of(json_of(ubpf({obj, "--prog", "entry", "--pcap", cap, "--json", "--map-load", cleared})), "XDP_ABORTED") == 5);
+  // A number as the key of any map of 1, 2, 4 or 8-byte keys: the firewall's allowed_tcp = {80}.
+  const std::string web = temp_path("allow80_number.json");
+  std::ofstream(web) << R"({"allowed_tcp": [{"key": 80, "value": ["0x01"]}]})";
+  CHECK(count_of(json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--map-load", web})), "XDP_PASS") == 3);
+
+  const auto expect = [](const Proc& p, const std::string& text) {
+    INFO(p.out);
+    CHECK(p.exit_code == 2);
+    CHECK(p.out.find(text) != std::string::npos);
+  };
+  expect(ubpf({obj, "--prog", "entry", "--pcap", cap, "--tail-call", "jump_table[9]=target"}),
+         "ubpf-run: --tail-call jump_table[9]=target: map 'jump_table': index 9 is beyond max_entries");
+  expect(ubpf({obj, "--prog", "entry", "--pcap", cap, "--tail-call", "jump_table[2]=nope"}), "--tail-call jump_table[2]=nope: no program or section 'nope'");
+  expect(ubpf({obj, "--prog", "entry", "--pcap", cap, "--tail-call", "jump_table2=target"}), "expected MAP[INDEX]=PROG");
+  expect(ubpf({obj, "--prog", "entry", "--pcap", cap, "--tail-call", ".bss[0]=target"}), "map '.bss' is not a prog_array");
+  const std::string bad = temp_path("bad_table.json");
+  std::ofstream(bad) << R"({"jump_table": [{"key": 1, "value": "target"}, {"key": 2, "value": 5}]})";
+  expect(ubpf({obj, "--prog", "entry", "--pcap", cap, "--map-load", bad}), "map 'jump_table': entry 1 value is not a program's name (a string) or null");
+  std::ofstream(bad) << R"({"jump_table": [{"key": 4, "value": "target"}]})";
+  expect(ubpf({obj, "--prog", "entry", "--pcap", cap, "--map-load", bad}), "map 'jump_table': entry 0: index 4 is beyond max_entries (4)");
+  std::ofstream(bad) << R"({"allowed_tcp": [{"key": 65536, "value": ["0x01"]}]})";
+  expect(ubpf({kFirewall, "--pcap", cap, "--map-load", bad}), "entry 0 key is not a whole number from 0 to 65535");
+}
+
 TEST_CASE("ubpf-run: -w writes the packets after the program, readable by libpcap and tcpdump", "[jit]") {
   SKIP_WITHOUT_JIT();
   const std::string cap = known_capture();

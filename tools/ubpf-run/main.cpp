@@ -46,7 +46,7 @@ int fail(int code, const Error& e) {
 struct Options {
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
       map_load, map_dump, printk;
-  std::vector<std::string> globals;
+  std::vector<std::string> globals, tail_calls;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000, max_map_memory = 1ull << 30;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
   bool json = false, no_verify = false, verbose = false;
@@ -83,6 +83,27 @@ ebpfvm::Result<void> set_global(Object& obj, const std::string& arg) {
     std::memcpy(bytes.data(), &v, g->size);
   }
   return obj.set_global(name, bytes);
+}
+
+// MAP[INDEX]=PROG: the program in slot INDEX of the prog array MAP (bpftool's `map update ...
+// key INDEX value name PROG`).
+ebpfvm::Result<void> set_tail_call_arg(Object& obj, const std::string& arg) {
+  const size_t open = arg.find('['), close = arg.find("]=");
+  const auto bad = [&](const std::string& why) { return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--tail-call " + arg + ": " + why); };
+  if (open == std::string::npos || close == std::string::npos || close < open || open == 0 || close + 2 == arg.size())
+    return bad("expected MAP[INDEX]=PROG");
+  const std::string index_text = arg.substr(open + 1, close - open - 1);
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long index = std::strtoull(index_text.c_str(), &end, 0);
+  if (index_text.empty() || *end || errno || index_text[0] == '-' || index > UINT32_MAX) return bad("'" + index_text + "' is not an index");
+  auto map = obj.map(arg.substr(0, open));
+  if (!map) return bad(map.error().message);
+  auto prog = obj.program(arg.substr(close + 2));
+  if (!prog) return bad(prog.error().message);
+  if (map->spec().type != ebpfvm::MapType::ProgArray) return bad("map '" + map->name() + "' is not a prog_array");
+  if (auto r = ebpfvm::set_tail_call(*map, static_cast<uint32_t>(index), *prog); !r) return bad(r.error().message);
+  return {};
 }
 
 ebpfvm::Result<std::string> read_text(const std::string& path) {
@@ -257,6 +278,8 @@ int cmd_run(const Options& o) {
     if (!text) return fail(kUsage, text.error());
     if (auto r = obj->load_maps_json(*text); !r) return fail(kUsage, o.map_load + ": " + r.error().to_string());
   }
+  for (const std::string& t : o.tail_calls)
+    if (auto r = set_tail_call_arg(*obj, t); !r) return fail(kUsage, r.error());
 
   struct sigaction sa {};
   sa.sa_handler = on_signal;
@@ -460,7 +483,9 @@ int main(int argc, char** argv) {
   run->add_option("-c,--count", o.count, "stop after N packets");
   run->add_option("--ifindex", o.ifindex, "xdp_md.ingress_ifindex (default 1)");
   run->add_option("--rxq", o.rxq, "xdp_md.rx_queue_index (default 0)");
-  run->add_option("--map-load", o.map_load, "preload maps: {\"map\": [bpftool -j map dump entries], ...}");
+  run->add_option("--map-load", o.map_load,
+                  "preload maps: {\"map\": [bpftool -j map dump entries], ...}; a prog_array's values name programs, keys may be numbers");
+  run->add_option("--tail-call", o.tail_calls, "put a program in a prog_array slot after --map-load: MAP[INDEX]=PROG (repeatable)");
   run->add_option("--global", o.globals, "set a .rodata/.data/.bss variable before load: NAME=VALUE or NAME=hex:BYTES");
   run->add_option("--seed", o.seed, "seed of bpf_get_prandom_u32 (default: random)");
   run->add_option("--workers", o.workers, "threads; packets are sharded by flow (default 1)");
