@@ -209,6 +209,36 @@ TEST_CASE("ubpf-run: prog arrays from --map-load (program names as values) and -
   expect(ubpf({kFirewall, "--pcap", cap, "--map-load", bad}), "entry 0 key is not a whole number from 0 to 65535");
 }
 
+TEST_CASE("ubpf-run: with --json a failure is one JSON object on standard output, its parts named (issue 20)") {
+  const auto failure = [](std::vector<std::string> args, int code) {
+    args.insert(args.begin(), EBPFVM_UBPF_RUN);
+    const Proc p = run_process(args);  // standard output only: the human line goes to standard error
+    INFO(p.out);
+    CHECK(p.exit_code == code);
+    auto v = json::parse(p.out);
+    REQUIRE(v.ok());
+    CHECK(v->get("exit")->number() == code);
+    REQUIRE(v->get("error"));
+    return *v->get("error");
+  };
+  const json::Value rejected = failure({program_path("faulty"), "--prog", "overread", "--pcap", known_capture(), "--json"}, 1);
+  CHECK(rejected.get("code")->string() == "verifier rejected the program");
+  CHECK(rejected.get("message")->string() == "invalid access to packet, off=100 size=1, R1 offset is outside of the packet");
+  CHECK(rejected.get("program")->string() == "overread");
+  CHECK(rejected.get("section")->string() == "xdp");
+  CHECK(rejected.get("insn")->number() == 1);
+  CHECK(rejected.get("line")->number() == 9);
+  CHECK(rejected.get("file")->string() == program_path("faulty"));
+  const json::Value missing = failure({"/nonexistent.o", "--pcap", known_capture(), "--json"}, 1);
+  CHECK(missing.get("message")->string() == "cannot open: No such file or directory");
+  CHECK(missing.get("file")->string() == "/nonexistent.o");
+  CHECK(failure({kFirewall, "--json"}, 2).get("message")->string() == "--pcap is required");
+  CHECK(failure({kFirewall, "--pcap", known_capture(), "--json", "--tail-call", "a[1]=b"}, 2).get("message")->string() ==
+        "--tail-call a[1]=b: no map 'a'");
+  // Without --json, standard output stays empty.
+  CHECK(run_process({EBPFVM_UBPF_RUN, "/nonexistent.o", "--pcap", known_capture()}).out.empty());
+}
+
 TEST_CASE("ubpf-run: -w writes the packets after the program, readable by libpcap and tcpdump", "[jit]") {
   SKIP_WITHOUT_JIT();
   const std::string cap = known_capture();

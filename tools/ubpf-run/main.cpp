@@ -32,15 +32,46 @@ constexpr int kLoadFailure = 1, kUsage = 2, kFault = 3;
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
 
-int fail(int code, const std::string& msg) {
+std::string json_quote(const std::string& x) {
+  std::string out = "\"";
+  for (unsigned char c : x) {
+    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+    else if (c == '\n') out += "\\n";
+    else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+// With --json a failure is one JSON object on standard output too, for scripts:
+// {"error": {"code": ..., "message": ..., "file": ..., "section": ..., "program": ..., "insn": N,
+// "line": N}, "exit": N} (the parts the error knows).
+bool g_json_errors = false;
+
+int fail(int code, const std::string& msg, const Error* e = nullptr) {
   std::fprintf(stderr, "ubpf-run: %s\n", msg.c_str());
+  if (!g_json_errors) return code;
+  std::string j = "{\"error\":{";
+  if (e) j += "\"code\":" + json_quote(ebpfvm::to_string(e->code)) + ",";
+  j += "\"message\":" + json_quote(e ? e->message : msg);
+  if (e) {
+    for (const auto& [key, text] : {std::pair{"file", &e->where.file}, {"section", &e->where.section}, {"program", &e->where.program}})
+      if (!text->empty()) j += std::string(",\"") + key + "\":" + json_quote(*text);
+    if (e->where.insn) j += ",\"insn\":" + std::to_string(*e->where.insn);
+    if (e->where.line) j += ",\"line\":" + std::to_string(*e->where.line);
+    if (!e->where.source.empty()) j += ",\"source\":" + json_quote(e->where.source);
+  }
+  std::printf("%s},\"exit\":%d}\n", j.c_str(), code);
   return code;
 }
 int fail(int code, const Error& e) {
   std::string msg = e.to_string();
   // the library names its option; here it is a flag
   if (msg.find("LoadOptions::max_map_memory") != std::string::npos) msg += " (raise it with --max-map-memory SIZE)";
-  return fail(code, msg);
+  return fail(code, msg, &e);
 }
 
 struct Options {
@@ -166,19 +197,6 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
               t.wall_ns ? t.packets * 1e3 / static_cast<double>(t.wall_ns) : 0.0);
 }
 
-std::string json_quote(const std::string& x) {
-  std::string out = "\"";
-  for (unsigned char c : x) {
-    if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
-    else if (c == '\n') out += "\\n";
-    else if (c < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else out += static_cast<char>(c);
-  }
-  return out + "\"";
-}
 
 void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t) {
   std::ostringstream s;
@@ -518,9 +536,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "ubpf-run: %s\n", e.what());
-    return kUsage;
+    g_json_errors = std::find(av.begin(), av.end(), std::string_view("--json")) != av.end();
+    return fail(kUsage, e.what());
   }
+  g_json_errors = o.json;
   if (*maps) return cmd_maps(o);
   if (*dis) return cmd_disasm(o);
   if (*ver) return cmd_verify(o);
