@@ -39,3 +39,10 @@ int custom_drop(struct xdp_md *ctx)
 {
 	return XDP_DROP;
 }
+
+/* A value no XDP action has: the kernel counts it as XDP_ABORTED; --ndjson says what it was. */
+SEC("xdp")
+int unknown_action(struct xdp_md *ctx)
+{
+	return 7;
+}

@@ -3,6 +3,7 @@
 #include <pcap/pcap.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <sys/stat.h>
 
@@ -333,6 +334,34 @@ TEST_CASE("ubpf-run: a capture cut while it is read fails the run, naming the fi
   CHECK_FALSE(std::filesystem::exists(out));
 }
 
+TEST_CASE("ubpf-run: --ndjson-bytes gives each output packet in hex, and a value no action has is given as ret (issue 20)", "[jit]") {
+  SKIP_WITHOUT_JIT();
+  const std::string cap = known_capture(), nd = temp_path("bytes.ndjson");
+  const auto packets = read_capture(cap);
+  REQUIRE(ubpf({program_path("run_options"), "--prog", "unknown_action", "--pcap", cap, "--ndjson", nd, "--ndjson-bytes"}).exit_code == 0);
+  std::istringstream lines(slurp(nd));
+  size_t i = 0;
+  for (std::string l; std::getline(lines, l); ++i) {
+    INFO(l);
+    auto rec = json::parse(l);
+    REQUIRE(rec.ok());
+    REQUIRE(i < packets.size());
+    CHECK(rec->get("action")->string() == "XDP_ABORTED");
+    CHECK(rec->get("ret")->number() == 7);
+    std::string hex;
+    for (uint8_t b : packets[i]) {
+      char x[3];
+      std::snprintf(x, sizeof x, "%02x", b);
+      hex += x;
+    }
+    CHECK(rec->get("bytes")->string() == hex);
+    char crc[16];
+    std::snprintf(crc, sizeof crc, "%08lx", crc32(0, packets[i].data(), static_cast<uInt>(packets[i].size())));
+    CHECK(rec->get("crc32")->string() == crc);
+  }
+  CHECK(i == packets.size());
+}
+
 TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat", "[jit]") {
   SKIP_WITHOUT_JIT();
   const std::string cap = known_capture();
@@ -343,7 +372,11 @@ TEST_CASE("ubpf-run: --ndjson, --map-dump, -c, --repeat", "[jit]") {
   std::vector<std::string> recs;
   for (std::string l; std::getline(lines, l);) recs.push_back(l);
   REQUIRE(recs.size() == 4);
-  CHECK(recs[1] == "{\"index\":1,\"action\":\"XDP_DROP\",\"len_in\":60,\"len_out\":60,\"worker\":0}");
+  // The output packet's CRC-32, as zlib computes it (the packet is dropped unchanged).
+  const auto packets = read_capture(cap);
+  char crc[16];
+  std::snprintf(crc, sizeof crc, "%08lx", crc32(0, packets[1].data(), static_cast<uInt>(packets[1].size())));
+  CHECK(recs[1] == "{\"index\":1,\"action\":\"XDP_DROP\",\"len_in\":60,\"len_out\":60,\"worker\":0,\"crc32\":\"" + std::string(crc) + "\"}");
   auto maps = json::parse(slurp(dump));
   REQUIRE(maps.ok());
   REQUIRE(maps->get("verdicts"));

@@ -80,7 +80,7 @@ struct Options {
   std::vector<std::string> globals, tail_calls;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000, max_map_memory = 1ull << 30;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
-  bool json = false, no_verify = false, verbose = false;
+  bool json = false, no_verify = false, verbose = false, ndjson_bytes = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -262,6 +262,7 @@ int cmd_run(const Options& o) {
     cfg.writer = writer.get();
   }
   if (ndjson_file) cfg.ndjson = ndjson_file->file();
+  cfg.ndjson_bytes = o.ndjson_bytes;
 
   auto preliminary = Object::open(o.object);
   if (!preliminary) return fail(kLoadFailure, preliminary.error());
@@ -510,7 +511,8 @@ int main(int argc, char** argv) {
   run->add_option("-w,--write", o.write, "write packets after the program (.pcapng: with their verdicts)");
   run->add_option("--write-actions", o.write_actions, "which verdicts -w writes: aborted,drop,pass,tx,redirect,all (default pass,tx,redirect)");
   run->add_flag("--json", o.json, "print one JSON summary instead of the table");
-  run->add_option("--ndjson", o.ndjson, "write one JSON record per packet");
+  run->add_option("--ndjson", o.ndjson, "write one JSON record per packet (verdict, lengths, CRC-32 of the output packet, ...)");
+  run->add_flag("--ndjson-bytes", o.ndjson_bytes, "with --ndjson: each record also has the output packet in hex");
   run->add_option("--map-dump", o.map_dump, "write every map at the end as JSON");
   run->add_option("--printk", o.printk, "bpf_printk output (default: stderr)");
   run->add_option("--repeat", o.repeat, "run each packet N times (restoring it) to measure");

@@ -64,10 +64,29 @@ uint32_t flow_hash(std::span<const uint8_t> p) {
 
 constexpr size_t kUnchanged = SIZE_MAX;
 
+// CRC-32 as zlib's crc32() and Ethernet compute it (reflected, polynomial 0xEDB88320): a packet's
+// fingerprint in --ndjson, for comparing runs with another engine's.
+uint32_t crc32(std::span<const uint8_t> data) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = c & 1 ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xffffffffu;
+  for (const uint8_t b : data) c = table[(c ^ b) & 0xff] ^ (c >> 8);
+  return c ^ 0xffffffffu;
+}
+
 // One packet's outcome, at its position in the chunk, written by the worker that ran it (no
 // per-chunk reset); a redirect's target is kept by that worker.
 struct Result1 {
   uint8_t action = 0;
+  uint32_t crc = 0;  // of the output packet (with --ndjson)
+  uint64_t r0 = 0;   // the program's return value
   uint32_t len_out = 0;
   size_t out_off = kUnchanged;  // into the worker's output arena; kUnchanged: the input bytes are the output
   uint32_t worker = 0;
@@ -177,6 +196,8 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
     out.worker = w.id;
     auto data = w.buf.packet();
     out.len_out = static_cast<uint32_t>(data.size());
+    out.r0 = r->r0;
+    if (cfg.ndjson) out.crc = crc32(data);
     const ebpfvm::RedirectTarget* redirect = nullptr;
     if (r->action == ebpfvm::XdpAction::Redirect) {
       out.redirect = static_cast<uint32_t>(sh.redirects.size());
@@ -186,7 +207,7 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
     // Only packets that will be written are kept, and a program that never writes the packet
     // (run in place) leaves it as the capture holds it.
     out.out_off = kUnchanged;
-    if (keep_bytes && !in_place && cfg.write_actions[out.action]) {
+    if (keep_bytes && !in_place && (cfg.ndjson_bytes || cfg.write_actions[out.action])) {
       out.out_off = sh.arena.size();
       sh.arena.insert(sh.arena.end(), data.begin(), data.end());
     }
@@ -250,11 +271,21 @@ class Pool {
   bool stop_ = false;
 };
 
-void write_ndjson(FILE* f, const Packet& p, const Result1& r, const ebpfvm::RedirectTarget* redirect) {
-  std::fprintf(f, "{\"index\":%llu,\"action\":\"%s\",\"len_in\":%zu,\"len_out\":%u,\"worker\":%u",
+// `bytes`: the output packet, for --ndjson-bytes (null otherwise).
+void write_ndjson(FILE* f, const Packet& p, const Result1& r, const ebpfvm::RedirectTarget* redirect, const std::span<const uint8_t>* bytes) {
+  std::fprintf(f, "{\"index\":%llu,\"action\":\"%s\",\"len_in\":%zu,\"len_out\":%u,\"worker\":%u,\"crc32\":\"%08x\"",
                static_cast<unsigned long long>(p.index), std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(r.action))).c_str(),
-               p.data.size(), r.len_out, r.worker);
+               p.data.size(), r.len_out, r.worker, r.crc);
+  // A value no action has (the kernel treats it as XDP_ABORTED): what the program returned.
+  if (r.r0 > static_cast<uint64_t>(ebpfvm::XdpAction::Redirect)) std::fprintf(f, ",\"ret\":%llu", static_cast<unsigned long long>(r.r0));
   if (redirect) std::fprintf(f, ",\"redirect\":\"%s\"", describe(*redirect).c_str());
+  if (bytes) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    hex.reserve(bytes->size() * 2);
+    for (const uint8_t b : *bytes) hex += kHex[b >> 4], hex += kHex[b & 15];
+    std::fprintf(f, ",\"bytes\":\"%s\"", hex.c_str());
+  }
   std::fputs("}\n", f);
 }
 
@@ -274,7 +305,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
   std::vector<Worker> workers(cfg.workers);
   for (uint32_t i = 0; i < cfg.workers; ++i) workers[i].id = i;
   Pool pool(cfg.workers);
-  const bool keep_bytes = cfg.writer != nullptr;
+  const bool keep_bytes = cfg.writer != nullptr || cfg.ndjson_bytes;
   uint64_t read = 0;  // packets taken from the capture so far
   // Up to kChunk packets, stopping at --count.
   auto read_chunk = [&](Batch& b) -> ebpfvm::Result<void> {
@@ -342,7 +373,10 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
         cfg.writer->write(pk.ts_ns, bytes, static_cast<uint32_t>(std::min<uint64_t>(r.len_out + cut, UINT32_MAX)),
                           kVerdictComments[r.action]);
       }
-      if (cfg.ndjson) write_ndjson(cfg.ndjson, pk, r, redirect);
+      if (cfg.ndjson) {
+        const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
+        write_ndjson(cfg.ndjson, pk, r, redirect, cfg.ndjson_bytes ? &bytes : nullptr);
+      }
     }
     in.release(nxt->start);  // this chunk's packets are done with
     if (cfg.progress) cfg.progress(in.offset());

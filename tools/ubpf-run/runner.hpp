@@ -26,6 +26,7 @@ struct RunConfig {
   CaptureWriter* writer = nullptr;
   std::array<bool, 5> write_actions{false, false, true, true, true};  // PASS, TX, REDIRECT
   FILE* ndjson = nullptr;
+  bool ndjson_bytes = false;  // each record also has the output packet in hex
   std::function<void(uint64_t done_bytes)> progress;  // called now and then from the main thread
   // Set (by a signal handler) to stop: no packet is read after it; those read still run, so the
   // run ends at a packet boundary with every output consistent.
