@@ -96,6 +96,9 @@ class Map {
   // per-CPU maps with "values":[{"cpu":0,"value":[...]}, ...].
   // LRU maps: least recently used first, so that load_json of the dump restores their order.
   std::string dump_json() const;
+  // The same, handed to `write` a piece at a time (a large map is never one string); `nonzero`
+  // leaves out entries whose value is all zero bytes (untouched array slots).
+  void dump_json(const std::function<void(std::string_view)>& write, bool nonzero = false) const;
   // Applies entries in the same shape (update with BPF_ANY). Fails, changing nothing, when an
   // entry's key or value has the wrong size.
   Result<void> load_json(std::string_view json);

@@ -169,8 +169,14 @@ class Object {
   Result<LoadedProgram> program(std::string_view name) const;
   Result<Map> map(std::string_view name) const;
   std::vector<Map> maps() const;
-  // Every map as {"name": [entries in bpftool -j map dump shape], ...}.
+  // Every map as {"name": [entries in bpftool -j map dump shape], ...} (a prog array's values
+  // name programs).
   std::string dump_maps_json() const;
+  // The same, handed to `write` a piece at a time: only the maps `names` lists (all when empty;
+  // a name the object lacks fails before anything is written), entries whose value is all zero
+  // bytes left out with `nonzero`.
+  Result<void> dump_maps_json(const std::function<void(std::string_view)>& write, std::span<const std::string> names = {},
+                              bool nonzero = false) const;
   // Loads {"name": [entries], ...}. Every map named must exist before anything changes; each map's
   // entries are all checked before that map changes, and maps are loaded in document order.
   Result<void> load_maps_json(std::string_view json);

@@ -441,13 +441,31 @@ Result<void> load_prog_array(const Object& obj, Map& m, const json::Value& doc) 
 }  // namespace
 
 std::string Object::dump_maps_json() const {
-  std::string out = "{";
-  for (size_t i = 0; i < d_->live_maps.size(); ++i) {
-    Map m(d_->live_maps[i]);
-    if (i) out += ",";
-    out += json::quote(m.name()) + ":" + (m.spec().type == MapType::ProgArray ? dump_prog_array(*d_->live_maps[i]) : m.dump_json());
+  std::string out;
+  (void)dump_maps_json([&](std::string_view piece) { out += piece; });
+  return out;
+}
+
+Result<void> Object::dump_maps_json(const std::function<void(std::string_view)>& write, std::span<const std::string> names,
+                                    bool nonzero) const {
+  std::vector<size_t> which;
+  for (const std::string& n : names) {
+    auto m = map(n);
+    if (!m) return m.error();
+    for (size_t i = 0; i < d_->live_maps.size(); ++i)
+      if (d_->live_maps[i] == m->impl()) which.push_back(i);
   }
-  return out + "}";
+  if (names.empty())
+    for (size_t i = 0; i < d_->live_maps.size(); ++i) which.push_back(i);
+  write("{");
+  for (size_t k = 0; k < which.size(); ++k) {
+    Map m(d_->live_maps[which[k]]);
+    write((k ? "," : "") + json::quote(m.name()) + ":");
+    if (m.spec().type == MapType::ProgArray) write(dump_prog_array(*d_->live_maps[which[k]]));
+    else m.dump_json(write, nonzero);
+  }
+  write("}");
+  return {};
 }
 
 Result<void> Object::load_maps_json(std::string_view text) {

@@ -46,6 +46,33 @@ TEST_CASE("array: fixed slots, zero-filled, no delete, NOEXIST fails") {
   CHECK(bad.error().message == "map 'm': value is 4 bytes, the map's is 8");
 }
 
+TEST_CASE("dump_json: in pieces for a map of millions, the same bytes as one string; nonzero leaves out zero values") {
+  Map big = make(MapType::Array, 4, 8, 1'000'000);
+  REQUIRE(big.update(u32(7), u64(1)).ok());
+  REQUIRE(big.update(u32(999'999), u64(0x0200)).ok());
+  std::string touched;
+  size_t pieces = 0;
+  big.dump_json([&](std::string_view p) { touched += p, ++pieces; }, true);
+  CHECK(touched == R"([{"key":["0x07","0x00","0x00","0x00"],"value":["0x01","0x00","0x00","0x00","0x00","0x00","0x00","0x00"]},)"
+                   R"({"key":["0x3f","0x42","0x0f","0x00"],"value":["0x00","0x02","0x00","0x00","0x00","0x00","0x00","0x00"]}])");
+  size_t bytes = 0;
+  pieces = 0;
+  big.dump_json([&](std::string_view p) { bytes += p.size(), ++pieces; });
+  CHECK(pieces > 1000);  // never one 100 MB string
+  CHECK(bytes > 1'000'000u * 90);
+  // Every kind: the pieces make the string dump_json() returns, which loads back.
+  for (MapType t : {MapType::Hash, MapType::PercpuArray, MapType::LruHash}) {
+    Map m = make(t, 4, 8, 16, 2);
+    for (uint32_t k = 0; k < 5; ++k) REQUIRE(m.update(u32(k * 3), std::vector<uint8_t>(m.user_value_size(), static_cast<uint8_t>(k))).ok());
+    std::string joined;
+    m.dump_json([&](std::string_view p) { joined += p; });
+    CHECK(joined == m.dump_json());
+    Map copy = make(t, 4, 8, 16, 2);
+    REQUIRE(copy.load_json(joined).ok());
+    CHECK(copy.dump_json() == joined);
+  }
+}
+
 TEST_CASE("hash: flags, capacity, delete, iteration") {
   Map m = make(MapType::Hash, 4, 4, 2);
   REQUIRE(m.update(u32(1), u32(10), kNoExist).ok());

@@ -334,6 +334,35 @@ TEST_CASE("ubpf-run: a capture cut while it is read fails the run, naming the fi
   CHECK_FALSE(std::filesystem::exists(out));
 }
 
+TEST_CASE("ubpf-run: --map-dump --maps NAME,NAME writes those maps only, --nonzero leaves out untouched slots (issue 20)", "[jit]") {
+  SKIP_WITHOUT_JIT();
+  const std::string cap = known_capture(), dump = temp_path("some_maps.json");
+  const auto dumped = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args{kFirewall, "--pcap", cap, "--map-dump", dump};
+    args.insert(args.end(), extra.begin(), extra.end());
+    REQUIRE(ubpf(args).exit_code == 0);
+    auto v = json::parse(slurp(dump));
+    REQUIRE(v.ok());
+    return *v;
+  };
+  const json::Value all = dumped({"--maps", "verdicts"});
+  CHECK(all.object().size() == 1);
+  CHECK(all.get("verdicts")->array().size() == 5);  // XDP_ABORTED .. XDP_REDIRECT
+  const json::Value touched = dumped({"--maps", "verdicts,sources", "--nonzero"});
+  CHECK(touched.object().size() == 2);
+  const auto& verdicts = touched.get("verdicts")->array();
+  REQUIRE(verdicts.size() == 2);  // 3 drops, 2 passes
+  CHECK(verdicts[0].get("key")->array()[0].string() == "0x01");
+  CHECK(verdicts[1].get("key")->array()[0].string() == "0x02");
+  CHECK(touched.get("sources"));
+  const Proc bad = ubpf({kFirewall, "--pcap", cap, "--map-dump", dump, "--maps", "verdicts,nope"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.out == "ubpf-run: --maps: the object has no map 'nope'\n");
+  const Proc alone = ubpf({kFirewall, "--pcap", cap, "--nonzero"});
+  CHECK(alone.exit_code == 2);
+  CHECK(alone.out == "ubpf-run: --maps and --nonzero choose what --map-dump writes: give --map-dump FILE\n");
+}
+
 TEST_CASE("ubpf-run: --ndjson-bytes gives each output packet in hex, and a value no action has is given as ret (issue 20)", "[jit]") {
   SKIP_WITHOUT_JIT();
   const std::string cap = known_capture(), nd = temp_path("bytes.ndjson");

@@ -77,10 +77,10 @@ int fail(int code, const Error& e) {
 struct Options {
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
       map_load, map_dump, printk;
-  std::vector<std::string> globals, tail_calls;
+  std::vector<std::string> globals, tail_calls, dump_maps;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000, max_map_memory = 1ull << 30;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
-  bool json = false, no_verify = false, verbose = false, ndjson_bytes = false;
+  bool json = false, no_verify = false, verbose = false, ndjson_bytes = false, nonzero = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -272,6 +272,12 @@ int cmd_run(const Options& o) {
   if (!obj) return fail(kLoadFailure, obj.error());
   for (const std::string& g : o.globals)
     if (auto r = set_global(*obj, g); !r) return fail(kUsage, r.error());
+  if ((!o.dump_maps.empty() || o.nonzero) && o.map_dump.empty()) return fail(kUsage, "--maps and --nonzero choose what --map-dump writes: give --map-dump FILE");
+  for (const std::string& m : o.dump_maps) {
+    const auto specs = obj->map_specs();
+    if (std::none_of(specs.begin(), specs.end(), [&](const ebpfvm::MapSpec& s) { return s.name == m; }))
+      return fail(kUsage, "--maps: the object has no map '" + m + "'");
+  }
 
   std::mutex printk_mu;
   FILE* printk_out = printk_file ? printk_file->file() : stderr;
@@ -329,7 +335,11 @@ int cmd_run(const Options& o) {
   if (totals->fault) return fail(kFault, "packet " + std::to_string(totals->fault_packet + 1) + ": " + totals->fault->to_string());
   if (writer)
     if (auto r = writer->finish(); !r) return fail(kUsage, r.error().message);
-  if (dump_file) std::fputs((obj->dump_maps_json() + "\n").c_str(), dump_file->file());
+  if (dump_file) {
+    FILE* f = dump_file->file();
+    (void)obj->dump_maps_json([f](std::string_view piece) { std::fwrite(piece.data(), 1, piece.size(), f); }, o.dump_maps, o.nonzero);
+    std::fputc('\n', f);
+  }
   for (auto* file : {&ndjson_file, &printk_file, &dump_file})
     if (*file)
       if (auto r = (*file)->commit(); !r) return fail(kUsage, r.error().message);
@@ -514,6 +524,8 @@ int main(int argc, char** argv) {
   run->add_option("--ndjson", o.ndjson, "write one JSON record per packet (verdict, lengths, CRC-32 of the output packet, ...)");
   run->add_flag("--ndjson-bytes", o.ndjson_bytes, "with --ndjson: each record also has the output packet in hex");
   run->add_option("--map-dump", o.map_dump, "write every map at the end as JSON");
+  run->add_option("--maps", o.dump_maps, "--map-dump writes only these maps: NAME,NAME")->delimiter(',');
+  run->add_flag("--nonzero", o.nonzero, "--map-dump leaves out entries whose value is all zeros (untouched array slots)");
   run->add_option("--printk", o.printk, "bpf_printk output (default: stderr)");
   run->add_option("--repeat", o.repeat, "run each packet N times (restoring it) to measure");
   run->add_option("--budget", o.budget, "instructions one run may execute (default 100000000)");
