@@ -151,6 +151,14 @@ TEST_CASE("ubpf-run: --json, --global and --map-load change verdicts exactly", "
   CHECK(count_of(plain, "XDP_PASS") == 2);
   CHECK(count_of(plain, "XDP_DROP") == 3);
   CHECK(plain.get("ns_per_packet")->number() > 0);
+  // Time apart: start-up (load, verify, compile), reading, the program, writing (issue 20).
+  const json::Value* time = plain.get("time_ns");
+  REQUIRE(time);
+  for (const char* part : {"startup", "read", "program", "write", "wall"}) CHECK(time->get(part));
+  CHECK(time->get("write")->number() == 0);  // no -w, no --ndjson
+  CHECK(time->get("startup")->number() > 0);
+  auto written = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "-w", temp_path("timed.pcap")}));
+  CHECK(written.get("time_ns")->get("write")->number() > 0);
 
   // UDP allowed to 123 instead of 53: packets 0 and 1 swap verdicts.
   auto ntp = json_of(ubpf({kFirewall, "--pcap", cap, "--json", "--global", "cfg_udp_port=123"}));

@@ -195,6 +195,8 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
   std::printf("\ntime     %.3f s; program %.1f ns/packet, end to end %.1f ns/packet (%.2f Mpps)\n", t.wall_ns / 1e9,
               runs ? t.program_ns / runs : 0.0, t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0,
               t.wall_ns ? t.packets * 1e3 / static_cast<double>(t.wall_ns) : 0.0);
+  std::printf("         start-up %.3f ms (open, load, verify, compile); reading %.3f ms and writing %.3f ms, beside the program\n",
+              t.startup_ns / 1e6, t.read_ns / 1e6, t.write_ns / 1e6);
 }
 
 
@@ -216,7 +218,9 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   const double runs = static_cast<double>(t.packets) * static_cast<double>(o.repeat);
   s << "},\"ns_per_packet\":" << (runs ? t.program_ns / runs : 0.0)
     << ",\"ns_per_packet_total\":" << (t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0)
-    << ",\"packets_per_second\":" << (t.wall_ns ? t.packets * 1e9 / static_cast<double>(t.wall_ns) : 0.0) << "}";
+    << ",\"packets_per_second\":" << (t.wall_ns ? t.packets * 1e9 / static_cast<double>(t.wall_ns) : 0.0)
+    << ",\"time_ns\":{\"startup\":" << t.startup_ns << ",\"read\":" << t.read_ns << ",\"program\":" << t.program_ns
+    << ",\"write\":" << t.write_ns << ",\"wall\":" << t.wall_ns << "}}";
   std::puts(s.str().c_str());
 }
 
@@ -264,6 +268,7 @@ int cmd_run(const Options& o) {
   if (ndjson_file) cfg.ndjson = ndjson_file->file();
   cfg.ndjson_bytes = o.ndjson_bytes;
 
+  const auto startup = std::chrono::steady_clock::now();
   auto preliminary = Object::open(o.object);
   if (!preliminary) return fail(kLoadFailure, preliminary.error());
   auto program = pick_program(*preliminary, o);
@@ -328,7 +333,10 @@ int cmd_run(const Options& o) {
       std::fprintf(stderr, "\r[%-40s] %3d%%", std::string(static_cast<size_t>(pct * 40 / 100), '=').c_str(), pct);
       drew = true;
     };
+  const uint64_t startup_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - startup).count());
   auto totals = ubpf::run_capture(*prog, **input, cfg);
+  if (totals) totals->startup_ns = startup_ns;
   if (drew) std::fprintf(stderr, "\r%60s\r", "");
   if (!totals) return fail(kUsage, totals.error());
   totals->stopped = totals->stopped || g_signal.load() != 0;

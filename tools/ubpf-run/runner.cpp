@@ -331,10 +331,14 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
   Batch batches[2];
   Batch* cur = &batches[0];
   Batch* nxt = &batches[1];
+  auto t_read = Clock::now();
   if (auto r = read_chunk(*cur); !r) return r.error();
+  t.read_ns += ns_since(t_read);
   if (!cur->packets.empty()) launch(*cur);
   while (!cur->packets.empty()) {
+    t_read = Clock::now();
     auto ahead = read_chunk(*nxt);  // the next chunk's headers, while the workers run this one
+    t.read_ns += ns_since(t_read);
     pool.wait();
     // A file cut while it was read: nothing from past its new end is counted or written.
     if (auto cut = in.check(cur->packets); !cut) return cut.error();
@@ -358,6 +362,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
     const bool ordered = t.fault || t.stopped || cfg.writer || cfg.ndjson;
     if (!ordered)
       for (const Share& sh : cur->shares) merge(t, sh.counts);
+    const auto t_write = Clock::now();
     for (size_t i = 0; ordered && i < limit; ++i) {
       const Packet& pk = cur->packets[i];
       const Result1& r = cur->results[i];
@@ -378,6 +383,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
         write_ndjson(cfg.ndjson, pk, r, redirect, cfg.ndjson_bytes ? &bytes : nullptr);
       }
     }
+    if (ordered) t.write_ns += ns_since(t_write);
     in.release(nxt->start);  // this chunk's packets are done with
     if (cfg.progress) cfg.progress(in.offset());
     if (t.fault || t.stopped) break;

@@ -41,6 +41,9 @@ struct Totals {
   std::map<std::string, uint64_t> redirects;  // "devmap 'ports' slot 2", "ifindex 7"
   uint64_t program_ns = 0;                     // summed over workers: time inside the program runs
   uint64_t wall_ns = 0;
+  // The reader's thread, while the workers run the chunk before: reading and parsing packets,
+  // and writing out results (-w, --ndjson). Start-up (open, load, verify, compile) is the caller's.
+  uint64_t read_ns = 0, write_ns = 0, startup_ns = 0;
   std::optional<ebpfvm::Error> fault;          // the first runtime fault; processing stopped there
   uint64_t fault_packet = 0;
   bool stopped = false;                        // RunConfig::stop ended the run early
