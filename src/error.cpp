@@ -31,7 +31,7 @@ std::string Error::to_string() const {
   if (!where.section.empty()) part("section " + where.section);
   if (!where.program.empty()) part("program " + where.program);
   if (where.line) part("line " + std::to_string(*where.line));
-  if (where.insn) part("insn " + std::to_string(*where.insn));
+  if (where.insn) part("insn " + std::to_string(*where.insn) + (where.function.empty() ? "" : " (" + where.function + ")"));
   out += message;
   if (!where.source.empty()) out += "\n  " + where.source;
   return out;

@@ -33,7 +33,8 @@ struct Where {
   std::string file;
   std::string section;
   std::string program;
-  std::optional<uint32_t> insn;  // instruction (slot) index
+  std::optional<uint32_t> insn;  // instruction (slot) index; in a loaded program, of its linked code (as disasm numbers it)
+  std::string function;          // the function of the program the instruction is in, when not its entry: "name+offset"
   std::optional<uint32_t> line;  // line in an assembler source or C file
   std::string source;            // the source line, when known
 };

@@ -59,15 +59,19 @@ Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectDa
 }
 
 // Decode errors carry the linked slot; report the section and slot the user can find in objdump.
+// An error at an instruction of program `p`'s linked code: numbered as the linked code is (as
+// `ubpf-run disasm` and the kernel's verifier log number it), with the program's section, the
+// source line, and the function the instruction is in when it is a subprogram's ("name+offset").
 Error at_origin(const ObjectData& o, const detail::Linked& l, const ProgramInfo& p, Error e) {
   if (e.where.insn && *e.where.insn < l.origin.size()) {
     auto [sec, slot] = l.origin[*e.where.insn];
     Error out = o.error_at(e.code, sec, slot, e.message);
+    out.where.insn = e.where.insn;
+    out.where.section = p.section;
     out.where.program = p.name;
+    for (const detail::Function& f : o.functions)
+      if (f.section == sec && slot >= f.start && slot < f.end && f.name != p.name) out.where.function = f.name + "+" + std::to_string(slot - f.start);
     out.detail = std::move(e.detail);
-    // the detail counts instructions as the error now does: in the section
-    const std::string linked = std::to_string(*e.where.insn) + ": ";
-    if (out.detail.rfind(linked, 0) == 0) out.detail.replace(0, linked.size(), std::to_string(slot) + ": ");
     return out;
   }
   e.where.file = o.name;

@@ -218,6 +218,33 @@ TEST_CASE("ubpf-run: prog arrays from --map-load (program names as values) and -
   expect(ubpf({kFirewall, "--pcap", cap, "--map-load", bad}), "entry 0 key is not a whole number from 0 to 65535");
 }
 
+TEST_CASE("ubpf-run: verify and disasm number a subprogram's instruction alike, and verify names the function (issue 20)") {
+  const std::string obj = program_path("faulty_subprogram");
+  const Proc v = ubpf({"verify", obj});
+  INFO(v.out);
+  CHECK(v.exit_code == 1);
+  // "insn N (read_far+K)": N as disasm numbers the linked program, K inside the function
+  const size_t at = v.out.find(": insn ");
+  REQUIRE(at != std::string::npos);
+  const unsigned n = static_cast<unsigned>(std::stoul(v.out.substr(at + 7)));
+  CHECK(v.out.find("insn " + std::to_string(n) + " (read_far+") != std::string::npos);
+  CHECK(v.out.find("section xdp: program calls_far: ") != std::string::npos);
+  CHECK(v.out.find("invalid access to packet, off=103 size=1") != std::string::npos);
+  // the detail's first line is the instruction, as disasm prints it at the same number
+  const std::string detail_line = std::to_string(n) + ": r0 = *(u8 *)(r";
+  CHECK(v.out.find("\n" + detail_line) != std::string::npos);
+  const Proc d = ubpf({"disasm", obj});
+  CHECK(d.exit_code == 0);
+  char disasm_line[64];
+  std::snprintf(disasm_line, sizeof disasm_line, "%5u: r0 = *(u8 *)(r", n);
+  CHECK(d.out.find(disasm_line) != std::string::npos);
+  auto j = json::parse(ubpf({"verify", obj, "--json"}).out.substr(0, ubpf({"verify", obj, "--json"}).out.find('\n')));
+  REQUIRE(j.ok());
+  const json::Value& p = j->get("programs")->array()[0];
+  CHECK(p.get("insn")->number() == n);
+  CHECK(p.get("function")->string().rfind("read_far+", 0) == 0);
+}
+
 TEST_CASE("ubpf-run: with --json a failure is one JSON object on standard output, its parts named (issue 20)") {
   const auto failure = [](std::vector<std::string> args, int code) {
     args.insert(args.begin(), EBPFVM_UBPF_RUN);

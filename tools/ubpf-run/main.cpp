@@ -61,6 +61,7 @@ int fail(int code, const std::string& msg, const Error* e = nullptr) {
     for (const auto& [key, text] : {std::pair{"file", &e->where.file}, {"section", &e->where.section}, {"program", &e->where.program}})
       if (!text->empty()) j += std::string(",\"") + key + "\":" + json_quote(*text);
     if (e->where.insn) j += ",\"insn\":" + std::to_string(*e->where.insn);
+    if (!e->where.function.empty()) j += ",\"function\":" + json_quote(e->where.function);
     if (e->where.line) j += ",\"line\":" + std::to_string(*e->where.line);
     if (!e->where.source.empty()) j += ",\"source\":" + json_quote(e->where.source);
   }
@@ -404,6 +405,7 @@ int cmd_verify(const Options& o) {
       const ebpfvm::Error& e = it->second;
       json += ",\"verified\":false,\"error\":" + json_quote(e.message);
       if (e.where.insn) json += ",\"insn\":" + std::to_string(*e.where.insn);
+      if (!e.where.function.empty()) json += ",\"function\":" + json_quote(e.where.function);
       if (e.where.line) json += ",\"line\":" + std::to_string(*e.where.line);
       json += ",\"detail\":" + json_quote(e.detail) + "}";
       if (!o.json) std::printf("%s: REJECTED\n  %s\n%s\n", info.name.c_str(), e.to_string().c_str(), e.detail.c_str());
