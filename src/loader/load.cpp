@@ -325,9 +325,12 @@ Result<void> Object::load(const LoadOptions& opts) {
   if (opts.helpers)
     for (const Helper& h : opts.helpers->all()) helpers.set(h);
   for (size_t i = 0; i < d_->programs.size(); ++i) {
-    if (d_->programs[i].type == ProgType::Unspec) {
+    // A program of no known type runs only on raw memory: verified for it, or checked.
+    const bool raw = opts.verify.context == VerifyOptions::Context::Memory || opts.safety == Safety::Checked;
+    if (d_->programs[i].type == ProgType::Unspec && !raw) {
       d_->load_errors[i] = "section '" + d_->programs[i].section +
-                           "' does not tell the program type; set it before load (set_program_type, ubpf-run --type)";
+                           "' does not tell the program type; set it before load (set_program_type, ubpf-run --type), or load for "
+                           "raw memory (LoadOptions::verify.context = Memory)";
       continue;
     }
     auto p = load_program(d_, i, helpers, opts);

@@ -18,6 +18,7 @@ namespace ebpfvm::detail {
 // A function in an executable section: a program, or a subprogram programs call.
 struct Function {
   std::string name;
+  bool global = false;  // its symbol is STB_GLOBAL
   uint32_t section = 0;
   uint32_t start = 0;  // first slot in the section
   uint32_t end = 0;    // one past the last

@@ -36,10 +36,10 @@ Result<void> collect_functions(ObjectData& o) {
       if (sym.value % 8 || sym.size % 8 || sym.value > s.size || s.size - sym.value < sym.size)
         return o.error_at(Errc::MalformedObject, s.index, std::nullopt, "function '" + sym.name + "' lies outside its section or is misaligned");
       uint32_t start = static_cast<uint32_t>(sym.value / 8);
-      fns.push_back({sym.name, s.index, start, sym.size ? start + static_cast<uint32_t>(sym.size / 8) : 0});
+      fns.push_back({sym.name, sym.bind == STB_GLOBAL, s.index, start, sym.size ? start + static_cast<uint32_t>(sym.size / 8) : 0});
     }
     std::sort(fns.begin(), fns.end(), [](const Function& a, const Function& b) { return a.start < b.start; });
-    if (fns.empty()) fns.push_back({s.name, s.index, 0, 0});  // an object without function symbols
+    if (fns.empty()) fns.push_back({s.name, false, s.index, 0, 0});  // an object without function symbols
     for (size_t i = 0; i < fns.size(); ++i)
       if (fns[i].end == 0) fns[i].end = i + 1 < fns.size() ? fns[i + 1].start : slots;
     for (size_t i = 0; i < fns.size(); ++i) {
@@ -55,6 +55,16 @@ Result<void> collect_functions(ObjectData& o) {
       o.functions.push_back(std::move(f));
     }
   }
+  // Code only in .text (the conformance suite's ELF mode, verifier test objects): its global
+  // functions are the programs, of a type the section does not tell (raw memory, or as set).
+  if (o.programs.empty())
+    for (size_t i = 0; i < o.functions.size(); ++i) {
+      const Function& f = o.functions[i];
+      const elf::Section* s = o.file.section(f.section);
+      if (!f.global || !s || s->name != ".text") continue;
+      o.programs.push_back({f.name, s->name, ProgType::Unspec, f.end - f.start});
+      o.program_function.push_back(i);
+    }
   return {};
 }
 
@@ -161,7 +171,7 @@ Result<std::shared_ptr<ObjectData>> parse_object(std::span<const uint8_t> bytes,
       return r.error();
     }
   }
-  if (o->programs.empty()) return fail("no programs (no functions in executable sections other than .text)");
+  if (o->programs.empty()) return fail("no programs (no functions in executable sections other than .text, and no global function in .text)");
   o->loaded_programs.resize(o->programs.size());
   o->load_errors.resize(o->programs.size());
   return o;

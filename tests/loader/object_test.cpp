@@ -160,6 +160,23 @@ TEST_CASE("legacy maps: struct bpf_map_def and iproute2's struct bpf_elf_map") {
   CHECK(read_as<uint64_t>(*tc->map("tc_counter")->lookup(as_bytes<uint32_t>(3))) == 10);
 }
 
+TEST_CASE("an object whose code is only in .text: its global functions are its programs (issue 20)") {
+  auto obj = Object::open(program_path("text_only"));
+  REQUIRE(obj.ok());
+  REQUIRE(obj->programs().size() == 2);  // not the static function
+  for (const ProgramInfo& p : obj->programs()) {
+    CHECK(p.section == ".text");
+    CHECK(p.type == ProgType::Unspec);
+  }
+  LoadOptions opts;
+  opts.verify.context = VerifyOptions::Context::Memory;
+  opts.verify.memory_size = 4;
+  REQUIRE(obj->load(opts).ok());
+  std::vector<uint8_t> mem{21, 0, 0, 0};
+  CHECK(*obj->program("first_byte_twice")->run_raw(mem) == 42);
+  CHECK(*obj->program("length")->run_raw(mem) == 4);
+}
+
 TEST_CASE("a program type the section name does not tell must be given") {
   auto bytes = Object::open(program_path("legacy_maps"));
   REQUIRE(bytes.ok());
