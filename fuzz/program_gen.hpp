@@ -8,7 +8,9 @@
 // the initialised stack, aligned atomics of every kind, and forward conditional jumps of every
 // comparison, and the address shapes clang emits (byte pairs, also through two registers from
 // 32-bit offsets, loads through a sum, a loop tested through a copy of its counter). One program
-// in four has a short loop (the JIT unrolls it).
+// in four has a short loop (the JIT unrolls it). On request, local calls that return pointers
+// (call_shape) and, for XDP programs with maps, helper shapes: ring buffer records, bpf_loop and
+// bpf_for_each_map_elem callbacks, tail calls, spin locks, packets moved under their pointers.
 // Every such program is safe to run unchecked and ends: its result folds r0..r7.
 #pragma once
 

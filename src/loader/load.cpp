@@ -58,7 +58,6 @@ Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectDa
   return out;
 }
 
-// Decode errors carry the linked slot; report the section and slot the user can find in objdump.
 // An error at an instruction of program `p`'s linked code: numbered as the linked code is (as
 // `ubpf-run disasm` and the kernel's verifier log number it), with the program's section, the
 // source line, and the function the instruction is in when it is a subprogram's ("name+offset").
