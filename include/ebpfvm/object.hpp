@@ -160,6 +160,10 @@ class Object {
   Result<void> set_global(std::string_view name, std::span<const uint8_t> value);
   // Before load(): the type of a program whose section name does not tell it.
   Result<void> set_program_type(std::string_view program, ProgType type);
+  // Before load: the map's max_entries, as libbpf's bpf_map__set_max_entries (maps an object
+  // declares with 0 entries are sized by their own loader, as xdp-bench's are). Not for global
+  // data sections, whose size is theirs.
+  Result<void> set_max_entries(std::string_view map, uint32_t max_entries);
 
   // Creates the maps, links and relocates every program, applies context rewrites, binds helpers.
   Result<void> load(const LoadOptions& options = {});

@@ -47,6 +47,12 @@ Result<std::vector<std::shared_ptr<detail::MapImpl>>> create_maps(const ObjectDa
   }
   std::vector<std::shared_ptr<detail::MapImpl>> out;
   for (const MapDecl& d : o.maps) {
+    if (d.spec.max_entries == 0 && d.spec.type != MapType::PerfEventArray) {  // a perf array gets one slot per worker
+      Error e = make_error(Errc::InvalidArgument, "map '" + d.spec.name + "' declares max_entries 0 (its own loader sizes it): set it with "
+                                                  "Object::set_max_entries, or ubpf-run --map-size " + d.spec.name + "=N");
+      e.where.file = o.name;
+      return e;
+    }
     auto m = detail::create_map(d.spec, workers);
     if (!m) {
       m.error().where.file = o.name;
@@ -300,6 +306,25 @@ Result<void> Object::set_program_type(std::string_view program, ProgType type) {
   Error e = make_error(Errc::NotFound, "no program '" + std::string(program) + "'");
   e.where.file = d_->name;
   return e;
+}
+
+Result<void> Object::set_max_entries(std::string_view map, uint32_t max_entries) {
+  const auto fail = [&](Errc code, const std::string& why) {
+    Error e = make_error(code, "map '" + std::string(map) + "': " + why);
+    e.where.file = d_->name;
+    return e;
+  };
+  for (size_t i = 0; i < d_->maps.size(); ++i) {
+    MapDecl& d = d_->maps[i];
+    if (d.spec.name != map) continue;
+    if (d_->loaded) return fail(Errc::InvalidArgument, "max_entries cannot change after load");
+    if (d.source == MapDecl::Source::Data) return fail(Errc::InvalidArgument, "a global data section has one entry, its own size");
+    if (max_entries == 0) return fail(Errc::InvalidArgument, "max_entries must be above 0");
+    d.spec.max_entries = max_entries;
+    d_->specs[i].max_entries = max_entries;
+    return {};
+  }
+  return fail(Errc::NotFound, "no such map");
 }
 
 Result<void> Object::load(const LoadOptions& opts) {

@@ -160,6 +160,33 @@ TEST_CASE("legacy maps: struct bpf_map_def and iproute2's struct bpf_elf_map") {
   CHECK(read_as<uint64_t>(*tc->map("tc_counter")->lookup(as_bytes<uint32_t>(3))) == 10);
 }
 
+TEST_CASE("a map declared with max_entries 0 is sized before load with set_max_entries, as libbpf's (issue 17)") {
+  auto obj = Object::open(program_path("sized_by_loader"));
+  REQUIRE(obj.ok());
+  auto unsized = obj->load();
+  REQUIRE_FALSE(unsized.ok());
+  CHECK_THAT(unsized.error().to_string(), Catch::Contains("map 'counts' declares max_entries 0 (its own loader sizes it): set it with "
+                                                          "Object::set_max_entries, or ubpf-run --map-size counts=N"));
+  obj = Object::open(program_path("sized_by_loader"));
+  CHECK(obj->set_max_entries("nope", 4).error().code == Errc::NotFound);
+  CHECK(obj->set_max_entries("counts", 0).error().message == "map 'counts': max_entries must be above 0");
+  CHECK(obj->set_max_entries(".data", 4).error().message == "map '.data': a global data section has one entry, its own size");
+  REQUIRE(obj->set_max_entries("counts", 2).ok());
+  CHECK(obj->map_specs()[0].max_entries == 2);
+  // slot 3 does not exist in 2 entries: the lookup fails and nothing is counted
+  REQUIRE(obj->load().ok());
+  XdpBuffer buf(make_packet({}));
+  REQUIRE(obj->program("count")->run_xdp(buf).ok());
+  CHECK(obj->map("counts")->keys().size() == 2);
+  CHECK(obj->set_max_entries("counts", 8).error().message == "map 'counts': max_entries cannot change after load");
+  auto sized = Object::open(program_path("sized_by_loader"));
+  REQUIRE(sized->set_max_entries("counts", 4).ok());
+  REQUIRE(sized->load().ok());
+  XdpBuffer again(make_packet({}));
+  REQUIRE(sized->program("count")->run_xdp(again).ok());
+  CHECK(read_as<uint64_t>(*sized->map("counts")->lookup(as_bytes<uint32_t>(3))) == 1);
+}
+
 TEST_CASE("an object whose code is only in .text: its global functions are its programs (issue 20)") {
   auto obj = Object::open(program_path("text_only"));
   REQUIRE(obj.ok());

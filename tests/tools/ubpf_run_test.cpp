@@ -218,6 +218,26 @@ TEST_CASE("ubpf-run: prog arrays from --map-load (program names as values) and -
   expect(ubpf({kFirewall, "--pcap", cap, "--map-load", bad}), "entry 0 key is not a whole number from 0 to 65535");
 }
 
+TEST_CASE("ubpf-run: --map-size sizes a map its object leaves at 0, for run, verify and maps (issue 17)", "[jit]") {
+  SKIP_WITHOUT_JIT();
+  const std::string obj = program_path("sized_by_loader"), cap = known_capture(), dump = temp_path("sized.json");
+  const Proc unsized = ubpf({obj, "--pcap", cap});
+  CHECK(unsized.exit_code == 1);
+  CHECK(unsized.out.find("map 'counts' declares max_entries 0 (its own loader sizes it): set it with Object::set_max_entries, or "
+                         "ubpf-run --map-size counts=N") != std::string::npos);
+  const Proc listed = ubpf({"maps", obj, "--map-size", "counts=4"});
+  CHECK(listed.exit_code == 0);
+  CHECK(listed.out.find("counts                   array                   4        8            4        0") != std::string::npos);
+  CHECK(ubpf({"verify", obj, "--map-size", "counts=4"}).exit_code == 0);
+  REQUIRE(ubpf({obj, "--pcap", cap, "--map-size", "counts=4", "--map-dump", dump, "--maps", "counts", "--nonzero"}).exit_code == 0);
+  CHECK(slurp(dump) == R"({"counts":[{"key":["0x03","0x00","0x00","0x00"],"value":["0x05","0x00","0x00","0x00","0x00","0x00","0x00","0x00"]}]})" "\n");
+  const Proc zero = ubpf({obj, "--pcap", cap, "--map-size", "counts=0"});
+  CHECK(zero.exit_code == 2);
+  CHECK(zero.out == "ubpf-run: --map-size counts=0: map 'counts': max_entries must be above 0\n");
+  CHECK(ubpf({obj, "--pcap", cap, "--map-size", "nope=3"}).out == "ubpf-run: --map-size nope=3: map 'nope': no such map\n");
+  CHECK(ubpf({obj, "--pcap", cap, "--map-size", "counts"}).out == "ubpf-run: --map-size counts: expected NAME=N\n");
+}
+
 TEST_CASE("ubpf-run: verify and disasm number a subprogram's instruction alike, and verify names the function (issue 20)") {
   const std::string obj = program_path("faulty_subprogram");
   const Proc v = ubpf({"verify", obj});

@@ -78,7 +78,7 @@ int fail(int code, const Error& e) {
 struct Options {
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
       map_load, map_dump, printk;
-  std::vector<std::string> globals, tail_calls, dump_maps;
+  std::vector<std::string> globals, tail_calls, dump_maps, map_sizes;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000, max_map_memory = 1ull << 30;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
   bool json = false, no_verify = false, verbose = false, ndjson_bytes = false, nonzero = false;
@@ -155,6 +155,20 @@ ebpfvm::Result<std::string> pick_program(const Object& obj, const Options& o) {
   for (const auto& p : obj.programs()) all += "\n  " + p.name + " (section " + p.section + ")";
   if (names.empty()) return ebpfvm::make_error(ebpfvm::Errc::NotFound, "no program in section '" + o.section + "'; programs:" + all);
   return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "the object has several programs; choose one with --prog:" + all);
+}
+
+// NAME=N: the map's max_entries (libbpf's bpf_map__set_max_entries), before load.
+ebpfvm::Result<void> set_map_size(Object& obj, const std::string& arg) {
+  const size_t eq = arg.find('=');
+  const auto bad = [&](const std::string& why) { return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--map-size " + arg + ": " + why); };
+  if (eq == std::string::npos || eq == 0) return bad("expected NAME=N");
+  const std::string n = arg.substr(eq + 1);
+  errno = 0;
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(n.c_str(), &end, 0);
+  if (n.empty() || *end || errno || n[0] == '-' || v > UINT32_MAX) return bad("'" + n + "' is not a number of entries");
+  if (auto r = obj.set_max_entries(arg.substr(0, eq), static_cast<uint32_t>(v)); !r) return bad(r.error().message);
+  return {};
 }
 
 ebpfvm::Result<Object> open_object(const Options& o, const std::string& program) {
@@ -276,6 +290,8 @@ int cmd_run(const Options& o) {
   if (!program) return fail(kUsage, program.error());
   auto obj = open_object(o, *program);
   if (!obj) return fail(kLoadFailure, obj.error());
+  for (const std::string& m : o.map_sizes)
+    if (auto r = set_map_size(*obj, m); !r) return fail(kUsage, r.error());
   for (const std::string& g : o.globals)
     if (auto r = set_global(*obj, g); !r) return fail(kUsage, r.error());
   if ((!o.dump_maps.empty() || o.nonzero) && o.map_dump.empty()) return fail(kUsage, "--maps and --nonzero choose what --map-dump writes: give --map-dump FILE");
@@ -358,8 +374,10 @@ int cmd_run(const Options& o) {
 }
 
 int cmd_maps(const Options& o) {
-  auto obj = Object::open(o.object);
+  auto obj = open_object(o, "");
   if (!obj) return fail(kLoadFailure, obj.error());
+  for (const std::string& m : o.map_sizes)
+    if (auto r = set_map_size(*obj, m); !r) return fail(kUsage, r.error());
   std::printf("%-24s %-18s %6s %8s %12s %8s\n", "name", "type", "key", "value", "max_entries", "flags");
   for (const ebpfvm::MapSpec& m : obj->map_specs())
     std::printf("%-24s %-18s %6u %8u %12u %#8x\n", m.name.c_str(), std::string(ebpfvm::to_string(m.type)).c_str(), m.key_size,
@@ -377,6 +395,8 @@ int cmd_verify(const Options& o) {
   while (!loaded) {
     auto obj = open_object(o, "");
     if (!obj) return fail(kLoadFailure, obj.error());
+    for (const std::string& m : o.map_sizes)
+      if (auto r = set_map_size(*obj, m); !r) return fail(kUsage, r.error());
     for (const std::string& g : o.globals)
       if (auto r = set_global(*obj, g); !r) return fail(kUsage, r.error());
     for (const auto& [name, e] : rejected) (void)obj->set_program_type(name, ebpfvm::ProgType::Unspec);
@@ -524,6 +544,7 @@ int main(int argc, char** argv) {
   run->add_option("--rxq", o.rxq, "xdp_md.rx_queue_index (default 0)");
   run->add_option("--map-load", o.map_load,
                   "preload maps: {\"map\": [bpftool -j map dump entries], ...}; a prog_array's values name programs, keys may be numbers");
+  run->add_option("--map-size", o.map_sizes, "a map's max_entries before load, as a loader would set it: NAME=N (repeatable)");
   run->add_option("--tail-call", o.tail_calls, "put a program in a prog_array slot after --map-load: MAP[INDEX]=PROG (repeatable)");
   run->add_option("--global", o.globals, "set a .rodata/.data/.bss variable before load: NAME=VALUE or NAME=hex:BYTES");
   run->add_option("--seed", o.seed, "seed of bpf_get_prandom_u32 (default: random)");
@@ -543,12 +564,14 @@ int main(int argc, char** argv) {
   run->add_option("--max-map-memory", o.max_map_memory, map_memory_help)->transform(CLI::AsSizeValue(false));
   auto* maps = app.add_subcommand("maps", "list the maps an object declares");
   maps->add_option("object", o.object, "BPF object (.o)")->required();
+  maps->add_option("--map-size", o.map_sizes, "a map's max_entries, as a loader would set it: NAME=N (repeatable)");
   auto* ver = app.add_subcommand("verify", "verify the programs of an object, as the kernel's verifier would");
   ver->add_option("object", o.object, "BPF object (.o)")->required();
   ver->add_option("--prog", o.prog, "only this program");
   ver->add_option("--max-map-memory", o.max_map_memory, map_memory_help)->transform(CLI::AsSizeValue(false));
   ver->add_option("--type", o.type, "program type when the section name does not tell");
   ver->add_option("--global", o.globals, "set a .rodata/.data/.bss variable first: NAME=VALUE or NAME=hex:BYTES");
+  ver->add_option("--map-size", o.map_sizes, "a map's max_entries, as a loader would set it: NAME=N (repeatable)");
   ver->add_flag("-v,--verbose", o.verbose, "print the abstract state after every instruction");
   ver->add_flag("--json", o.json, "print the results as JSON");
   auto* dis = app.add_subcommand("disasm", "disassemble the linked programs, with maps and source lines");
