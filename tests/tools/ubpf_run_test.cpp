@@ -289,7 +289,7 @@ TEST_CASE("ubpf-run: with --json a failure is one JSON object on standard output
   CHECK(missing.get("message")->string() == "cannot open: No such file or directory");
   CHECK(missing.get("file")->string() == "/nonexistent.o");
   CHECK(failure({kFirewall, "--json"}, 2).get("message")->string() == "--pcap is required");
-  CHECK(failure({kFirewall, "--pcap", known_capture(), "--json", "--tail-call", "a[1]=b"}, 2).get("message")->string() ==
+  CHECK(failure({kFirewall, "--pcap", known_capture(), "--json", "--engine", "interp", "--tail-call", "a[1]=b"}, 2).get("message")->string() ==
         "--tail-call a[1]=b: no map 'a'");
   // Without --json, standard output stays empty.
   CHECK(run_process({EBPFVM_UBPF_RUN, "/nonexistent.o", "--pcap", known_capture()}).out.empty());
