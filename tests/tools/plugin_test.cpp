@@ -72,18 +72,16 @@ TEST_CASE("plugin --elf runs every semantics case as the suite's ELF mode wraps 
     if (c.test_helpers) continue;
     INFO(c.where());
     const std::vector<uint8_t> code = test::must_assemble(c.source);
-    for (const char* options : {"", "--no-verify"}) {
-      INFO("options '" << options << "'");
-      auto raw = test::run_process({EBPFVM_PLUGIN, c.mem_hex, options}, hex_of(code));
-      auto elf = test::run_process({EBPFVM_PLUGIN, c.mem_hex, std::string(options) + " --elf"}, hex_of(suite_elf(code)));
-      CHECK(elf.exit_code == raw.exit_code);
-      if (raw.exit_code == 0) CHECK(elf.out == raw.out);  // errors differ by the object's file and section
-      ok += raw.exit_code == 0 && elf.out == raw.out;
-    }
+    // verified, as the suite runs it (the unverified path loads the object the same way)
+    auto raw = test::run_process({EBPFVM_PLUGIN, c.mem_hex}, hex_of(code));
+    auto elf = test::run_process({EBPFVM_PLUGIN, c.mem_hex, "--elf"}, hex_of(suite_elf(code)));
+    CHECK(elf.exit_code == raw.exit_code);
+    if (raw.exit_code == 0) CHECK(elf.out == raw.out);  // errors differ by the object's file and section
+    ok += raw.exit_code == 0 && elf.out == raw.out;
     ++ran;
   }
   CHECK(ran > 100);
-  CHECK(ok > 200);
+  CHECK(ok > 100);
 }
 
 TEST_CASE("plugin --jit runs the semantics cases as native code", "[plugin][jit]") {
