@@ -59,6 +59,7 @@ kernel_checks() {
     exit 1
   fi
   expect_line "CHECK( mine == k_bytes )" "$log"
+  expect_line "CHECK( mine == theirs )" "$log"  # bpf_fib_lookup's, in a network namespace
   echo "it failed on the flipped byte, as it must"
 }
 kernel_checks build/release/tests/ebpfvm_tests

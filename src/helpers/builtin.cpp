@@ -235,32 +235,15 @@ uint64_t perf_event_output(uint64_t ctx, uint64_t m, uint64_t flags, uint64_t da
   return ret(detail::perf_output(*map_of(m), index, r.worker, ptr(data), size, extra, ctx_len));
 }
 
-// struct bpf_fib_lookup: family at 0, ifindex at 8, ipv4_dst at 32 (ipv6_dst 32..47), smac at 52, dmac at 58.
+// The kernel's XDP helper: plen and flags checked, then a lookup that always checks the MTU.
 uint64_t fib_lookup(uint64_t, uint64_t params, uint64_t plen, uint64_t flags, uint64_t, void*) {
-  constexpr uint64_t kParamsSize = 64, kKnownFlags = 0x3f;
-  constexpr long kNotForwarded = 4;
+  constexpr uint64_t kParamsSize = 64, kKnownFlags = 0x3f;  // DIRECT OUTPUT SKIP_NEIGH TBID SRC MARK
   if (plen < kParamsSize || (flags & ~kKnownFlags)) return ret(err::kInval);
   auto* p = static_cast<uint8_t*>(ptr(params));
-  const uint8_t family = p[0];
-  const size_t addr_len = family == 2 ? 4 : family == 10 ? 16 : 0;
-  if (!addr_len) return ret(-97);  // -EAFNOSUPPORT
+  if (p[0] != 2 && p[0] != 10) return ret(-97);  // -EAFNOSUPPORT
   RunState& r = run();
-  const FibRoute* best = nullptr;
-  if (r.shared)
-    for (const FibRoute& rt : r.shared->env.routes) {
-      if (rt.family != family || rt.prefix_len > addr_len * 8 || (best && best->prefix_len >= rt.prefix_len)) continue;
-      bool match = true;
-      for (unsigned bit = 0; bit < rt.prefix_len && match; ++bit) {
-        const uint8_t mask = static_cast<uint8_t>(0x80 >> (bit % 8));
-        match = (p[32 + bit / 8] & mask) == (rt.prefix[bit / 8] & mask);
-      }
-      if (match) best = &rt;
-    }
-  if (!best) return kNotForwarded;
-  std::memcpy(p + 8, &best->ifindex, 4);
-  std::memcpy(p + 52, best->smac.data(), 6);
-  std::memcpy(p + 58, best->dmac.data(), 6);
-  return 0;
+  if (!r.shared) return ret(-19);  // a bare run has no links: -ENODEV, as for an unknown ifindex
+  return ret(r.shared->fib.lookup(p, flags, true));
 }
 
 // ---- locks ----

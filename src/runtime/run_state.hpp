@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ebpfvm/runtime.hpp"
+#include "helpers/fib.hpp"
 #include "progtype/xdp.hpp"
 
 namespace ebpfvm::detail {
@@ -24,9 +25,11 @@ struct MemRegion {
   bool alloc = false;  // a ring buffer reservation, to be submitted or discarded
 };
 
-// Per-Object state shared by its programs' runs: the environment and per-worker PRNG states.
+// Per-Object state shared by its programs' runs: the environment (its FIB indexed for
+// bpf_fib_lookup) and per-worker PRNG states.
 struct RuntimeShared {
   Environment env;
+  FibTables fib;
   std::vector<uint64_t> prandom;  // one per worker, seeded from env.seed
   explicit RuntimeShared(Environment e, uint32_t workers);
 };

@@ -21,12 +21,11 @@ LoadOptions helper_options(Printed& out, uint64_t seed, uint32_t workers = 2) {
   o.workers = workers;
   o.env.seed = seed;
   o.env.printk = [&out](uint32_t w, std::string_view m) { out.lines.emplace_back(w, std::string(m)); };
-  FibRoute r;
-  r.prefix = {192, 168, 1, 0};
-  r.prefix_len = 24;
-  r.ifindex = 3;
-  r.dmac = {0, 0, 0x5e, 0, 0x53, 0x5e};
-  o.env.routes.push_back(r);
+  // ip -j addr / route / neigh of a host with a link 3 on 192.168.1.0/24 and 192.168.1.5 known
+  REQUIRE(o.env.fib.add_links_json(R"([{"ifindex":1,"ifname":"lo","mtu":65536,"address":"00:00:00:00:00:00"},
+      {"ifindex":3,"ifname":"eth3","mtu":1500,"address":"02:00:00:00:00:03"}])").ok());
+  REQUIRE(o.env.fib.add_routes_json(R"([{"dst":"192.168.1.0/24","dev":"eth3","scope":"link","flags":[]}])").ok());
+  REQUIRE(o.env.fib.add_neighbours_json(R"([{"dst":"192.168.1.5","dev":"eth3","lladdr":"00:00:5e:00:53:5e","state":["REACHABLE"]}])").ok());
   return o;
 }
 

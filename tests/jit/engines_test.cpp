@@ -34,11 +34,21 @@ Object load(const std::string& path, Engine engine) {
   // both verified: the interpreter then runs without checks too
   o.env.seed = 99;
   o.workers = 2;
+  FibLink lo, eth3;
+  lo.ifindex = 1;
+  eth3.ifindex = 3;
+  eth3.mac = {2, 0, 0, 0, 0, 3};
+  o.env.fib.links = {lo, eth3};
   FibRoute r;
   r.prefix = {192, 168, 1, 0};
   r.prefix_len = 24;
   r.ifindex = 3;
-  o.env.routes.push_back(r);
+  o.env.fib.routes.push_back(r);
+  FibNeighbour n;
+  n.ifindex = 3;
+  n.ip.bytes = {192, 168, 1, 5};
+  n.mac = {0, 0, 0x5e, 0, 0x53, 0x5e};
+  o.env.fib.neighbours.push_back(n);
   auto loaded = obj->load(o);
   if (!loaded) FAIL(loaded.error().to_string());
   return std::move(*obj);

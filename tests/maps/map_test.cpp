@@ -46,7 +46,7 @@ TEST_CASE("array: fixed slots, zero-filled, no delete, NOEXIST fails") {
   CHECK(bad.error().message == "map 'm': value is 4 bytes, the map's is 8");
 }
 
-TEST_CASE("dump_json: in pieces for a map of millions, the same bytes as one string; nonzero leaves out zero values") {
+TEST_CASE("dump_json: in pieces for a map of millions, the same bytes as one string, and nonzero leaves out zero values") {
   Map big = make(MapType::Array, 4, 8, 1'000'000);
   REQUIRE(big.update(u32(7), u64(1)).ok());
   REQUIRE(big.update(u32(999'999), u64(0x0200)).ok());

@@ -45,6 +45,7 @@ int misc(struct xdp_md *ctx)
 
 	struct bpf_fib_lookup fib = {};
 	fib.family = 2; /* AF_INET */
+	fib.ifindex = ctx->ingress_ifindex;
 	fib.ipv4_dst = bpf_htonl(0xc0a80105); /* 192.168.1.5 */
 	res[6] = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
 	res[7] = fib.ifindex;

@@ -1,4 +1,5 @@
 // ubpf-run end to end, through the real binary: captures in and out, every option, every error.
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <pcap/pcap.h>
 #include <sys/wait.h>
@@ -883,4 +884,54 @@ TEST_CASE("ubpf-run: SIGINT stops at a packet boundary, writes what it has, mark
   const auto written = read_capture(out);
   CHECK(written.size() == static_cast<size_t>(doc->get("actions")->get("XDP_PASS")->number()));
   CHECK_FALSE(std::filesystem::exists(out + ".tmp." + std::to_string(pid)));
+}
+
+TEST_CASE("ubpf-run: --links, --routes and --neighbours give bpf_fib_lookup the network ip -j describes (issue 20)") {
+  // tests/data/fib: `ip -j addr show`, `ip -j -4 / -6 route show table all` and `ip -j neigh show`
+  // of the network tests/helpers/fib_test.cpp builds (v0 is ifindex 3, v2 is 5).
+  const std::string data = std::string(EBPFVM_TEST_SOURCE_DIR) + "/data/fib/", cap = temp_path("fib.pcap"), out = temp_path("fib_out.pcap");
+  auto v4 = [](std::array<uint8_t, 4> dst) {
+    PacketSpec s;
+    s.dst4 = dst;
+    return make_packet(s);
+  };
+  auto v6 = [](const char* dst) {
+    PacketSpec s;
+    s.ipv6 = true;
+    auto p = make_packet(s);
+    REQUIRE(inet_pton(AF_INET6, dst, p.data() + 14 + 24) == 1);
+    return p;
+  };
+  const std::vector<std::vector<uint8_t>> in = {v4({192, 0, 2, 5}),   v4({203, 0, 113, 9}), v4({198, 18, 1, 1}),
+                                                v4({198, 51, 100, 7}), v6("2001:db8:99::5"),   v6("2001:db8:bad::1")};
+  write_capture(cap, in);
+  auto p = ubpf({program_path("fib"), "--prog", "fib_forward", "--engine", "interp", "--pcap", cap, "--links", data + "addr.json", "--routes",
+                 data + "route4.json", "--routes", data + "route6.json", "--neighbours", data + "neigh.json", "-w", out, "--write-actions", "all",
+                 "--json"});
+  const json::Value summary = json_of(p);
+  CHECK(count_of(summary, "XDP_REDIRECT") == 3);
+  CHECK(count_of(summary, "XDP_DROP") == 2);     // blackholes, one of each family
+  CHECK(count_of(summary, "XDP_PASS") == 1);     // a gateway with no neighbour entry
+  CHECK(summary.get("redirects")->get("ifindex 3")->number() == 2);
+  CHECK(summary.get("redirects")->get("ifindex 5")->number() == 1);
+  const auto got = read_capture(out);
+  REQUIRE(got.size() == in.size());
+  auto macs = [](const std::vector<uint8_t>& pkt) { return std::vector<uint8_t>(pkt.begin(), pkt.begin() + 12); };
+  CHECK(macs(got[0]) == std::vector<uint8_t>{2, 0, 0, 0, 1, 2, 2, 0, 0, 0, 0, 0x10});     // to 10.1.0.2, from v0
+  CHECK(macs(got[1]) == std::vector<uint8_t>{2, 0, 0, 0, 2, 2, 2, 0, 0, 0, 0, 0x20});     // metric 50 via v2
+  CHECK(macs(got[4]) == std::vector<uint8_t>{2, 0, 0, 0, 1, 0x62, 2, 0, 0, 0, 0, 0x10});  // to 2001:db8:1::2
+  CHECK(got[2] == in[2]);
+  CHECK(got[3] == in[3]);
+
+  // Without the network every lookup fails as the kernel's does for an unknown link: -ENODEV.
+  p = ubpf({program_path("fib"), "--prog", "fib_forward", "--engine", "interp", "--pcap", cap, "--json"});
+  CHECK(count_of(json_of(p), "XDP_PASS") == in.size());
+  // Routes naming a link the host does not have (no --links: this host's links are used).
+  p = ubpf({program_path("fib"), "--prog", "fib_forward", "--pcap", cap, "--routes", data + "route4.json"});
+  CHECK(p.exit_code == 2);
+  CHECK(p.out.find("ubpf-run: --routes " + data + "route4.json: routes: route 0 (default): dev 'v2' is not among the links") == 0);
+  // A file that is not iproute2's JSON.
+  p = ubpf({program_path("fib"), "--prog", "fib_forward", "--pcap", cap, "--links", cap});
+  CHECK(p.exit_code == 2);
+  CHECK(p.out.find("ubpf-run: --links " + cap + ": JSON: ") == 0);
 }

@@ -234,7 +234,7 @@ TEST_CASE("containment oracle: hash map values at their offsets, callers' frames
   CHECK(check(value + 8, caller_fp - 8, fp - 16) == "");
 }
 
-TEST_CASE("verifier soundness: a raw-memory program verified for N bytes sees exactly N (r2 = N; r1 = 0 for none) in every engine, "
+TEST_CASE("verifier soundness: a raw-memory program verified for N bytes sees exactly N (r2 = N, and r1 = 0 for none) in every engine, "
           "however much memory it is given") {
   // The verifier takes r2 for the size it verifies for; a run that told the program more (the
   // memory's real size) reached code the verifier had found unreachable: a read far before the

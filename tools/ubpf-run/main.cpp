@@ -77,8 +77,8 @@ int fail(int code, const Error& e) {
 
 struct Options {
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
-      map_load, map_dump, printk;
-  std::vector<std::string> globals, tail_calls, dump_maps, map_sizes;
+      map_load, map_dump, printk, links, neighbours;
+  std::vector<std::string> globals, tail_calls, dump_maps, map_sizes, routes;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000, max_map_memory = 1ull << 30;
   uint32_t ifindex = 1, rxq = 0, workers = 1;
   bool json = false, no_verify = false, verbose = false, ndjson_bytes = false, nonzero = false;
@@ -239,6 +239,29 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   std::puts(s.str().c_str());
 }
 
+// The network bpf_fib_lookup sees: the links of --links (`ip -j addr show`; this host's own when
+// routes or neighbours come without it), then --routes (`ip -j route show`, repeatable: IPv4 and
+// IPv6 listings) and --neighbours (`ip -j neigh show`). Errors name the file.
+ebpfvm::Result<ebpfvm::Fib> read_fib(const Options& o) {
+  ebpfvm::Fib fib;
+  const auto add = [&](const std::string& flag, const std::string& path, auto method) -> ebpfvm::Result<void> {
+    auto text = read_text(path);
+    if (!text) return text.error();
+    if (auto r = (fib.*method)(*text); !r) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, flag + " " + path + ": " + r.error().message);
+    return {};
+  };
+  if (!o.links.empty()) {
+    if (auto r = add("--links", o.links, &ebpfvm::Fib::add_links_json); !r) return r.error();
+  } else if (!o.routes.empty() || !o.neighbours.empty()) {
+    if (auto r = fib.add_host_links(); !r) return r.error();
+  }
+  for (const std::string& path : o.routes)
+    if (auto r = add("--routes", path, &ebpfvm::Fib::add_routes_json); !r) return r.error();
+  if (!o.neighbours.empty())
+    if (auto r = add("--neighbours", o.neighbours, &ebpfvm::Fib::add_neighbours_json); !r) return r.error();
+  return fib;
+}
+
 int cmd_run(const Options& o) {
   if (o.engine != "interp" && o.engine != "jit") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
   if (o.engine == "jit" && o.no_verify)
@@ -262,8 +285,10 @@ int cmd_run(const Options& o) {
   if (!input) return fail(kUsage, input.error());
   // Outputs: none may be an input, and each is opened now, so that a bad path fails before the
   // first packet. What is not committed at the end (a fault, an error) leaves no file behind.
-  if (auto r = ebpfvm::tools::refuse_overwriting_inputs({{"the object", o.object}, {"--pcap", o.pcap}, {"--map-load", o.map_load}},
-                                                        {{"-w", o.write}, {"--ndjson", o.ndjson}, {"--map-dump", o.map_dump}, {"--printk", o.printk}});
+  std::vector<std::pair<std::string, std::string>> inputs{
+      {"the object", o.object}, {"--pcap", o.pcap}, {"--map-load", o.map_load}, {"--links", o.links}, {"--neighbours", o.neighbours}};
+  for (const std::string& r : o.routes) inputs.emplace_back("--routes", r);
+  if (auto r = ebpfvm::tools::refuse_overwriting_inputs(inputs, {{"-w", o.write}, {"--ndjson", o.ndjson}, {"--map-dump", o.map_dump}, {"--printk", o.printk}});
       !r)
     return fail(kUsage, r.error().message);
   std::optional<ebpfvm::tools::OutputFile> printk_file, ndjson_file, dump_file;
@@ -310,6 +335,9 @@ int cmd_run(const Options& o) {
   if (o.engine == "jit") lo.engine = ebpfvm::Engine::Jit;
   if (o.no_verify) lo.safety = ebpfvm::Safety::Checked;
   lo.env.seed = o.seed;
+  auto fib = read_fib(o);
+  if (!fib) return fail(kUsage, fib.error());
+  lo.env.fib = std::move(*fib);
   lo.env.printk = [&](uint32_t w, std::string_view m) {
     std::lock_guard lk(printk_mu);
     std::fprintf(printk_out, "[%u] %.*s\n", w, static_cast<int>(m.size()), m.data());
@@ -547,6 +575,9 @@ int main(int argc, char** argv) {
   run->add_option("--map-size", o.map_sizes, "a map's max_entries before load, as a loader would set it: NAME=N (repeatable)");
   run->add_option("--tail-call", o.tail_calls, "put a program in a prog_array slot after --map-load: MAP[INDEX]=PROG (repeatable)");
   run->add_option("--global", o.globals, "set a .rodata/.data/.bss variable before load: NAME=VALUE or NAME=hex:BYTES");
+  run->add_option("--links", o.links, "links for bpf_fib_lookup: ip -j addr show (default: this host's, when --routes or --neighbours is given)");
+  run->add_option("--routes", o.routes, "routes for bpf_fib_lookup: ip -j route show table all (repeatable: -4 and -6 listings)");
+  run->add_option("--neighbours,--neighbors", o.neighbours, "neighbours for bpf_fib_lookup: ip -j neigh show");
   run->add_option("--seed", o.seed, "seed of bpf_get_prandom_u32 (default: random)");
   run->add_option("--workers", o.workers, "threads; packets are sharded by flow (default 1)");
   run->add_option("-w,--write", o.write, "write packets after the program (.pcapng: with their verdicts)");
