@@ -11,6 +11,7 @@ packages=(
   libcli11-dev                 # command-line tools
   libpcap-dev                  # pcap input/output
   tcpdump                      # tests read ubpf-run's output captures with it
+  iproute2 procps              # ip and sysctl build the network bpf_fib_lookup is compared on
   libbpf-dev libxdp-dev libxdp1  # bpf_helpers.h for test programs, real XDP objects, AF_XDP
   clang llvm                   # compiles BPF test programs
   clang-19                     # -mcpu=v4 BPF objects (bench/ kernels)
