@@ -90,9 +90,9 @@ echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \
   -DEBPFVM_SANITIZE=ON -DEBPFVM_TESTS=OFF -DEBPFVM_BENCH=OFF -DEBPFVM_EXAMPLES=OFF > /dev/null
 cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz capture_fuzz maps_json_fuzz globals_fuzz map_growth_fuzz \
-  kernel_diff_fuzz
+  kernel_diff_fuzz fib_fuzz
 corpus=build/fuzz/corpus/loader
-for c in loader jit verifier capture maps_json globals map_growth kernel_diff; do mkdir -p build/fuzz/corpus/$c; done
+for c in loader jit verifier capture maps_json globals map_growth kernel_diff fib; do mkdir -p build/fuzz/corpus/$c; done
 cp build/release/tests/programs/*.o build/release/examples/*.o "$corpus"/
 libxdp_objects=$(grep '^EBPFVM_LIBXDP_OBJECT_DIR:' build/release/CMakeCache.txt | cut -d= -f2-)
 if compgen -G "$libxdp_objects/*.o" > /dev/null; then cp "$libxdp_objects"/*.o "$corpus"/; else echo "(no libxdp1 objects in $libxdp_objects)"; fi
@@ -105,6 +105,13 @@ build/release/ubpf-run build/release/examples/firewall.o --pcap build/fuzz/corpu
 cp fuzz/seeds/maps_json/*.json build/fuzz/corpus/maps_json/
 printf '\x10\x00\x05\x01\x00\x00\x05\x02\x01\x07\x01\x02\x03\x08\x00\x00\x00\x0c\x0b\x0a\x00\x01\x18\x0e\x00\x01\x01\x0f\x00\x00\x01' \
   > build/fuzz/corpus/map_growth/ops
+# The FIB test network's ip -j listings, then lookups of 192.0.2.5 and 2001:db8:99::5 from lo.
+zeros() { head -c "$1" /dev/zero; }
+{ cat tests/data/fib/addr.json; zeros 1; cat tests/data/fib/route4.json tests/data/fib/route6.json | tr -d '\n' | sed 's/\]\[/,/'; zeros 1
+  cat tests/data/fib/neigh.json; zeros 1
+  printf '\x02'; zeros 5; printf '\x64\x00\x01'; zeros 23; printf '\xc0\x00\x02\x05'; zeros 28; printf '\x40'
+  printf '\x0b'; zeros 5; printf '\x64\x00\x01'; zeros 23; printf '\x20\x01\x0d\xb8\x00\x99'; zeros 9; printf '\x05'; zeros 16; printf '\x50'
+} > build/fuzz/corpus/fib/network
 # fuzz TARGET CORPUS RUNS: a fixed seed and count, so that CI repeats exactly what passed here;
 # FUZZ_SEED/FUZZ_SCALE vary it for longer hunts. On a finding, prints its log and fails.
 # Further arguments go to libFuzzer.
@@ -126,6 +133,7 @@ fuzz verifier_fuzz build/fuzz/corpus/verifier 20000
 fuzz capture_fuzz build/fuzz/corpus/capture 40000
 fuzz maps_json_fuzz build/fuzz/corpus/maps_json 40000
 fuzz globals_fuzz build/fuzz/corpus/globals 10000
+fuzz fib_fuzz build/fuzz/corpus/fib 40000
 # Its maps live across inputs (loading and verifying the program per input would be most of the
 # time), and their nodes are reclaimed a little later than the input that freed them: a leak scan
 # after each input would find those in flight, so leaks are looked for at exit only.
