@@ -101,10 +101,42 @@ std::string contains(const Value& v, uint64_t x, const Concrete& c, const Abstra
 
 }  // namespace
 
+// Registers the verifier linked by an id must relate as it claims: a linked scalar is its link's
+// base plus its `off`, and a packet pointer of the same id is data (data_meta) + that base + its
+// `off`. Empty when they do; otherwise the first pair that does not.
+std::string check_links(const AbstractStates& states, size_t slot, const Concrete& c) {
+  const auto& regs = states.at[slot]->regs;
+  auto base_of = [&](int r, uint64_t& base) {
+    const Value& v = regs[r];
+    if (v.id == 0 || v.id == verifier::kUnlinked) return false;
+    const uint64_t x = c.regs[r] - static_cast<uint64_t>(static_cast<int64_t>(v.off));
+    if (v.kind == Kind::Scalar) base = x;
+    else if (v.kind == Kind::Packet && c.xdp) base = x - c.xdp->data;
+    else if (v.kind == Kind::PacketMeta && c.xdp) base = x - c.xdp->data_meta;
+    else return false;
+    return true;
+  };
+  for (int a = 0; a <= 10; ++a) {
+    uint64_t ba;
+    if (!base_of(a, ba)) continue;
+    for (int b = a + 1; b <= 10; ++b) {
+      uint64_t bb;
+      if (regs[b].id != regs[a].id || !base_of(b, bb) || ba == bb) continue;
+      // a packet and a metadata pointer of one id are not related (their ids count apart)
+      if (regs[a].kind != Kind::Scalar && regs[b].kind != Kind::Scalar && regs[a].kind != regs[b].kind) continue;
+      return "insn " + std::to_string(slot) + ": R" + std::to_string(a) + " and R" + std::to_string(b) + " share id " + std::to_string(regs[a].id) +
+             " but their bases differ (" + hex(ba) + ", " + hex(bb) + "); the verifier has R" + std::to_string(a) + "=" +
+             regs[a].str(states.map_names) + " R" + std::to_string(b) + "=" + regs[b].str(states.map_names);
+    }
+  }
+  return "";
+}
+
 std::string check_containment(const AbstractStates& states, size_t slot, const Concrete& c) {
   if (slot >= states.at.size()) return "instruction " + std::to_string(slot) + " is past the program the verifier analysed";
   const auto& at = states.at[slot];
   if (!at) return "instruction " + std::to_string(slot) + " runs, yet the verifier found it unreachable";
+  if (std::string why = check_links(states, slot, c); !why.empty()) return why;
   for (int r = 0; r <= 10; ++r) {
     const Value& v = at->regs[r];
     const uint64_t x = c.regs[r];

@@ -127,7 +127,11 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
   if (a.kind != b.kind || a.aux != b.aux) return {};
   switch (a.kind) {
     case Kind::Uninit: case Kind::PacketEnd: case Kind::MapPtr: case Kind::Func: return a;
-    case Kind::Scalar: return Value::scalar(widening ? widen(a.s, b.s) : join(a.s, b.s));
+    case Kind::Scalar: {
+      Value v = Value::scalar(widening ? widen(a.s, b.s) : join(a.s, b.s));
+      if (a.id == b.id && a.off == b.off && a.id != kUnlinked) v.id = a.id, v.off = a.off;  // linked on both paths alike
+      return v;
+    }
     case Kind::Ctx: return a.off == b.off ? a : Value{};
     case Kind::MapPtrOrNull: case Kind::MapValueOrNull: case Kind::AllocMemOrNull: {
       if (a.off != b.off) return {};

@@ -42,8 +42,11 @@ inline constexpr uint32_t kKeyMem = 0x80000000u;
 struct Value {
   Kind kind = Kind::Uninit;
   Scalar s;          // Scalar: the value; pointers: the variable part of the offset
-  int32_t off = 0;   // pointers: the fixed part of the offset
-  uint32_t id = 0;   // Packet/PacketMeta: the variable part (0: none); *OrNull: the lookup;
+  int32_t off = 0;   // pointers: the fixed part of the offset; a linked Scalar: its distance
+                     // from the link's base (the values of one id are base + off, each its off)
+  uint32_t id = 0;   // Packet/PacketMeta: the variable part (0: none), which is the base of
+                     // the Scalar link of the same id when there is one; Scalar: the link;
+                     // *OrNull: the lookup;
                      // Mem: 0 the program's input, kKeyMem + frame a for_each callback's key
   uint32_t range = 0;  // Packet/PacketMeta: bytes past (base + variable part) proven readable
   uint32_t aux = 0;  // see Kind

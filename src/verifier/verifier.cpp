@@ -250,6 +250,8 @@ class Analyzer {
   void region_check(uint32_t pc, int r, const Value& ptr, int64_t off, uint64_t size, uint64_t limit, const char* what);
   void invalidate_packet(State& st);
   void link_scalar_copies(State& st, int r);
+  static std::optional<Value> linked_constant_add(const Value& dst, const Value& src, uint8_t op, bool is64);
+  bool linked_packet_pointer(State& st, uint32_t pc, int kr, Value& ptr, Value k);
 
   std::string state_text(const State& st) const;
   void log_insn(const State& st, uint32_t pc);
@@ -512,15 +514,34 @@ void Analyzer::run_block(const Key& key, State st) {
 
 // ---- ALU ----------------------------------------------------------------------------------------
 void Analyzer::link_scalar_copies(State& st, int r) {
-  // After a refinement, every copy of the same scalar learns it too.
-  const Value& v = reg(st, r);
+  // After a refinement, every scalar linked to it learns it too, moved by their constant distance.
+  const Value v = reg(st, r);
   if (v.kind != Kind::Scalar || v.id == 0 || v.id == kUnlinked) return;
+  auto learn = [&](Value& x) {
+    if (x.kind != Kind::Scalar || x.id != v.id) return;
+    x.s = x.off == v.off ? v.s : alu64(0x00, v.s, Scalar::constant(static_cast<uint64_t>(int64_t{x.off} - v.off)), false);
+  };
   for (Frame& f : st.frames) {
-    for (Value& x : f.regs)
-      if (x.kind == Kind::Scalar && x.id == v.id) x.s = v.s;
+    for (Value& x : f.regs) learn(x);
     for (Slot& sl : f.stack)
-      if (sl.spill_size == 8 && sl.spill.kind == Kind::Scalar && sl.spill.id == v.id) sl.spill.s = v.s;
+      if (sl.spill_size == 8) learn(sl.spill);
   }
+}
+
+// `r += c` / `r -= c` on a linked scalar: the result stays linked, c further from the others
+// (`r5 = r3; r5 += 4` is r3 + 4 whatever r3 turns out to be), so that a check of data + r5
+// also covers data + r3 + 4 (linked_packet_pointer). Anything else ends the link.
+std::optional<Value> Analyzer::linked_constant_add(const Value& dst, const Value& src, uint8_t op, bool is64) {
+  if (!is64 || (op != 0x00 && op != 0x10) || dst.kind != Kind::Scalar || dst.id == 0 || dst.id == kUnlinked) return std::nullopt;
+  if (src.kind != Kind::Scalar || !src.s.is_const()) return std::nullopt;
+  const int64_t c = static_cast<int64_t>(src.s.value());
+  if (c > kMaxVarOff || c < -kMaxVarOff) return std::nullopt;
+  const int64_t off = op == 0x00 ? int64_t{dst.off} + c : int64_t{dst.off} - c;
+  if (off > kMaxVarOff || off < -kMaxVarOff) return std::nullopt;
+  Value v = Value::scalar(alu64(op, dst.s, src.s, false));
+  v.id = dst.id;
+  v.off = static_cast<int32_t>(off);
+  return v;
 }
 
 void Analyzer::alu(State& st, uint32_t pc, const Insn& in) {
@@ -571,6 +592,10 @@ void Analyzer::alu(State& st, uint32_t pc, const Insn& in) {
     return;
   }
   if (dst.kind == Kind::Scalar && src.kind == Kind::Scalar) {
+    if (auto linked = linked_constant_add(dst, src, op, is64)) {
+      write_reg(st, pc, in.dst, *linked);
+      return;
+    }
     const bool is_signed = in.off == 1;
     write_reg(st, pc, in.dst, Value::scalar(is64 ? alu64(op, dst.s, src.s, is_signed) : alu32(op, dst.s, src.s, is_signed)));
     return;
@@ -622,6 +647,10 @@ void Analyzer::pointer_alu(State& st, uint32_t pc, const Insn& in, uint8_t op, V
   const bool packet = ptr.kind == Kind::Packet || ptr.kind == Kind::PacketMeta;
   if (packet && (op == 0x10 || k.s.smin < 0))
     reject(pc, R(pr) + " packet pointer moved by a value that may be negative; only non-negative offsets are allowed");
+  if (packet && linked_packet_pointer(st, pc, is_pointer(dst.kind) ? rs : rd, ptr, k)) {
+    write_reg(st, pc, rd, ptr);
+    return;
+  }
   ptr.s = alu64(op, ptr.s, k.s, false);
   if (packet) {
     if (ptr.s.umax > kMaxPacketOff) reject(pc, R(pr) + " offset is outside of the packet: variable part may reach " + std::to_string(ptr.s.umax));
@@ -631,6 +660,36 @@ void Analyzer::pointer_alu(State& st, uint32_t pc, const Insn& in, uint8_t op, V
     ptr.range = 0;
   }
   write_reg(st, pc, rd, ptr);
+}
+
+// data + k, where k is a scalar linked to others (or becomes one: its register is linked now):
+// the pointer's variable part is the link's base, k's distance from it moves into the fixed
+// offset, and its id is the link's. So data + (n + 4) and data + n share an id, 4 bytes apart,
+// and a check of one proves the bytes of the other (header offsets joined into a range, where
+// the check and the read are computed from n separately). Only for a pointer with no variable
+// part yet, a base that cannot be negative, and offsets in bounds; otherwise false.
+bool Analyzer::linked_packet_pointer(State& st, uint32_t pc, int kr, Value& ptr, Value k) {
+  if (ptr.id != 0 || !(ptr.s.is_const() && ptr.s.value() == 0) || kr < 0) return false;
+  if (k.id == 0 || k.id == kUnlinked) {
+    retire_id(st, pc + 1);
+    k.id = pc + 1, k.off = 0;
+    reg(st, kr).id = k.id, reg(st, kr).off = 0;
+  }
+  const Scalar base = k.off == 0 ? k.s : alu64(0x10, k.s, Scalar::constant(static_cast<uint64_t>(int64_t{k.off})), false);
+  const int64_t off = int64_t{ptr.off} + k.off;
+  if (base.smin < 0 || base.umax > kMaxPacketOff || off > kMaxVarOff || off < -kMaxVarOff) return false;
+  ptr.s = base;
+  ptr.off = static_cast<int32_t>(off);
+  ptr.id = k.id;
+  // What a pointer of the same id was proven to reach, this one may too: same base, same bytes.
+  ptr.range = 0;
+  for (const Frame& f : st.frames) {
+    for (const Value& v : f.regs)
+      if (v.kind == ptr.kind && v.id == ptr.id) ptr.range = std::max(ptr.range, v.range);
+    for (const Slot& sl : f.stack)
+      if (sl.spill_size == 8 && sl.spill.kind == ptr.kind && sl.spill.id == ptr.id) ptr.range = std::max(ptr.range, sl.spill.range);
+  }
+  return true;
 }
 
 // ---- branches -------------------------------------------------------------------------------------
@@ -862,7 +921,7 @@ Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t 
       // The slot's value (a spill, or bytes of any value) as the load reads it: sign-extended
       // for ldsx, whatever form the stack knew it in.
       Value v = stack_access(st, pc, r, ptr, off, size, mode, stored, false, size);
-      if (sign_ext && v.kind == Kind::Scalar) v.s = sign_extend(v.s, size);
+      if (sign_ext && v.kind == Kind::Scalar) v = Value::scalar(sign_extend(v.s, size));  // another value: unlinked
       return v;
     }
     case Kind::MapValue: {
@@ -947,7 +1006,7 @@ void Analyzer::load(State& st, uint32_t pc, const Insn& in) {
   const Value ptr = read(st, pc, in.src);
   const unsigned size = isa::mem_size(in.opcode);
   Value v = access(st, pc, in.src, ptr, in.off, size, Mode::Read, nullptr, isa::is_sign_extending_load(in.opcode));
-  if (v.kind == Kind::Scalar && size < 8 && !isa::is_sign_extending_load(in.opcode)) v.s = truncate(v.s, size);
+  if (v.kind == Kind::Scalar && size < 8 && !isa::is_sign_extending_load(in.opcode)) v = Value::scalar(truncate(v.s, size));
   write_reg(st, pc, in.dst, v);
 }
 
