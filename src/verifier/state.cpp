@@ -141,10 +141,19 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
       return v;
     }
     case Kind::Packet: case Kind::PacketMeta:
-      if (a.id == b.id && a.off == b.off) {
+      if (a.off == b.off && (a.id == b.id || (ids && a.id != kUnlinked && b.id != kUnlinked))) {
+        // The same fixed offset on both paths: the variable parts join, the offset stays. Ids
+        // that differ get the join's id of the pair (the one join_offsets gives a pair at offset
+        // 0, which means the same: base X on one path, Y on the other), so that p and p + 2
+        // joined from two paths that advanced p differently are still one base 2 bytes apart.
         Value v = a;
         v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);
         v.range = std::min(a.range, b.range);
+        if (a.id != b.id) {
+          Value a0 = a, b0 = b;
+          a0.off = b0.off = 0;
+          v.id = ids->id(a0, b0);
+        }
         return v;
       }
       return join_offsets(a, b, widening, ids);
