@@ -35,6 +35,11 @@ struct Reject {
 };
 
 constexpr uint32_t kCallbackBit = 0x80000000u;
+// A block's state may be one of several kept apart (a partition): its level then holds the
+// partition's number after the pc (and callback iteration).
+constexpr uint32_t kPartBit = 0x40000000u;
+constexpr uint32_t kPcMask = ~(kCallbackBit | kPartBit);
+constexpr uint32_t kPartitions = 4;  // states kept apart per block and context, at most
 constexpr uint64_t kMaxPacketOff = 0xffff;      // the kernel's MAX_PACKET_OFF
 constexpr int64_t kMaxVarOff = 1 << 29;         // the kernel's BPF_MAX_VAR_OFF
 constexpr uint32_t kCallbackUnroll = 2;         // callback iterations kept apart before widening
@@ -43,9 +48,9 @@ constexpr uint64_t kMaxLoops = 1ull << 23;      // bpf_loop's most iterations (t
 constexpr size_t kMaxStates = 20'000;             // about 7 KB each per frame: 140 MB at most
 
 // ---- keys ---------------------------------------------------------------------------------------
-// A key is one level per frame, outermost first: [pc | kCallbackBit?, callback iteration if the
-// bit is set, one count per loop enclosing pc]. The last level's pc is a block start; outer
-// levels hold their call sites.
+// A key is one level per frame, outermost first: [pc | kCallbackBit? | kPartBit?, callback
+// iteration if that bit is set, partition if that one is, one count per loop enclosing pc]. The
+// last level's pc is a block start (only it may be partitioned); outer levels hold their call sites.
 using Key = std::vector<uint32_t>;
 
 struct Level {
@@ -55,6 +60,7 @@ struct Level {
   size_t counts;  // index of the first count in the key
   size_t n;       // number of counts
   size_t begin;   // index of the level in the key
+  uint32_t part;  // partition (0: the block's first or only state)
 };
 
 struct KeyLess {
@@ -82,13 +88,16 @@ struct KeyLess {
     if (la.iter != lb.iter) return la.iter < lb.iter ? -1 : 1;
     for (size_t j = 0; j < la.n && j < lb.n; ++j)
       if (a[la.counts + j] != b[lb.counts + j]) return a[la.counts + j] < b[lb.counts + j] ? -1 : 1;
+    if (la.part != lb.part) return la.part < lb.part ? -1 : 1;  // partitions of one block never feed each other
     return 0;
   }
 
   Level level_at(const Key& k, size_t& i) const {
-    Level l{k[i] & ~kCallbackBit, (k[i] & kCallbackBit) != 0, 0, 0, 0, i};
+    Level l{k[i] & kPcMask, (k[i] & kCallbackBit) != 0, 0, 0, 0, i, 0};
+    const bool partitioned = (k[i] & kPartBit) != 0;
     ++i;
     if (l.callback) l.iter = k[i++];
+    if (partitioned) l.part = k[i++];
     l.n = cfg->loops_of[l.pc].size();
     l.counts = i;
     i += l.n;
@@ -212,6 +221,10 @@ class Analyzer {
   void run_block(const Key& key, State st);
   void flow(const Key& key, uint32_t from, uint32_t to, State st);
   void merge(const Key& k, State st, bool widening = false);
+  void merge_into(const Key& k, State st, bool widening);
+  Key unpartitioned(const Key& k) const;
+  Key partition(const Key& k, uint32_t part) const;
+  bool keep_apart(const State& a, const State& b) const;
 
   // ---- instructions ----
   void alu(State& st, uint32_t pc, const Insn& in);
@@ -395,19 +408,79 @@ void Analyzer::record(const State& st, uint32_t pc) {
   if (at->frame != frame) at->frame = UINT32_MAX;  // reached at several depths: stack pointers unchecked
 }
 
+Key Analyzer::unpartitioned(const Key& k) const {
+  const Level l = KeyLess{&cfg_}.levels(k).back();
+  if (!(k[l.begin] & kPartBit)) return k;
+  Key out = k;
+  out[l.begin] &= ~kPartBit;
+  out.erase(out.begin() + static_cast<std::ptrdiff_t>(l.counts - 1));
+  return out;
+}
+
+Key Analyzer::partition(const Key& k, uint32_t part) const {
+  if (part == 0) return k;
+  const Level l = KeyLess{&cfg_}.levels(k).back();
+  Key out = k;
+  out[l.begin] |= kPartBit;
+  out.insert(out.begin() + static_cast<std::ptrdiff_t>(l.counts), part);
+  return out;
+}
+
+// Bounded path sensitivity: two states are kept apart where joining them would lose what a
+// pointer was (its kind, its proven packet range, its offsets) and some scalar tells them apart
+// (disjoint values: a flag set to 0 on one path and -22 on the other, a length tested on both
+// sides of a bound). A later test of that scalar then reaches only the state it fits, with its
+// pointers as that path left them: `ok = data + 56 <= end ? 0 : -EINVAL; ...; if (ok) goto err;
+// read data[54]`. Registers and whole spills of the innermost frame are compared.
+bool Analyzer::keep_apart(const State& a, const State& b) const {
+  if (a.frames.size() != b.frames.size() || a.lock != b.lock) return false;
+  bool told_apart = false, pointer_lost = false;
+  auto compare = [&](const Value& x, const Value& y) {
+    if (x.kind == Kind::Scalar && y.kind == Kind::Scalar)
+      told_apart = told_apart || x.s.umax < y.s.umin || y.s.umax < x.s.umin || x.s.smax < y.s.smin || y.s.smax < x.s.smin;
+    else if ((is_pointer(x.kind) || is_pointer(y.kind)) && !(x == y))
+      pointer_lost = true;
+  };
+  const Frame &fa = a.top(), &fb = b.top();
+  for (int r = 0; r < 10; ++r) compare(fa.regs[r], fb.regs[r]);
+  for (int i = 0; i < kSlots; ++i)
+    if (fa.stack[i].spill_size == 8 && fb.stack[i].spill_size == 8) compare(fa.stack[i].spill, fb.stack[i].spill);
+  return told_apart && pointer_lost;
+}
+
+// A state reaching block key k joins the first of k's partitions it need not be kept apart from,
+// or starts a new one; with kPartitions already, it joins the last. The analysis keeps apart
+// only while it is small (a quarter of its state and instruction budgets): past that, states
+// join as before, so path sensitivity never turns an accepted program into a too complex one.
 void Analyzer::merge(const Key& k, State st, bool widening) {
+  const bool partitions = !widening && states_.size() < kMaxStates / 4 && report_.insns_analysed < in_.options.complexity_limit / 4;
+  if (!partitions) {
+    merge_into(k, std::move(st), widening);
+    return;
+  }
+  for (uint32_t part = 0; part < kPartitions; ++part) {
+    const Key kp = partition(k, part);
+    auto it = states_.find(kp);
+    if (it == states_.end() || part + 1 == kPartitions || !keep_apart(it->second, st)) {
+      merge_into(kp, std::move(st), widening);
+      return;
+    }
+  }
+}
+
+void Analyzer::merge_into(const Key& k, State st, bool widening) {
   auto it = states_.find(k);
   if (it == states_.end()) {
     // each state holds every frame's registers and stack: bound the memory the analysis may take
     if (states_.size() >= kMaxStates)
-      reject(k[KeyLess{&cfg_}.levels(k).back().begin] & ~kCallbackBit,
+      reject(k[KeyLess{&cfg_}.levels(k).back().begin] & kPcMask,
              "program too complex: more than " + std::to_string(kMaxStates) + " states (calling contexts and loop iterations)");
     states_.emplace(k, std::move(st));
     work_.insert(k);
     return;
   }
   if (it->second.lock != st.lock)
-    reject(k[KeyLess{&cfg_}.levels(k).back().begin] & ~kCallbackBit,
+    reject(k[KeyLess{&cfg_}.levels(k).back().begin] & kPcMask,
            "paths meet holding different spin locks (" + lock_text(it->second.lock) + " and " + lock_text(st.lock) + ")");
   // ids for packet pointers this join rebases: one per (state, joined pair), stable across rejoins
   JoinHooks hooks;
@@ -425,7 +498,8 @@ void Analyzer::merge(const Key& k, State st, bool widening) {
   work_.insert(k);
 }
 
-void Analyzer::flow(const Key& key, uint32_t from, uint32_t to, State st) {
+void Analyzer::flow(const Key& key_in, uint32_t from, uint32_t to, State st) {
+  const Key key = unpartitioned(key_in);  // the successor's partition is its own
   const size_t lvl = last_level(key);
   Key nk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(lvl));
   nk.push_back(to);
@@ -446,10 +520,12 @@ void Analyzer::flow(const Key& key, uint32_t from, uint32_t to, State st) {
     // The same iteration again: nothing the analysis knows makes this loop stop.
     Key prev = nk;
     --prev[*back];
-    auto it = states_.find(prev);
-    if (it != states_.end() && join(it->second, st) == it->second)
-      reject(to, "infinite loop detected at insn " + std::to_string(to) +
-                     ": an iteration starts in a state an earlier one started in (no bounded induction variable)");
+    for (uint32_t part = 0; part < kPartitions; ++part) {
+      auto it = states_.find(partition(prev, part));
+      if (it != states_.end() && join(it->second, st) == it->second)
+        reject(to, "infinite loop detected at insn " + std::to_string(to) +
+                       ": an iteration starts in a state an earlier one started in (no bounded induction variable)");
+    }
   }
   merge(nk, std::move(st));
 }
@@ -1251,11 +1327,12 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
     if (st.frames.size() >= isa::kMaxCallFrames) reject(pc, "the call stack of " + std::to_string(st.frames.size() + 1) + " frames is too deep");
     Frame cb = callback_frame(h->id, st);
     st.frames.push_back(std::move(cb));
-    const size_t lvl = last_level(key);
-    Key nk(key.begin(), key.begin() + static_cast<std::ptrdiff_t>(lvl));
+    const Key site = unpartitioned(key);  // call sites are not partitioned
+    const size_t lvl = last_level(site);
+    Key nk(site.begin(), site.begin() + static_cast<std::ptrdiff_t>(lvl));
     nk.push_back(pc | kCallbackBit);
     nk.push_back(0);
-    nk.insert(nk.end(), key.begin() + static_cast<std::ptrdiff_t>(lvl) + 1, key.end());
+    nk.insert(nk.end(), site.begin() + static_cast<std::ptrdiff_t>(lvl) + 1, site.end());
     nk.push_back(func->aux);
     nk.resize(nk.size() + cfg_.loops_of[func->aux].size(), 0);
     merge(nk, std::move(st));
@@ -1331,8 +1408,9 @@ std::string Analyzer::refs_text(const std::vector<uint32_t>& refs) const {
   return out;
 }
 
-void Analyzer::call_local(const Key& key, State st, uint32_t pc, const Insn& in) {
+void Analyzer::call_local(const Key& key_in, State st, uint32_t pc, const Insn& in) {
   current_ = &st;
+  const Key key = unpartitioned(key_in);  // call sites are not partitioned
   if (st.lock) reject(pc, "function calls are not allowed while holding a lock (" + lock_text(st.lock) + " held)");
   if (st.frames.size() >= isa::kMaxCallFrames)
     reject(pc, "the call stack of " + std::to_string(st.frames.size() + 1) + " frames is too deep");
