@@ -117,13 +117,15 @@ std::optional<Value> join_null(const Value& a, const Value& b, const JoinHooks* 
 
 Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) {
   if (a == b) return a;
-  if (a.kind != b.kind)
-    if (auto v = join_null(a, b, ids)) return *v;
-  if (a.kind == b.kind && a.aux != b.aux && ids && (a.kind == Kind::MapValue || a.kind == Kind::MapValueOrNull)) {
+  // Values of two maps (checked or not): values of a map shape both allow, then as one map's.
+  auto map_value = [](Kind k) { return k == Kind::MapValue || k == Kind::MapValueOrNull; };
+  if (map_value(a.kind) && map_value(b.kind) && a.aux != b.aux && ids) {
     Value a2 = a, b2 = b;
     a2.aux = b2.aux = ids->map(a.aux, b.aux);
     return join(a2, b2, widening, ids);
   }
+  if (a.kind != b.kind)
+    if (auto v = join_null(a, b, ids)) return *v;
   if (a.kind != b.kind || a.aux != b.aux) return {};
   switch (a.kind) {
     case Kind::Uninit: case Kind::PacketEnd: case Kind::MapPtr: case Kind::Func: return a;
