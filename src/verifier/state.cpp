@@ -115,6 +115,21 @@ std::optional<Value> join_null(const Value& a, const Value& b, const JoinHooks* 
 
 }  // namespace
 
+Value mixed(const Value& a, const Value& b) {
+  if (!a.readable()) return a;  // unreadable already: its reason stays
+  if (!b.readable()) return b;
+  Value v;
+  v.aux = kMixed | (static_cast<uint32_t>(a.kind) << 8) | static_cast<uint32_t>(b.kind);
+  return v;
+}
+
+std::string unreadable_reason(const Value& v) {
+  if (v.readable() || !(v.aux & kMixed)) return "";
+  const Kind a = static_cast<Kind>((v.aux >> 8) & 0xff), b = static_cast<Kind>(v.aux & 0xff);
+  if (a == b) return std::string(": it is ") + kind_name(a) + " on the paths that meet before, but not the same one (other offsets or objects)";
+  return std::string(": it is ") + kind_name(a) + " on one path and " + kind_name(b) + " on another that meets it before";
+}
+
 Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) {
   if (a == b) return a;
   // Values of two maps (checked or not): values of a map shape both allow, then as one map's.
@@ -126,7 +141,7 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
   }
   if (a.kind != b.kind)
     if (auto v = join_null(a, b, ids)) return *v;
-  if (a.kind != b.kind || a.aux != b.aux) return {};
+  if (a.kind != b.kind || a.aux != b.aux) return mixed(a, b);
   switch (a.kind) {
     case Kind::Uninit: case Kind::PacketEnd: case Kind::MapPtr: case Kind::Func: return a;
     case Kind::Scalar: {
@@ -134,9 +149,9 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
       if (a.id == b.id && a.off == b.off && a.id != kUnlinked) v.id = a.id, v.off = a.off;  // linked on both paths alike
       return v;
     }
-    case Kind::Ctx: return a.off == b.off ? a : Value{};
+    case Kind::Ctx: return a.off == b.off ? a : mixed(a, b);
     case Kind::MapPtrOrNull: case Kind::MapValueOrNull: case Kind::AllocMemOrNull: {
-      if (a.off != b.off) return {};
+      if (a.off != b.off) return mixed(a, b);
       Value v = a;
       v.s = join(a.s, b.s);
       if (a.id != b.id) v.id = kUnlinked;
@@ -161,7 +176,7 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
       return join_offsets(a, b, widening, ids);
     case Kind::Stack: case Kind::MapValue: case Kind::Mem: case Kind::AllocMem: {
       // two references, or the input memory and a callback's key: neither is known
-      if ((a.kind == Kind::AllocMem || a.kind == Kind::Mem) && a.id != b.id) return {};
+      if ((a.kind == Kind::AllocMem || a.kind == Kind::Mem) && a.id != b.id) return mixed(a, b);
       if (a.off == b.off) {
         Value v = a;
         v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);

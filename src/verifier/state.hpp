@@ -101,6 +101,11 @@ struct JoinHooks {
 };
 
 Value join(const Value& a, const Value& b, bool widening, const JoinHooks* hooks = nullptr);
+// Unreadable because paths that met disagreed: its aux says what each held (kMixed | kinds).
+inline constexpr uint32_t kMixed = 0x10000;
+Value mixed(const Value& a, const Value& b);
+// ": it is map_value on one path and scalar on another ..." for such a value; empty otherwise.
+std::string unreadable_reason(const Value& v);
 // Both states have the same frames (they come from the same calling context) and hold the same
 // lock (the analysis refuses paths that meet holding different ones).
 State join(const State& a, const State& b, bool widening = false, const JoinHooks* hooks = nullptr);

@@ -206,7 +206,7 @@ class Analyzer {
   Value& reg(State& st, int r) { return st.top().regs[r]; }
   const Value& read(State& st, uint32_t pc, int r) {
     const Value& v = st.top().regs[r];
-    if (!v.readable()) reject(pc, R(r) + " !read_ok");
+    if (!v.readable()) reject(pc, R(r) + " !read_ok" + unreadable_reason(v));
     return v;
   }
   void write_reg(State& st, uint32_t pc, int r, Value v) {
@@ -961,7 +961,7 @@ Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t 
   const bool write = mode == Mode::Write;
   auto loaded = [&] { return Value::scalar(sign_ext ? sign_extend(Scalar::bits(size * 8), size) : Scalar::bits(size * 8)); };
   switch (ptr.kind) {
-    case Kind::Uninit: reject(pc, R(r) + " !read_ok");
+    case Kind::Uninit: reject(pc, R(r) + " !read_ok" + unreadable_reason(ptr));
     case Kind::Ctx: {
       if (ptr.off != 0 || !ptr.s.is_const() || ptr.s.value() != 0)
         reject(pc, "dereference of modified ctx ptr " + R(r) + " off=" + std::to_string(ptr.off) + " disallowed");
