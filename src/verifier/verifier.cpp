@@ -263,6 +263,7 @@ class Analyzer {
   void region_check(uint32_t pc, int r, const Value& ptr, int64_t off, uint64_t size, uint64_t limit, const char* what);
   void invalidate_packet(State& st);
   void link_scalar_copies(State& st, int r);
+  Insn callx_target(State& st, uint32_t pc, const Insn& in);
   static std::optional<Value> linked_constant_add(const Value& dst, const Value& src, uint8_t op, bool is64);
   bool linked_packet_pointer(State& st, uint32_t pc, int kr, Value& ptr, Value k);
 
@@ -562,7 +563,12 @@ void Analyzer::run_block(const Key& key, State st) {
         break;
       }
       case IKind::CallKfunc: reject(pc, "kernel function calls (kfuncs) are not supported");
-      case IKind::Callx: reject(pc, "indirect calls (callx) are not supported");
+      case IKind::Callx: {
+        bool ends = false;
+        helper(key, st, pc, callx_target(st, pc, in), ends);
+        if (ends) return;
+        break;
+      }
       case IKind::Lddw: lddw(st, pc, in), next = pc + 2; break;
       case IKind::Ldx: load(st, pc, in); break;
       case IKind::St: case IKind::Stx: store(st, pc, in); break;
@@ -1300,6 +1306,26 @@ Value Analyzer::helper_result(State& st, uint32_t pc, const Helper* h, const Cal
     }
   }
   return ret;
+}
+
+// `callx rX` calls the helper whose id rX holds. Verified when the analysis knows the id: the
+// call is then checked as `call id` is (issue 17, K). Helpers the engines treat apart from a
+// plain call (tail calls, helpers that call back into the program) must be called directly.
+Insn Analyzer::callx_target(State& st, uint32_t pc, const Insn& in) {
+  const Value& t = read(st, pc, in.dst);
+  if (t.kind != Kind::Scalar || !t.s.is_const())
+    reject(pc, "callx " + R(in.dst) + ": the helper id is not known here (" + t.str(map_names_) +
+                   "); indirect calls are verified when the analysis knows which helper they call");
+  const uint64_t id = t.s.value();
+  const Helper* h = id <= UINT32_MAX ? in_.helpers->find(static_cast<uint32_t>(id)) : nullptr;
+  if (!h) throw Reject{pc, "callx to unknown helper id " + std::to_string(id), state_text(st), Errc::UnknownHelper};
+  const bool callback = std::find(h->proto.args.begin(), h->proto.args.end(), ArgKind::PtrToFunc) != h->proto.args.end();
+  if (id == 12 || callback) reject(pc, "callx to " + h->name + ": a tail call or a helper that calls back must be called directly");
+  Insn direct;
+  direct.op = isa::Op::CALL;
+  direct.opcode = 0x85;
+  direct.imm = static_cast<int32_t>(id);
+  return direct;
 }
 
 void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block) {
