@@ -19,6 +19,9 @@ namespace ebpfvm {
 // The values of enum bpf_map_type in <linux/bpf.h>.
 enum class MapType : uint32_t {
   Unspec = 0, Hash = 1, Array = 2, ProgArray = 3, PerfEventArray = 4, PercpuHash = 5, PercpuArray = 6,
+  // StackTrace and CgroupArray load (objects declare them beside their packet programs), but no
+  // helper ebpfvm has may use them, and they stay empty: there are no stacks or cgroups to record.
+  StackTrace = 7, CgroupArray = 8,
   LruHash = 9, LruPercpuHash = 10, LpmTrie = 11, ArrayOfMaps = 12, HashOfMaps = 13, Devmap = 14,
   Cpumap = 16, Xskmap = 17, Queue = 22, Stack = 23, DevmapHash = 25, Ringbuf = 27,
 };

@@ -42,7 +42,8 @@ class ArrayMap final : public MapImpl {
   ArrayMap(const MapSpec& s, uint32_t workers)
       : MapImpl(s, workers),
         elem_(size_t{value_stride()} * (per_cpu() ? this->workers() : 1)),
-        sparse_(s.type == MapType::Devmap || s.type == MapType::Cpumap || s.type == MapType::Xskmap),
+        sparse_(s.type == MapType::Devmap || s.type == MapType::Cpumap || s.type == MapType::Xskmap || s.type == MapType::StackTrace ||
+                s.type == MapType::CgroupArray),
         data_(static_cast<uint64_t*>(std::calloc(elem_ * s.max_entries / 8 + 1, 8))),
         present_(sparse_ ? s.max_entries : 0) {}
 
@@ -67,6 +68,8 @@ class ArrayMap final : public MapImpl {
   }
 
   long user_update(const void* key, const void* value, uint64_t flags) override {
+    // stacks are recorded by bpf_get_stackid, cgroups named by an fd: neither exists here
+    if (spec().type == MapType::StackTrace || spec().type == MapType::CgroupArray) return err::kNotSupp;
     if (!per_cpu()) return update(key, value, flags, 0);
     if (long rc = check_flags(flags); rc) return rc;
     uint32_t i = index_of(key);

@@ -32,7 +32,8 @@ MapImpl::MapImpl(MapSpec spec, uint32_t workers)
     : spec_(std::move(spec)),
       workers_(workers ? workers : 1),
       per_cpu_(is_per_cpu(spec_.type)),
-      program_lookup_(spec_.type != MapType::ProgArray && spec_.type != MapType::PerfEventArray && spec_.type != MapType::Ringbuf) {
+      program_lookup_(spec_.type != MapType::ProgArray && spec_.type != MapType::PerfEventArray && spec_.type != MapType::Ringbuf &&
+                      spec_.type != MapType::StackTrace && spec_.type != MapType::CgroupArray) {
   std::lock_guard lk(registry().mu);
   id_ = registry().next_id++;
 }
@@ -77,7 +78,7 @@ void MapImpl::set_sink(std::function<void(const MapRecord&)> sink) {
 uint64_t prealloc_bytes(const MapSpec& s, uint32_t workers) {
   const uint64_t n = s.max_entries, w = workers ? workers : 1;
   switch (s.type) {
-    case MapType::Array: case MapType::Devmap: case MapType::Cpumap: case MapType::Xskmap:
+    case MapType::Array: case MapType::Devmap: case MapType::Cpumap: case MapType::Xskmap: case MapType::StackTrace: case MapType::CgroupArray:
       return n * (round8(s.value_size) + 1);
     case MapType::PercpuArray: return n * round8(s.value_size) * w;
     case MapType::ArrayOfMaps: case MapType::ProgArray: return n * 32;
@@ -134,6 +135,13 @@ Result<std::shared_ptr<MapImpl>> create_map(const MapSpec& given, uint32_t worke
   auto need_u32_key = [&]() { return s.key_size == 4; };
   std::shared_ptr<MapImpl> m;
   switch (s.type) {
+    case MapType::StackTrace: case MapType::CgroupArray:
+      // as the kernel checks them: u32 keys; a stack of u64 addresses; a cgroup's fd
+      if (!need_u32_key()) return bad("key_size must be 4");
+      if (s.type == MapType::StackTrace && (s.value_size % 8 || s.value_size > 127 * 8)) return bad("value_size must be a multiple of 8, at most 1016");
+      if (s.type == MapType::CgroupArray && s.value_size != 4) return bad("value_size must be 4");
+      m = make_array(s, workers);
+      break;
     case MapType::Array: case MapType::PercpuArray: case MapType::Devmap: case MapType::Cpumap:
     case MapType::Xskmap: case MapType::ArrayOfMaps:
       if (!need_u32_key()) return bad("key_size must be 4");
@@ -195,7 +203,8 @@ constexpr TypeName kTypeNames[] = {
     {MapType::LruPercpuHash, "lru_percpu_hash"}, {MapType::LpmTrie, "lpm_trie"},
     {MapType::ArrayOfMaps, "array_of_maps"}, {MapType::HashOfMaps, "hash_of_maps"}, {MapType::Devmap, "devmap"},
     {MapType::Cpumap, "cpumap"}, {MapType::Xskmap, "xskmap"}, {MapType::Queue, "queue"}, {MapType::Stack, "stack"},
-    {MapType::DevmapHash, "devmap_hash"}, {MapType::Ringbuf, "ringbuf"},
+    {MapType::DevmapHash, "devmap_hash"}, {MapType::Ringbuf, "ringbuf"}, {MapType::StackTrace, "stack_trace"},
+    {MapType::CgroupArray, "cgroup_array"},
 };
 
 Error map_errno(long rc, const std::string& name, const char* op) {

@@ -1206,7 +1206,8 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
       case ArgKind::ConstMapPtr:
         if (v.kind != Kind::MapPtr) expect("map_ptr");
         map_aux = v.aux;
-        if (h->id == 12 && map(v.aux).spec->type != MapType::ProgArray)
+        if ((h->id == 12 && map(v.aux).spec->type != MapType::ProgArray) || map(v.aux).spec->type == MapType::StackTrace ||
+            map(v.aux).spec->type == MapType::CgroupArray)  // no helper ebpfvm has takes these (bpf_get_stackid, ...)
           reject(pc, "cannot pass map_type " + std::to_string(static_cast<int>(map(v.aux).spec->type)) + " into func " + name);
         if (h->id == 12 && in_.tail_call_maps) in_.tail_call_maps->push_back(v.aux);
         break;

@@ -192,7 +192,14 @@ TEST_CASE("map creation checks the definition as BPF_MAP_CREATE does") {
         "map 'r' (ringbuf): max_entries must be a power of 2 and at least 4096 (a page)");
   CHECK(Map::create({"o", MapType::ArrayOfMaps, 4, 4, 1, 0, nullptr}).error().message ==
         "map 'o' (array_of_maps): needs an inner map definition and value_size 4");
-  CHECK(Map::create({"x", static_cast<MapType>(7), 4, 4, 1, 0, nullptr}).error().code == Errc::Unsupported);
+  CHECK(Map::create({"x", static_cast<MapType>(15), 4, 4, 1, 0, nullptr}).error().code == Errc::Unsupported);  // sockmap
+  CHECK(Map::create({"s", MapType::StackTrace, 4, 12, 8, 0, nullptr}).error().message ==
+        "map 's' (stack_trace): value_size must be a multiple of 8, at most 1016");
+  CHECK(Map::create({"c", MapType::CgroupArray, 4, 8, 1, 0, nullptr}).error().message == "map 'c' (cgroup_array): value_size must be 4");
+  auto st = Map::create({"s", MapType::StackTrace, 4, 16, 8, 0, nullptr});
+  REQUIRE(st.ok());
+  CHECK_FALSE(st->lookup(as_bytes<uint32_t>(0)).ok());  // no stack was ever recorded
+  CHECK(st->update(as_bytes<uint32_t>(0), std::vector<uint8_t>(16)).error().message.find("not supported") != std::string::npos);
 }
 
 TEST_CASE("devmap, xskmap: slots exist once set") {

@@ -935,3 +935,23 @@ TEST_CASE("ubpf-run: --links, --routes and --neighbours give bpf_fib_lookup the 
   CHECK(p.exit_code == 2);
   CHECK(p.out.find("ubpf-run: --links " + cap + ": JSON: ") == 0);
 }
+
+TEST_CASE("ubpf-run: maps only tracing programs use (stack_trace, cgroup_array) load, stay empty and refuse updates (issue 17)") {
+  const std::string obj = program_path("declared_maps"), dump = temp_path("declared.json"), load = temp_path("declared_load.json");
+  auto p = ubpf({"maps", obj});
+  REQUIRE(p.exit_code == 0);
+  CHECK(p.out.find("stacks                   stack_trace             4      256         1024") != std::string::npos);
+  CHECK(p.out.find("cgroups                  cgroup_array            4        4            1") != std::string::npos);
+  const std::string cap = known_capture();
+  p = ubpf({obj, "--engine", "interp", "--pcap", cap, "--map-dump", dump, "--json"});
+  CHECK(count_of(json_of(p), "XDP_PASS") == read_capture(cap).size());
+  const std::string dumped = slurp(dump);
+  CHECK(dumped.find("\"stacks\":[]") != std::string::npos);
+  CHECK(dumped.find("\"cgroups\":[]") != std::string::npos);
+  std::string zeros;
+  for (int i = 0; i < 256; ++i) zeros += std::string(i ? "," : "") + "\"0x00\"";
+  std::ofstream(load) << R"({"stacks":[{"key":1,"value":[)" << zeros << "]}]}";
+  p = ubpf({obj, "--engine", "interp", "--pcap", cap, "--map-load", load});
+  CHECK(p.exit_code == 2);
+  CHECK(p.out.find("map 'stacks': update: not supported on this map type") != std::string::npos);
+}

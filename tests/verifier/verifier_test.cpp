@@ -59,6 +59,8 @@ std::vector<Map> suite_maps() {
   maps.back().impl()->freeze();
   add(MapType::ArrayOfMaps, 4, 4, 2);
   add(MapType::Array, 4, 16, 4, 4);  // { u32 a; struct bpf_spin_lock lock; u64 counter; }
+  add(MapType::StackTrace, 4, 64, 16);
+  add(MapType::CgroupArray, 4, 4, 2);
   return maps;
 }
 
