@@ -139,6 +139,33 @@ Result<void> collect_btf_maps(ObjectData& o) {
   return {};
 }
 
+// iproute2's maps of maps: an outer map names its inner maps' `id` in its `inner_id`; each map
+// of that id is its inner map shape and goes into the outer map's slot `inner_idx` at load (as tc
+// does). struct bpf_elf_map: id at 20, inner_id at 28, inner_idx at 32.
+Result<void> link_iproute2_inner_maps(ObjectData& o, const elf::Section& sec) {
+  auto field = [&](const MapDecl& d, uint64_t at) { return d.size >= 36 ? rd32(sec.bytes.subspan(d.offset, d.size), at) : 0u; };
+  for (MapDecl& outer : o.maps) {
+    if (outer.source != MapDecl::Source::Legacy || outer.section != sec.index) continue;
+    const MapType t = outer.spec.type;
+    const uint32_t inner_id = field(outer, 28);
+    if ((t != MapType::ArrayOfMaps && t != MapType::HashOfMaps) || inner_id == 0) continue;
+    for (const MapDecl& d : o.maps) {
+      if (&d == &outer || d.source != MapDecl::Source::Legacy || d.section != sec.index || field(d, 20) != inner_id) continue;
+      if (!outer.spec.inner) outer.spec.inner = std::make_shared<MapSpec>(d.spec);
+      const uint32_t slot = field(d, 32);
+      if (slot >= outer.spec.max_entries)
+        return o.error_at(Errc::MalformedObject, sec.index, std::nullopt,
+                          "map '" + d.spec.name + "': inner_idx " + std::to_string(slot) + " is beyond max_elem of its outer map '" +
+                              outer.spec.name + "'");
+      outer.slots.push_back({slot, d.spec.name});
+    }
+    if (!outer.spec.inner)
+      return o.error_at(Errc::MalformedObject, sec.index, std::nullopt,
+                        "map '" + outer.spec.name + "': inner_id " + std::to_string(inner_id) + " is the id of no map in section " + sec.name);
+  }
+  return {};
+}
+
 // Legacy definitions: struct bpf_map_def {type, key_size, value_size, max_entries, map_flags} (20
 // bytes, or larger with trailing fields) and iproute2's struct bpf_elf_map (36 bytes: ..., id,
 // pinning, inner_id, inner_idx).
@@ -172,7 +199,7 @@ Result<void> collect_legacy_maps(ObjectData& o) {
     d.size = size;
     o.maps.push_back(std::move(d));
   }
-  return {};
+  return link_iproute2_inner_maps(o, *sec);
 }
 
 bool is_data_section(const elf::Section& s) {

@@ -269,3 +269,23 @@ TEST_CASE("CO-RE relocations resolve against the object's own BTF") {
   REQUIRE(r.ok());
   CHECK(r->action == XdpAction::Tx);  // bytes 4..7 of the packet, read through the relocated offset
 }
+
+TEST_CASE("a map of maps declared the iproute2 way: inner_id names the inner maps, inner_idx their slots (issue 17)") {
+  auto obj = Object::open(program_path("iproute2_map_in_map"));
+  REQUIRE(obj.ok());
+  REQUIRE(obj->load().ok());
+  auto p = obj->program("through_outer");
+  REQUIRE(p.ok());
+  for (int i = 0; i < 3; ++i) {
+    XdpBuffer buf(std::vector<uint8_t>(60, 0));
+    auto r = p->run_xdp(buf);
+    REQUIRE(r.ok());
+    CHECK(r->action == XdpAction::Pass);  // slot 1 holds map_inner, whose slot 0 counts
+  }
+  CHECK(read_as<uint32_t>(*obj->map("map_inner")->lookup(as_bytes<uint32_t>(0))) == 3);
+  CHECK_FALSE(obj->map("map_outer")->lookup(as_bytes<uint32_t>(0)).ok());  // slot 0 is empty
+
+  auto bad = Object::open(program_path("iproute2_bad_inner"));
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message == "map 'lonely_outer': inner_id 7 is the id of no map in section maps");
+}
