@@ -142,6 +142,9 @@ class Object {
   static Result<Object> open(std::span<const uint8_t> bytes, const std::string& name);
 
   const std::string& name() const;
+  // What the object had that was accepted though not as it should be (an object of old clang
+  // with no ELF machine), one message each: tools show them, the library never prints.
+  const std::vector<std::string>& warnings() const;
   const std::vector<ProgramInfo>& programs() const;
   // Maps the object declares: BTF .maps, the legacy maps section, and one array per global data
   // section (.rodata, .data, .bss, ... named after the section, as bpftool shows "obj.rodata").

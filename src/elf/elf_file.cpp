@@ -104,7 +104,9 @@ Result<File> File::parse(std::span<const uint8_t> input, const std::string& name
   if (!h.e || elf_kind(h.e) != ELF_K_ELF) return bad("not an ELF file: " + std::string(elf_errmsg(-1)));
   GElf_Ehdr eh;
   if (!gelf_getehdr(h.e, &eh)) return bad("ELF header cannot be read: " + std::string(elf_errmsg(-1)));
-  if (eh.e_machine != EM_BPF) return bad("ELF machine is " + std::to_string(eh.e_machine) + ", not BPF (247)");
+  // Old clang wrote no machine (EM_NONE); such an object is taken when its code looks like BPF.
+  const bool no_machine = eh.e_machine == EM_NONE;
+  if (eh.e_machine != EM_BPF && !no_machine) return bad("ELF machine is " + std::to_string(eh.e_machine) + ", not BPF (247)");
   if (eh.e_type != ET_REL) return bad("not a relocatable object (compile with clang -c -target bpf)");
   size_t shnum = 0, shstrndx = 0;
   if (elf_getshdrnum(h.e, &shnum) != 0) return bad("section count cannot be read: " + std::string(elf_errmsg(-1)));
@@ -149,6 +151,22 @@ Result<File> File::parse(std::span<const uint8_t> input, const std::string& name
       if (!rs) return rs.error();
       f.relocs_.push_back(std::move(*rs));
     }
+  }
+  if (no_machine) {
+    // BPF code: executable sections of whole 8-byte instructions, and BPF relocation types.
+    bool code = false;
+    for (const Section& s : f.sections_) {
+      if (!(s.flags & SHF_EXECINSTR) || s.size == 0) continue;
+      if (s.size % 8) return bad("ELF machine is 0 (none), and section " + s.name + " is not BPF code (its size is no multiple of 8)");
+      code = true;
+    }
+    for (const RelocSection& rs : f.relocs_)
+      for (const Reloc& r : rs.relocs)
+        if (r.type != kRBpfNone && r.type != kRBpf64_64 && r.type != kRBpf64Abs64 && r.type != kRBpf64Abs32 && r.type != kRBpf64NoDyld32 &&
+            r.type != kRBpf64_32)
+          return bad("ELF machine is 0 (none), and relocation type " + std::to_string(r.type) + " is not BPF's");
+    if (!code) return bad("ELF machine is 0 (none), and the object has no code");
+    f.warnings_.push_back("ELF machine is 0 (none), as old clang wrote it: read as BPF (247)");
   }
   return f;
 }

@@ -58,6 +58,8 @@ class File {
   const Section* section(const std::string& name) const;
   const std::string& name() const { return name_; }
   bool has_symtab() const { return has_symtab_; }
+  // What was accepted though not as it should be (an object of old clang with no ELF machine).
+  const std::vector<std::string>& warnings() const { return warnings_; }
   // The file's bytes, which sections' spans point into.
   std::shared_ptr<const std::vector<uint8_t>> storage() const { return bytes_; }
 
@@ -68,6 +70,7 @@ class File {
   std::vector<Symbol> symbols_;
   std::vector<RelocSection> relocs_;
   bool has_symtab_ = false;
+  std::vector<std::string> warnings_;
 };
 
 // R_BPF_* relocation types (llvm's BPF ELF ABI).

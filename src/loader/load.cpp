@@ -266,6 +266,7 @@ Result<Object> Object::open(std::span<const uint8_t> bytes, const std::string& n
 
 const std::string& Object::name() const { return d_->name; }
 const std::vector<ProgramInfo>& Object::programs() const { return d_->programs; }
+const std::vector<std::string>& Object::warnings() const { return d_->file.warnings(); }
 const std::vector<MapSpec>& Object::map_specs() const { return d_->specs; }
 const std::vector<Object::Global>& Object::globals() const { return d_->globals; }
 bool Object::has_btf() const { return d_->btf.has_value(); }

@@ -62,6 +62,17 @@ TEST_CASE("malformed objects: each problem named") {
   b = good;
   b[18] = 62;  // e_machine = EM_X86_64
   CHECK(open_error(b) == "bad.o: ELF machine is 62, not BPF (247)");
+  // EM_NONE, as old clang wrote it: read as BPF, with a warning (issue 17)
+  b = good;
+  b[18] = 0;
+  {
+    auto old = Object::open(b, "old.o");
+    REQUIRE(old.ok());
+    REQUIRE(old->warnings().size() == 1);
+    CHECK(old->warnings()[0] == "ELF machine is 0 (none), as old clang wrote it: read as BPF (247)");
+    CHECK(old->load().ok());
+  }
+  CHECK(Object::open(good, "good.o")->warnings().empty());
   b = good;
   b[16] = 2;  // e_type = ET_EXEC
   CHECK(open_error(b) == "bad.o: not a relocatable object (compile with clang -c -target bpf)");

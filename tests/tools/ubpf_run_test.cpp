@@ -955,3 +955,16 @@ TEST_CASE("ubpf-run: maps only tracing programs use (stack_trace, cgroup_array) 
   CHECK(p.exit_code == 2);
   CHECK(p.out.find("map 'stacks': update: not supported on this map type") != std::string::npos);
 }
+
+TEST_CASE("ubpf-run: an object of old clang with no ELF machine runs, with a warning (issue 17)") {
+  std::ifstream in(program_path("globals"), std::ios::binary);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  REQUIRE(bytes.size() > 20);
+  bytes[18] = bytes[19] = 0;  // e_machine = EM_NONE
+  const std::string old = temp_path("old_clang.o");
+  std::ofstream(old, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  auto p = ubpf({"maps", old});
+  CHECK(p.exit_code == 0);
+  CHECK(p.out.find("ubpf-run: warning: " + old + ": ELF machine is 0 (none), as old clang wrote it: read as BPF (247)") == 0);
+  CHECK(p.out.find(".rodata") != std::string::npos);
+}

@@ -174,6 +174,10 @@ ebpfvm::Result<void> set_map_size(Object& obj, const std::string& arg) {
 ebpfvm::Result<Object> open_object(const Options& o, const std::string& program) {
   auto obj = Object::open(o.object);
   if (!obj) return obj.error();
+  static bool warned = false;  // verify opens the object again for each rejection
+  if (!warned)
+    for (const std::string& w : obj->warnings()) std::fprintf(stderr, "ubpf-run: warning: %s: %s\n", o.object.c_str(), w.c_str());
+  warned = true;
   if (!o.type.empty()) {
     auto t = ebpfvm::prog_type_from_string(o.type);
     if (!t) return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--type " + o.type + ": expected xdp, tc or socket");
