@@ -141,20 +141,14 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
     report = std::move(*r);
   }
   if (p.type == ProgType::Xdp) {
-    const std::vector<uint8_t> before = linked->bytes;
-    if (auto r = detail::rewrite_ctx_accesses(decoded->data().decoded, detail::xdp_ctx_fields(), linked->bytes); !r)
-      return at_origin(*o, *linked, p, r.error());
-    // The rewrite runs its own analysis; a verified program runs only if it rewrote exactly the
-    // loads the verifier proved to read those fields (anything else would run unproven code).
-    if (report) {
-      std::sort(ctx_loads.begin(), ctx_loads.end());
-      ctx_loads.erase(std::unique(ctx_loads.begin(), ctx_loads.end()), ctx_loads.end());
-      std::vector<uint32_t> changed;
-      for (uint32_t i = 0; i * 8 < before.size(); ++i)
-        if (!std::equal(before.begin() + i * 8, before.begin() + i * 8 + 8, linked->bytes.begin() + i * 8)) changed.push_back(i);
-      if (changed != ctx_loads)
-        return at_origin(*o, *linked, p, make_error(Errc::VerifierRejected, "the context rewrite and the verifier disagree on which loads read data/data_end/data_meta"));
-    }
+    // Verified: the loads the verifier proved to read the context's pointer fields (it refuses
+    // an instruction that reads the context on one path and other memory on another).
+    // Unverified: the rewrite's own analysis, which refuses what it cannot follow.
+    std::sort(ctx_loads.begin(), ctx_loads.end());
+    ctx_loads.erase(std::unique(ctx_loads.begin(), ctx_loads.end()), ctx_loads.end());
+    auto r = report ? detail::rewrite_ctx_loads(decoded->data().decoded, detail::xdp_ctx_fields(), ctx_loads, linked->bytes)
+                    : detail::rewrite_ctx_accesses(decoded->data().decoded, detail::xdp_ctx_fields(), linked->bytes);
+    if (!r) return at_origin(*o, *linked, p, r.error());
     decoded = Program::from_bytecode(linked->bytes);
     if (!decoded) return at_origin(*o, *linked, p, decoded.error());
   }

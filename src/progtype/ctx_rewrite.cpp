@@ -207,6 +207,23 @@ constexpr CtxField kXdpFields[] = {
 
 std::span<const CtxField> xdp_ctx_fields() { return kXdpFields; }
 
+Result<void> rewrite_ctx_loads(const isa::Program& prog, std::span<const CtxField> fields, std::span<const uint32_t> loads,
+                               std::vector<uint8_t>& bytes) {
+  for (uint32_t pc : loads) {
+    const CtxField* f = nullptr;
+    if (pc < prog.insns.size())
+      for (const CtxField& x : fields)
+        if (x.rewrite_off >= 0 && static_cast<int64_t>(x.off) == prog.insns[pc].off) f = &x;
+    if (!f || pc * 8 + 8 > bytes.size())
+      return make_error_at(Errc::VerifierRejected, pc, "context load the verifier reported is not a load of a rewritten field");
+    isa::RawInsn raw = isa::read_raw(&bytes[pc * 8]);
+    raw.opcode = 0x79;  // ldxdw: same registers, the 64-bit pointer behind the u32 field
+    raw.off = static_cast<int16_t>(f->rewrite_off);
+    isa::write_raw(raw, &bytes[pc * 8]);
+  }
+  return {};
+}
+
 Result<void> rewrite_ctx_accesses(const isa::Program& prog, std::span<const CtxField> fields, std::vector<uint8_t>& bytes) {
   Analysis a(prog, fields);
   if (auto r = a.run(); !r) return r;

@@ -27,8 +27,15 @@ struct CtxField {
 };
 
 // Rewrites, in `bytes` (the linked program's encoding), every context load that needs it.
-// Errors carry the instruction index.
+// Errors carry the instruction index. For programs loaded unverified: the analysis is this file's.
 Result<void> rewrite_ctx_accesses(const isa::Program& prog, std::span<const CtxField> fields, std::vector<uint8_t>& bytes);
+
+// For verified programs: rewrites exactly `loads`, the instructions the verifier proved to read
+// one of `fields` through the context on every path (verifier::Input::rewritten_loads). One
+// analysis decides: a context reached through a copy of r10 or a caller's stack slot is the
+// context wherever the verifier can follow it.
+Result<void> rewrite_ctx_loads(const isa::Program& prog, std::span<const CtxField> fields, std::span<const uint32_t> loads,
+                               std::vector<uint8_t>& bytes);
 
 // struct xdp_md's fields.
 std::span<const CtxField> xdp_ctx_fields();

@@ -164,6 +164,7 @@ class Analyzer {
   std::map<uint32_t, std::pair<int64_t, int64_t>> merged_locks_;  // lock_words() of merged maps
   std::vector<std::unique_ptr<MapSpec>> owned_;
   uint32_t next_join_id_ = 0x40000000;  // above every instruction index
+  std::map<uint32_t, uint8_t> load_bases_;  // per load: 1 the context was its base, 2 something else
 
   // VerifyOptions::record_states: the innermost frame's registers before each instruction
   std::shared_ptr<detail::AbstractStates> record_;
@@ -1086,6 +1087,11 @@ Value Analyzer::stack_access(State& st, uint32_t pc, int r, const Value& ptr, in
 void Analyzer::load(State& st, uint32_t pc, const Insn& in) {
   if (in.dst == 10) reject(pc, "frame pointer is read only");
   const Value ptr = read(st, pc, in.src);
+  // A context load is rewritten (in_.rewritten_loads), so it must read the context on every path:
+  // one instruction may not load through the context on one and through other memory on another.
+  uint8_t& bases = load_bases_[pc];
+  bases |= ptr.kind == Kind::Ctx ? 1 : 2;
+  if (bases == 3) reject(pc, "same insn cannot be used with different pointers: the context on one path, other memory on another");
   const unsigned size = isa::mem_size(in.opcode);
   Value v = access(st, pc, in.src, ptr, in.off, size, Mode::Read, nullptr, isa::is_sign_extending_load(in.opcode));
   if (v.kind == Kind::Scalar && size < 8 && !isa::is_sign_extending_load(in.opcode)) v = Value::scalar(truncate(v.s, size));

@@ -289,3 +289,26 @@ TEST_CASE("a map of maps declared the iproute2 way: inner_id names the inner map
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message == "map 'lonely_outer': inner_id 7 is the id of no map in section maps");
 }
+
+TEST_CASE("the context reached through a copy of r10 or a caller's stack slot: its loads are rewritten as the verifier saw them (issue 17, D)") {
+  Object obj = test::open_loaded("ctx_copy");
+  PacketSpec v6;
+  v6.ipv6 = true;
+  const std::vector<uint8_t> ipv4 = make_packet({}), ipv6 = make_packet(v6), runt(10, 0);
+  auto run = [&](const char* name, const std::vector<uint8_t>& pkt) {
+    auto p = obj.program(name);
+    REQUIRE(p.ok());
+    XdpBuffer buf(pkt);
+    auto r = p->run_xdp(buf);
+    REQUIRE(r.ok());
+    return r->action;
+  };
+  // byte 13 of the EtherType: 0x00 for IPv4 drops, anything else passes, a runt drops
+  CHECK(run("ctx_via_fp_copy", ipv4) == XdpAction::Drop);
+  CHECK(run("ctx_via_fp_copy", ipv6) == XdpAction::Pass);
+  CHECK(run("ctx_via_fp_copy", runt) == XdpAction::Drop);
+  // byte 12: 0x08 (IPv4) passes, anything else drops, a runt aborts
+  CHECK(run("ctx_via_caller_slot", ipv4) == XdpAction::Pass);
+  CHECK(run("ctx_via_caller_slot", ipv6) == XdpAction::Drop);
+  CHECK(run("ctx_via_caller_slot", runt) == XdpAction::Aborted);
+}
