@@ -16,52 +16,56 @@ struct request {
 	struct bpf_fib_lookup params;
 };
 
-static __always_inline int lookup(struct xdp_md *ctx, struct bpf_fib_lookup *p, struct request *rq)
+/* struct bpf_fib_lookup's inputs from the packet's IPv4 or IPv6 header, as a router fills them;
+ * returns the end of that header, or NULL (too short, or neither family). */
+static __always_inline void *from_headers(struct bpf_fib_lookup *p, void *data, void *end)
 {
-	p->ifindex = rq->ifindex ? rq->ifindex : ctx->ingress_ifindex;
-	if (rq->flags & 8) /* BPF_FIB_LOOKUP_TBID */
-		p->tbid = rq->tbid;
-	rq->rc = bpf_fib_lookup(ctx, p, rq->short_plen ? 32 : sizeof(*p), rq->flags);
-	__builtin_memcpy(&rq->params, p, sizeof(*p));
-	return XDP_PASS;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end)
+			return 0;
+		p->family = AF_INET;
+		p->tos = ip->tos;
+		p->l4_protocol = ip->protocol;
+		p->tot_len = bpf_ntohs(ip->tot_len);
+		p->ipv4_src = ip->saddr;
+		p->ipv4_dst = ip->daddr;
+		return ip + 1;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return 0;
+		p->family = AF_INET6;
+		p->flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		p->l4_protocol = ip6->nexthdr;
+		p->tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
+		__builtin_memcpy(p->ipv6_src, &ip6->saddr, 16);
+		__builtin_memcpy(p->ipv6_dst, &ip6->daddr, 16);
+		return ip6 + 1;
+	}
+	return 0;
 }
 
 SEC("xdp")
 int fib_probe(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
-	struct ethhdr *eth = data;
+	void *end = (void *)(long)ctx->data_end;
 	struct bpf_fib_lookup p = {};
+	struct request *rq = from_headers(&p, (void *)(long)ctx->data, end);
 
-	if ((void *)(eth + 1) > end)
+	if (!rq || (void *)(rq + 1) > end)
 		return XDP_DROP;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
-		struct request *rq = (void *)(ip + 1);
-		if ((void *)(rq + 1) > end)
-			return XDP_DROP;
-		p.family = AF_INET;
-		p.tos = ip->tos;
-		p.l4_protocol = ip->protocol;
-		p.tot_len = bpf_ntohs(ip->tot_len);
-		p.ipv4_src = ip->saddr;
-		p.ipv4_dst = ip->daddr;
-		return lookup(ctx, &p, rq);
-	}
-	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		struct request *rq = (void *)(ip6 + 1);
-		if ((void *)(rq + 1) > end)
-			return XDP_DROP;
-		p.family = AF_INET6;
-		p.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
-		p.l4_protocol = ip6->nexthdr;
-		p.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-		__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
-		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
-		return lookup(ctx, &p, rq);
-	}
-	return XDP_DROP;
+	p.ifindex = rq->ifindex ? rq->ifindex : ctx->ingress_ifindex;
+	if (rq->flags & 8) /* BPF_FIB_LOOKUP_TBID */
+		p.tbid = rq->tbid;
+	rq->rc = bpf_fib_lookup(ctx, &p, rq->short_plen ? 32 : sizeof(p), rq->flags);
+	__builtin_memcpy(&rq->params, &p, sizeof(p));
+	return XDP_PASS;
 }
 
 // A router's fast path, as the kernel's xdp_fwd sample and xdp-forward do it: look the
@@ -70,31 +74,12 @@ int fib_probe(struct xdp_md *ctx)
 SEC("xdp")
 int fib_forward(struct xdp_md *ctx)
 {
-	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+	void *data = (void *)(long)ctx->data;
 	struct ethhdr *eth = data;
 	struct bpf_fib_lookup p = {};
 
-	if ((void *)(eth + 1) > end)
-		return XDP_DROP;
-	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end)
-			return XDP_DROP;
-		p.family = AF_INET;
-		p.tot_len = bpf_ntohs(ip->tot_len);
-		p.ipv4_src = ip->saddr;
-		p.ipv4_dst = ip->daddr;
-	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = (void *)(eth + 1);
-		if ((void *)(ip6 + 1) > end)
-			return XDP_DROP;
-		p.family = AF_INET6;
-		p.tot_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-		__builtin_memcpy(p.ipv6_src, &ip6->saddr, 16);
-		__builtin_memcpy(p.ipv6_dst, &ip6->daddr, 16);
-	} else {
+	if (!from_headers(&p, data, (void *)(long)ctx->data_end))
 		return XDP_PASS;
-	}
 	p.ifindex = ctx->ingress_ifindex;
 	long rc = bpf_fib_lookup(ctx, &p, sizeof(p), 0);
 	if (rc == BPF_FIB_LKUP_RET_BLACKHOLE || rc == BPF_FIB_LKUP_RET_UNREACHABLE || rc == BPF_FIB_LKUP_RET_PROHIBIT)

@@ -1,10 +1,6 @@
 /* An iproute2 map of maps whose inner_id names no map: the object must fail to open, naming it. */
 #include "common.h"
 
-struct bpf_elf_map {
-	__u32 type, size_key, size_value, max_elem, flags, id, pinning, inner_id, inner_idx;
-};
-
 struct bpf_elf_map SEC("maps") lonely_outer = {
 	.type = BPF_MAP_TYPE_ARRAY_OF_MAPS,
 	.size_key = sizeof(__u32),

@@ -3,18 +3,6 @@
  * of the outer map it goes into when the object is loaded. */
 #include "common.h"
 
-struct bpf_elf_map {
-	__u32 type;
-	__u32 size_key;
-	__u32 size_value;
-	__u32 max_elem;
-	__u32 flags;
-	__u32 id;
-	__u32 pinning;
-	__u32 inner_id;
-	__u32 inner_idx;
-};
-
 struct bpf_elf_map SEC("maps") map_inner = {
 	.type = BPF_MAP_TYPE_ARRAY,
 	.size_key = sizeof(__u32),
