@@ -75,6 +75,9 @@ FibTables::FibTables(const Fib& fib) : fib_(fib) {
   for (const FibLink& l : fib.links)
     for (const FibLink::Address& a : l.addresses) fib_.routes.push_back(local_route(l, a));
   for (const FibLink& l : fib_.links) links_.emplace(l.ifindex, &l);
+  for (const FibNeighbour& n : fib_.neighbours)
+    if (n.ip.family == kInet || n.ip.family == kInet6)
+      neighbours_.emplace(Prefix{n.ifindex, n.ip.family, 128, masked(n.ip.bytes.data(), n.ip.family, 128)}, &n);
   for (const FibRoute& r : fib_.routes) {
     if ((r.family != kInet && r.family != kInet6) || r.prefix_len > addr_len(r.family) * 8) continue;
     by_prefix_[Prefix{r.table, r.family, r.prefix_len, masked(r.prefix.data(), r.family, r.prefix_len)}].push_back(&r);
@@ -131,9 +134,8 @@ const FibRoute* FibTables::route_for(uint8_t family, const uint8_t* dst, uint64_
 }
 
 const FibNeighbour* FibTables::neighbour(uint32_t ifindex, uint8_t family, const uint8_t* addr) const {
-  for (const FibNeighbour& n : fib_.neighbours)
-    if (n.ifindex == ifindex && n.ip.family == family && std::memcmp(n.ip.bytes.data(), addr, addr_len(family)) == 0) return &n;
-  return nullptr;
+  auto it = neighbours_.find(Prefix{ifindex, family, 128, masked(addr, family, 128)});  // `table` holds the link here
+  return it == neighbours_.end() ? nullptr : it->second;
 }
 
 // BPF_FIB_LOOKUP_SRC. IPv4 (inet_select_addr): the route's preferred source, else an address of

@@ -43,6 +43,8 @@ class FibTables {
   std::unordered_map<Prefix, std::vector<const FibRoute*>, PrefixHash> by_prefix_;  // lowest metric first
   std::map<std::pair<uint32_t, uint8_t>, std::vector<uint8_t>> lengths_;            // per table, longest first
   std::unordered_map<uint32_t, const FibLink*> links_;
+  // by (link, address): the first entry listed wins, as a listing has one per address and link
+  std::unordered_map<Prefix, const FibNeighbour*, PrefixHash> neighbours_;
 };
 
 }  // namespace ebpfvm::detail
