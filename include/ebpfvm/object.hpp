@@ -33,11 +33,14 @@
 
 namespace ebpfvm {
 
-enum class ProgType : uint8_t { Unspec, Xdp, SchedCls, SocketFilter };
-std::string_view to_string(ProgType t);  // "xdp", "sched_cls", "socket_filter", "unspec"
+// Other: a program of a kind that is no packet program (tracing, cgroup, LSM, ...), as its
+// section tells libbpf; objects hold them beside their packet programs, and they stay unloaded.
+enum class ProgType : uint8_t { Unspec, Xdp, SchedCls, SocketFilter, Other };
+std::string_view to_string(ProgType t);  // "xdp", "sched_cls", "socket_filter", "other", "unspec"
 std::optional<ProgType> prog_type_from_string(std::string_view s);  // also "tc", "socket"
 // The type libbpf infers from a section name: xdp* -> Xdp; tc*, classifier*, tcx/* -> SchedCls;
-// socket* -> SocketFilter; anything else Unspec.
+// socket* -> SocketFilter; kprobe/, tracepoint/, fentry/, cgroup/, lsm/, ... -> Other; anything
+// else Unspec.
 ProgType prog_type_from_section(std::string_view section);
 
 struct ProgramInfo {

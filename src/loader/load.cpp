@@ -218,6 +218,7 @@ std::string_view to_string(ProgType t) {
     case ProgType::Xdp: return "xdp";
     case ProgType::SchedCls: return "sched_cls";
     case ProgType::SocketFilter: return "socket_filter";
+    case ProgType::Other: return "other";
     case ProgType::Unspec: break;
   }
   return "unspec";
@@ -235,6 +236,15 @@ ProgType prog_type_from_section(std::string_view s) {
   if (starts("xdp")) return ProgType::Xdp;
   if (starts("tc") || starts("classifier")) return ProgType::SchedCls;
   if (starts("socket")) return ProgType::SocketFilter;
+  // libbpf's section names of the program kinds that see no packet as XDP, tc and socket filters do
+  static constexpr std::string_view kOther[] = {
+      "kprobe/", "kretprobe/", "uprobe", "uretprobe", "ksyscall/", "kretsyscall/", "usdt/", "tracepoint/", "tp/",
+      "raw_tracepoint", "raw_tp", "tp_btf/", "fentry/", "fexit/", "fmod_ret/", "lsm/", "lsm.s/", "lsm_cgroup/", "iter/",
+      "iter.s/", "perf_event", "cgroup/", "cgroup_skb/", "sockops", "sk_msg", "sk_skb", "sk_lookup", "sk_reuseport",
+      "flow_dissector", "lirc_mode2", "lwt_", "struct_ops", "syscall", "netfilter", "freplace/", "kprobe.multi/",
+      "kretprobe.multi/", "uprobe.multi/", "uretprobe.multi/", "fentry.s/", "fexit.s/", "fmod_ret.s/"};
+  for (std::string_view p : kOther)
+    if (starts(p)) return ProgType::Other;
   return ProgType::Unspec;
 }
 
@@ -346,6 +356,11 @@ Result<void> Object::load(const LoadOptions& opts) {
   for (size_t i = 0; i < d_->programs.size(); ++i) {
     // A program of no known type runs only on raw memory: verified for it, or checked.
     const bool raw = opts.verify.context == VerifyOptions::Context::Memory || opts.safety == Safety::Checked;
+    if (d_->programs[i].type == ProgType::Other && !raw) {
+      d_->load_errors[i] = "not a packet program (section '" + d_->programs[i].section +
+                           "'): ebpfvm runs XDP, tc and socket-filter programs; this one is left unloaded";
+      continue;
+    }
     if (d_->programs[i].type == ProgType::Unspec && !raw) {
       d_->load_errors[i] = "section '" + d_->programs[i].section +
                            "' does not tell the program type; set it before load (set_program_type, ubpf-run --type), or load for "

@@ -968,3 +968,23 @@ TEST_CASE("ubpf-run: an object of old clang with no ELF machine runs, with a war
   CHECK(p.out.find("ubpf-run: warning: " + old + ": ELF machine is 0 (none), as old clang wrote it: read as BPF (247)") == 0);
   CHECK(p.out.find(".rodata") != std::string::npos);
 }
+
+TEST_CASE("ubpf-run: tracing programs beside a packet program are listed, not failures, and the packet program is the one run (issue 17)") {
+  const std::string obj = program_path("mixed_kinds");
+  auto p = ubpf({"verify", obj});
+  CHECK(p.exit_code == 0);
+  CHECK(p.out.find("pass_all: verified") != std::string::npos);
+  CHECK(p.out.find("trace_exception: not a packet program (section tracepoint/xdp/xdp_exception), skipped") != std::string::npos);
+  CHECK(p.out.find("probe_generic: not a packet program (section kprobe/do_xdp_generic), skipped") != std::string::npos);
+  p = ubpf({"verify", obj, "--json"});
+  CHECK(p.exit_code == 0);
+  CHECK(p.out.find(R"({"program":"trace_exception","verified":false,"skipped":"not a packet program","section":"tracepoint/xdp/xdp_exception"})") !=
+        std::string::npos);
+  const std::string cap = known_capture();
+  p = ubpf({obj, "--engine", "interp", "--pcap", cap, "--json"});  // no --prog: the one packet program
+  CHECK(count_of(json_of(p), "XDP_PASS") == read_capture(cap).size());
+  p = ubpf({obj, "--engine", "interp", "--pcap", cap, "--prog", "trace_exception"});
+  CHECK(p.exit_code == 1);
+  CHECK(p.out.find("not a packet program (section 'tracepoint/xdp/xdp_exception'): ebpfvm runs XDP, tc and socket-filter programs") !=
+        std::string::npos);
+}

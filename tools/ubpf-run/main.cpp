@@ -151,6 +151,11 @@ ebpfvm::Result<std::string> pick_program(const Object& obj, const Options& o) {
   for (const auto& p : obj.programs())
     if (o.section.empty() || p.section == o.section) names.push_back(p.name);
   if (names.size() == 1) return names[0];
+  // Several: the one packet program among tracing (and other) programs is the one to run.
+  std::vector<std::string> packet;
+  for (const auto& p : obj.programs())
+    if ((o.section.empty() || p.section == o.section) && p.type != ebpfvm::ProgType::Other) packet.push_back(p.name);
+  if (packet.size() == 1) return packet[0];
   std::string all;
   for (const auto& p : obj.programs()) all += "\n  " + p.name + " (section " + p.section + ")";
   if (names.empty()) return ebpfvm::make_error(ebpfvm::Errc::NotFound, "no program in section '" + o.section + "'; programs:" + all);
@@ -452,6 +457,11 @@ int cmd_verify(const Options& o) {
     any = true;
     if (json.back() != '[') json += ",";
     json += "{\"program\":" + json_quote(info.name);
+    if (info.type == ebpfvm::ProgType::Other) {  // listed, not a failure: the object's packet programs are what counts
+      json += ",\"verified\":false,\"skipped\":\"not a packet program\",\"section\":" + json_quote(info.section) + "}";
+      if (!o.json) std::printf("%s: not a packet program (section %s), skipped\n", info.name.c_str(), info.section.c_str());
+      continue;
+    }
     if (auto it = rejected.find(info.name); it != rejected.end()) {
       ++failures;
       const ebpfvm::Error& e = it->second;
