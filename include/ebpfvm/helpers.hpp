@@ -36,6 +36,10 @@ enum class ArgKind : uint8_t {
   PtrToMemOrNull,   // like PtrToMem, or 0 when the size argument is 0
   PtrToInt,         // writable 4 bytes (the kernel's ARG_PTR_TO_INT)
   PtrToLong,        // writable 8 bytes (ARG_PTR_TO_LONG)
+  // Like PtrToMemOrNull, but the 8-byte words there may be pointers: the helper formats them
+  // (bpf_trace_vprintk's arguments, %s read with a fault-tolerant copy), as root's loader lets the
+  // kernel's do. Output goes to the operator's log, never to the program's memory, maps or packets.
+  PtrToFormatArgsOrNull,
 };
 
 enum class RetKind : uint8_t {

@@ -405,7 +405,7 @@ HelperRegistry make_builtin() {
       {160, "bpf_ktime_get_coarse_ns", ktime_coarse_ns, R::Integer, {}},
       {164, "bpf_for_each_map_elem", for_each_map_elem, R::Integer, {A::ConstMapPtr, A::PtrToFunc, A::Anything, A::Anything}},
       {177, "bpf_trace_vprintk", trace_vprintk, R::Integer,
-       {A::PtrToMem, A::ConstSize, A::PtrToMemOrNull, A::ConstSizeOrZero}},
+       {A::PtrToMem, A::ConstSize, A::PtrToFormatArgsOrNull, A::ConstSizeOrZero}},
       {181, "bpf_loop", loop, R::Integer, {A::Anything, A::PtrToFunc, A::Anything, A::Anything}},
       {188, "bpf_xdp_get_buff_len", xdp_get_buff_len, R::Integer, {A::PtrToCtx}},
       {189, "bpf_xdp_load_bytes", xdp_load_bytes, R::Integer, {A::PtrToCtx, A::Anything, A::PtrToUninitMem, A::ConstSize}},

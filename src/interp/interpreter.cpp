@@ -601,7 +601,7 @@ std::string check_helper_args(const HelperSlot& h, const uint64_t* R, const Guar
         why = mem(next, a[i] == ArgKind::PtrToUninitMem);
         if (next && !v) why = reg(i) + " is null";
         break;
-      case ArgKind::PtrToMemOrNull:
+      case ArgKind::PtrToMemOrNull: case ArgKind::PtrToFormatArgsOrNull:
         if (v) why = mem(next, false);
         else if (next) why = reg(i) + " is null but the size is " + std::to_string(next);
         break;

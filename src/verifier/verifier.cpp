@@ -165,6 +165,7 @@ class Analyzer {
   std::vector<std::unique_ptr<MapSpec>> owned_;
   uint32_t next_join_id_ = 0x40000000;  // above every instruction index
   std::map<uint32_t, uint8_t> load_bases_;  // per load: 1 the context was its base, 2 something else
+  bool format_args_ = false;  // a helper reads format arguments: spilled pointers may be among them
 
   // VerifyOptions::record_states: the innermost frame's registers before each instruction
   std::shared_ptr<detail::AbstractStates> record_;
@@ -1054,7 +1055,7 @@ Value Analyzer::stack_access(State& st, uint32_t pc, int r, const Value& ptr, in
     for (int64_t b = lo; b < hi; ++b) {
       Slot& s = slot_of(b);
       if (!(s.init & bit_of(b))) reject(pc, what + (helper ? "" : ": the stack there was never written"));
-      if (s.spill_size && is_pointer(s.spill.kind))
+      if (s.spill_size && is_pointer(s.spill.kind) && !(helper && format_args_))
         reject(pc, helper ? what + ": it holds a spilled pointer" : "invalid size of register fill: " + what + " reads part of a spilled pointer");
     }
     return Value::scalar(Scalar::bits(static_cast<unsigned>(std::min<uint64_t>(size, 8) * 8)));
@@ -1222,7 +1223,7 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
       case ArgKind::PtrToUninitMapValue: mem_arg(st, pc, r, need_map().value_size, need_map().value_size, Mode::Write); break;
       case ArgKind::PtrToInt: mem_arg(st, pc, r, 4, 4, Mode::Write); break;
       case ArgKind::PtrToLong: mem_arg(st, pc, r, 8, 8, Mode::Write); break;
-      case ArgKind::PtrToMem: case ArgKind::PtrToUninitMem: case ArgKind::PtrToMemOrNull: {
+      case ArgKind::PtrToMem: case ArgKind::PtrToUninitMem: case ArgKind::PtrToMemOrNull: case ArgKind::PtrToFormatArgsOrNull: {
         const ArgKind next = i + 1 < 5 ? args[i + 1] : ArgKind::None;
         const bool zero_ok = next == ArgKind::ConstSizeOrZero;
         const Value& sz = read(st, pc, r + 1);
@@ -1232,12 +1233,15 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
         if (sz.s.umin == 0 && !zero_ok) reject(pc, "invalid zero-sized read: " + R(r + 1) + " may be 0 (" + name + ")");
         if (sz.s.umax > (1u << 29)) reject(pc, R(r + 1) + " unbounded memory access, use 'var &= const' or 'if (var < const)'");
         // NULL only with a size of exactly 0 (the kernel's check_helper_mem_access).
-        if (a == ArgKind::PtrToMemOrNull && v.kind == Kind::Scalar && v.s.is_const() && v.s.value() == 0) {
+        const bool or_null = a == ArgKind::PtrToMemOrNull || a == ArgKind::PtrToFormatArgsOrNull;
+        if (or_null && v.kind == Kind::Scalar && v.s.is_const() && v.s.value() == 0) {
           if (sz.s.umax != 0) reject(pc, R(r) + " is NULL but " + R(r + 1) + " may be non-zero (" + name + ")");
           break;
         }
         if (sz.s.umax == 0) break;
+        format_args_ = a == ArgKind::PtrToFormatArgsOrNull;
         mem_arg(st, pc, r, sz.s.umin, sz.s.umax, a == ArgKind::PtrToUninitMem ? Mode::Write : Mode::Read);
+        format_args_ = false;
         break;
       }
       case ArgKind::PtrToCtx:

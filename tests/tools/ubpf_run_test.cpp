@@ -988,3 +988,18 @@ TEST_CASE("ubpf-run: tracing programs beside a packet program are listed, not fa
   CHECK(p.out.find("not a packet program (section 'tracepoint/xdp/xdp_exception'): ebpfvm runs XDP, tc and socket-filter programs") !=
         std::string::npos);
 }
+
+TEST_CASE("ubpf-run: bpf_printk's %s among more than three arguments prints the string, in every engine (issue 17, H)") {
+  const std::string log = temp_path("strings.log"), cap = known_capture();
+  std::vector<std::string> engines{"interp"};
+  if (jit_available()) engines.push_back("jit");
+  for (const std::string& engine : engines) {
+    INFO(engine);
+    auto p = ubpf({program_path("printk_strings"), "--engine", engine, "--pcap", cap, "-c", "2", "--rxq", "3", "--printk", log});
+    REQUIRE(p.exit_code == 0);
+    CHECK(slurp(log) == "[0] eth0 1 2 3 3\n[0] eth0 1 2 3 3\n");
+  }
+  auto p = ubpf({program_path("printk_strings"), "--engine", "interp", "--no-verify", "--pcap", cap, "-c", "1", "--printk", log});
+  REQUIRE(p.exit_code == 0);
+  CHECK(slurp(log) == "[0] eth0 1 2 3 0\n");
+}
