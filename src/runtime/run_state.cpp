@@ -15,6 +15,7 @@ uint64_t splitmix(uint64_t& x) {
 }  // namespace
 
 RuntimeShared::RuntimeShared(Environment e, uint32_t workers) : env(std::move(e)), fib(env.fib), prandom(workers ? workers : 1) {
+  env.fib = {};  // the tables hold their own copy, indexed: a full routing table once is enough
   uint64_t seed = env.seed ? env.seed : static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count());
   for (size_t w = 0; w < prandom.size(); ++w) {
     uint64_t x = seed + w * 0x1000193ull;
