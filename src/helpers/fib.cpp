@@ -120,15 +120,18 @@ FibTables::Found FibTables::find(uint32_t table, uint8_t family, const uint8_t* 
 // then default. With it, one table: main (IPv4's holds the local routes too, the two tables
 // being merged while no custom rule exists) or params->tbid with BPF_FIB_LOOKUP_TBID.
 const FibRoute* FibTables::route_for(uint8_t family, const uint8_t* dst, uint64_t flags, uint32_t ifindex, uint32_t tbid) const {
-  std::vector<uint32_t> tables;
-  if (!(flags & kDirect)) tables = {kTableLocal, kTableMain, kTableDefault};
-  else if (flags & kTbid) tables = {tbid};
-  else if (family == kInet) tables = {kTableLocal, kTableMain};
-  else tables = {kTableMain};
+  // (per lookup, so no allocation: a fixed array and a count)
+  std::array<uint32_t, 3> tables{kTableLocal, kTableMain, kTableDefault};
+  size_t n = 3;
+  if (flags & kDirect) {
+    if (flags & kTbid) tables[0] = tbid, n = 1;
+    else if (family == kInet) n = 2;
+    else tables[0] = kTableMain, n = 1;
+  }
   const uint32_t oif = flags & kOutput ? ifindex : 0;
-  for (uint32_t t : tables) {
+  for (size_t i = 0; i < n; ++i) {
     const FibRoute* r = nullptr;
-    if (find(t, family, dst, oif, &r) == Found::Route) return r;  // none or a throw: the next table
+    if (find(tables[i], family, dst, oif, &r) == Found::Route) return r;  // none or a throw: the next table
   }
   return nullptr;
 }
