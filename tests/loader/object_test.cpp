@@ -19,6 +19,16 @@ T global_at(const Object& obj, const std::string& map, size_t off) {
   return read_as<T>(*v, off);
 }
 
+// The verdict of program `name` on `pkt`.
+XdpAction action_of(const Object& obj, const char* name, const std::vector<uint8_t>& pkt) {
+  auto p = obj.program(name);
+  REQUIRE(p.ok());
+  XdpBuffer buf(pkt);
+  auto r = p->run_xdp(buf);
+  REQUIRE(r.ok());
+  return r->action;
+}
+
 }  // namespace
 
 TEST_CASE("open lists programs, maps and globals") {
@@ -57,15 +67,8 @@ TEST_CASE("global data: .rodata set before load, .data and .bss written by progr
   CHECK(early.error().message == "program() needs a loaded object: call load() first");
 
   REQUIRE(obj->load().ok());
-  auto first = obj->program("first");
-  REQUIRE(first.ok());
-  auto pkt = counting_bytes(40);
-  for (int i = 0; i < 3; ++i) {
-    XdpBuffer buf(pkt);
-    auto r = first->run_xdp(buf);
-    REQUIRE(r.ok());
-    CHECK(r->action == XdpAction::Drop);  // cfg_action
-  }
+  const auto pkt = counting_bytes(40);
+  for (int i = 0; i < 3; ++i) CHECK(action_of(*obj, "first", pkt) == XdpAction::Drop);  // cfg_action
   CHECK(global_at<uint64_t>(*obj, ".bss", 0) == 3);    // runs
   CHECK(global_at<uint32_t>(*obj, ".bss", 8) == 780);  // last_sum = 0 + 1 + ... + 39
 
@@ -229,15 +232,8 @@ TEST_CASE("a program type the section name does not tell must be given") {
 
 TEST_CASE("tail calls: static prog_array initialisers, empty slots, the 33-call limit") {
   Object obj = open_loaded("tail_calls");
-  std::vector<uint8_t> pkt(60, 0);
-  auto run = [&](const char* name) {
-    auto p = obj.program(name);
-    REQUIRE(p.ok());
-    XdpBuffer buf(pkt);
-    auto r = p->run_xdp(buf);
-    REQUIRE(r.ok());
-    return r->action;
-  };
+  const std::vector<uint8_t> pkt(60, 0);
+  auto run = [&](const char* name) { return action_of(obj, name, pkt); };
   CHECK(run("entry") == XdpAction::Tx);       // slot 1 = target, from the object
   CHECK(run("empty_slot") == XdpAction::Drop);  // slot 2 empty: execution continues
   auto table = obj.map("jump_table");
@@ -274,14 +270,8 @@ TEST_CASE("a map of maps declared the iproute2 way: inner_id names the inner map
   auto obj = Object::open(program_path("iproute2_map_in_map"));
   REQUIRE(obj.ok());
   REQUIRE(obj->load().ok());
-  auto p = obj->program("through_outer");
-  REQUIRE(p.ok());
-  for (int i = 0; i < 3; ++i) {
-    XdpBuffer buf(std::vector<uint8_t>(60, 0));
-    auto r = p->run_xdp(buf);
-    REQUIRE(r.ok());
-    CHECK(r->action == XdpAction::Pass);  // slot 1 holds map_inner, whose slot 0 counts
-  }
+  for (int i = 0; i < 3; ++i)
+    CHECK(action_of(*obj, "through_outer", std::vector<uint8_t>(60, 0)) == XdpAction::Pass);  // slot 1 holds map_inner, whose slot 0 counts
   CHECK(read_as<uint32_t>(*obj->map("map_inner")->lookup(as_bytes<uint32_t>(0))) == 3);
   CHECK_FALSE(obj->map("map_outer")->lookup(as_bytes<uint32_t>(0)).ok());  // slot 0 is empty
 
@@ -295,14 +285,7 @@ TEST_CASE("the context reached through a copy of r10 or a caller's stack slot: i
   PacketSpec v6;
   v6.ipv6 = true;
   const std::vector<uint8_t> ipv4 = make_packet({}), ipv6 = make_packet(v6), runt(10, 0);
-  auto run = [&](const char* name, const std::vector<uint8_t>& pkt) {
-    auto p = obj.program(name);
-    REQUIRE(p.ok());
-    XdpBuffer buf(pkt);
-    auto r = p->run_xdp(buf);
-    REQUIRE(r.ok());
-    return r->action;
-  };
+  auto run = [&](const char* name, const std::vector<uint8_t>& pkt) { return action_of(obj, name, pkt); };
   // byte 13 of the EtherType: 0x00 for IPv4 drops, anything else passes, a runt drops
   CHECK(run("ctx_via_fp_copy", ipv4) == XdpAction::Drop);
   CHECK(run("ctx_via_fp_copy", ipv6) == XdpAction::Pass);

@@ -1,6 +1,7 @@
 // ubpf-run end to end, through the real binary: captures in and out, every option, every error.
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <pcap/pcap.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -927,9 +928,13 @@ TEST_CASE("ubpf-run: --links, --routes and --neighbours give bpf_fib_lookup the 
   p = ubpf({program_path("fib"), "--prog", "fib_forward", "--engine", "interp", "--pcap", cap, "--json"});
   CHECK(count_of(json_of(p), "XDP_PASS") == in.size());
   // Routes naming a link the host does not have (no --links: this host's links are used).
-  p = ubpf({program_path("fib"), "--prog", "fib_forward", "--pcap", cap, "--routes", data + "route4.json"});
-  CHECK(p.exit_code == 2);
-  CHECK(p.out.find("ubpf-run: --routes " + data + "route4.json: routes: route 0 (default): dev 'v2' is not among the links") == 0);
+  if (if_nametoindex("v2") != 0) {
+    std::printf("SKIP --routes without --links: this host has a link named v2, which the test's routes name\n");
+  } else {
+    p = ubpf({program_path("fib"), "--prog", "fib_forward", "--pcap", cap, "--routes", data + "route4.json"});
+    CHECK(p.exit_code == 2);
+    CHECK(p.out.find("ubpf-run: --routes " + data + "route4.json: routes: route 0 (default): dev 'v2' is not among the links") == 0);
+  }
   // A file that is not iproute2's JSON.
   p = ubpf({program_path("fib"), "--prog", "fib_forward", "--pcap", cap, "--links", cap});
   CHECK(p.exit_code == 2);
