@@ -246,8 +246,9 @@ KernelVerdict kernel_verdict(std::vector<uint8_t> code, const std::vector<int>& 
 // context) over a random packet, with random bytes in map 0's value, in the checked interpreter
 // under the containment oracle (map value pointers checked at their offsets from the value): what
 // ebpfvm claims, with the kernel or beyond it, must hold.
-void check_contained(const ebpfvm::Program& prog, std::vector<ebpfvm::Map>& maps,
-                     const std::shared_ptr<const ebpfvm::detail::AbstractStates>& states, ebpfvm::gen::Source& src) {
+void check_contained(const ebpfvm::Program& prog, std::vector<ebpfvm::Map>& maps, const ebpfvm::VerifyReport& report,
+                     ebpfvm::gen::Source& src) {
+  const auto& states = report.abstract_states;
   const auto fail = [&](const std::string& why) {
     std::fprintf(stderr, "verified, yet %s\n%s\n", why.c_str(), prog.disassemble().c_str());
     std::abort();
@@ -257,7 +258,9 @@ void check_contained(const ebpfvm::Program& prog, std::vector<ebpfvm::Map>& maps
     fail("the context rewrite refuses it: " + r.error().to_string());
   auto rewritten = ebpfvm::Program::from_bytecode(bytes);
   if (!rewritten) fail("rewritten, it does not decode: " + rewritten.error().to_string());
-  auto checked = ebpfvm::Interpreter::create(*rewritten, ebpfvm::HelperRegistry::builtin(), {ebpfvm::Safety::Checked, 50'000'000, 0}, maps);
+  // The budget is the verifier's bound on the instructions of one run: a run past it fails.
+  auto checked = ebpfvm::Interpreter::create(*rewritten, ebpfvm::HelperRegistry::builtin(),
+                                             {ebpfvm::Safety::Checked, std::min<uint64_t>(report.max_insns, 50'000'000), 0}, maps);
   if (!checked) fail("the interpreter refuses it: " + checked.error().to_string());
   std::vector<uint8_t> value(ebpfvm::gen::kBufferSize), packet(src.below(300));
   for (auto& b : value) b = static_cast<uint8_t>(src.next());
@@ -306,6 +309,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   std::vector<ebpfvm::Map>& maps = our_maps();
   ebpfvm::VerifyOptions vo;
   vo.complexity_limit = 50'000;
+  vo.max_loop_iterations = 1 << 16;  // summarised loops that run long would take the checked runs too long
   vo.record_states = true;
   auto ours = ebpfvm::verify(*prog, ebpfvm::HelperRegistry::builtin(), maps, vo);
   if (!ours) {
@@ -317,7 +321,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   }
   const auto& states = ours->abstract_states;
   if (!kernel_here || kernel_verdict(code, map_fds, false).loaded) {
-    check_contained(*prog, maps, states, src);
+    check_contained(*prog, maps, *ours, src);
     return kernel_here ? 1 : 5;
   }
   const KernelVerdict kernel = kernel_verdict(code, map_fds, true);
@@ -327,7 +331,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   // Otherwise the kernel's bounds were looser than ebpfvm's (its register shifts past the width,
   // 32-bit division results, ...): ebpfvm's must then hold on every run, which the oracle checks
   // over several packets and map contents.
-  for (int run = 0; run < (explained ? 1 : 8); ++run) check_contained(*prog, maps, states, src);
+  for (int run = 0; run < (explained ? 1 : 8); ++run) check_contained(*prog, maps, *ours, src);
   if (!explained && std::getenv("KDIFF_VERBOSE"))
     std::fprintf(stderr, "kernel refuses at insn %lld (%s); ebpfvm accepts and holds\n%s", static_cast<long long>(kernel.insn), kernel.why.c_str(),
                  std::getenv("KDIFF_VERBOSE")[0] == '2' ? prog->disassemble().c_str() : "");

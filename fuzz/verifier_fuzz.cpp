@@ -4,6 +4,7 @@
 // checked interpreter, which must see no out-of-bounds access and no endless run, and in which
 // every register before every instruction must lie inside the verifier's abstract state (the
 // containment oracle). A violation is a verifier bug and aborts.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
@@ -46,12 +47,14 @@ bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size) {
   vo.context = ebpfvm::VerifyOptions::Context::Memory;
   vo.memory_size = ebpfvm::gen::kBufferSize;
   vo.complexity_limit = 50'000;  // mutated loops that never end are common: give up on them early
+  vo.max_loop_iterations = 1 << 16;  // summarised loops that run long would take the checked runs too long
   vo.record_states = true;
   auto report = ebpfvm::verify(*prog, {}, {}, vo);
   if (!report) return false;
   ebpfvm::detail::ContainmentOracle oracle;
   oracle.add(nullptr, report->abstract_states);
-  auto checked = ebpfvm::Interpreter::create(*prog, {}, {ebpfvm::Safety::Checked, 50'000'000, 0});
+  // The budget is the verifier's bound on the instructions of one run: a run past it fails.
+  auto checked = ebpfvm::Interpreter::create(*prog, {}, {ebpfvm::Safety::Checked, std::min<uint64_t>(report->max_insns, 50'000'000), 0});
   if (!checked) std::abort();
   std::vector<uint8_t> mem(ebpfvm::gen::kBufferSize);
   for (auto& b : mem) b = static_cast<uint8_t>(src.next());

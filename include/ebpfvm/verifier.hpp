@@ -43,6 +43,9 @@ struct VerifyOptions {
   // multiplied): a program that could make more is refused. The kernel's bpf_loop allows 2^23
   // iterations per call; this bounds the whole run by the same number.
   uint64_t max_callback_iterations = 1ull << 23;
+  // Iterations of one loop the analysis summarised rather than unrolled (counted with the loops
+  // enclosing it) one run may make: a loop that could make more is refused.
+  uint64_t max_loop_iterations = 1ull << 30;
   // For tests and fuzzers: keep the abstract registers before every instruction
   // (VerifyReport::abstract_states), which the checked interpreter can then hold every concrete run
   // against: the containment oracle (src/verifier/oracle.hpp).
@@ -63,6 +66,9 @@ struct VerifyReport {
   // 33 tail calls long.
   uint64_t max_insns = 0;
   uint64_t max_callback_iterations = 0;
+  // Loops too long to unroll within the budget, verified by summarising their later iterations in
+  // one state widened until it holds them all, and by a counter that moves toward a bound.
+  uint32_t summarised_loops = 0;
   std::string log;              // verbose mode only
   std::shared_ptr<const detail::AbstractStates> abstract_states;  // VerifyOptions::record_states only
 };

@@ -238,18 +238,53 @@ Scalar join(const Scalar& a, const Scalar& b) {
   return s;
 }
 
-Scalar widen(const Scalar& old, const Scalar& next) {
-  Scalar j = join(old, next);
+Thresholds Thresholds::of(const std::vector<uint64_t>& constants) {
+  Thresholds t;
+  for (const uint64_t c : constants)
+    for (const uint64_t v : {c - 1, c, c + 1}) {
+      t.u64.push_back(v);
+      t.s64.push_back(static_cast<int64_t>(v));
+      t.u32.push_back(static_cast<uint32_t>(v));
+      t.s32.push_back(static_cast<int32_t>(static_cast<uint32_t>(v)));
+    }
+  auto tidy = [](auto& v) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  };
+  tidy(t.u64), tidy(t.s64), tidy(t.u32), tidy(t.s32);
+  return t;
+}
+
+namespace {
+
+// The least threshold at or above v (the limit when none is), the greatest at or below.
+template <typename T>
+T up_to(const std::vector<T>* ts, T v) {
+  if (ts)
+    if (auto it = std::lower_bound(ts->begin(), ts->end(), v); it != ts->end()) return *it;
+  return std::numeric_limits<T>::max();
+}
+template <typename T>
+T down_to(const std::vector<T>* ts, T v) {
+  if (ts)
+    if (auto it = std::upper_bound(ts->begin(), ts->end(), v); it != ts->begin()) return *std::prev(it);
+  return std::numeric_limits<T>::min();
+}
+
+}  // namespace
+
+Scalar widen(const Scalar& old, const Scalar& next, const Thresholds* th) {
+  const Scalar j = join(old, next);
   Scalar s;
-  s.t = j.t == old.t ? j.t : Tnum{};
-  s.umin = j.umin < old.umin ? 0 : j.umin;
-  s.umax = j.umax > old.umax ? kU64Max : j.umax;
-  s.smin = j.smin < old.smin ? kS64Min : j.smin;
-  s.smax = j.smax > old.smax ? kS64Max : j.smax;
-  s.u32min = j.u32min < old.u32min ? 0 : j.u32min;
-  s.u32max = j.u32max > old.u32max ? 0xffffffffu : j.u32max;
-  s.s32min = j.s32min < old.s32min ? INT32_MIN : j.s32min;
-  s.s32max = j.s32max > old.s32max ? INT32_MAX : j.s32max;
+  s.t = j.t == old.t ? j.t : Tnum{};  // else its bits would hold the bounds back
+  s.umin = j.umin < old.umin ? down_to(th ? &th->u64 : nullptr, j.umin) : j.umin;
+  s.umax = j.umax > old.umax ? up_to(th ? &th->u64 : nullptr, j.umax) : j.umax;
+  s.smin = j.smin < old.smin ? down_to(th ? &th->s64 : nullptr, j.smin) : j.smin;
+  s.smax = j.smax > old.smax ? up_to(th ? &th->s64 : nullptr, j.smax) : j.smax;
+  s.u32min = j.u32min < old.u32min ? down_to(th ? &th->u32 : nullptr, j.u32min) : j.u32min;
+  s.u32max = j.u32max > old.u32max ? up_to(th ? &th->u32 : nullptr, j.u32max) : j.u32max;
+  s.s32min = j.s32min < old.s32min ? down_to(th ? &th->s32 : nullptr, j.s32min) : j.s32min;
+  s.s32max = j.s32max > old.s32max ? up_to(th ? &th->s32 : nullptr, j.s32max) : j.s32max;
   s.sync();
   return s;
 }

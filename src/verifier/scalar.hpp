@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace ebpfvm::verifier {
 
@@ -61,8 +62,22 @@ struct Scalar {
 };
 
 Scalar join(const Scalar& a, const Scalar& b);
-// join that jumps bounds which grew since `old` to their limits, so that repeated joins settle.
-Scalar widen(const Scalar& old, const Scalar& next);
+
+// Where widening may stop a growing bound short of its limit: the program's own constants (and
+// their neighbours, for `<` against `<=`), in each view's order. A loop `i < 100000` widens i to
+// [0, 100000], not to [0, 2^64).
+struct Thresholds {
+  std::vector<uint64_t> u64;
+  std::vector<int64_t> s64;
+  std::vector<uint32_t> u32;
+  std::vector<int32_t> s32;
+  static Thresholds of(const std::vector<uint64_t>& constants);
+};
+
+// join that jumps bounds which grew since `old` to the next threshold past them (to their limits
+// without thresholds), so that repeated joins settle: each bound only moves through a finite set.
+// Known bits that changed become unknown (what the bounds imply is then learnt from them).
+Scalar widen(const Scalar& old, const Scalar& next, const Thresholds* thresholds = nullptr);
 
 // ALU: the operation on every pair of values of a and b. `alu` covers 64-bit operations with the
 // ALU opcode's operation bits (BPF_ADD = 0x00 ... BPF_ARSH = 0xc0); signed = the v4 sdiv/smod.

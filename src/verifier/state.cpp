@@ -65,17 +65,21 @@ std::string Value::str(const std::vector<std::string>& map_names) const {
 
 namespace {
 
+Scalar join_or_widen(const Scalar& a, const Scalar& b, bool widening, const JoinHooks* hooks) {
+  return widening ? widen(a, b, hooks ? hooks->thresholds : nullptr) : join(a, b);
+}
+
 // Two pointers into the same object whose fixed offsets differ: fold each fixed part into the
 // variable part. For packet pointers the proven range moves with it (it counts from the base).
-Value join_offsets(const Value& a, const Value& b, bool widening, const JoinHooks* ids) {
+Value join_offsets(const Value& a, const Value& b, bool widening, const JoinHooks* hooks, bool rebase) {
   Value v = a;
   const Scalar va = alu64(0x00, a.s, Scalar::constant(static_cast<uint64_t>(static_cast<int64_t>(a.off))), false);
   const Scalar vb = alu64(0x00, b.s, Scalar::constant(static_cast<uint64_t>(static_cast<int64_t>(b.off))), false);
-  v.s = widening ? widen(va, vb) : join(va, vb);
+  v.s = join_or_widen(va, vb, widening, hooks);
   v.off = 0;
   const int64_t ra = static_cast<int64_t>(a.range) - a.off, rb = static_cast<int64_t>(b.range) - b.off;
   v.range = static_cast<uint32_t>(std::max<int64_t>(0, std::min(ra, rb)));
-  v.id = ids && a.id != kUnlinked && b.id != kUnlinked ? ids->id(a, b) : kUnlinked;
+  v.id = rebase && hooks && hooks->id && a.id != kUnlinked && b.id != kUnlinked ? hooks->id(a, b) : kUnlinked;
   return v;
 }
 
@@ -145,7 +149,7 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
   switch (a.kind) {
     case Kind::Uninit: case Kind::PacketEnd: case Kind::MapPtr: case Kind::Func: return a;
     case Kind::Scalar: {
-      Value v = Value::scalar(widening ? widen(a.s, b.s) : join(a.s, b.s));
+      Value v = Value::scalar(join_or_widen(a.s, b.s, widening, ids));
       if (a.id == b.id && a.off == b.off && a.id != kUnlinked) v.id = a.id, v.off = a.off;  // linked on both paths alike
       return v;
     }
@@ -164,7 +168,7 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
         // 0, which means the same: base X on one path, Y on the other), so that p and p + 2
         // joined from two paths that advanced p differently are still one base 2 bytes apart.
         Value v = a;
-        v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);
+        v.s = join_or_widen(a.s, b.s, widening, ids);
         v.range = std::min(a.range, b.range);
         if (a.id != b.id) {
           Value a0 = a, b0 = b;
@@ -173,16 +177,16 @@ Value join(const Value& a, const Value& b, bool widening, const JoinHooks* ids) 
         }
         return v;
       }
-      return join_offsets(a, b, widening, ids);
+      return join_offsets(a, b, widening, ids, true);
     case Kind::Stack: case Kind::MapValue: case Kind::Mem: case Kind::AllocMem: {
       // two references, or the input memory and a callback's key: neither is known
       if ((a.kind == Kind::AllocMem || a.kind == Kind::Mem) && a.id != b.id) return mixed(a, b);
       if (a.off == b.off) {
         Value v = a;
-        v.s = widening ? widen(a.s, b.s) : join(a.s, b.s);
+        v.s = join_or_widen(a.s, b.s, widening, ids);
         return v;
       }
-      Value v = join_offsets(a, b, widening, nullptr);
+      Value v = join_offsets(a, b, widening, ids, false);
       v.id = a.kind == Kind::AllocMem || a.kind == Kind::Mem ? a.id : 0, v.range = 0;
       return v;
     }

@@ -98,6 +98,7 @@ struct State {
 struct JoinHooks {
   std::function<uint32_t(const Value& a, const Value& b)> id;
   std::function<uint32_t(uint32_t map_a, uint32_t map_b)> map;
+  const Thresholds* thresholds = nullptr;  // where widening stops growing bounds
 };
 
 Value join(const Value& a, const Value& b, bool widening, const JoinHooks* hooks = nullptr);

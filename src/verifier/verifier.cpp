@@ -32,6 +32,7 @@ struct Reject {
   std::string reason;
   std::string state;  // the abstract state where it happened
   Errc code = Errc::VerifierRejected;
+  bool too_complex = false;  // a budget ran out: summarising loops may help
 };
 
 constexpr uint32_t kCallbackBit = 0x80000000u;
@@ -46,6 +47,17 @@ constexpr uint32_t kCallbackUnroll = 2;         // callback iterations kept apar
 constexpr uint32_t kHelperLoop = 181, kHelperForEach = 164, kHelperMapLookup = 1;
 constexpr uint64_t kMaxLoops = 1ull << 23;      // bpf_loop's most iterations (the kernel's BPF_MAX_LOOPS)
 constexpr size_t kMaxStates = 20'000;             // about 7 KB each per frame: 140 MB at most
+// Summarised loops (see Analyzer::flow): iterations kept apart before the rest are summarised,
+// the iterations a loop must reach before a too complex analysis summarises it, passes at most,
+// and widening rounds with thresholds before growing bounds go to their limits.
+constexpr uint32_t kSummaryAt = 2;
+constexpr uint32_t kHotIterations = 8;
+constexpr int kMaxPasses = 3;
+constexpr uint32_t kThresholdRounds = 16;
+// Ids a summarised loop's header gives its scalars and packet offsets (Analyzer::canonical_ids):
+// below the joins' ids, above every instruction index.
+constexpr uint32_t kHeaderIds = 0x20000000u;
+constexpr uint32_t kHeaderIdsPerLoop = 1024;      // 8 frames of 11 registers and 64 slots fit
 
 // ---- keys ---------------------------------------------------------------------------------------
 // A key is one level per frame, outermost first: [pc | kCallbackBit? | kPartBit?, callback
@@ -139,7 +151,9 @@ Cmp cmp_of(uint8_t opcode) {
 
 class Analyzer {
  public:
-  Analyzer(const Input& in, const Cfg& cfg) : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}), block_insns_(KeyLess{&cfg}), callback_calls_(KeyLess{&cfg}) {
+  Analyzer(const Input& in, const Cfg& cfg, const std::vector<bool>& summarised, const Thresholds& thresholds)
+      : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}), block_insns_(KeyLess{&cfg}),
+        callback_calls_(KeyLess{&cfg}), summarised_(summarised), thresholds_(thresholds), max_count_(cfg.loops.size(), 0) {
     for (const MapRef& m : in.maps) map_names_.push_back(m.spec->name);
     if (in.options.record_states) {
       record_ = std::make_shared<detail::AbstractStates>();
@@ -186,12 +200,31 @@ class Analyzer {
   };
   struct Invocations {  // what each invocation (main program, callback) holds
     std::map<Key, uint64_t> insns;
-    std::map<Key, std::vector<std::pair<const Key*, const CallbackCall*>>> calls;  // caller's key, call
+    struct Call {
+      const Key* caller;
+      const CallbackCall* call;
+      uint64_t times;  // the helper's count times how often the caller's block runs (summarised loops)
+    };
+    std::map<Key, std::vector<Call>> calls;
     std::map<Key, Bound> memo;
   };
   Key invocation(const Key& k) const;
   Bound bound(const Key& prefix, Invocations& inv) const;
   void bound_work();
+
+  // ---- summarised loops (see flow()) ----
+  const std::vector<bool>& summarised_;  // by loop index
+  const Thresholds& thresholds_;         // the program's constants
+  std::vector<uint32_t> max_count_;      // by loop index: the most iterations the analysis reached
+  // By summarised header key (the "instance": calling context, enclosing loops' counts): the
+  // state each back edge brought it, by the back edge's source key, as last analysed.
+  std::map<Key, std::map<Key, State>> back_edges_;
+  std::map<Key, uint32_t> widen_rounds_;
+  std::map<Key, uint64_t> visits_;  // by instance: visits of its summarised iteration in one run, at most
+  void canonical_ids(State& st, uint32_t loop) const;
+  uint64_t loop_visits(const Key& header, uint32_t loop) const;
+  uint64_t multiplicity(const Key& k, size_t from, bool skip_own) const;
+  void bound_loops();
 
   // ---- helpers ----
   [[noreturn]] void reject(uint32_t pc, std::string reason) {
@@ -223,7 +256,7 @@ class Analyzer {
   void run_block(const Key& key, State st);
   void flow(const Key& key, uint32_t from, uint32_t to, State st);
   void merge(const Key& k, State st, bool widening = false);
-  void merge_into(const Key& k, State st, bool widening);
+  void merge_into(const Key& k, State st, bool widening, std::optional<uint32_t> summary = std::nullopt);
   Key unpartitioned(const Key& k) const;
   Key partition(const Key& k, uint32_t part) const;
   bool keep_apart(const State& a, const State& b) const;
@@ -471,13 +504,18 @@ void Analyzer::merge(const Key& k, State st, bool widening) {
   }
 }
 
-void Analyzer::merge_into(const Key& k, State st, bool widening) {
+void Analyzer::merge_into(const Key& k, State st, bool widening, std::optional<uint32_t> summary) {
+  if (summary) canonical_ids(st, *summary);
   auto it = states_.find(k);
   if (it == states_.end()) {
     // each state holds every frame's registers and stack: bound the memory the analysis may take
-    if (states_.size() >= kMaxStates)
-      reject(k[KeyLess{&cfg_}.levels(k).back().begin] & kPcMask,
-             "program too complex: more than " + std::to_string(kMaxStates) + " states (calling contexts and loop iterations)");
+    if (states_.size() >= kMaxStates) {
+      Reject r{k[KeyLess{&cfg_}.levels(k).back().begin] & kPcMask,
+               "program too complex: more than " + std::to_string(kMaxStates) + " states (calling contexts and loop iterations)",
+               current_ ? state_text(*current_) : std::string()};
+      r.too_complex = true;
+      throw r;
+    }
     states_.emplace(k, std::move(st));
     work_.insert(k);
     return;
@@ -495,7 +533,12 @@ void Analyzer::merge_into(const Key& k, State st, bool widening) {
     return pos->second;
   };
   hooks.map = [&](uint32_t a, uint32_t b) { return merged_map(a, b); };
+  // A summarised loop's header widens with the program's constants as thresholds for a while,
+  // then (should bounds still move) to their limits, and its ids stay canonical so that the
+  // rounds can settle.
+  if (summary && ++widen_rounds_[k] <= kThresholdRounds) hooks.thresholds = &thresholds_;
   State j = join(it->second, st, widening, &hooks);
+  if (summary) canonical_ids(j, *summary);
   if (j == it->second) return;
   it->second = std::move(j);
   work_.insert(k);
@@ -510,14 +553,27 @@ void Analyzer::flow(const Key& key_in, uint32_t from, uint32_t to, State st) {
   const auto& lt = cfg_.loops_of[to];
   const size_t counts = lvl + 1;
   std::optional<size_t> back;
+  std::optional<uint32_t> summary;  // `to` heads this summarised loop, at its summarised iteration
+  bool summary_back = false;        // ... and this edge goes round it again
   for (size_t i = 0; i < lt.size(); ++i) {
     uint32_t c = 0;
     for (size_t j = 0; j < lf.size(); ++j)
       if (lf[j] == lt[i]) {
         c = key[counts + j];
-        if (cfg_.loops[lt[i]].header == to) c += 1, back = nk.size();
+        if (cfg_.loops[lt[i]].header == to) {
+          c += 1, back = nk.size();
+          max_count_[lt[i]] = std::max(max_count_[lt[i]], c);
+          if (summarised_[lt[i]] && c >= kSummaryAt) summary = lt[i], summary_back = c > kSummaryAt, c = kSummaryAt;
+        }
       }
     nk.push_back(c);
+  }
+  if (summary) {
+    // Iterations from kSummaryAt on share one state, widened until it holds them all; what makes
+    // the loop stop is then proven from the back edges' states at the end (loop_visits()).
+    if (summary_back) back_edges_[nk][key_in] = st;
+    merge_into(nk, std::move(st), true, summary);
+    return;
   }
   if (back) {
     // The same iteration again: nothing the analysis knows makes this loop stop.
@@ -531,6 +587,58 @@ void Analyzer::flow(const Key& key_in, uint32_t from, uint32_t to, State st) {
     }
   }
   merge(nk, std::move(st));
+}
+
+// A summarised loop's header state names its links by position: the class of scalars and packet
+// offsets whose first holder (frames outermost first, registers, then stack slots) is position p
+// gets id kHeaderIds + loop * kHeaderIdsPerLoop + p, and an unlinked scalar becomes a class of its
+// own. Two things follow. The states the rounds of widening produce compare equal once their
+// values do (packet pointers joined at new offsets get fresh ids from each join otherwise, and the
+// rounds would never settle). And since only this header makes such ids, a scalar in the body
+// carrying the id of position p is what p held when this iteration began, plus its offset:
+// where a back edge brings p back as p + d, the loop's progress is known (loop_visits()). For that
+// a class no packet pointer shares is moved so that its first holder's offset is 0, and the ids
+// of enclosing loops' headers are left as they are (an inner loop must not rename what an
+// enclosing loop's header held).
+void Analyzer::canonical_ids(State& st, uint32_t loop) const {
+  auto linkable = [](const Value& v) {
+    return v.kind == Kind::Scalar || ((v.kind == Kind::Packet || v.kind == Kind::PacketMeta) && v.id != 0 && v.id != kUnlinked);
+  };
+  auto each = [&](auto&& fn) {
+    uint32_t pos = 0;
+    for (Frame& f : st.frames) {
+      for (Value& v : f.regs) fn(v, pos++);
+      for (Slot& sl : f.stack) {
+        if (sl.spill_size) fn(sl.spill, pos);
+        ++pos;
+      }
+    }
+  };
+  const uint32_t base = kHeaderIds + loop * kHeaderIdsPerLoop;
+  // An enclosing loop's header ids stay: they still say what its header held.
+  const auto& enclosing = cfg_.loops_of[cfg_.loops[loop].header];
+  auto other_loops = [&](uint32_t id) {
+    if (id < kHeaderIds || id >= kHeaderIds + cfg_.loops.size() * kHeaderIdsPerLoop) return false;
+    const uint32_t owner = (id - kHeaderIds) / kHeaderIdsPerLoop;
+    return owner != loop && std::find(enclosing.begin(), enclosing.end(), owner) != enclosing.end();
+  };
+  std::map<uint32_t, uint32_t> name;     // old id -> new one
+  std::map<uint32_t, int32_t> shift;     // old id of a scalar-only class -> its first holder's offset
+  std::set<uint32_t> packet;             // old ids a packet pointer carries
+  each([&](Value& v, uint32_t pos) {
+    if (!linkable(v) || v.id == 0 || v.id == kUnlinked || other_loops(v.id)) return;
+    if (name.emplace(v.id, base + pos).second) shift[v.id] = v.off;
+    if (v.kind != Kind::Scalar) packet.insert(v.id);
+  });
+  each([&](Value& v, uint32_t pos) {
+    if (!linkable(v) || other_loops(v.id)) return;
+    if (v.id == 0 || v.id == kUnlinked) {
+      v.id = base + pos, v.off = 0;
+      return;
+    }
+    if (v.kind == Kind::Scalar && !packet.count(v.id)) v.off -= shift[v.id];
+    v.id = name[v.id];
+  });
 }
 
 void Analyzer::run_block(const Key& key, State st) {
@@ -549,8 +657,10 @@ void Analyzer::run_block(const Key& key, State st) {
       for (size_t i = 0; i < l.n; ++i)
         loop = "; the loop at insn " + std::to_string(cfg_.loops[cfg_.loops_of[l.pc][i]].header) + " is at iteration " +
                std::to_string(key[l.counts + i]) + ": bound it by a constant";
-      reject(pc, "program too complex: the analysis went past " + std::to_string(in_.options.complexity_limit) +
-                     " instructions" + loop);
+      Reject r{pc, "program too complex: the analysis went past " + std::to_string(in_.options.complexity_limit) + " instructions" + loop,
+               state_text(st)};
+      r.too_complex = true;
+      throw r;
     }
     uint32_t next = pc + 1;
     switch (isa::info(in.op).kind) {
@@ -614,15 +724,23 @@ void Analyzer::link_scalar_copies(State& st, int r) {
 
 // `r += c` / `r -= c` on a linked scalar: the result stays linked, c further from the others
 // (`r5 = r3; r5 += 4` is r3 + 4 whatever r3 turns out to be), so that a check of data + r5
-// also covers data + r3 + 4 (linked_packet_pointer). Anything else ends the link.
+// also covers data + r3 + 4 (linked_packet_pointer). A 32-bit `w += c` stays linked where it
+// cannot wrap (the value and the result within 32 bits), as a u32 loop counter's does. Anything
+// else ends the link.
 std::optional<Value> Analyzer::linked_constant_add(const Value& dst, const Value& src, uint8_t op, bool is64) {
-  if (!is64 || (op != 0x00 && op != 0x10) || dst.kind != Kind::Scalar || dst.id == 0 || dst.id == kUnlinked) return std::nullopt;
+  if ((op != 0x00 && op != 0x10) || dst.kind != Kind::Scalar || dst.id == 0 || dst.id == kUnlinked) return std::nullopt;
   if (src.kind != Kind::Scalar || !src.s.is_const()) return std::nullopt;
-  const int64_t c = static_cast<int64_t>(src.s.value());
+  int64_t c = is64 ? static_cast<int64_t>(src.s.value()) : int64_t{static_cast<int32_t>(src.s.value())};
   if (c > kMaxVarOff || c < -kMaxVarOff) return std::nullopt;
-  const int64_t off = op == 0x00 ? int64_t{dst.off} + c : int64_t{dst.off} - c;
+  if (op == 0x10) c = -c;
+  if (!is64) {
+    const bool fits = dst.s.umax <= 0xffffffffu && (c >= 0 ? dst.s.umax + static_cast<uint64_t>(c) <= 0xffffffffu
+                                                         : dst.s.umin >= static_cast<uint64_t>(-c));
+    if (!fits) return std::nullopt;
+  }
+  const int64_t off = int64_t{dst.off} + c;
   if (off > kMaxVarOff || off < -kMaxVarOff) return std::nullopt;
-  Value v = Value::scalar(alu64(op, dst.s, src.s, false));
+  Value v = Value::scalar(is64 ? alu64(op, dst.s, src.s, false) : alu32(op, dst.s, src.s, false));
   v.id = dst.id;
   v.off = static_cast<int32_t>(off);
   return v;
@@ -1553,7 +1671,7 @@ Analyzer::Bound Analyzer::bound(const Key& prefix, Invocations& inv) const {
   Bound b;
   b.insns = inv.insns[prefix];
   uint64_t worst = 0;
-  for (const auto& [caller, c] : inv.calls[prefix]) {
+  for (const auto& [caller, c, times] : inv.calls[prefix]) {
     // the callee's invocation, for each iteration the analysis kept apart: the worst of them
     const Level last = KeyLess{&cfg_}.levels(*caller).back();
     Bound callee;
@@ -1567,14 +1685,14 @@ Analyzer::Bound Analyzer::bound(const Key& prefix, Invocations& inv) const {
       callee.insns = std::max(callee.insns, one.insns);
       if (one.callbacks >= callee.callbacks) callee.callbacks = one.callbacks, callee.nesting = one.nesting;
     }
-    b.insns = sat_add(b.insns, sat_mul(c->times, callee.insns));
-    const uint64_t calls = sat_mul(c->times, sat_add(1, callee.callbacks));
+    b.insns = sat_add(b.insns, sat_mul(times, callee.insns));
+    const uint64_t calls = sat_mul(times, sat_add(1, callee.callbacks));
     b.callbacks = sat_add(b.callbacks, calls);
     if (calls > worst) {
       worst = calls;
       const Helper* h = in_.helpers->find(static_cast<uint32_t>(insns_[c->pc].imm));
       b.site = c->pc;
-      b.nesting = h->name + " at insn " + std::to_string(c->pc) + " (" + std::to_string(c->times) + " times)" +
+      b.nesting = h->name + " at insn " + std::to_string(c->pc) + " (" + std::to_string(times) + " times)" +
                   (callee.nesting.empty() ? "" : ", calling " + callee.nesting);
     }
   }
@@ -1584,12 +1702,17 @@ Analyzer::Bound Analyzer::bound(const Key& prefix, Invocations& inv) const {
 
 void Analyzer::bound_work() {
   current_ = nullptr;  // the analysis is over: no state to show (the last one is gone)
+  bound_loops();
   Invocations inv;
   for (const auto& [key, n] : block_insns_) {
-    uint64_t& total = inv.insns[invocation(key)];
-    total = sat_add(total, n);
+    const Key prefix = invocation(key);
+    uint64_t& total = inv.insns[prefix];
+    total = sat_add(total, sat_mul(n, multiplicity(key, prefix.size(), false)));
   }
-  for (const auto& [caller, c] : callback_calls_) inv.calls[invocation(caller)].emplace_back(&caller, &c);
+  for (const auto& [caller, c] : callback_calls_) {
+    const Key prefix = invocation(caller);
+    inv.calls[prefix].push_back({&caller, &c, sat_mul(c.times, multiplicity(caller, prefix.size(), false))});
+  }
   const Bound b = bound(Key{}, inv);
   report_.max_insns = b.insns;
   report_.max_callback_iterations = b.callbacks;
@@ -1600,6 +1723,148 @@ void Analyzer::bound_work() {
 
 }  // namespace
 
+// How often one entry into summarised iteration `header` (an instance key) of `loop` may visit it.
+// Some scalar the header holds must come back along every back edge moved by a constant d of one
+// sign (it carries the id of its own class, d further: see canonical_ids()), in one of the two
+// orders (unsigned, signed) without wrapping around. As the header's state holds it on every
+// visit, it can move at most (max - min) / |d| times. 0: no such scalar.
+uint64_t Analyzer::loop_visits(const Key& header, uint32_t loop) const {
+  auto be = back_edges_.find(header);
+  if (be == back_edges_.end()) return 1;  // never went round again
+  const State& h = states_.at(header);
+  const size_t depth = h.frames.size() - 1;
+  const uint32_t base = kHeaderIds + loop * kHeaderIdsPerLoop;
+  auto at = [](const Frame& f, int p) -> const Value* {
+    if (p < 10) return &f.regs[p];
+    const Slot& sl = f.stack[p - 10];
+    return sl.spill_size == 8 ? &sl.spill : nullptr;
+  };
+  std::set<uint32_t> packet;  // classes a packet pointer shares: their offsets are not normalised
+  for (const Frame& f : h.frames) {
+    for (const Value& v : f.regs)
+      if (v.kind == Kind::Packet || v.kind == Kind::PacketMeta) packet.insert(v.id);
+    for (const Slot& sl : f.stack)
+      if (sl.spill_size && (sl.spill.kind == Kind::Packet || sl.spill.kind == Kind::PacketMeta)) packet.insert(sl.spill.id);
+  }
+  uint64_t best = 0;
+  for (int p = 0; p < 10 + kSlots; ++p) {
+    const Value* hv = at(h.frames[depth], p);
+    if (!hv || hv->kind != Kind::Scalar || hv->id < base || hv->id >= base + kHeaderIdsPerLoop || packet.count(hv->id)) continue;
+    int64_t dmin = INT64_MAX, dmax = INT64_MIN;
+    uint64_t bumin = kU64Max, bumax = 0;
+    int64_t bsmin = kS64Max, bsmax = kS64Min;
+    bool ok = true;
+    for (const auto& [src, st] : be->second) {
+      const Value* bv = st.frames.size() == h.frames.size() ? at(st.frames[depth], p) : nullptr;
+      if (!bv || bv->kind != Kind::Scalar || bv->id != hv->id || bv->off == hv->off) {
+        ok = false;
+        break;
+      }
+      const int64_t d = int64_t{bv->off} - hv->off;
+      dmin = std::min(dmin, d), dmax = std::max(dmax, d);
+      bumin = std::min(bumin, bv->s.umin), bumax = std::max(bumax, bv->s.umax);
+      bsmin = std::min(bsmin, bv->s.smin), bsmax = std::max(bsmax, bv->s.smax);
+    }
+    if (!ok || (dmin < 0 && dmax > 0)) continue;
+    const Scalar& s = hv->s;
+    // |d| from `step` (the least) to `most`; a wrap would land where the back edge never is
+    const uint64_t step = dmin > 0 ? static_cast<uint64_t>(dmin) : static_cast<uint64_t>(-dmax);
+    const uint64_t most = dmin > 0 ? static_cast<uint64_t>(dmax) : static_cast<uint64_t>(-dmin);
+    const bool up = dmin > 0;
+    const bool unsigned_ok = up ? (s.umax <= kU64Max - most || bumin >= most) : (s.umin >= most || bumax <= kU64Max - most);
+    const bool signed_ok = up ? (s.smax <= kS64Max - static_cast<int64_t>(most) || bsmin >= kS64Min + static_cast<int64_t>(most))
+                              : (s.smin >= kS64Min + static_cast<int64_t>(most) || bsmax <= kS64Max - static_cast<int64_t>(most));
+    auto visits = [&](uint64_t span) { return sat_add(span / step, 1); };
+    if (unsigned_ok) best = best ? std::min(best, visits(s.umax - s.umin)) : visits(s.umax - s.umin);
+    if (signed_ok) {
+      const uint64_t span = static_cast<uint64_t>(s.smax) - static_cast<uint64_t>(s.smin);
+      best = best ? std::min(best, visits(span)) : visits(span);
+    }
+  }
+  return best;
+}
+
+// How often one run of the invocation a key belongs to may run that key's block: the product of
+// the visits of the summarised loops it is in at their summarised iteration (levels from `from`
+// on; skip_own: not the loop `k`, a header, heads).
+uint64_t Analyzer::multiplicity(const Key& k, size_t from, bool skip_own) const {
+  uint64_t m = 1;
+  const std::vector<Level> levels = KeyLess{&cfg_}.levels(k);
+  for (size_t li = 0; li < levels.size(); ++li) {
+    const Level& l = levels[li];
+    if (l.begin < from) continue;
+    const auto& loops = cfg_.loops_of[l.pc];
+    for (size_t i = 0; i < loops.size(); ++i) {
+      if (skip_own && li + 1 == levels.size() && i + 1 == loops.size()) continue;
+      if (!summarised_[loops[i]] || k[l.counts + i] != kSummaryAt) continue;
+      Key inst(k.begin(), k.begin() + static_cast<std::ptrdiff_t>(l.begin));
+      inst.push_back(cfg_.loops[loops[i]].header);
+      inst.insert(inst.end(), k.begin() + static_cast<std::ptrdiff_t>(l.counts),
+                  k.begin() + static_cast<std::ptrdiff_t>(l.counts + i + 1));
+      auto it = visits_.find(inst);
+      m = sat_mul(m, it == visits_.end() ? 1 : it->second);
+    }
+  }
+  return m;
+}
+
+// Every summarised loop must stop (loop_visits()), and within the limit on iterations per run.
+void Analyzer::bound_loops() {
+  for (const auto& [key, st] : states_) {
+    const Level l = KeyLess{&cfg_}.levels(key).back();
+    const auto& loops = cfg_.loops_of[l.pc];
+    if (loops.empty() || l.part) continue;
+    const uint32_t loop = loops.back();
+    if (!summarised_[loop] || cfg_.loops[loop].header != l.pc || key[l.counts + l.n - 1] != kSummaryAt) continue;
+    const uint64_t n = loop_visits(key, loop);
+    if (n == 0)
+      reject(l.pc, "the loop at insn " + std::to_string(l.pc) + " may not stop: no register or stack slot moves by a constant toward "
+                   "a bound on every path round it");
+    visits_[key] = n;
+  }
+  std::set<uint32_t> loops;
+  for (const auto& [key, n] : visits_) {
+    const uint64_t total = sat_mul(sat_add(n, kSummaryAt), multiplicity(key, invocation(key).size(), true));
+    const uint32_t pc = KeyLess{&cfg_}.levels(key).back().pc;
+    loops.insert(pc);
+    if (total > in_.options.max_loop_iterations)
+      reject(pc, "the loop at insn " + std::to_string(pc) + " may run " + std::to_string(total) + " iterations in one run, more than the limit of " +
+                     std::to_string(in_.options.max_loop_iterations));
+  }
+  report_.summarised_loops = static_cast<uint32_t>(loops.size());
+}
+
+namespace {
+
+// The program's constants, where widening may stop a bound: immediates of comparisons, moves and
+// 64-bit loads.
+Thresholds program_constants(const isa::Program& prog) {
+  std::vector<uint64_t> c{0};
+  for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
+    const Insn& in = prog.insns[pc];
+    const IKind k = isa::info(in.op).kind;
+    const bool imm = !isa::uses_src_reg(in.opcode);
+    if (k == IKind::Jcond && imm) c.push_back(static_cast<uint64_t>(int64_t{in.imm})), c.push_back(static_cast<uint32_t>(in.imm));
+    else if (k == IKind::Alu && imm && isa::op_code(in.opcode) == 0xb0) c.push_back(static_cast<uint64_t>(int64_t{in.imm}));
+    else if (in.op == isa::Op::LDDW) c.push_back(isa::lddw_imm64(prog.insns, pc));
+  }
+  return Thresholds::of(c);
+}
+
+Error rejection(const Input& in, const Reject& rej, const std::string& log) {
+  Error err = make_error_at(rej.code, rej.pc, rej.reason);
+  err.detail = std::to_string(rej.pc) + ": " + asmtext::format_insn(in.prog->insns, rej.pc);
+  if (!rej.state.empty()) err.detail += "\n      ; " + rej.state;
+  if (in.options.verbose) err.detail = log + err.detail;
+  return err;
+}
+
+}  // namespace
+
+// Loops are unrolled first. Where that runs out of budget, the loops that went round many times
+// are summarised (flow()) and the program analysed again, up to kMaxPasses times: a program the
+// unrolled analysis accepts is never judged by the less precise one. A failure reports the
+// unrolled analysis's reason, and what the summarised one found.
 Result<VerifyReport> analyse(const Input& in) {
   const auto t0 = std::chrono::steady_clock::now();
   auto cfg = build_cfg(*in.prog);
@@ -1608,18 +1873,38 @@ Result<VerifyReport> analyse(const Input& in) {
     err.detail = std::to_string(e->insn) + ": " + asmtext::format_insn(in.prog->insns, e->insn);
     return err;
   }
-  Analyzer a(in, std::get<Cfg>(cfg));
-  try {
-    VerifyReport r = a.run();
-    r.micros = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
-    return r;
-  } catch (const Reject& rej) {
-    Error err = make_error_at(rej.code, rej.pc, rej.reason);
-    err.detail = std::to_string(rej.pc) + ": " + asmtext::format_insn(in.prog->insns, rej.pc);
-    if (!rej.state.empty()) err.detail += "\n      ; " + rej.state;
-    if (in.options.verbose) err.detail = a.report_.log + err.detail;
-    return err;
+  const Cfg& g = std::get<Cfg>(cfg);
+  std::vector<bool> summarised(g.loops.size(), false);
+  const Thresholds thresholds = program_constants(*in.prog);
+  std::optional<Error> first, last;  // the unrolled analysis's rejection, the last summarised one's
+  std::string loops;                  // the headers of the loops last summarised
+  for (int pass = 0;; ++pass) {
+    if (in.rewritten_loads) in.rewritten_loads->clear();
+    if (in.tail_call_maps) in.tail_call_maps->clear();
+    Analyzer a(in, g, summarised, thresholds);
+    try {
+      VerifyReport r = a.run();
+      r.micros = static_cast<uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+      return r;
+    } catch (const Reject& rej) {
+      (first ? last : first) = rejection(in, rej, a.report_.log);
+      bool more = false;
+      if (rej.too_complex && pass + 1 < kMaxPasses)
+        for (size_t l = 0; l < g.loops.size(); ++l)
+          if (!summarised[l] && a.max_count_[l] >= kHotIterations) summarised[l] = more = true;
+      if (more) {
+        loops.clear();
+        for (size_t l = 0; l < g.loops.size(); ++l)
+          if (summarised[l]) loops += (loops.empty() ? "" : ", ") + std::to_string(g.loops[l].header);
+        continue;
+      }
+      if (last) {
+        first->message += "; with the loops at insn " + loops + " summarised, not unrolled: " + last->message;
+        first->detail += "\nsummarised:\n" + last->detail;
+      }
+      return *first;
+    }
   }
 }
 

@@ -241,3 +241,42 @@ TEST_CASE("verifier: the report bounds one run's instructions and callback invoc
   CHECK(over.error().message ==
         "one run may invoke callbacks 10 times, more than the limit of 9: bpf_loop at insn 5 (10 times)");
 }
+
+TEST_CASE("verifier: a loop too long to unroll is summarised, and its bound is the counter's range over its step") {
+  auto check = [](const std::string& text, uint64_t limit = 1ull << 30) {
+    auto p = Program::from_assembly(text);
+    REQUIRE(p.ok());
+    VerifyOptions v;
+    v.max_loop_iterations = limit;
+    return verify(*p, HelperRegistry::builtin(), {}, v);
+  };
+  // 100000 iterations of 2 instructions, after 1 and before 2: exactly what a run executes (the
+  // header holds r6 in [2, 99999] after two unrolled iterations, one visit per value).
+  const std::string up = "r6 = 0\nl:\nr6 += 1\nif r6 < 100000 goto l\nr0 = 0\nexit\n";
+  auto r = check(up);
+  REQUIRE(r.ok());
+  CHECK(r->summarised_loops == 1);
+  CHECK(r->max_insns == 1 + 100000 * 2 + 2);
+  // Steps of 3: r6 is 0, 3, ..., 99999 at the header, 33334 values; the summarised ones are
+  // [6, 99999], (99999 - 6) / 3 + 1 visits.
+  auto by3 = check("r6 = 0\nl:\nr6 += 3\nif r6 < 100000 goto l\nr0 = 0\nexit\n");
+  REQUIRE(by3.ok());
+  CHECK(by3->max_insns == 1 + (2 + 33332) * 2 + 2);
+  // Unrolled loops stay unrolled: 4 iterations are no reason to summarise.
+  auto small = check("r0 = 0\nl:\nr0 += 1\nif r0 < 4 goto l\nexit\n");
+  REQUIRE(small.ok());
+  CHECK(small->summarised_loops == 0);
+  // The limit counts the iterations of one run, the enclosing loops' included: 100000 > 99999.
+  auto over = check(up, 99999);
+  REQUIRE_FALSE(over.ok());
+  CHECK(over.error().where.insn == std::optional<uint32_t>(1));
+  CHECK_THAT(over.error().message, Catch::Matchers::StartsWith("program too complex: more than 20000 states"));
+  CHECK_THAT(over.error().message, Catch::Matchers::EndsWith(
+      "with the loops at insn 1 summarised, not unrolled: the loop at insn 1 may run 100000 iterations in one run, more than the "
+      "limit of 99999"));
+  // Nested: 1000 outer iterations, each running the inner loop 1000 times.
+  auto nested = check("r6 = 0\no:\nr7 = 0\ni:\nr7 += 1\nif r7 < 1000 goto i\nr6 += 1\nif r6 < 1000 goto o\nr0 = 0\nexit\n");
+  REQUIRE(nested.ok());
+  CHECK(nested->summarised_loops == 2);
+  CHECK(nested->max_insns == 1 + 1000 * (1 + 1000 * 2 + 2) + 2);
+}

@@ -484,12 +484,16 @@ int cmd_verify(const Options& o) {
     const ebpfvm::VerifyReport& v = *p->verify_report();
     json += ",\"verified\":true,\"insns\":" + std::to_string(p->code().slot_count()) + ",\"insns_analysed\":" +
             std::to_string(v.insns_analysed) + ",\"states\":" + std::to_string(v.states) + ",\"micros\":" + std::to_string(v.micros) +
-            ",\"max_insns\":" + std::to_string(v.max_insns) + ",\"max_callback_iterations\":" + std::to_string(v.max_callback_iterations) + "}";
+            ",\"max_insns\":" + std::to_string(v.max_insns) + ",\"max_callback_iterations\":" + std::to_string(v.max_callback_iterations) +
+            ",\"summarised_loops\":" + std::to_string(v.summarised_loops) + "}";
     if (!o.json) {
       if (o.verbose) std::printf("%s", v.log.c_str());
-      std::printf("%s: verified (%zu instructions; %" PRIu64 " analysed, %" PRIu64 " states, %.2f ms); a run executes at most %" PRIu64
+      const std::string loops = v.summarised_loops == 0 ? ""
+                                : "; " + std::to_string(v.summarised_loops) + (v.summarised_loops == 1 ? " loop" : " loops") +
+                                      " too long to unroll, summarised";
+      std::printf("%s: verified (%zu instructions; %" PRIu64 " analysed, %" PRIu64 " states, %.2f ms%s); a run executes at most %" PRIu64
                   " instructions and %" PRIu64 " callbacks\n",
-                  info.name.c_str(), p->code().slot_count(), v.insns_analysed, v.states, v.micros / 1e3, v.max_insns,
+                  info.name.c_str(), p->code().slot_count(), v.insns_analysed, v.states, v.micros / 1e3, loops.c_str(), v.max_insns,
                   v.max_callback_iterations);
     }
   }
