@@ -298,7 +298,8 @@ class Analyzer {
   void region_check(uint32_t pc, int r, const Value& ptr, int64_t off, uint64_t size, uint64_t limit, const char* what);
   void invalidate_packet(State& st);
   void link_scalar_copies(State& st, int r);
-  Insn callx_target(State& st, uint32_t pc, const Insn& in);
+  std::vector<Insn> callx_targets(State& st, uint32_t pc, const Insn& in);
+  void callx(const Key& key, State& st, uint32_t pc, const Insn& in);
   static std::optional<Value> linked_constant_add(const Value& dst, const Value& src, uint8_t op, bool is64);
   bool linked_packet_pointer(State& st, uint32_t pc, int kr, Value& ptr, Value k);
 
@@ -675,12 +676,7 @@ void Analyzer::run_block(const Key& key, State st) {
         break;
       }
       case IKind::CallKfunc: reject(pc, "kernel function calls (kfuncs) are not supported");
-      case IKind::Callx: {
-        bool ends = false;
-        helper(key, st, pc, callx_target(st, pc, in), ends);
-        if (ends) return;
-        break;
-      }
+      case IKind::Callx: callx(key, st, pc, in); break;
       case IKind::Lddw: lddw(st, pc, in), next = pc + 2; break;
       case IKind::Ldx: load(st, pc, in); break;
       case IKind::St: case IKind::Stx: store(st, pc, in); break;
@@ -1440,21 +1436,51 @@ Value Analyzer::helper_result(State& st, uint32_t pc, const Helper* h, const Cal
 // `callx rX` calls the helper whose id rX holds. Verified when the analysis knows the id: the
 // call is then checked as `call id` is (issue 17, K). Helpers the engines treat apart from a
 // plain call (tail calls, helpers that call back into the program) must be called directly.
-Insn Analyzer::callx_target(State& st, uint32_t pc, const Insn& in) {
+// The helpers `callx rX` may call: rX's values, a constant or a few (at most kCallxTargets), each
+// a helper some engine can bind and call as it calls any other.
+std::vector<Insn> Analyzer::callx_targets(State& st, uint32_t pc, const Insn& in) {
+  constexpr uint64_t kCallxTargets = 16;
   const Value& t = read(st, pc, in.dst);
-  if (t.kind != Kind::Scalar || !t.s.is_const())
+  if (t.kind != Kind::Scalar || t.s.umax - t.s.umin >= kCallxTargets)
     reject(pc, "callx " + R(in.dst) + ": the helper id is not known here (" + t.str(map_names_) +
-                   "); indirect calls are verified when the analysis knows which helper they call");
-  const uint64_t id = t.s.value();
-  const Helper* h = id <= UINT32_MAX ? in_.helpers->find(static_cast<uint32_t>(id)) : nullptr;
-  if (!h) throw Reject{pc, "callx to unknown helper id " + std::to_string(id), state_text(st), Errc::UnknownHelper};
-  const bool callback = std::find(h->proto.args.begin(), h->proto.args.end(), ArgKind::PtrToFunc) != h->proto.args.end();
-  if (id == 12 || callback) reject(pc, "callx to " + h->name + ": a tail call or a helper that calls back must be called directly");
-  Insn direct;
-  direct.op = isa::Op::CALL;
-  direct.opcode = 0x85;
-  direct.imm = static_cast<int32_t>(id);
-  return direct;
+                   "); indirect calls are verified when the analysis knows which helper, or which few, they call");
+  std::vector<Insn> out;
+  for (uint64_t id = t.s.umin;; ++id) {
+    if (t.s.contains(id)) {
+      const Helper* h = id <= UINT32_MAX ? in_.helpers->find(static_cast<uint32_t>(id)) : nullptr;
+      if (!h) throw Reject{pc, "callx to unknown helper id " + std::to_string(id), state_text(st), Errc::UnknownHelper};
+      const bool callback = std::find(h->proto.args.begin(), h->proto.args.end(), ArgKind::PtrToFunc) != h->proto.args.end();
+      if (id == 12 || callback) reject(pc, "callx to " + h->name + ": a tail call or a helper that calls back must be called directly");
+      Insn direct;
+      direct.op = isa::Op::CALL;
+      direct.opcode = 0x85;
+      direct.imm = static_cast<int32_t>(id);
+      out.push_back(direct);
+    }
+    if (id == t.s.umax) break;
+  }
+  return out;
+}
+
+// An indirect call is checked as a direct call to each helper it may reach, on that path (rX is
+// that id there); the paths meet after the call. Helpers that take or give back references or
+// locks change what the program holds differently on each path: only one such may be the target.
+void Analyzer::callx(const Key& key, State& st, uint32_t pc, const Insn& in) {
+  const std::vector<Insn> targets = callx_targets(st, pc, in);
+  for (const Insn& direct : targets)
+    if (const Helper* h = in_.helpers->find(static_cast<uint32_t>(direct.imm)); targets.size() > 1 && h->proto.resource != Resource::None)
+      reject(pc, "callx " + R(in.dst) + " may call " + h->name + ", which takes or gives back a reference or a lock: call it directly");
+  std::optional<State> out;
+  for (const Insn& direct : targets) {
+    State one = st;
+    if (targets.size() > 1) reg(one, in.dst).s = Scalar::constant(static_cast<uint32_t>(direct.imm));
+    current_ = &one;
+    bool ends = false;
+    helper(key, one, pc, direct, ends);  // no callback helper is a target: the block goes on
+    out = out ? join(*out, one) : std::move(one);
+  }
+  st = std::move(*out);
+  current_ = &st;
 }
 
 void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bool& ends_block) {
