@@ -33,6 +33,7 @@ struct Reject {
   std::string state;  // the abstract state where it happened
   Errc code = Errc::VerifierRejected;
   bool too_complex = false;  // a budget ran out: summarising loops may help
+  bool bailed = false;       // ... or a loop went round kBailIterations times (see analyse())
 };
 
 constexpr uint32_t kCallbackBit = 0x80000000u;
@@ -47,12 +48,14 @@ constexpr uint32_t kCallbackUnroll = 2;         // callback iterations kept apar
 constexpr uint32_t kHelperLoop = 181, kHelperForEach = 164, kHelperMapLookup = 1;
 constexpr uint64_t kMaxLoops = 1ull << 23;      // bpf_loop's most iterations (the kernel's BPF_MAX_LOOPS)
 constexpr size_t kMaxStates = 20'000;             // about 7 KB each per frame: 140 MB at most
-// Summarised loops (see Analyzer::flow): iterations kept apart before the rest are summarised,
-// the iterations a loop must reach before a too complex analysis summarises it, passes at most,
-// and widening rounds with thresholds before growing bounds go to their limits.
+// Summarised loops (see analyse() and Analyzer::flow): iterations kept apart before the rest are
+// summarised, the iterations a loop must reach before a too complex analysis summarises it, the
+// iterations at which a first pass stops unrolling to try summarising instead, passes that
+// summarise at most, and widening rounds with thresholds before growing bounds go to their limits.
 constexpr uint32_t kSummaryAt = 2;
 constexpr uint32_t kHotIterations = 8;
-constexpr int kMaxPasses = 3;
+constexpr uint32_t kBailIterations = 256;
+constexpr int kMaxSummaryPasses = 3;
 constexpr uint32_t kThresholdRounds = 16;
 // Ids a summarised loop's header gives its scalars and packet offsets (Analyzer::canonical_ids):
 // below the joins' ids, above every instruction index.
@@ -151,9 +154,9 @@ Cmp cmp_of(uint8_t opcode) {
 
 class Analyzer {
  public:
-  Analyzer(const Input& in, const Cfg& cfg, const std::vector<bool>& summarised, const Thresholds& thresholds)
+  Analyzer(const Input& in, const Cfg& cfg, const std::vector<bool>& summarised, const std::vector<uint64_t>& thresholds, bool bail)
       : in_(in), insns_(in.prog->insns), cfg_(cfg), states_(KeyLess{&cfg}), work_(KeyLess{&cfg}), block_insns_(KeyLess{&cfg}),
-        callback_calls_(KeyLess{&cfg}), summarised_(summarised), thresholds_(thresholds), max_count_(cfg.loops.size(), 0) {
+        callback_calls_(KeyLess{&cfg}), summarised_(summarised), thresholds_(thresholds), bail_(bail), max_count_(cfg.loops.size(), 0) {
     for (const MapRef& m : in.maps) map_names_.push_back(m.spec->name);
     if (in.options.record_states) {
       record_ = std::make_shared<detail::AbstractStates>();
@@ -214,7 +217,9 @@ class Analyzer {
 
   // ---- summarised loops (see flow()) ----
   const std::vector<bool>& summarised_;  // by loop index
-  const Thresholds& thresholds_;         // the program's constants
+  const std::vector<uint64_t>& thresholds_;  // the program's constants
+  const bool bail_;                          // give up on a loop unrolled kBailIterations times
+  Thresholds round_thresholds(const State& old, const State& in) const;
   std::vector<uint32_t> max_count_;      // by loop index: the most iterations the analysis reached
   // By summarised header key (the "instance": calling context, enclosing loops' counts): the
   // state each back edge brought it, by the back edge's source key, as last analysed.
@@ -537,7 +542,11 @@ void Analyzer::merge_into(const Key& k, State st, bool widening, std::optional<u
   // A summarised loop's header widens with the program's constants as thresholds for a while,
   // then (should bounds still move) to their limits, and its ids stay canonical so that the
   // rounds can settle.
-  if (summary && ++widen_rounds_[k] <= kThresholdRounds) hooks.thresholds = &thresholds_;
+  Thresholds th;
+  if (summary && ++widen_rounds_[k] <= kThresholdRounds) {
+    th = round_thresholds(it->second, st);
+    hooks.thresholds = &th;
+  }
   State j = join(it->second, st, widening, &hooks);
   if (summary) canonical_ids(j, *summary);
   if (j == it->second) return;
@@ -565,6 +574,11 @@ void Analyzer::flow(const Key& key_in, uint32_t from, uint32_t to, State st) {
           c += 1, back = nk.size();
           max_count_[lt[i]] = std::max(max_count_[lt[i]], c);
           if (summarised_[lt[i]] && c >= kSummaryAt) summary = lt[i], summary_back = c > kSummaryAt, c = kSummaryAt;
+          if (bail_ && !summarised_[lt[i]] && c >= kBailIterations) {
+            Reject r{to, "the loop at insn " + std::to_string(to) + " went round " + std::to_string(c) + " times", ""};
+            r.too_complex = r.bailed = true;
+            throw r;
+          }
         }
       }
     nk.push_back(c);
@@ -640,6 +654,28 @@ void Analyzer::canonical_ids(State& st, uint32_t loop) const {
     if (v.kind == Kind::Scalar && !packet.count(v.id)) v.off -= shift[v.id];
     v.id = name[v.id];
   });
+}
+
+// Where a summarised header's widening may stop this round: the program's constants, and every
+// bound of a scalar the back edge brings back unchanged (a bound loaded before the loop: `i < n`
+// with n from the packet stops i at n's upper bound, though `i < n` raises n's lower one). Bounds
+// that moved are left out: they would let the widened one creep up a step per round.
+Thresholds Analyzer::round_thresholds(const State& old, const State& in) const {
+  std::vector<uint64_t> c = thresholds_;
+  auto add = [&](const Value& a, const Value& b) {
+    if (a.kind != Kind::Scalar || b.kind != Kind::Scalar) return;
+    if (a.s.umin == b.s.umin) c.push_back(a.s.umin);
+    if (a.s.umax == b.s.umax) c.push_back(a.s.umax);
+    if (a.s.smin == b.s.smin) c.push_back(static_cast<uint64_t>(a.s.smin));
+    if (a.s.smax == b.s.smax) c.push_back(static_cast<uint64_t>(a.s.smax));
+  };
+  for (size_t f = 0; f < old.frames.size() && f < in.frames.size(); ++f) {
+    for (int r = 0; r < 11; ++r) add(old.frames[f].regs[r], in.frames[f].regs[r]);
+    for (int i = 0; i < kSlots; ++i)
+      if (old.frames[f].stack[i].spill_size == 8 && in.frames[f].stack[i].spill_size == 8)
+        add(old.frames[f].stack[i].spill, in.frames[f].stack[i].spill);
+  }
+  return Thresholds::of(c);
 }
 
 void Analyzer::run_block(const Key& key, State st) {
@@ -1864,7 +1900,7 @@ namespace {
 
 // The program's constants, where widening may stop a bound: immediates of comparisons, moves and
 // 64-bit loads.
-Thresholds program_constants(const isa::Program& prog) {
+std::vector<uint64_t> program_constants(const isa::Program& prog) {
   std::vector<uint64_t> c{0};
   for (size_t pc = 0; pc < prog.insns.size(); ++pc) {
     const Insn& in = prog.insns[pc];
@@ -1874,7 +1910,7 @@ Thresholds program_constants(const isa::Program& prog) {
     else if (k == IKind::Alu && imm && isa::op_code(in.opcode) == 0xb0) c.push_back(static_cast<uint64_t>(int64_t{in.imm}));
     else if (in.op == isa::Op::LDDW) c.push_back(isa::lddw_imm64(prog.insns, pc));
   }
-  return Thresholds::of(c);
+  return c;
 }
 
 Error rejection(const Input& in, const Reject& rej, const std::string& log) {
@@ -1887,10 +1923,12 @@ Error rejection(const Input& in, const Reject& rej, const std::string& log) {
 
 }  // namespace
 
-// Loops are unrolled first. Where that runs out of budget, the loops that went round many times
-// are summarised (flow()) and the program analysed again, up to kMaxPasses times: a program the
-// unrolled analysis accepts is never judged by the less precise one. A failure reports the
-// unrolled analysis's reason, and what the summarised one found.
+// Loops are unrolled first. Where a loop goes round kBailIterations times or the analysis runs out
+// of budget, the loops that went round many times are summarised (flow()) and the program is
+// analysed again, adding loops while others still go round too often. Should that fail, loops are
+// unrolled with the whole budget, as the kernel does: a program the unrolled analysis accepts is
+// never refused for the summarised one's imprecision. A failure reports the unrolled analysis's
+// reason, then what the summarised one found.
 Result<VerifyReport> analyse(const Input& in) {
   const auto t0 = std::chrono::steady_clock::now();
   auto cfg = build_cfg(*in.prog);
@@ -1900,38 +1938,62 @@ Result<VerifyReport> analyse(const Input& in) {
     return err;
   }
   const Cfg& g = std::get<Cfg>(cfg);
-  std::vector<bool> summarised(g.loops.size(), false);
-  const Thresholds thresholds = program_constants(*in.prog);
-  std::optional<Error> first, last;  // the unrolled analysis's rejection, the last summarised one's
-  std::string loops;                  // the headers of the loops last summarised
-  for (int pass = 0;; ++pass) {
+  const std::vector<uint64_t> thresholds = program_constants(*in.prog);
+  struct Outcome {
+    std::optional<VerifyReport> report;
+    std::optional<Error> error;
+    bool too_complex = false, bailed = false;
+    std::vector<uint32_t> max_count;  // by loop
+  };
+  auto pass = [&](const std::vector<bool>& summarised, bool bail) {
     if (in.rewritten_loads) in.rewritten_loads->clear();
     if (in.tail_call_maps) in.tail_call_maps->clear();
-    Analyzer a(in, g, summarised, thresholds);
+    Analyzer a(in, g, summarised, thresholds, bail);
+    Outcome o;
     try {
-      VerifyReport r = a.run();
-      r.micros = static_cast<uint64_t>(
+      o.report = a.run();
+      o.report->micros = static_cast<uint64_t>(
           std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
-      return r;
     } catch (const Reject& rej) {
-      (first ? last : first) = rejection(in, rej, a.report_.log);
-      bool more = false;
-      if (rej.too_complex && pass + 1 < kMaxPasses)
-        for (size_t l = 0; l < g.loops.size(); ++l)
-          if (!summarised[l] && a.max_count_[l] >= kHotIterations) summarised[l] = more = true;
-      if (more) {
-        loops.clear();
-        for (size_t l = 0; l < g.loops.size(); ++l)
-          if (summarised[l]) loops += (loops.empty() ? "" : ", ") + std::to_string(g.loops[l].header);
-        continue;
-      }
-      if (last) {
-        first->message += "; with the loops at insn " + loops + " summarised, not unrolled: " + last->message;
-        first->detail += "\nsummarised:\n" + last->detail;
-      }
-      return *first;
+      o.error = rejection(in, rej, a.report_.log);
+      o.too_complex = rej.too_complex, o.bailed = rej.bailed;
     }
+    o.max_count = a.max_count_;
+    return o;
+  };
+  // Unrolled, giving up on a loop that goes round kBailIterations times.
+  std::vector<bool> summarised(g.loops.size(), false);
+  const Outcome unrolled = pass(summarised, true);
+  if (unrolled.report) return *unrolled.report;
+  if (!unrolled.too_complex) return *unrolled.error;
+  // The loops that went round many times summarised, more each pass while others still do.
+  Outcome cur = unrolled;
+  std::optional<Error> summary_error;
+  std::string loops;  // the headers of the loops last summarised
+  for (int n = 0; n < kMaxSummaryPasses && cur.too_complex; ++n) {
+    bool more = false;
+    for (size_t l = 0; l < g.loops.size(); ++l)
+      if (!summarised[l] && cur.max_count[l] >= kHotIterations) summarised[l] = more = true;
+    if (!more) break;
+    loops.clear();
+    for (size_t l = 0; l < g.loops.size(); ++l)
+      if (summarised[l]) loops += (loops.empty() ? "" : ", ") + std::to_string(g.loops[l].header);
+    cur = pass(summarised, true);
+    if (cur.report) return *cur.report;
+    if (!cur.bailed) summary_error = cur.error;
   }
+  // Summarising did not prove it: the unrolled analysis decides, with its whole budget.
+  Error err = *unrolled.error;
+  if (unrolled.bailed) {
+    const Outcome full = pass(std::vector<bool>(g.loops.size(), false), false);
+    if (full.report) return *full.report;
+    err = *full.error;
+  }
+  if (summary_error) {
+    err.message += "; with the loops at insn " + loops + " summarised, not unrolled: " + summary_error->message;
+    err.detail += "\nsummarised:\n" + summary_error->detail;
+  }
+  return err;
 }
 
 }  // namespace ebpfvm::verifier

@@ -136,3 +136,36 @@ TEST_CASE("engines: the JIT compiles only verified programs") {
   CHECK(refused.error().message == "invalid access to packet, off=100 size=1, R1 offset is outside of the packet");
   CHECK(refused.error().where.source.find("faulty.c:9") != std::string::npos);
 }
+
+TEST_CASE("engines: loops the verifier summarised compute what the same loops compute in C, in every engine (issue 17 I)") {
+  // length_rounds: 4 rounds per byte of the packet's length (up to 4092); countdown: 5000 rounds
+  // from the receive queue's index. Each leaves its result in `out`.
+  auto length_rounds = [](uint64_t len) {
+    uint64_t acc = 5381;
+    for (uint32_t i = 0; i < ((len & 0x3ff) * 4); ++i) acc = acc * 33 + i;
+    return acc;
+  };
+  auto countdown = [](uint64_t acc) {
+    for (uint64_t n = 5000; n != 0; --n) acc ^= (acc << 7) + n;
+    return acc;
+  };
+  std::vector<Engine> engines{Engine::Interpreter};
+  if (jit_available()) engines.push_back(Engine::Jit);
+  for (Engine e : engines) {
+    INFO((e == Engine::Jit ? "jit" : "interpreter"));
+    Object o = load(program_path("long_loops"), e);
+    for (const uint32_t len : {0u, 1u, 60u, 1023u, 1024u, 1514u, 9000u}) {
+      XdpBuffer buf(std::vector<uint8_t>(len, 0xab));
+      auto r = o.program("length_rounds")->run_xdp(buf);
+      REQUIRE(r.ok());
+      CHECK(test::read_as<uint64_t>(*o.map("out")->lookup(as_bytes<uint32_t>(0)), 0) == length_rounds(len));
+    }
+    for (const uint32_t queue : {0u, 3u, 77u}) {
+      XdpBuffer buf(std::vector<uint8_t>(64, 0));
+      auto r = o.program("countdown")->run_xdp(buf, {0, 1, queue});
+      REQUIRE(r.ok());
+      CHECK(r->action == XdpAction::Drop);
+      CHECK(test::read_as<uint64_t>(*o.map("out")->lookup(as_bytes<uint32_t>(1)), 0) == countdown(queue));
+    }
+  }
+}

@@ -25,7 +25,7 @@ namespace {
 std::vector<std::string> xdp_objects() {
   std::vector<std::string> out;
   for (const char* p : {"globals", "parse", "map_ops", "tail_calls", "adjust", "helpers", "legacy_maps", "core", "verifier_accept",
-                        "bench_xdp_invoke", "fib", "declared_maps", "iproute2_map_in_map"})
+                        "bench_xdp_invoke", "fib", "declared_maps", "iproute2_map_in_map", "long_loops"})
     // (not ctx_copy: checked mode, which this test runs too, finds context loads with an analysis
     // of its own that does not follow the context through a copy of r10)
     out.push_back(program_path(p));
