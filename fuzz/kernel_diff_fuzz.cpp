@@ -31,10 +31,12 @@
 #include "ebpfvm/ebpfvm.hpp"
 #include "program_gen.hpp"
 #include "program_data.hpp"
+#include "maps/map_impl.hpp"
 #include "progtype/ctx_rewrite.hpp"
 #include "progtype/xdp.hpp"
 #include "runtime/run_state.hpp"
 #include "verifier/oracle.hpp"
+#include "verifier/verifier.hpp"
 
 namespace {
 
@@ -247,14 +249,16 @@ KernelVerdict kernel_verdict(std::vector<uint8_t> code, const std::vector<int>& 
 // under the containment oracle (map value pointers checked at their offsets from the value): what
 // ebpfvm claims, with the kernel or beyond it, must hold.
 void check_contained(const ebpfvm::Program& prog, std::vector<ebpfvm::Map>& maps, const ebpfvm::VerifyReport& report,
-                     ebpfvm::gen::Source& src) {
+                     const std::vector<uint32_t>& ctx_loads, ebpfvm::gen::Source& src) {
   const auto& states = report.abstract_states;
   const auto fail = [&](const std::string& why) {
     std::fprintf(stderr, "verified, yet %s\n%s\n", why.c_str(), prog.disassemble().c_str());
     std::abort();
   };
   std::vector<uint8_t> bytes(prog.bytecode().begin(), prog.bytecode().end());
-  if (auto r = ebpfvm::detail::rewrite_ctx_accesses(prog.data().decoded, ebpfvm::detail::xdp_ctx_fields(), bytes); !r)
+  // as the loader rewrites a verified program: the loads the verifier found (not those of code it
+  // proved dead, which the unverified rewrite's own analysis would refuse)
+  if (auto r = ebpfvm::detail::rewrite_ctx_loads(prog.data().decoded, ebpfvm::detail::xdp_ctx_fields(), ctx_loads, bytes); !r)
     fail("the context rewrite refuses it: " + r.error().to_string());
   auto rewritten = ebpfvm::Program::from_bytecode(bytes);
   if (!rewritten) fail("rewritten, it does not decode: " + rewritten.error().to_string());
@@ -311,7 +315,16 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   vo.complexity_limit = 50'000;
   vo.max_loop_iterations = 1 << 16;  // summarised loops that run long would take the checked runs too long
   vo.record_states = true;
-  auto ours = ebpfvm::verify(*prog, ebpfvm::HelperRegistry::builtin(), maps, vo);
+  // verify() as the loader runs it, for the context loads to rewrite
+  std::vector<uint32_t> ctx_loads;
+  ebpfvm::verifier::Input in;
+  in.prog = &prog->data().decoded;
+  in.helpers = &ebpfvm::HelperRegistry::builtin();
+  in.options = vo;
+  for (const ebpfvm::Map& m : maps) in.maps.push_back({&m.impl()->spec(), nullptr, m.impl()});
+  in.ctx_fields = ebpfvm::detail::xdp_ctx_fields();
+  in.rewritten_loads = &ctx_loads;
+  auto ours = ebpfvm::verifier::analyse(in);
   if (!ours) {
     if (!kernel_here || !kernel_verdict(code, map_fds, false).loaded) return 0;
     if (std::getenv("KDIFF_VERBOSE"))
@@ -321,7 +334,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   }
   const auto& states = ours->abstract_states;
   if (!kernel_here || kernel_verdict(code, map_fds, false).loaded) {
-    check_contained(*prog, maps, *ours, src);
+    check_contained(*prog, maps, *ours, ctx_loads, src);
     return kernel_here ? 1 : 5;
   }
   const KernelVerdict kernel = kernel_verdict(code, map_fds, true);
@@ -331,7 +344,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   // Otherwise the kernel's bounds were looser than ebpfvm's (its register shifts past the width,
   // 32-bit division results, ...): ebpfvm's must then hold on every run, which the oracle checks
   // over several packets and map contents.
-  for (int run = 0; run < (explained ? 1 : 8); ++run) check_contained(*prog, maps, *ours, src);
+  for (int run = 0; run < (explained ? 1 : 8); ++run) check_contained(*prog, maps, *ours, ctx_loads, src);
   if (!explained && std::getenv("KDIFF_VERBOSE"))
     std::fprintf(stderr, "kernel refuses at insn %lld (%s); ebpfvm accepts and holds\n%s", static_cast<long long>(kernel.insn), kernel.why.c_str(),
                  std::getenv("KDIFF_VERBOSE")[0] == '2' ? prog->disassemble().c_str() : "");
