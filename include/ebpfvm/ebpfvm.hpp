@@ -3,6 +3,7 @@
 
 #include "ebpfvm/asm.hpp"
 #include "ebpfvm/error.hpp"
+#include "ebpfvm/filter.hpp"
 #include "ebpfvm/helpers.hpp"
 #include "ebpfvm/interpreter.hpp"
 #include "ebpfvm/jit.hpp"

@@ -75,7 +75,15 @@ int fail(int code, const Error& e) {
   return fail(code, msg, &e);
 }
 
+struct FilterCli {
+  std::vector<std::string> words;  // the expression, as tcpdump takes it: its words joined by spaces
+  std::string read, write, cbpf;
+  int dump = 0;  // -d: the eBPF; -dd: the classic listing (tcpdump -d); -ddd: tcpdump -ddd's numbers
+  bool count_only = false, no_optimize = false;
+};
+
 struct Options {
+  FilterCli filter;
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
       map_load, map_dump, printk, links, neighbours;
   std::vector<std::string> globals, tail_calls, dump_maps, map_sizes, routes;
@@ -565,11 +573,110 @@ int cmd_disasm(const Options& o) {
 
 }  // namespace
 
+// ubpf-run filter EXPR -r IN [-w OUT] [-c N]: the packets of a capture a tcpdump expression (or a
+// classic program, --cbpf) matches, counted and written out unchanged.
+int cmd_filter(const Options& o) {
+  const FilterCli& f = o.filter;
+  if (o.engine != "interp" && o.engine != "jit") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
+  if (!f.words.empty() && !f.cbpf.empty()) return fail(kUsage, "give a filter expression or --cbpf FILE, not both");
+  std::string expression;
+  for (const std::string& w : f.words) expression += (expression.empty() ? "" : " ") + w;
+  ebpfvm::FilterOptions fo;
+  fo.engine = o.engine == "jit" ? ebpfvm::Engine::Jit : ebpfvm::Engine::Interpreter;
+  fo.optimize = !f.no_optimize;
+  ebpfvm::Result<ebpfvm::PacketFilter> filter = ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "");
+  if (!f.cbpf.empty()) {
+    auto text = read_text(f.cbpf);
+    if (!text) return fail(kUsage, text.error());
+    auto prog = ebpfvm::parse_classic(*text);
+    if (!prog) return fail(kUsage, f.cbpf + ": " + prog.error().message);
+    filter = ebpfvm::PacketFilter::from_classic(*prog, fo);
+    if (!filter) return fail(kUsage, f.cbpf + ": " + filter.error().message);
+  } else {
+    filter = ebpfvm::PacketFilter::compile(expression, fo);  // "" matches every packet, as in tcpdump
+    if (!filter) return fail(kUsage, filter.error().message);
+  }
+  if (f.dump) {
+    const auto classic = filter->classic();
+    if (f.dump == 1) std::printf("%s", filter->ebpf().disassemble().c_str());
+    else if (f.dump == 2) std::printf("%s", ebpfvm::format_classic(classic).c_str());
+    else {
+      std::printf("%zu\n", classic.size());
+      for (const ebpfvm::ClassicInsn& in : classic) std::printf("%u %u %u %u\n", in.code, in.jt, in.jf, in.k);
+    }
+    if (f.read.empty()) return 0;
+  }
+  if (f.read.empty()) return fail(kUsage, "filter: give a capture to read with -r FILE (or -d, -dd, -ddd to print the program)");
+  auto input = ubpf::CaptureReader::open(f.read, &g_signal);
+  if (!input) return fail(kUsage, input.error());
+  if (auto r = ebpfvm::tools::refuse_overwriting_inputs({{"-r", f.read}, {"--cbpf", f.cbpf}}, {{"-w", f.write}}); !r)
+    return fail(kUsage, r.error().message);
+  std::unique_ptr<ubpf::CaptureWriter> writer;
+  if (!f.write.empty()) {
+    auto out = ebpfvm::tools::OutputFile::open(f.write);
+    if (!out) return fail(kUsage, out.error().message);
+    writer = ubpf::CaptureWriter::create(std::move(*out), (*input)->pcapng(), (*input)->nanosecond());
+  }
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  const bool tty = isatty(STDERR_FILENO);
+  const uint64_t total = (*input)->file_size();
+  const auto started = std::chrono::steady_clock::now();
+  auto last_bar = started;
+  bool drew = false;
+  uint64_t packets = 0, bytes = 0, matched = 0, matched_bytes = 0, filter_ns = 0;
+  ubpf::Packet pkt;
+  while (g_signal.load() == 0 && (o.count == 0 || matched < o.count)) {
+    auto more = (*input)->next(pkt);
+    if (!more) return fail(kUsage, more.error());
+    if (!*more) break;
+    if (auto ok = (*input)->check(std::span(&pkt, 1)); !ok) return fail(kUsage, ok.error());
+    ++packets, bytes += pkt.data.size();
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool hit = filter->matches(pkt.data, std::max<uint32_t>(pkt.orig_len, static_cast<uint32_t>(pkt.data.size())));
+    const auto t1 = std::chrono::steady_clock::now();
+    filter_ns += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
+    if (hit) {
+      ++matched, matched_bytes += pkt.data.size();
+      if (writer) writer->write(pkt.ts_ns, pkt.data, pkt.orig_len, {});
+    }
+    (*input)->release(pkt.at + 1);
+    if (tty && total && (packets & 0xffff) == 0 && t1 - last_bar > std::chrono::milliseconds(200) && t1 - started > std::chrono::seconds(1)) {
+      const int pct = static_cast<int>(100.0 * static_cast<double>((*input)->offset()) / static_cast<double>(total));
+      std::fprintf(stderr, "\r[%-40s] %3d%%", std::string(static_cast<size_t>(pct * 40 / 100), '=').c_str(), pct);
+      drew = true, last_bar = t1;
+    }
+  }
+  if (drew) std::fprintf(stderr, "\r%60s\r", "");
+  if (writer)
+    if (auto r = writer->finish(); !r) return fail(kUsage, r.error().message);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const bool stopped = g_signal.load() != 0;
+  const std::string what = f.cbpf.empty() ? expression : f.cbpf;
+  if (o.json) {
+    std::printf("{\"filter\":%s,\"engine\":\"%s\",\"classic_insns\":%zu,\"ebpf_insns\":%zu,\"packets\":%" PRIu64 ",\"bytes\":%" PRIu64
+                ",\"matched\":%" PRIu64 ",\"matched_bytes\":%" PRIu64 ",\"filter_ns\":%" PRIu64 ",\"seconds\":%.6f,\"interrupted\":%s}\n",
+                json_quote(what).c_str(), filter->engine() == ebpfvm::Engine::Jit ? "jit" : "interp", filter->classic().size(),
+                filter->ebpf().slot_count(), packets, bytes, matched, matched_bytes, filter_ns, secs, stopped ? "true" : "false");
+  } else if (f.count_only) {
+    std::printf("%" PRIu64 " packets\n", matched);  // tcpdump --count
+  } else {
+    std::printf("%" PRIu64 " of %" PRIu64 " packets matched (%.1f%%), %" PRIu64 " of %" PRIu64 " bytes; %.1f ns a packet in the filter (%s)%s\n",
+                matched, packets, packets ? 100.0 * static_cast<double>(matched) / static_cast<double>(packets) : 0.0, matched_bytes, bytes,
+                packets ? static_cast<double>(filter_ns) / static_cast<double>(packets) : 0.0,
+                filter->engine() == ebpfvm::Engine::Jit ? "jit" : "interpreter", stopped ? " (interrupted)" : "");
+  }
+  return stopped ? 128 + g_signal.load() : 0;
+}
+
 int main(int argc, char** argv) {
   // `run` is the default subcommand: `ubpf-run prog.o --pcap x.pcap`.
   std::vector<std::string> args(argv, argv + argc);
-  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "verify" && args[1] != "-h" &&
-      args[1] != "--help")
+  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "verify" && args[1] != "filter" &&
+      args[1] != "-h" && args[1] != "--help")
     args.insert(args.begin() + 1, "run");
   std::vector<char*> av;
   for (auto& a : args) av.push_back(a.data());
@@ -627,6 +734,17 @@ int main(int argc, char** argv) {
   dis->add_option("object", o.object, "BPF object (.o)")->required();
   dis->add_option("--prog", o.prog, "only this program");
   dis->add_option("--type", o.type, "program type when the section name does not tell");
+  auto* flt = app.add_subcommand("filter", "the packets of a capture a tcpdump expression matches, compiled to eBPF");
+  flt->add_option("expression", o.filter.words, "tcpdump filter expression (its words are joined, as tcpdump joins them)");
+  flt->add_option("-r", o.filter.read, "input capture, pcap or pcapng (- for standard input)");
+  flt->add_option("-w", o.filter.write, "write the matching packets, unchanged, in the input's format");
+  flt->add_option("-c", o.count, "stop after N matching packets");
+  flt->add_flag("--count-only,--count", o.filter.count_only, "print only the number of matching packets, as tcpdump --count");
+  flt->add_option("--cbpf", o.filter.cbpf, "a classic BPF program instead of an expression: tcpdump -ddd or -dd output");
+  flt->add_flag("-d", o.filter.dump, "print the program: -d the eBPF it runs, -dd the classic listing (tcpdump -d), -ddd its numbers (tcpdump -ddd)");
+  flt->add_flag("-O,--no-optimize", o.filter.no_optimize, "do not run libpcap's optimiser (tcpdump -O)");
+  flt->add_option("--engine", o.engine, "jit (the default) or interp");
+  flt->add_flag("--json", o.json, "print one JSON summary");
   try {
     app.parse(static_cast<int>(av.size()), av.data());
   } catch (const CLI::CallForHelp& e) {
@@ -636,6 +754,7 @@ int main(int argc, char** argv) {
     return fail(kUsage, e.what());
   }
   g_json_errors = o.json;
+  if (*flt) return cmd_filter(o);
   if (*maps) return cmd_maps(o);
   if (*dis) return cmd_disasm(o);
   if (*ver) return cmd_verify(o);
