@@ -84,6 +84,7 @@ struct FilterCli {
 
 struct Options {
   FilterCli filter;
+  std::string filter_expr;  // run --filter
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
       map_load, map_dump, printk, links, neighbours;
   std::vector<std::string> globals, tail_calls, dump_maps, map_sizes, routes;
@@ -218,6 +219,9 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
     std::printf("engine   interpreter, not verified (--no-verify): every access checked at run time\n");
   std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
               o.workers, o.workers == 1 ? "" : "s", t.stopped ? " (interrupted)" : "");
+  if (!o.filter_expr.empty())
+    std::printf("filter   '%s': %" PRIu64 " packets (%s) filtered out, not run\n", o.filter_expr.c_str(), t.filtered,
+                human_bytes(t.filtered_bytes).c_str());
   std::printf("\n%-14s %12s %8s %14s\n", "action", "packets", "%", "bytes");
   for (int a = 0; a <= 4; ++a)
     std::printf("%-14s %12" PRIu64 " %7.1f%% %14" PRIu64 "\n", std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a))).c_str(),
@@ -237,7 +241,7 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   const auto q = json_quote;
   s << "{\"file\":" << q(o.object) << ",\"program\":" << q(p.name()) << ",\"section\":" << q(p.section())
     << ",\"type\":" << q(std::string(ebpfvm::to_string(p.type()))) << ",\"instructions\":" << p.code().slot_count()
-    << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":" << (p.verify_report() ? "true" : "false") << ",\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"interrupted\":" << (t.stopped ? "true" : "false") << ",\"actions\":{";
+    << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":" << (p.verify_report() ? "true" : "false") << ",\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"filtered\":" << t.filtered << ",\"interrupted\":" << (t.stopped ? "true" : "false") << ",\"actions\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.actions[a];
   s << "},\"bytes\":{";
   for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.action_bytes[a];
@@ -379,6 +383,13 @@ int cmd_run(const Options& o) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   cfg.stop = &g_signal;
+  std::optional<ebpfvm::PacketFilter> filter;
+  if (!o.filter_expr.empty()) {
+    auto f = ebpfvm::PacketFilter::compile(o.filter_expr, {lo.engine});
+    if (!f) return fail(kUsage, "--filter: " + f.error().message);
+    filter.emplace(std::move(*f));
+    cfg.filter = &*filter;
+  }
   cfg.workers = o.workers;
   cfg.count = o.count;
   cfg.ifindex = o.ifindex;
@@ -693,6 +704,7 @@ int main(int argc, char** argv) {
   run->add_option("--engine", o.engine, "jit (x86-64, the default) or interp");
   run->add_flag("--no-verify", o.no_verify, "run unverified, every memory access checked at run time (needs --engine interp)");
   run->add_option("-c,--count", o.count, "stop after N packets");
+  run->add_option("--filter", o.filter_expr, "only the packets this tcpdump expression matches reach the program; the others are counted");
   run->add_option("--ifindex", o.ifindex, "xdp_md.ingress_ifindex (default 1)");
   run->add_option("--rxq", o.rxq, "xdp_md.rx_queue_index (default 0)");
   run->add_option("--map-load", o.map_load,

@@ -317,6 +317,10 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
       auto got = in.next(p);
       if (!got) return got.error();
       if (!*got) break;
+      if (cfg.filter && !cfg.filter->matches(p.data, std::max<uint32_t>(p.orig_len, static_cast<uint32_t>(p.data.size())))) {
+        ++t.filtered, t.filtered_bytes += p.data.size();
+        continue;
+      }
       b.packets.push_back(p);
       ++read;
     }

@@ -31,11 +31,14 @@ struct RunConfig {
   // Set (by a signal handler) to stop: no packet is read after it; those read still run, so the
   // run ends at a packet boundary with every output consistent.
   const std::atomic<int>* stop = nullptr;
+  // --filter: only the packets it matches reach the program (and count towards `count`).
+  const ebpfvm::PacketFilter* filter = nullptr;
 };
 
 struct Totals {
   uint64_t packets = 0;
   uint64_t bytes_in = 0;
+  uint64_t filtered = 0, filtered_bytes = 0;  // packets --filter did not match: not run, not written
   std::array<uint64_t, 5> actions{};
   std::array<uint64_t, 5> action_bytes{};
   std::map<std::string, uint64_t> redirects;  // "devmap 'ports' slot 2", "ifindex 7"
