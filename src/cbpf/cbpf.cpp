@@ -153,7 +153,7 @@ std::string translate(std::span<const ClassicInsn> prog) {
     ret0 = true;
     emit(cond.empty() ? "goto ret0" : "if " + cond + " goto ret0");
   };
-  static const char* const kSize[] = {"u32", "u16", "u8"};
+  static const char* const kSize[] = {"u32", "u16", "u8", ""};  // by the size field (loads only; 0x18 is no size)
   for (size_t i = 0; i < n; ++i) {
     if (!live[i]) continue;
     const ClassicInsn& in = prog[i];
