@@ -313,7 +313,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   std::vector<ebpfvm::Map>& maps = our_maps();
   ebpfvm::VerifyOptions vo;
   vo.complexity_limit = 50'000;
-  vo.max_loop_iterations = 1 << 12;  // summarised loops that run long would take the checked runs too long
+  vo.max_loop_iterations = 1 << 9;  // summarised loops that run long would take the checked runs too long
   vo.record_states = true;
   // verify() as the loader runs it, for the context loads to rewrite
   std::vector<uint32_t> ctx_loads;

@@ -47,7 +47,7 @@ bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size) {
   vo.context = ebpfvm::VerifyOptions::Context::Memory;
   vo.memory_size = ebpfvm::gen::kBufferSize;
   vo.complexity_limit = 50'000;  // mutated loops that never end are common: give up on them early
-  vo.max_loop_iterations = 1 << 12;  // summarised loops that run long would take the checked runs too long
+  vo.max_loop_iterations = 1 << 9;  // summarised loops that run long would take the checked runs too long
   vo.record_states = true;
   auto report = ebpfvm::verify(*prog, {}, {}, vo);
   if (!report) return false;
