@@ -23,10 +23,21 @@ struct JitImage {
   Bindings bindings;
   bool uses_maps = false;            // runs take an epoch guard only if the program names a map
   uint32_t run_uses = 0;             // what its calls use of a run state (detail::run_use)
+  // A program whose only use of a run is the LD_ABS/LD_IND packet (no calls of any kind): the
+  // packet comes in the call's 5th and 6th arguments (size, data), and its loads are inlined.
+  bool packet_args = false;
   std::vector<MemRegion> regions;
   HelperRegistry registry;
   JitStats stats;
 };
+
+// Calls the program's entry: r1..r5, and the packet as packet_args images take it.
+inline uint64_t call_entry(const JitImage& img, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5,
+                           std::span<const uint8_t> packet) {
+  if (!img.packet_args) return img.entry(r1, r2, r3, r4, r5);
+  using PacketFn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
+  return reinterpret_cast<PacketFn>(reinterpret_cast<void*>(img.entry))(r1, r2, r3, r4, packet.size(), reinterpret_cast<uintptr_t>(packet.data()));
+}
 
 // CallbackInvoker::invoke for JIT runs: engine is the JitImage.
 bool jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0);
@@ -55,7 +66,7 @@ inline RunEnd outermost(const JitImage& img, uint64_t r1, uint64_t r2, Set set, 
   RunState& s = begin_outermost();
   if (uses & run_use::kCallbacks) s.callbacks = {jit_invoke, &img};
   set(s);
-  const uint64_t r0 = img.entry(r1, r2, 0, 0, 0);
+  const uint64_t r0 = call_entry(img, r1, r2, 0, 0, 0, s.packet);
   clear(s, r0);
   if (uses & run_use::kRedirect) clear_redirect(s.redirect);
   bool faulted = false;

@@ -218,6 +218,7 @@ class Compiler {
       calls = calls || is_call(info(in.op).kind);
       r12 = r12 || is_tail_call(in) || fetches_bitwise(in);
     }
+    r12 = r12 || packet_args_;  // the packet's size
     Frame f;
     f.stack = used[10];
     if (f.stack) f.saved.push_back(x86::rbp);
@@ -259,6 +260,17 @@ class Compiler {
       if (info(in.op).kind == isa::Kind::LdAbs || info(in.op).kind == isa::Kind::LdInd)
         if (p_.functions.size() > 1)
           return make_error(Errc::Unsupported, "LD_ABS/LD_IND in a program with bpf-to-bpf calls (the kernel refuses these too)");
+    // A program that loads from the packet and calls nothing takes the packet as arguments
+    // (JitImage::packet_args): no run state, and its loads inlined.
+    bool loads = false, calls = false;
+    for (const isa::Insn& in : p_.insns) {
+      const isa::Kind k = info(in.op).kind;
+      loads = loads || k == isa::Kind::LdAbs || k == isa::Kind::LdInd;
+      calls = calls || k == isa::Kind::Call || k == isa::Kind::CallLocal || k == isa::Kind::Callx || k == isa::Kind::CallKfunc ||
+              in.op == isa::Op::LDDW_CODE;
+    }
+    packet_args_ = loads && !calls && p_.functions.size() == 1;
+    img_.packet_args = packet_args_;
     for (size_t f = 0; f < p_.functions.size(); ++f)
       if (auto r = function(f); !r) return r;
     return {};
@@ -297,6 +309,9 @@ class Compiler {
     for (const x86::Gp& r : f.saved) a_->push(r);
     if (f.size) a_->sub(x86::rsp, f.size);
     if (f.stack) a_->lea(x86::rbp, x86::ptr(x86::rsp, isa::kStackSize));
+    // packet_args: the size came as r5 (which the program may overwrite), the data in r9 (which
+    // nothing else uses where there are no calls)
+    if (packet_args_) a_->mov(x86::r12, x86::r8);
   }
 
   // Restores the caller's registers; `ret` or a tail call's jump follows.
@@ -344,9 +359,14 @@ class Compiler {
                           "JIT: internal error: byte load deferred to slot " + std::to_string(pending_->at) + " was not emitted");
       if (info(p_.insns[pc].op).kind == isa::Kind::Lddw) ++pc;
     }
+    if (ret_zero_.isValid()) {  // an inlined packet load out of bounds: the program ends with r0 = 0
+      a.bind(ret_zero_);
+      a.xor_(x86::eax, x86::eax);
+    }
     a.bind(epilogue_);
     unwind(frame_);
     a.ret();
+    ret_zero_ = Label();
     for (const Stub& stub : stubs_) {
       a.bind(stub.label);
       for (const Sunk& s : stub.insns) emit_sunk(s);
@@ -1424,6 +1444,10 @@ class Compiler {
 
   void ld_packet(const isa::Insn& in) {
     x86::Assembler& a = *a_;
+    if (packet_args_) {
+      ld_packet_inline(in);
+      return;
+    }
     if (info(in.op).kind == isa::Kind::LdInd) {
       a.mov(x86::r10d, kReg[in.src].r32());
       a.add(x86::r10d, in.imm);
@@ -1435,6 +1459,42 @@ class Compiler {
     call_abs(reinterpret_cast<const void*>(&jit_ld), detail::run_use::kPacket);
     a.test(x86::rdx, x86::rdx);
     a.jz(epilogue_);  // out of bounds: the program ends with r0 = 0
+  }
+
+  // LD_ABS/LD_IND with the packet in r9 (data) and r12 (size): offset o = imm, or (u32)(src + imm)
+  // as the interpreter computes it; [o, o + size) must be inside the packet, else r0 = 0 and the
+  // program ends. r0 is the big-endian value, zero-extended.
+  void ld_packet_inline(const isa::Insn& in) {
+    x86::Assembler& a = *a_;
+    const unsigned size = isa::mem_size(in.opcode);
+    if (!ret_zero_.isValid()) ret_zero_ = a.newLabel();
+    x86::Mem at;
+    if (info(in.op).kind == isa::Kind::LdInd) {
+      a.mov(x86::r10d, kReg[in.src].r32());
+      a.add(x86::r10d, in.imm);  // 32-bit: wraps as the interpreter's offset does; zero-extends r10
+      a.lea(x86::r11, x86::ptr(x86::r10, static_cast<int32_t>(size)));
+      a.cmp(x86::r12, x86::r11);
+      a.jb(ret_zero_);
+      at = x86::ptr(x86::r9, x86::r10, 0, 0, size);
+    } else {
+      const uint32_t off = static_cast<uint32_t>(in.imm);
+      if (off > 0x7fffffffu - 4) {  // beyond any packet, and beyond a 32-bit displacement
+        a.jmp(ret_zero_);
+        return;
+      }
+      a.cmp(x86::r12, off + size);
+      a.jb(ret_zero_);
+      at = x86::ptr(x86::r9, static_cast<int32_t>(off), size);
+    }
+    if (size == 1) {
+      a.movzx(x86::eax, at);
+    } else if (size == 2) {
+      a.movzx(x86::eax, at);
+      a.rol(x86::ax, 8);
+    } else {
+      a.mov(x86::eax, at);
+      a.bswap(x86::eax);
+    }
   }
 
   Result<void> lddw(const isa::Insn& in, size_t pc) {
@@ -1519,6 +1579,8 @@ class Compiler {
   std::vector<CallSite> calls_;
   Frame frame_;
   Label epilogue_;
+  Label ret_zero_;            // an inlined packet load's way out (packet_args_)
+  bool packet_args_ = false;  // see JitImage::packet_args
   std::optional<jit::Facts> facts_;
   size_t at_ = 0;  // the slot insn() compiles
   bool shorten_ = false;  // near() may pick 2-byte forward jumps in this pass
@@ -1599,16 +1661,16 @@ inline Result<uint64_t> with_run_state(const JitImage& img, RunState& run, std::
 
 Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args) {
   const auto& r = args.regs;
-  return with_run_state(img, run, args.packet, [&] { return img.entry(r[0], r[1], r[2], r[3], r[4]); });
+  return with_run_state(img, run, args.packet, [&] { return call_entry(img, r[0], r[1], r[2], r[3], r[4], args.packet); });
 }
 
 Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<uint8_t> mem) {
   const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
-  return with_run_state(img, run, mem, [&] { return img.entry(r1, mem.size(), 0, 0, 0); });
+  return with_run_state(img, run, mem, [&] { return call_entry(img, r1, mem.size(), 0, 0, 0, mem); });
 }
 
 Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
-  return with_run_state(img, run, {}, [&] { return img.entry(ctx, 0, 0, 0, 0); });
+  return with_run_state(img, run, {}, [&] { return call_entry(img, ctx, 0, 0, 0, 0, {}); });
 }
 
 Error outermost_fault() {
@@ -1673,10 +1735,11 @@ Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> m
 }
 
 // A program whose calls need no run state (helpers/builtin.hpp): the call is the whole cost.
-inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5) {
+inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5,
+                          std::span<const uint8_t> packet) {
   std::optional<maps::reclaim::Guard> epoch;
   if (img.uses_maps) epoch.emplace();
-  return img.entry(r1, r2, r3, r4, r5);
+  return detail::call_entry(img, r1, r2, r3, r4, r5, packet);
 }
 
 // Whether run(mem) and run(args) need a run state of their own. Not for a redirect: they report
@@ -1692,14 +1755,14 @@ bool needs_state(const JitImage& img) { return img.run_uses & ~detail::run_use::
   if (mem.size() < memory_size) [[unlikely]]
     return refuse_memory(memory_size, mem.size());
   if (verified) mem = mem.first(memory_size);  // what the verifier assumed
-  if (!needs_state(img)) return run_plain(img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0);
+  if (!needs_state(img)) return run_plain(img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0, mem);
   return run_memory_with_state(img, mem);
 }
 }  // namespace
 
 JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size, bool verified)
     : img_(std::move(img)), memory_size_(memory_size), verified_(verified) {
-  if (!needs_state(*img_) && !img_->uses_maps) {
+  if (!needs_state(*img_) && !img_->uses_maps && !img_->packet_args) {
     plain_ = img_->entry;
     // a program verified for no memory runs with r1 = 0: not on the direct path, which passes mem
     plain_min_ = verified_ && memory_size_ == 0 ? SIZE_MAX : std::max<size_t>(memory_size_, 1);
@@ -1710,7 +1773,7 @@ JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t mem
 Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const { return run_memory(*img_, memory_size_, verified_, mem); }
 
 Result<uint64_t> JitProgram::run(const RunArgs& args) const {
-  if (!needs_state(*img_)) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4]);
+  if (!needs_state(*img_)) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4], args.packet);
   return run_with_state(*img_, args);
 }
 
