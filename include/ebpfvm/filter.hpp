@@ -41,6 +41,8 @@ struct FilterOptions {
   int linktype = 1;
   uint32_t snaplen = 262144;
   bool optimize = true;
+  // The network's mask, for `ip broadcast` (host byte order); 0, as tcpdump takes it for a file.
+  uint32_t netmask = 0;
 };
 
 namespace detail {

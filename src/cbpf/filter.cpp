@@ -61,7 +61,7 @@ Result<PacketFilter> PacketFilter::compile(const std::string& expression, const 
     pcap_t* dead = pcap_open_dead(options.linktype, static_cast<int>(options.snaplen));
     if (!dead) return make_error(Errc::Unsupported, "pcap_open_dead failed for link type " + std::to_string(options.linktype));
     bpf_program bp{};
-    if (pcap_compile(dead, &bp, expression.c_str(), options.optimize ? 1 : 0, PCAP_NETMASK_UNKNOWN) != 0) {
+    if (pcap_compile(dead, &bp, expression.c_str(), options.optimize ? 1 : 0, options.netmask) != 0) {
       Error e = make_error(Errc::InvalidArgument, std::string(pcap_geterr(dead)) + " (filter '" + expression + "')");
       pcap_close(dead);
       return e;

@@ -1119,3 +1119,147 @@ TEST_CASE("ubpf-run --filter: only the packets an expression matches reach the p
   CHECK(bad.exit_code == 2);
   CHECK(bad.out == "ubpf-run: --filter: can't parse filter expression: syntax error (filter 'udp port')\n");
 }
+
+namespace {
+
+// A capture for the filter comparisons: every protocol the expressions name, crafted (IPv4 and
+// IPv6 TCP/UDP, ICMP, ICMPv6, SCTP, ARP, one and two VLAN tags, fragments, broadcast, multicast,
+// short frames, frames cut by the snap length), then gen_pcap's mixed traffic.
+std::string filter_capture() {
+  const std::string path = temp_path("filter-mix.pcap");
+  if (std::filesystem::exists(path)) return path;
+  std::vector<std::vector<uint8_t>> pkts;
+  for (uint16_t port : {22, 53, 80, 443, 1000, 1500, 2000, 8080}) {
+    PacketSpec tcp;
+    tcp.l4 = 6, tcp.dport = port, tcp.sport = static_cast<uint16_t>(40000 + port);
+    pkts.push_back(make_packet(tcp));
+    PacketSpec udp;
+    udp.dport = port, udp.src4 = {192, 168, 1, static_cast<uint8_t>(port & 0xff)};
+    pkts.push_back(make_packet(udp));
+    tcp.ipv6 = true;
+    pkts.push_back(make_packet(tcp));
+    udp.ipv6 = true;
+    pkts.push_back(make_packet(udp));
+  }
+  for (uint8_t proto : {1, 58, 132, 47}) {  // ICMP, ICMPv6 (over IPv6), SCTP, GRE
+    PacketSpec s;
+    s.l4 = proto, s.ipv6 = proto == 58, s.payload = 24;
+    pkts.push_back(make_packet(s));
+  }
+  PacketSpec syn;
+  syn.l4 = 6, syn.dport = 80;
+  auto synack = make_packet(syn);
+  synack[14 + 20 + 13] = 0x12;
+  pkts.push_back(synack);
+  auto fin = make_packet(syn);
+  fin[14 + 20 + 13] = 0x11;
+  pkts.push_back(fin);
+  PacketSpec tagged = syn;
+  tagged.vlan = true;
+  pkts.push_back(make_packet(tagged));
+  auto qinq = make_packet(tagged);  // an outer 802.1ad tag before the 802.1Q one
+  const std::vector<uint8_t> outer{0x88, 0xa8, 0x00, 0x07};
+  qinq.insert(qinq.begin() + 12, outer.begin(), outer.end());
+  pkts.push_back(qinq);
+  auto frag = make_packet({});
+  frag[14 + 6] = 0x20, frag[14 + 7] = 0x08;
+  pkts.push_back(frag);
+  auto bcast = make_packet({});
+  std::fill(bcast.begin(), bcast.begin() + 6, 0xff);
+  pkts.push_back(bcast);
+  auto mcast = make_packet({});
+  mcast[0] = 0x01, mcast[1] = 0x00, mcast[2] = 0x5e;
+  mcast[14 + 16] = 224;
+  pkts.push_back(mcast);
+  PacketSpec big;
+  big.payload = 1200;
+  pkts.push_back(make_packet(big));
+  pkts.push_back(make_arp());
+  pkts.push_back(std::vector<uint8_t>(10, 0xee));
+  pkts.push_back({});
+  pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+  pcap_dumper_t* d = pcap_dump_open(dead, path.c_str());
+  REQUIRE(d);
+  uint32_t t = 0;
+  auto dump = [&](const uint8_t* data, uint32_t caplen, uint32_t len) {
+    pcap_pkthdr h{};
+    h.ts.tv_sec = 2000 + t++;
+    h.caplen = caplen, h.len = len;
+    pcap_dump(reinterpret_cast<u_char*>(d), &h, data);
+  };
+  for (const auto& p : pkts) dump(p.data(), static_cast<uint32_t>(p.size()), static_cast<uint32_t>(p.size()));
+  for (const auto& p : pkts)  // cut at 34 bytes, as a small snap length leaves them
+    if (p.size() > 34) dump(p.data(), 34, static_cast<uint32_t>(p.size()));
+  char err[PCAP_ERRBUF_SIZE];
+  pcap_t* mix = pcap_open_offline(sample_capture(3000).c_str(), err);
+  REQUIRE(mix);
+  pcap_pkthdr* h;
+  const u_char* data;
+  while (pcap_next_ex(mix, &h, &data) == 1) dump(data, h->caplen, h->len);
+  pcap_close(mix);
+  pcap_dump_close(d);
+  pcap_close(dead);
+  return path;
+}
+
+// The records of a capture: timestamp, lengths and bytes, as libpcap reads them.
+std::vector<std::string> records_of(const std::string& path) {
+  char err[PCAP_ERRBUF_SIZE];
+  pcap_t* p = pcap_open_offline(path.c_str(), err);
+  REQUIRE(p);
+  std::vector<std::string> out;
+  pcap_pkthdr* h;
+  const u_char* d;
+  while (pcap_next_ex(p, &h, &d) == 1)
+    out.push_back(std::to_string(h->ts.tv_sec) + "." + std::to_string(h->ts.tv_usec) + " " + std::to_string(h->caplen) + "/" +
+                  std::to_string(h->len) + " " + std::string(reinterpret_cast<const char*>(d), h->caplen));
+  pcap_close(p);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("ubpf-run filter: 66 expressions select exactly the records tcpdump -r -w selects, in both engines (issue 23)") {
+  const std::string tcpdump = std::filesystem::exists("/usr/bin/tcpdump") ? "/usr/bin/tcpdump" : "/usr/sbin/tcpdump";
+  if (!std::filesystem::exists(tcpdump)) {
+    WARN("SKIP comparing ubpf-run filter with tcpdump: tcpdump is not installed (scripts/setup.sh installs it)");
+    return;
+  }
+  const std::string cap = filter_capture();
+  const char* const expressions[] = {
+      "tcp", "udp", "icmp", "icmp6", "sctp", "arp", "ip", "ip6", "ip proto 47", "ip6 and icmp6",
+      "host 10.0.0.1", "src host 10.0.0.1", "dst host 10.0.0.2", "host 192.168.1.22 or host 192.168.1.80", "net 192.168.0.0/16",
+      "src net 192.168.1.0/24", "not net 10.0.0.0/8", "ip6 host 2000::2", "ip6 net 2000::/16",
+      "port 22", "tcp port 80", "udp port 53", "dst port 443", "src port 41000", "tcp dst port 8080", "portrange 1000-2000",
+      "tcp portrange 20-100", "udp dst portrange 50-60", "sctp or icmp", "tcp port 80 or udp port 53", "not port 22",
+      "vlan", "vlan 100", "vlan and tcp", "vlan and vlan", "ether proto 0x88a8", "not vlan",
+      "tcp[tcpflags] & tcp-syn != 0", "tcp[tcpflags] & (tcp-syn|tcp-ack) = (tcp-syn|tcp-ack)", "tcp[tcpflags] & tcp-fin != 0",
+      "tcp[13] = 2", "ip[6:2] & 0x1fff != 0", "ip[6] & 0x20 != 0", "ip[8] = 64", "ip[2:2] > 1000", "udp[4:2] > 100",
+      "tcp[0:2] > 40000", "ip[0] & 0xf = 5", "(ip[2:2] - ((ip[0] & 0xf) << 2)) > 100", "ip[9] + 1 = 7",
+      "len > 1000", "len <= 60", "greater 100", "less 50", "len = 34",
+      "ether broadcast", "ether multicast", "ether host 02:00:00:00:00:02", "ether src 02:00:00:00:00:01", "ether[0] & 1 = 1",
+      "ip multicast", "ip broadcast", "tcp and (port 22 or port 80) and not src host 10.0.0.2",
+      "(udp or tcp) and ip6", "not (tcp or udp or arp)", ""};
+  static_assert(std::size(expressions) == 66);
+  for (const char* expr : expressions) {
+    INFO("'" << expr << "'");
+    const std::string want = temp_path("tcpdump-filtered.pcap");
+    std::filesystem::remove(want);
+    std::vector<std::string> td{tcpdump, "-r", cap, "-w", want};
+    if (*expr) td.push_back(expr);
+    REQUIRE(run_process(td, "", true).exit_code == 0);
+    const auto expected = records_of(want);
+    for (const char* engine : {"interp", "jit"}) {
+      if (std::string(engine) == "jit" && !jit_available()) continue;
+      INFO(engine);
+      const std::string got = temp_path("ubpf-filtered.pcap");
+      std::filesystem::remove(got);
+      std::vector<std::string> args{"filter", "--engine", engine, "-r", cap, "-w", got};
+      if (*expr) args.push_back(expr);
+      auto r = ubpf(args);
+      INFO(r.out);
+      REQUIRE(r.exit_code == 0);
+      CHECK(records_of(got) == expected);
+    }
+  }
+}
