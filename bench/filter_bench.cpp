@@ -22,8 +22,7 @@
 #include <vector>
 
 #include "ebpfvm/ebpfvm.hpp"
-
-extern char** environ;
+#include "spawn.hpp"
 
 namespace {
 
@@ -42,24 +41,6 @@ std::vector<Packet> read_capture(const std::string& path, size_t limit) {
   while (out.size() < limit && pcap_next_ex(p, &h, &d) == 1) out.push_back({{d, d + h->caplen}, h->len});
   pcap_close(p);
   return out;
-}
-
-// Runs argv with its output to /dev/null; the wall time in seconds, or -1.
-double spawn(std::vector<std::string> argv) {
-  std::vector<char*> av;
-  for (auto& a : argv) av.push_back(a.data());
-  av.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  const auto t0 = std::chrono::steady_clock::now();
-  pid_t pid;
-  const bool ok = posix_spawn(&pid, av[0], &fa, nullptr, av.data(), environ) == 0;
-  posix_spawn_file_actions_destroy(&fa);
-  int status = 0;
-  if (!ok || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // pcap_offline_filter over the capture, as a libpcap program reads one; the seconds taken.
@@ -95,7 +76,7 @@ double ns_per_packet(const std::vector<Packet>& pkts, size_t rounds, uint64_t& m
 int main(int argc, char** argv) {
   const long packets = argc > 1 ? std::atol(argv[1]) : 1'000'000;
   const std::string cap = (std::filesystem::temp_directory_path() / ("filter-bench-" + std::to_string(packets) + ".pcap")).string();
-  if (!std::filesystem::exists(cap) && spawn({EBPFVM_GEN_PCAP, cap, std::to_string(packets)}) < 0) {
+  if (!std::filesystem::exists(cap) && bench::spawn({EBPFVM_GEN_PCAP, cap, std::to_string(packets)}) < 0) {
     std::fprintf(stderr, "gen_pcap failed\n");
     return 1;
   }
@@ -158,15 +139,15 @@ int main(int argc, char** argv) {
 
   const std::string tcpdump = std::filesystem::exists("/usr/bin/tcpdump") ? "/usr/bin/tcpdump" : "/usr/sbin/tcpdump";
   const bool have_tcpdump = std::filesystem::exists(tcpdump);
-  (void)spawn({EBPFVM_UBPF_RUN, "filter", "-r", cap, "--count", "tcp"});  // warm the page cache
+  (void)bench::spawn({EBPFVM_UBPF_RUN, "filter", "-r", cap, "--count", "tcp"});  // warm the page cache
   std::printf("whole programs over the capture, Mpps (page cache warm)\n");
   std::printf("%-8s %12s %12s %12s %14s %14s\n", "", "ubpf-run", "tcpdump", "libpcap loop", "x tcpdump", "x libpcap loop");
   for (const Expr& e : expressions) {
     double best[3] = {1e18, 1e18, 1e18};
     uint64_t matched = 0;
     for (int round = 0; round < 3; ++round) {
-      const double u = spawn({EBPFVM_UBPF_RUN, "filter", "-r", cap, "-w", "/dev/null", e.text});
-      const double t = have_tcpdump ? spawn({tcpdump, "-r", cap, "-w", "/dev/null", e.text}) : 1e18;
+      const double u = bench::spawn({EBPFVM_UBPF_RUN, "filter", "-r", cap, "-w", "/dev/null", e.text}, true);
+      const double t = have_tcpdump ? bench::spawn({tcpdump, "-r", cap, "-w", "/dev/null", e.text}, true) : 1e18;
       const double l = libpcap_loop(cap, e.text, matched);
       if (u < 0 || t < 0 || l < 0) {
         std::fprintf(stderr, "%s: a run failed\n", e.text);

@@ -15,44 +15,22 @@
 #include <string>
 #include <vector>
 
-extern char** environ;
-
-namespace {
-
-// Runs argv with stdout to /dev/null; returns the wall time in seconds, or -1.
-double run(std::vector<std::string> argv) {
-  std::vector<char*> av;
-  for (auto& a : argv) av.push_back(a.data());
-  av.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  const auto t0 = std::chrono::steady_clock::now();
-  pid_t pid;
-  if (posix_spawn(&pid, av[0], &fa, nullptr, av.data(), environ) != 0) return -1;
-  int status = 0;
-  waitpid(pid, &status, 0);
-  posix_spawn_file_actions_destroy(&fa);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-}  // namespace
+#include "spawn.hpp"
 
 int main(int argc, char** argv) {
   const long packets = argc > 1 ? std::atol(argv[1]) : 1'000'000;
   const std::string cap = (std::filesystem::temp_directory_path() / ("ubpf-run-bench-" + std::to_string(packets) + ".pcap")).string();
-  if (!std::filesystem::exists(cap) && run({EBPFVM_GEN_PCAP, cap, std::to_string(packets)}) < 0) {
+  if (!std::filesystem::exists(cap) && bench::spawn({EBPFVM_GEN_PCAP, cap, std::to_string(packets)}) < 0) {
     std::fprintf(stderr, "gen_pcap failed\n");
     return 1;
   }
   std::printf("capture  %s: %ld packets, %.1f MB\n", cap.c_str(), packets, std::filesystem::file_size(cap) / 1e6);
-  (void)run({EBPFVM_UBPF_RUN, EBPFVM_EXAMPLE_FIREWALL, "--pcap", cap, "--json"});  // warm the page cache
+  (void)bench::spawn({EBPFVM_UBPF_RUN, EBPFVM_EXAMPLE_FIREWALL, "--pcap", cap, "--json"});  // warm the page cache
   for (const char* engine : {"jit", "interp"}) {
     for (int workers : {1, 2}) {
       double best = 1e9;
       for (int i = 0; i < 3; ++i) {
-        const double t = run({EBPFVM_UBPF_RUN, EBPFVM_EXAMPLE_FIREWALL, "--pcap", cap, "--json", "--engine", engine, "--workers",
+        const double t = bench::spawn({EBPFVM_UBPF_RUN, EBPFVM_EXAMPLE_FIREWALL, "--pcap", cap, "--json", "--engine", engine, "--workers",
                               std::to_string(workers)});
         if (t < 0) {
           std::fprintf(stderr, "ubpf-run failed\n");
