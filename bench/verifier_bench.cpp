@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
   std::vector<double> ms, ratios;
   double worst = 0;
   std::string worst_name;
-  uint64_t most_states = 0;
+  uint64_t most_states = 0, most_bytes = 0;
   std::printf("%-22s %-24s %6s %8s %7s %10s %10s %7s\n", "object", "program", "insns", "analysed", "states", "ebpfvm us", "kernel us",
               "ratio");
   for (const std::string& path : objects) {
@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
       const auto& [insns, rep] = reports[name];
       ms.push_back(us / 1e3);
       most_states = std::max(most_states, rep.states);
+      most_bytes = std::max(most_bytes, rep.state_bytes);
       if (us / 1e3 > worst) worst = us / 1e3, worst_name = file + " " + name;
       auto k = kernel.find(name);
       char kcol[32] = "-", rcol[32] = "-";
@@ -159,8 +160,8 @@ int main(int argc, char** argv) {
   }
   if (!ms.empty()) {
     std::sort(ms.begin(), ms.end());
-    std::printf("\n%zu programs: median %.3f ms, max %.3f ms (%s), at most %llu states kept\n", ms.size(), ms[ms.size() / 2], ms.back(),
-                worst_name.c_str(), static_cast<unsigned long long>(most_states));
+    std::printf("\n%zu programs: median %.3f ms, max %.3f ms (%s), at most %llu states kept, at most %.1f MB of states\n", ms.size(),
+                ms[ms.size() / 2], ms.back(), worst_name.c_str(), static_cast<unsigned long long>(most_states), most_bytes / 1e6);
   }
   if (!ratios.empty()) {
     std::sort(ratios.begin(), ratios.end());
@@ -186,7 +187,7 @@ int main(int argc, char** argv) {
     }
     if (t < best_ms) best_ms = t, best = *r;
   }
-  std::printf("%zu-instruction program: %.2f ms (target < 50 ms; %.2fx of the target), %llu states\n", prog->slot_count(), best_ms,
-              best_ms / 50.0, static_cast<unsigned long long>(best.states));
+  std::printf("%zu-instruction program: %.2f ms (target < 50 ms; %.2fx of the target), %llu states, %.1f MB\n", prog->slot_count(), best_ms,
+              best_ms / 50.0, static_cast<unsigned long long>(best.states), best.state_bytes / 1e6);
   return 0;
 }

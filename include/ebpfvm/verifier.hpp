@@ -55,6 +55,7 @@ struct VerifyOptions {
 struct VerifyReport {
   uint64_t insns_analysed = 0;  // instructions interpreted, each loop iteration and call counted
   uint64_t states = 0;          // distinct (instruction, calling context) states kept
+  uint64_t state_bytes = 0;     // memory those states took (their peak: the analysis only adds states)
   uint64_t micros = 0;          // time spent
   // The program may write the packet or move its bounds: stores into it, bpf_xdp_store_bytes,
   // the adjust helpers, or a tail call into another program. When false, it may run on a

@@ -430,6 +430,8 @@ VerifyReport Analyzer::run() {
     run_block(k, states_.at(k));
   }
   report_.states = states_.size();
+  for (const auto& [key, st] : states_)
+    report_.state_bytes += sizeof(st) + key.size() * sizeof(uint32_t) + st.frames.capacity() * sizeof(Frame) + st.refs.capacity() * sizeof(uint32_t);
   bound_work();
   if (record_) {
     record_->map_names = map_names_;

@@ -257,6 +257,10 @@ TEST_CASE("verifier: a loop too long to unroll is summarised, and its bound is t
   REQUIRE(r.ok());
   CHECK(r->summarised_loops == 1);
   CHECK(r->max_insns == 1 + 100000 * 2 + 2);
+  // a handful of states, whatever the trip count: a few kilobytes each
+  CHECK(r->states < 16);
+  CHECK(r->state_bytes > r->states * 1000);
+  CHECK(r->state_bytes < 16 * 16384);
   // Steps of 3: r6 is 0, 3, ..., 99999 at the header, 33334 values; the summarised ones are
   // [6, 99999], (99999 - 6) / 3 + 1 visits.
   auto by3 = check("r6 = 0\nl:\nr6 += 3\nif r6 < 100000 goto l\nr0 = 0\nexit\n");

@@ -502,7 +502,7 @@ int cmd_verify(const Options& o) {
     }
     const ebpfvm::VerifyReport& v = *p->verify_report();
     json += ",\"verified\":true,\"insns\":" + std::to_string(p->code().slot_count()) + ",\"insns_analysed\":" +
-            std::to_string(v.insns_analysed) + ",\"states\":" + std::to_string(v.states) + ",\"micros\":" + std::to_string(v.micros) +
+            std::to_string(v.insns_analysed) + ",\"states\":" + std::to_string(v.states) + ",\"state_bytes\":" + std::to_string(v.state_bytes) + ",\"micros\":" + std::to_string(v.micros) +
             ",\"max_insns\":" + std::to_string(v.max_insns) + ",\"max_callback_iterations\":" + std::to_string(v.max_callback_iterations) +
             ",\"summarised_loops\":" + std::to_string(v.summarised_loops) + "}";
     if (!o.json) {
