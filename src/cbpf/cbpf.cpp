@@ -124,6 +124,7 @@ std::string translate(std::span<const ClassicInsn> prog) {
   std::vector<bool> live(n, false);
   std::vector<size_t> todo{0};
   uint32_t read_words = 0;
+  bool len = false, x = false;  // BPF_LEN read; X written or read (else w7 needs no zero)
   while (!todo.empty()) {
     const size_t i = todo.back();
     todo.pop_back();
@@ -131,6 +132,9 @@ std::string translate(std::span<const ClassicInsn> prog) {
     live[i] = true;
     const ClassicInsn& in = prog[i];
     if ((cls(in.code) == kLd || cls(in.code) == kLdx) && mode(in.code) == kMem) read_words |= 1u << in.k;
+    len = len || ((cls(in.code) == kLd || cls(in.code) == kLdx) && mode(in.code) == kLen);
+    x = x || cls(in.code) == kLdx || cls(in.code) == kStx || cls(in.code) == kMisc || ((cls(in.code) == kAlu || cls(in.code) == kJmp) && (in.code & kSrcX)) ||
+        (cls(in.code) == kLd && mode(in.code) == kInd);
     if (cls(in.code) == kRet || always_zero(in)) continue;
     if (cls(in.code) == kJmp) {
       if (op(in.code) == kJa) {
@@ -144,7 +148,11 @@ std::string translate(std::span<const ClassicInsn> prog) {
     todo.push_back(i + 1);
   }
 
-  std::string out = "w8 = *(u32 *)(r1 + 0)\nr6 = r1\nw0 = 0\nw7 = 0\n";
+  // Each register set up only if the program reads it: callee-saved ones cost a push and a pop
+  // in the JIT, and a filter's whole run is a few nanoseconds.
+  std::string out = "w0 = 0\n";
+  if (len) out += "w8 = *(u32 *)(r1 + 0)\n";
+  if (x) out += "w7 = 0\n";
   for (uint32_t k = 0; k < kMemWords; ++k)
     if (read_words & (1u << k)) out += "*(u32 *)" + slot(k) + " = 0\n";
   bool ret0 = false;  // some instruction returns 0 through the shared block

@@ -20,7 +20,8 @@ Result<void> validate(std::span<const ClassicInsn> prog);
 // eBPF assembler text for a valid program. The translation is called with r1 pointing at the
 // packet's length on the wire (a u32: 4 bytes of memory, r2 = 4) and the captured bytes as the
 // LD_ABS/LD_IND packet. A lives in w0 (where LD_ABS leaves its result), X in w7, the wire
-// length in w8, M[k] in the stack's u32 at r10 - 64 + 4k. Only instructions reachable from the
+// length in w8 (each set up only where the program reads it), M[k] in the stack's u32 at
+// r10 - 64 + 4k. Only instructions reachable from the
 // first are translated (the eBPF verifier refuses dead code; classic loaders do not).
 std::string translate(std::span<const ClassicInsn> prog);
 
