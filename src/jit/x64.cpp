@@ -1469,19 +1469,19 @@ class Compiler {
     const unsigned size = isa::mem_size(in.opcode);
     if (!ret_zero_.isValid()) ret_zero_ = a.newLabel();
     x86::Mem at;
-    if (info(in.op).kind == isa::Kind::LdInd) {
-      a.mov(x86::r10d, kReg[in.src].r32());
-      a.add(x86::r10d, in.imm);  // 32-bit: wraps as the interpreter's offset does; zero-extends r10
+    const uint32_t off = static_cast<uint32_t>(in.imm);
+    if (info(in.op).kind == isa::Kind::LdInd || off > 0x7fffffffu - 4) {  // an offset in a register
+      if (info(in.op).kind == isa::Kind::LdInd) {
+        a.mov(x86::r10d, kReg[in.src].r32());
+        a.add(x86::r10d, in.imm);  // 32-bit: wraps as the interpreter's offset does; zero-extends r10
+      } else {
+        a.mov(x86::r10d, off);  // past a signed 32-bit displacement
+      }
       a.lea(x86::r11, x86::ptr(x86::r10, static_cast<int32_t>(size)));
       a.cmp(x86::r12, x86::r11);
       a.jb(ret_zero_);
       at = x86::ptr(x86::r9, x86::r10, 0, 0, size);
     } else {
-      const uint32_t off = static_cast<uint32_t>(in.imm);
-      if (off > 0x7fffffffu - 4) {  // beyond any packet, and beyond a 32-bit displacement
-        a.jmp(ret_zero_);
-        return;
-      }
       a.cmp(x86::r12, off + size);
       a.jb(ret_zero_);
       at = x86::ptr(x86::r9, static_cast<int32_t>(off), size);
