@@ -592,6 +592,10 @@ int cmd_filter(const Options& o) {
   if (!f.words.empty() && !f.cbpf.empty()) return fail(kUsage, "give a filter expression or --cbpf FILE, not both");
   std::string expression;
   for (const std::string& w : f.words) expression += (expression.empty() ? "" : " ") + w;
+  // arguments first: a usage error costs no compilation
+  if (f.read.empty() && !f.dump) return fail(kUsage, "filter: give a capture to read with -r FILE (or -d, -dd, -ddd to print the program)");
+  if (auto r = ebpfvm::tools::refuse_overwriting_inputs({{"-r", f.read}, {"--cbpf", f.cbpf}}, {{"-w", f.write}}); !r)
+    return fail(kUsage, r.error().message);
   ebpfvm::FilterOptions fo;
   fo.engine = o.engine == "jit" ? ebpfvm::Engine::Jit : ebpfvm::Engine::Interpreter;
   fo.optimize = !f.no_optimize;
@@ -617,11 +621,8 @@ int cmd_filter(const Options& o) {
     }
     if (f.read.empty()) return 0;
   }
-  if (f.read.empty()) return fail(kUsage, "filter: give a capture to read with -r FILE (or -d, -dd, -ddd to print the program)");
   auto input = ubpf::CaptureReader::open(f.read, &g_signal);
   if (!input) return fail(kUsage, input.error());
-  if (auto r = ebpfvm::tools::refuse_overwriting_inputs({{"-r", f.read}, {"--cbpf", f.cbpf}}, {{"-w", f.write}}); !r)
-    return fail(kUsage, r.error().message);
   std::unique_ptr<ubpf::CaptureWriter> writer;
   if (!f.write.empty()) {
     auto out = ebpfvm::tools::OutputFile::open(f.write);
