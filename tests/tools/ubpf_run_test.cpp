@@ -1056,6 +1056,16 @@ TEST_CASE("ubpf-run filter: the packets tcpdump would select, counted and writte
   // -c: the first N matching packets
   auto first = ubpf({"filter", "--engine", "interp", "-r", cap, "-c", "5", "--json", "udp"});
   CHECK(json_of(first).get("matched")->number() == 5);
+  // a pcapng input gives a pcapng output with the same records (here: ubpf-run's own pcapng of
+  // every packet of the capture, verdict comments and all)
+  const std::string ng = temp_path("every.pcapng"), ng_out = temp_path("every-udp.pcapng");
+  std::filesystem::remove(ng), std::filesystem::remove(ng_out);
+  REQUIRE(ubpf({kFirewall, "--pcap", cap, "--engine", "interp", "-w", ng, "--write-actions", "all"}).exit_code == 0);
+  REQUIRE(ubpf({"filter", "--engine", "interp", "-r", ng, "-w", ng_out, "udp"}).exit_code == 0);
+  CHECK(slurp(ng_out).substr(0, 4) == std::string("\x0a\x0d\x0d\x0a", 4));  // a pcapng section header
+  const auto udp_in_ng = libpcap_selects(ng, "udp");
+  CHECK(udp_in_ng.size() > 100);
+  CHECK(libpcap_selects(ng_out, "") == udp_in_ng);
   // the table for people
   auto table = ubpf({"filter", "--engine", "interp", "-r", cap, "udp"});
   REQUIRE(table.exit_code == 0);
