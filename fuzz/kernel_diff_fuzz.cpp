@@ -322,7 +322,7 @@ int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel) {
   in.helpers = &ebpfvm::HelperRegistry::builtin();
   in.options = vo;
   for (const ebpfvm::Map& m : maps) in.maps.push_back({&m.impl()->spec(), nullptr, m.impl()});
-  in.ctx_fields = ebpfvm::detail::xdp_ctx_fields();
+  in.type = ebpfvm::detail::prog_type_desc(ebpfvm::ProgType::Xdp);
   in.rewritten_loads = &ctx_loads;
   auto ours = ebpfvm::verifier::analyse(in);
   if (!ours) {

@@ -10,6 +10,7 @@
 #include "ebpfvm/maps.hpp"
 #include "ebpfvm/object.hpp"
 #include "ebpfvm/runtime.hpp"
+#include "ebpfvm/skb.hpp"
 #include "ebpfvm/verifier.hpp"
 #include "ebpfvm/xdp.hpp"
 #include "ebpfvm/program.hpp"

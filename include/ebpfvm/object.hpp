@@ -28,6 +28,7 @@
 #include "ebpfvm/maps.hpp"
 #include "ebpfvm/program.hpp"
 #include "ebpfvm/runtime.hpp"
+#include "ebpfvm/skb.hpp"
 #include "ebpfvm/verifier.hpp"
 #include "ebpfvm/xdp.hpp"
 
@@ -106,6 +107,23 @@ struct XdpResult {
   uint64_t insns = 0;              // instructions executed (checked mode)
 };
 
+struct SkbRunOptions {
+  uint32_t worker = 0;  // below LoadOptions::workers: per-CPU slot and PRNG stream
+};
+
+struct SkbResult {
+  uint64_t r0 = 0;  // what the program returned
+  // tc programs: r0 as a verdict (values the kernel does not name are kept: to_string says
+  // "TC_ACT_UNKNOWN").
+  TcAction tc_action = TcAction::Ok;
+  // Socket filters: the bytes of the packet the socket keeps, r0 capped at the packet's length
+  // (0: the packet is dropped).
+  uint32_t keep = 0;
+  RedirectTarget redirect;  // for TC_ACT_REDIRECT (bpf_redirect); flags hold BPF_F_INGRESS
+  uint32_t clones = 0;      // copies bpf_clone_redirect sent
+  uint64_t insns = 0;       // instructions executed (checked mode)
+};
+
 // A program linked with its subprograms, its maps bound, ready to run. Cheap to copy; safe to run
 // from many threads at once (each with its own XdpRunOptions::worker).
 class LoadedProgram {
@@ -121,6 +139,9 @@ class LoadedProgram {
   const VerifyReport* verify_report() const;
 
   Result<XdpResult> run_xdp(XdpBuffer& buffer, const XdpRunOptions& options = {}) const;
+  // tc (sched_cls) and socket-filter programs, on an skb built from a frame (SkbBuffer), which
+  // holds the packet and struct __sk_buff's fields as the program leaves them.
+  Result<SkbResult> run_skb(SkbBuffer& skb, const SkbRunOptions& options = {}) const;
   // Any program type on raw memory: r1 = mem.data(), r2 = mem.size(). A program verified for N
   // bytes (LoadOptions::verify.memory_size) refuses less and runs on the first N bytes of more
   // (r2 = N; r1 = 0 when N is 0), as the verifier assumed.

@@ -28,6 +28,8 @@ struct AbstractStates;
 struct VerifyOptions {
   enum class Context : uint8_t {
     Xdp,     // r1 = struct xdp_md *; packet accesses need bounds checks against data_end
+    SchedCls,      // r1 = struct __sk_buff * as tc programs see it (direct packet access, LD_ABS)
+    SocketFilter,  // r1 = struct __sk_buff * as socket filters see it (LD_ABS, no packet pointers)
     // r1 = memory_size bytes of readable and writable memory (0 when memory_size is 0), r2 =
     // memory_size: the engines run the program so, on the first memory_size bytes of what they
     // are given.

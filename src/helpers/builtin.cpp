@@ -12,6 +12,7 @@
 #include "ebpfvm/helpers.hpp"
 #include "helpers/builtin.hpp"
 #include "helpers/printk.hpp"
+#include "helpers/skb.hpp"
 #include "maps/map_impl.hpp"
 #include "runtime/run_state.hpp"
 
@@ -203,6 +204,7 @@ void set_redirect(RedirectTarget& t, RedirectTarget::Kind kind, uint32_t ifindex
   t.flags = flags;
 }
 uint64_t redirect(uint64_t ifindex, uint64_t flags, uint64_t, uint64_t, uint64_t, void*) {
+  if (run().skb) return detail::tc_redirect(ifindex, flags);  // tc's own verdicts and flags
   if (flags) return kXdpAborted;
   set_redirect(run().redirect, RedirectTarget::Kind::Ifindex, static_cast<uint32_t>(ifindex), 0, {}, 0, 0);
   return kXdpRedirect;
@@ -228,9 +230,12 @@ uint64_t perf_event_output(uint64_t ctx, uint64_t m, uint64_t flags, uint64_t da
   const uint64_t ctx_len = (flags & kCtxLenMask) >> 32;
   const void* extra = nullptr;
   if (ctx_len) {
+    // The packet's first bytes: an XDP frame's or an skb's
     auto* x = xdp_of(ctx);
-    if (!x || ctx_len > x->data_end - x->data) return ret(-14);  // -EFAULT
-    extra = ptr(x->data);
+    auto* s = detail::skb_of(ctx);
+    const uint64_t data = x ? x->data : s ? s->data : 0, end = x ? x->data_end : s ? s->data_end : 0;
+    if (!data || ctx_len > end - data) return ret(-14);  // -EFAULT
+    extra = ptr(data);
   }
   return ret(detail::perf_output(*map_of(m), index, r.worker, ptr(data), size, extra, ctx_len));
 }
@@ -243,7 +248,7 @@ uint64_t fib_lookup(uint64_t, uint64_t params, uint64_t plen, uint64_t flags, ui
   if (p[0] != 2 && p[0] != 10) return ret(-97);  // -EAFNOSUPPORT
   RunState& r = run();
   if (!r.shared) return ret(-19);  // a bare run has no links: -ENODEV, as for an unknown ifindex
-  return ret(r.shared->fib.lookup(p, flags, true));
+  return ret(r.shared->fib.lookup(p, flags, !r.skb));  // tc's variant checks the MTU only when tot_len is set
 }
 
 // ---- locks ----
@@ -412,6 +417,8 @@ HelperRegistry make_builtin() {
       {190, "bpf_xdp_store_bytes", xdp_store_bytes, R::Integer, {A::PtrToCtx, A::Anything, A::PtrToMem, A::ConstSize}},
   };
   HelperRegistry reg;
+  for (const detail::SkbHelperDef& d : detail::skb_helpers())
+    reg.set(Helper{d.id, d.name, d.fn, nullptr, HelperProto{d.ret, d.args, d.changes_packet, d.writes_packet || d.changes_packet}});
   for (const Def& d : defs) {
     const bool moves_packet = d.id == 44 || d.id == 54 || d.id == 65;  // adjust_head, adjust_meta, adjust_tail
     const bool writes = moves_packet || d.id == 190 || d.id == 12;       // xdp_store_bytes, tail_call
@@ -450,6 +457,8 @@ const HelperRegistry& HelperRegistry::builtin() {
 uint32_t detail::run_uses(HelperFn fn) {
   for (const RunUse& u : kRunUses)
     if (u.fn == fn) return u.uses;
+  for (const detail::SkbHelperDef& d : detail::skb_helpers())  // they read the run's skb, as others its XDP context
+    if (d.fn == fn) return run_use::kNothing;
   for (const Helper& h : HelperRegistry::builtin().all())
     if (h.fn == fn) return run_use::kEverything;
   return run_use::kNothing;

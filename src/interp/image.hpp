@@ -59,7 +59,9 @@ Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, cons
 Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args);
 // A context program's run (r1 = ctx, nothing else), its argument in a register: a freshly built
 // RunArgs read back through a reference costs a store-forwarding stall per packet.
-Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx);
+// r1 = ctx; `packet` is what LD_ABS/LD_IND read when the run has no skb (and, for an image that
+// takes the packet as arguments, what it is given).
+Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx, std::span<uint8_t> packet = {});
 // The same for r1 = mem, r2 = its size, mem the LD_ABS packet (memory_args without the RunArgs).
 Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<uint8_t> mem);
 

@@ -408,12 +408,13 @@ L_LDDW_HI:     // jumps into an lddw are rejected by the decoder
 #define PACKET_LOAD(T, offset)                                                              \
   do {                                                                                      \
     uint64_t o = static_cast<uint32_t>(offset);                                             \
-    if (o > args->packet.size() || args->packet.size() - o < sizeof(T)) {                   \
+    const std::span<uint8_t> pkt = detail::ld_packet(*run, args->packet);                   \
+    if (o > pkt.size() || pkt.size() - o < sizeof(T)) {                                     \
       out.r0 = 0;                                                                           \
       goto finish;                                                                          \
     }                                                                                       \
     T v;                                                                                    \
-    std::memcpy(&v, args->packet.data() + o, sizeof v);                                     \
+    std::memcpy(&v, pkt.data() + o, sizeof v);                                              \
     R[0] = sizeof(T) == 1 ? v : sizeof(T) == 2 ? __builtin_bswap16(static_cast<uint16_t>(v)) \
                                                : __builtin_bswap32(static_cast<uint32_t>(v)); \
     NEXT;                                                                                   \

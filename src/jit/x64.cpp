@@ -43,8 +43,9 @@ struct LdResult {
 LdResult jit_ld(uint64_t off, uint64_t size) {
   detail::RunState* r = detail::current_run();
   const uint64_t o = static_cast<uint32_t>(off);
-  if (!r || o > r->packet.size() || r->packet.size() - o < size) return {0, 0};
-  const uint8_t* p = r->packet.data() + o;
+  const std::span<uint8_t> pkt = r ? detail::ld_packet(*r, r->packet) : std::span<uint8_t>();
+  if (o > pkt.size() || pkt.size() - o < size) return {0, 0};
+  const uint8_t* p = pkt.data() + o;
   uint64_t v = size == 1 ? p[0] : size == 2 ? (uint64_t{p[0]} << 8 | p[1]) : (uint64_t{p[0]} << 24 | uint64_t{p[1]} << 16 | uint64_t{p[2]} << 8 | p[3]);
   return {v, 1};
 }
@@ -1669,8 +1670,8 @@ Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<ui
   return with_run_state(img, run, mem, [&] { return call_entry(img, r1, mem.size(), 0, 0, 0, mem); });
 }
 
-Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx) {
-  return with_run_state(img, run, {}, [&] { return call_entry(img, ctx, 0, 0, 0, 0, {}); });
+Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx, std::span<uint8_t> packet) {
+  return with_run_state(img, run, packet, [&] { return call_entry(img, ctx, 0, 0, 0, 0, packet); });
 }
 
 Error outermost_fault() {

@@ -10,6 +10,8 @@
 #include "program_data.hpp"
 #include "util/json.hpp"
 #include "progtype/ctx_rewrite.hpp"
+#include "progtype/progtype.hpp"
+#include "progtype/skb.hpp"
 #include "verifier/verifier.hpp"
 
 namespace ebpfvm {
@@ -91,8 +93,14 @@ uint64_t owner_tag(ProgType type, bool verified, uint32_t memory) {
   return (uint64_t{verified} << 63) | (uint64_t{1} << 62) | (uint64_t{static_cast<uint8_t>(type)} << 32) | memory;
 }
 
-// The raw memory a non-XDP program is verified for (0 for XDP: it is verified for its context).
-uint32_t verified_memory(ProgType type, const LoadOptions& opts) { return type == ProgType::Xdp ? 0 : opts.verify.memory_size; }
+// The context a program runs on: its type's, unless it is loaded for raw memory (an XDP program
+// never is). Null: raw memory.
+const detail::ProgTypeDesc* ctx_type(ProgType type, const LoadOptions& opts) {
+  if (type != ProgType::Xdp && opts.verify.context == VerifyOptions::Context::Memory) return nullptr;
+  return detail::prog_type_desc(type);
+}
+// The raw memory a program is verified for (0 when it is verified for its context).
+uint32_t verified_memory(ProgType type, const LoadOptions& opts) { return ctx_type(type, opts) ? 0 : opts.verify.memory_size; }
 uint64_t owner_tag(const LoadedData& d) { return owner_tag(d.info.type, d.verified.has_value(), d.verified_memory); }
 
 Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, const isa::Program& code, const HelperRegistry& helpers,
@@ -104,14 +112,14 @@ Result<VerifyReport> verify_program(const ObjectData& o, const ProgramInfo& p, c
   in.prog = &code;
   in.helpers = &helpers;
   in.options = opts.verify;
-  if (p.type == ProgType::Xdp) {
-    in.options.context = VerifyOptions::Context::Xdp;
+  in.type = ctx_type(p.type, opts);
+  if (in.type) {
+    in.options.context = in.type->context;
   } else if (opts.verify.context != VerifyOptions::Context::Memory) {
-    return make_error(Errc::Unsupported, "the verifier knows the XDP context; to run this " + std::string(to_string(p.type)) +
-                                             " program on raw memory (run_raw), verify it for that memory (LoadOptions::verify: "
-                                             "context = Memory, memory_size) or load it unverified (safety = Checked)");
+    return make_error(Errc::Unsupported, "a program of type " + std::string(to_string(p.type)) +
+                                             " has no context ebpfvm knows; to run it on raw memory (run_raw), verify it for that memory "
+                                             "(LoadOptions::verify: context = Memory, memory_size) or load it unverified (safety = Checked)");
   }
-  in.ctx_fields = detail::xdp_ctx_fields();
   for (size_t i = 0; i < o.maps.size(); ++i) {
     const MapDecl& d = o.maps[i];
     const bool constant = d.read_only && d.spec.type == MapType::Array && d.spec.max_entries == 1;
@@ -140,14 +148,14 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
     if (!r) return at_origin(*o, *linked, p, r.error());
     report = std::move(*r);
   }
-  if (p.type == ProgType::Xdp) {
-    // Verified: the loads the verifier proved to read the context's pointer fields (it refuses
-    // an instruction that reads the context on one path and other memory on another).
+  if (const detail::ProgTypeDesc* type = ctx_type(p.type, opts)) {
+    // Verified: the accesses the verifier proved to reach the context's rewritten fields (it
+    // refuses an instruction that reads the context on one path and other memory on another).
     // Unverified: the rewrite's own analysis, which refuses what it cannot follow.
     std::sort(ctx_loads.begin(), ctx_loads.end());
     ctx_loads.erase(std::unique(ctx_loads.begin(), ctx_loads.end()), ctx_loads.end());
-    auto r = report ? detail::rewrite_ctx_loads(decoded->data().decoded, detail::xdp_ctx_fields(), ctx_loads, linked->bytes)
-                    : detail::rewrite_ctx_accesses(decoded->data().decoded, detail::xdp_ctx_fields(), linked->bytes);
+    auto r = report ? detail::rewrite_ctx_loads(decoded->data().decoded, type->fields, ctx_loads, linked->bytes)
+                    : detail::rewrite_ctx_accesses(decoded->data().decoded, type->fields, linked->bytes);
     if (!r) return at_origin(*o, *linked, p, r.error());
     decoded = Program::from_bytecode(linked->bytes);
     if (!decoded) return at_origin(*o, *linked, p, decoded.error());
@@ -161,6 +169,7 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   d->info = p;
   d->verified = std::move(report);
   if (d->verified) d->verified_memory = verified_memory(p.type, opts);
+  d->ctx_type = ctx_type(p.type, opts);
   d->may_view = d->verified && !d->verified->writes_packet;
   d->file = o->name;
   d->id = g_next_prog_id++;
@@ -639,6 +648,46 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   return out;
 }
 
+Result<SkbResult> LoadedProgram::run_skb(SkbBuffer& buffer, const SkbRunOptions& opt) const {
+  const LoadedData& d = *d_;
+  const bool skb_type = d.ctx_type && d.ctx_type->context != VerifyOptions::Context::Xdp;
+  if (!skb_type)
+    return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' is not a tc or socket-filter program (type " +
+                                                              std::string(to_string(d.info.type)) + (d.ctx_type ? "" : ", loaded for raw memory") +
+                                                              ")"));
+  if (opt.worker >= d.workers) return run_error(d, make_error(Errc::InvalidArgument, "worker is not below the workers given at load"));
+  if (!buffer.valid())
+    return run_error(d, make_error(Errc::InvalidArgument, "an skb is built from a frame of 14 (an Ethernet header) to " +
+                                                              std::to_string(detail::kSkbMaxInput) + " bytes"));
+  detail::SkbCtx& s = buffer.ctx();
+  s.st.redirect_clones = 0;
+  detail::PooledRun pooled;
+  detail::RunState& rs = pooled.state();
+  rs.worker = opt.worker;
+  rs.shared = d.shared.get();
+  rs.skb = &s;
+  const uint64_t ctx = reinterpret_cast<uint64_t>(&s);
+  const std::span<uint8_t> packet = buffer.packet();
+  Result<uint64_t> r0 = uint64_t{0};
+  SkbResult res;
+  if (d.entry->jit) {
+    r0 = detail::run_jit_ctx(*d.entry->jit, rs, ctx, packet);
+  } else {
+    // The skb's fields are writable where the type allows; the checked interpreter lets a program
+    // write any of them, which the helpers never trust (they keep the packet's bounds after md).
+    const Region ctx_region{&s, detail::kSkbCtxVisible, true};
+    r0 = interpret(d, {{ctx, 0, 0, 0, 0}, {}, std::span<const Region>(&ctx_region, 1)}, &res.insns);
+  }
+  if (!r0) return run_error(d, r0.error());
+  res.r0 = *r0;
+  res.tc_action = static_cast<TcAction>(static_cast<int32_t>(*r0));
+  const uint32_t len = detail::skb_len(s);
+  res.keep = static_cast<uint32_t>(*r0) < len ? static_cast<uint32_t>(*r0) : len;
+  if (res.tc_action == TcAction::Redirect) res.redirect = rs.redirect;
+  res.clones = s.st.redirect_clones;
+  return res;
+}
+
 Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker) const {
   const LoadedData& d = *d_;
   if (worker >= d.workers) return run_error(d, make_error(Errc::InvalidArgument, "worker is not below the workers given at load"));
@@ -646,8 +695,9 @@ Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker)
   detail::RunState& rs = pooled.state();
   rs.worker = worker;
   rs.shared = d.shared.get();
-  if (d.verified && d.info.type == ProgType::Xdp)
-    return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' was verified for the XDP context; run it with run_xdp"));
+  if (d.verified && d.ctx_type)
+    return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' was verified for the " + d.ctx_type->name +
+                                                              " context; run it with " + (d.ctx_type->type == ProgType::Xdp ? "run_xdp" : "run_skb")));
   if (d.verified && mem.size() < d.verified_memory)
     return run_error(d, make_error(Errc::InvalidArgument, "program '" + d.info.name + "' was verified for " +
                                                               std::to_string(d.verified_memory) + " bytes of memory; " +

@@ -15,6 +15,8 @@
 
 namespace ebpfvm::detail {
 
+struct ProgTypeDesc;
+
 // A function in an executable section: a program, or a subprogram programs call.
 struct Function {
   std::string name;
@@ -96,7 +98,8 @@ struct LoadedData {
   std::shared_ptr<RuntimeShared> shared;
   uint32_t workers = 1;
   std::optional<VerifyReport> verified;  // the verifier's report; empty for Safety::Checked
-  uint32_t verified_memory = 0;          // verified for raw memory of this size (XDP: 0, for its context)
+  uint32_t verified_memory = 0;          // verified for raw memory of this size (0 when it runs on a context)
+  const ProgTypeDesc* ctx_type = nullptr;  // the context it runs on (run_xdp, run_skb); null: raw memory (run_raw)
   bool may_view = false;                 // verified never to write the packet: may run on an XdpBuffer view
   LoadedData(Program p) : code(std::move(p)) {}
 };

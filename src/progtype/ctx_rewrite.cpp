@@ -6,7 +6,6 @@
 #include <deque>
 #include <string>
 
-#include "progtype/xdp.hpp"
 
 namespace ebpfvm::detail {
 namespace {
@@ -50,14 +49,6 @@ Error fail(size_t pc, const std::string& msg) { return make_error_at(Errc::Malfo
 
 std::string access(const isa::Insn& in, unsigned size) {
   return "off=" + std::to_string(in.off) + " size=" + std::to_string(size);
-}
-
-const CtxField* field_for(std::span<const CtxField> fields, int64_t off, unsigned size) {
-  for (const CtxField& f : fields) {
-    if (off == f.off && size == f.size) return &f;
-    if (f.narrow_ok && off >= f.off && off + size <= f.off + f.size && size < f.size) return &f;
-  }
-  return nullptr;
 }
 
 // 8-byte stack slot index for r10 + off, or -1.
@@ -113,8 +104,13 @@ class Analysis {
     const std::string r = "R" + std::to_string(reg);
     if (base & kCtxMoved) return fail(pc, "dereference of modified ctx ptr " + r + " " + access(in, size) + " disallowed");
     if (base != kCtx) return fail(pc, r + " is the context on some paths and not on others; the same instruction cannot access both");
-    const CtxField* f = field_for(fields_, in.off, size);
-    if (!f || write) return fail(pc, "invalid bpf_context access " + access(in, size) + (write ? " (the context is read-only)" : ""));
+    const CtxField* f = ctx_field_for(fields_, in.off, size, write);
+    if (!f) {
+      const bool any_writable = std::any_of(fields_.begin(), fields_.end(), [](const CtxField& x) { return x.store_size != 0; });
+      const char* why = !write ? "" : any_writable ? " (not a writable field, or not written whole)" : " (the context is read-only)";
+      return fail(pc, "invalid bpf_context access " + access(in, size) + why);
+    }
+    if (write && isa::info(in.op).kind == isa::Kind::Atomic) return fail(pc, "BPF_ATOMIC stores into " + r + " context is not allowed");
     if (std::find(loads_.begin(), loads_.end(), std::make_pair(pc, f)) == loads_.end()) loads_.emplace_back(pc, f);
     return {};
   }
@@ -194,32 +190,38 @@ class Analysis {
   std::vector<std::pair<size_t, const CtxField*>> loads_;
 };
 
-constexpr CtxField kXdpFields[] = {
-    {0, 4, "data", false, static_cast<int32_t>(offsetof(XdpCtx, data))},
-    {4, 4, "data_end", false, static_cast<int32_t>(offsetof(XdpCtx, data_end))},
-    {8, 4, "data_meta", false, static_cast<int32_t>(offsetof(XdpCtx, data_meta))},
-    {12, 4, "ingress_ifindex", true, -1},
-    {16, 4, "rx_queue_index", true, -1},
-    {20, 4, "egress_ifindex", true, -1},
-};
+// Whether the access at pc needs rewriting: a load of a field kept elsewhere (a pointer behind a
+// u32), or a store to a field kept narrower than programs write it.
+bool needs_rewrite(const isa::Insn& in, const CtxField& f) {
+  const bool load = isa::info(in.op).kind == isa::Kind::Ldx;
+  return load ? f.rewrite_off >= 0 : f.store_size && f.store_size < isa::mem_size(in.opcode);
+}
+
+// Rewrites the access at pc to field f, in place in `bytes`.
+void rewrite_access(const isa::Insn& in, const CtxField& f, size_t pc, std::vector<uint8_t>& bytes) {
+  isa::RawInsn raw = isa::read_raw(&bytes[pc * 8]);
+  if (isa::info(in.op).kind == isa::Kind::Ldx) {
+    raw.opcode = 0x79;  // ldxdw: same registers, the 64-bit pointer behind the u32 field
+    raw.off = static_cast<int16_t>(f.rewrite_off);
+  } else {
+    // st/stx of the field's low bytes (little-endian): the size bits become store_size's
+    const uint8_t size_bits = f.store_size == 1 ? 0x10 : f.store_size == 2 ? 0x08 : f.store_size == 4 ? 0x00 : 0x18;
+    raw.opcode = static_cast<uint8_t>((raw.opcode & ~0x18) | size_bits);
+  }
+  isa::write_raw(raw, &bytes[pc * 8]);
+}
 
 }  // namespace
-
-std::span<const CtxField> xdp_ctx_fields() { return kXdpFields; }
 
 Result<void> rewrite_ctx_loads(const isa::Program& prog, std::span<const CtxField> fields, std::span<const uint32_t> loads,
                                std::vector<uint8_t>& bytes) {
   for (uint32_t pc : loads) {
-    const CtxField* f = nullptr;
-    if (pc < prog.insns.size())
-      for (const CtxField& x : fields)
-        if (x.rewrite_off >= 0 && static_cast<int64_t>(x.off) == prog.insns[pc].off) f = &x;
-    if (!f || pc * 8 + 8 > bytes.size())
-      return make_error_at(Errc::VerifierRejected, pc, "context load the verifier reported is not a load of a rewritten field");
-    isa::RawInsn raw = isa::read_raw(&bytes[pc * 8]);
-    raw.opcode = 0x79;  // ldxdw: same registers, the 64-bit pointer behind the u32 field
-    raw.off = static_cast<int16_t>(f->rewrite_off);
-    isa::write_raw(raw, &bytes[pc * 8]);
+    const isa::Insn* in = pc < prog.insns.size() ? &prog.insns[pc] : nullptr;
+    const bool write = in && isa::info(in->op).kind != isa::Kind::Ldx;
+    const CtxField* f = in ? ctx_field_for(fields, in->off, isa::mem_size(in->opcode), write) : nullptr;
+    if (!f || !needs_rewrite(*in, *f) || pc * 8 + 8 > bytes.size())
+      return make_error_at(Errc::VerifierRejected, pc, "context access the verifier reported is not one of a rewritten field");
+    rewrite_access(*in, *f, pc, bytes);
   }
   return {};
 }
@@ -227,13 +229,8 @@ Result<void> rewrite_ctx_loads(const isa::Program& prog, std::span<const CtxFiel
 Result<void> rewrite_ctx_accesses(const isa::Program& prog, std::span<const CtxField> fields, std::vector<uint8_t>& bytes) {
   Analysis a(prog, fields);
   if (auto r = a.run(); !r) return r;
-  for (const auto& [pc, f] : a.loads()) {
-    if (f->rewrite_off < 0) continue;
-    isa::RawInsn raw = isa::read_raw(&bytes[pc * 8]);
-    raw.opcode = 0x79;  // ldxdw: same registers, the 64-bit pointer behind the u32 field
-    raw.off = static_cast<int16_t>(f->rewrite_off);
-    isa::write_raw(raw, &bytes[pc * 8]);
-  }
+  for (const auto& [pc, f] : a.loads())
+    if (needs_rewrite(prog.insns[pc], *f)) rewrite_access(prog.insns[pc], *f, pc, bytes);
   return {};
 }
 

@@ -18,26 +18,39 @@
 
 namespace ebpfvm::detail {
 
+// What a load of a context field gives: a number, or one of the packet pointers.
+enum class CtxValue : uint8_t { Scalar, Packet, PacketEnd, PacketMeta };
+
 struct CtxField {
   uint32_t off;
   uint32_t size;        // the access size programs use (narrower loads allowed when narrow_ok)
   const char* name;
-  bool narrow_ok;       // 1- and 2-byte loads inside the field are fine
+  bool narrow_ok;       // aligned loads narrower than the field, inside it, are fine
   int32_t rewrite_off;  // -1: read in place; else a 64-bit load from this offset replaces it
+  CtxValue value = CtxValue::Scalar;
+  // 0: read-only. Otherwise stores of `size` bytes are allowed and keep `store_size` bytes: a
+  // narrower store replaces the program's (the kernel keeps tc_classid in 16 bits).
+  uint8_t store_size = 0;
+  bool any_access = false;  // any aligned access of 1 to 8 bytes inside the field (struct __sk_buff's cb)
 };
+
+// The field an access of `size` bytes at `off` reaches, or null when it may not (a store to a
+// read-only field, a misaligned or partial access).
+const CtxField* ctx_field_for(std::span<const CtxField> fields, int64_t off, unsigned size, bool write);
 
 // Rewrites, in `bytes` (the linked program's encoding), every context load that needs it.
 // Errors carry the instruction index. For programs loaded unverified: the analysis is this file's.
 Result<void> rewrite_ctx_accesses(const isa::Program& prog, std::span<const CtxField> fields, std::vector<uint8_t>& bytes);
 
 // For verified programs: rewrites exactly `loads`, the instructions the verifier proved to read
-// one of `fields` through the context on every path (verifier::Input::rewritten_loads). One
+// (or write) one of `fields` through the context on every path (verifier::Input::rewritten_loads). One
 // analysis decides: a context reached through a copy of r10 or a caller's stack slot is the
 // context wherever the verifier can follow it.
 Result<void> rewrite_ctx_loads(const isa::Program& prog, std::span<const CtxField> fields, std::span<const uint32_t> loads,
                                std::vector<uint8_t>& bytes);
 
-// struct xdp_md's fields.
+
+// struct xdp_md's fields: the XDP description's (progtype/progtype.hpp), for tests and fuzzers.
 std::span<const CtxField> xdp_ctx_fields();
 
 }  // namespace ebpfvm::detail

@@ -26,6 +26,7 @@ RuntimeShared::RuntimeShared(Environment e, uint32_t workers) : env(std::move(e)
 bool RunState::allows(uint64_t addr, uint64_t size, bool write) const {
   auto inside = [&](uint64_t base, uint64_t len) { return addr >= base && size <= len && addr - base <= len - size; };
   if (xdp && inside(xdp->data_meta, xdp->data_end - xdp->data_meta)) return true;
+  if (skb && inside(skb->data, skb->data_end - skb->data)) return true;
   for (const MemRegion& r : regions)
     if ((r.writable || !write) && inside(r.base, r.size)) return true;
   return false;
@@ -70,6 +71,7 @@ void RunState::reset() {
   worker = 0;
   shared = nullptr;
   xdp = nullptr;
+  skb = nullptr;
   checked = false;
   redirect.kind = RedirectTarget::Kind::None;
   // Mostly empty already: a test is a load, a clear is stores (every run pays this).
@@ -89,7 +91,7 @@ void RunState::reset() {
 
 bool RunState::clean() const {
   // Or-ed, not short-circuited: one branch for the whole test.
-  const uint64_t words = uint64_t{worker} | reinterpret_cast<uintptr_t>(shared) | reinterpret_cast<uintptr_t>(xdp) |
+  const uint64_t words = uint64_t{worker} | reinterpret_cast<uintptr_t>(shared) | reinterpret_cast<uintptr_t>(xdp) | reinterpret_cast<uintptr_t>(skb) |
                          uint64_t{checked} | uint64_t{redirect.kind != RedirectTarget::Kind::None} | redirect.map_name.size() |
                          tail_calls | regions.size() | maps.size() | fault.size() |
                          reinterpret_cast<uintptr_t>(callbacks.invoke) | reinterpret_cast<uintptr_t>(callbacks.engine) |

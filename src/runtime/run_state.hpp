@@ -12,6 +12,7 @@
 
 #include "ebpfvm/runtime.hpp"
 #include "helpers/fib.hpp"
+#include "progtype/skb.hpp"
 #include "progtype/xdp.hpp"
 
 namespace ebpfvm::detail {
@@ -52,6 +53,7 @@ struct RunState {
   uint32_t worker = 0;
   RuntimeShared* shared = nullptr;  // nullptr for a bare Interpreter run
   XdpCtx* xdp = nullptr;
+  SkbCtx* skb = nullptr;  // tc and socket-filter runs: the skb (its packet is what LD_ABS/LD_IND read)
   bool checked = false;
 
   // XDP redirect recorded by bpf_redirect / bpf_redirect_map.
@@ -72,7 +74,7 @@ struct RunState {
   uint32_t callback_depth = 0;
   uint64_t budget = 0;  // checked mode: instructions left, shared by nested callback runs
   uint32_t depth = 0;      // Interpreter::run calls in progress on this state
-  std::span<uint8_t> packet;  // what LD_ABS/LD_IND read (JIT runs)
+  std::span<uint8_t> packet;  // what LD_ABS/LD_IND read (JIT runs without an skb)
   uint64_t held_lock = 0;  // the bpf_spin_lock this run holds (the kernel allows one at a time)
 
   // Back to a fresh state, keeping the vectors' capacity.
@@ -90,6 +92,14 @@ struct RunState {
   // Drops a ring buffer reservation from the regions; false when ptr is not one.
   bool take_alloc(uint64_t ptr);
 };
+
+// What LD_ABS/LD_IND read in a run: the skb's packet as it is now (helpers move and resize it),
+// else the packet the run was given.
+inline std::span<uint8_t> ld_packet(const RunState& r, std::span<uint8_t> given) {
+  if (r.skb) [[unlikely]]
+    return {reinterpret_cast<uint8_t*>(r.skb->data), static_cast<size_t>(r.skb->data_end - r.skb->data)};
+  return given;
+}
 
 // Copies a recorded redirect into a result (the run's own is cleared after, keeping its memory).
 // Field by field, each as wide as the helper stored it: a copy the compiler merges (ifindex and

@@ -412,7 +412,7 @@ VerifyReport Analyzer::run() {
   st.frames.resize(1);
   Frame& f = st.top();
   f.regs[10] = Value::pointer(Kind::Stack, 0);
-  if (in_.options.context == VerifyOptions::Context::Xdp) {
+  if (in_.type) {
     f.regs[1] = Value::pointer(Kind::Ctx, 0);
   } else {
     // The engines give a program verified for N bytes exactly N (r2 = N, whatever memory the
@@ -722,7 +722,10 @@ void Analyzer::run_block(const Key& key, State st) {
       case IKind::LdAbs: case IKind::LdInd: {
         // As in the kernel: the legacy packet loads belong to socket filters and tc programs,
         // whose context holds an skb; an XDP program that used them would not load there.
-        if (in_.options.context == VerifyOptions::Context::Xdp) reject(pc, "BPF_LD_[ABS|IND] instructions not allowed for this program type");
+        if (in_.type && !in_.type->ld_abs) reject(pc, "BPF_LD_[ABS|IND] instructions not allowed for this program type");
+        // As in the kernel: the skb the loads read is the context, which r6 must hold.
+        if (in_.type && (read(st, pc, 6).kind != Kind::Ctx || reg(st, 6).off != 0 || !reg(st, 6).s.is_const() || reg(st, 6).s.value() != 0))
+          reject(pc, "at the time of BPF_LD_ABS|IND R6 != pointer to skb");
         if (isa::info(in.op).kind == IKind::LdInd && read(st, pc, in.src).kind != Kind::Scalar)
           reject(pc, R(in.src) + " type=" + kind_name(reg(st, in.src).kind) + " expected=scalar");
         for (int r = 1; r <= 5; ++r) reg(st, r) = {};
@@ -1126,24 +1129,20 @@ Value Analyzer::access(State& st, uint32_t pc, int r, const Value& ptr, int64_t 
       if (ptr.off != 0 || !ptr.s.is_const() || ptr.s.value() != 0)
         reject(pc, "dereference of modified ctx ptr " + R(r) + " off=" + std::to_string(ptr.off) + " disallowed");
       const std::string bad = "invalid bpf_context access off=" + std::to_string(off) + " size=" + std::to_string(size);
-      if (write) reject(pc, bad);
       // As in the kernel: the context rewrite turns loads of fields into loads of other sizes,
       // which has no sign-extending form.
       if (sign_ext) reject(pc, bad + ": sign-extending loads of the context are not supported");
-      for (const detail::CtxField& f : in_.ctx_fields) {
-        const int64_t fo = f.off, fs = f.size;
-        if (off < fo || off >= fo + fs) continue;
-        const bool whole = off == fo && size == f.size;
-        const bool narrow = f.narrow_ok && size < f.size && (off - fo) % size == 0;
-        if (!whole && !narrow) reject(pc, bad);
-        const std::string name = f.name;
-        if (f.rewrite_off >= 0 && in_.rewritten_loads) in_.rewritten_loads->push_back(pc);
-        if (name == "data") return Value::pointer(Kind::Packet, 0);
-        if (name == "data_end") return Value::pointer(Kind::PacketEnd, 0);
-        if (name == "data_meta") return Value::pointer(Kind::PacketMeta, 0);
-        return Value::scalar(Scalar::bits(size * 8));
+      const detail::CtxField* f = in_.type ? detail::ctx_field_for(in_.type->fields, off, size, write) : nullptr;
+      if (!f) reject(pc, bad);
+      if (in_.rewritten_loads && (write ? f->store_size && f->store_size < size : f->rewrite_off >= 0)) in_.rewritten_loads->push_back(pc);
+      if (write) return Value{};
+      switch (f->value) {
+        case detail::CtxValue::Packet: return Value::pointer(Kind::Packet, 0);
+        case detail::CtxValue::PacketEnd: return Value::pointer(Kind::PacketEnd, 0);
+        case detail::CtxValue::PacketMeta: return Value::pointer(Kind::PacketMeta, 0);
+        case detail::CtxValue::Scalar: break;
       }
-      reject(pc, bad);
+      return Value::scalar(Scalar::bits(size * 8));
     }
     case Kind::Packet: case Kind::PacketMeta: {
       const int64_t start = ptr.off + off;
@@ -1525,6 +1524,8 @@ void Analyzer::helper(const Key& key, State& st, uint32_t pc, const Insn& in, bo
   const Helper* h = in_.helpers->find(static_cast<uint32_t>(in.imm));
   if (!h) throw Reject{pc, "invalid func unknown#" + std::to_string(in.imm), state_text(st), Errc::UnknownHelper};
   const std::string name = h->name + "#" + std::to_string(h->id);
+  if (in_.type && !detail::helper_allowed(*in_.type, h->id))
+    throw Reject{pc, "program of this type cannot use helper " + name, state_text(st), Errc::UnknownHelper};
   const CallArgs args = check_args(st, pc, h);
   if (h->proto.writes_packet || h->proto.changes_packet_data) report_.writes_packet = true;
   resources(st, pc, h);
@@ -2013,7 +2014,7 @@ Result<VerifyReport> verify(const Program& program, const HelperRegistry& helper
     const bool frozen = impl.frozen() && impl.spec().type == MapType::Array && impl.spec().max_entries == 1;
     in.maps.push_back({&impl.spec(), frozen ? detail::array_base(const_cast<detail::MapImpl&>(impl)) : nullptr, m.impl()});
   }
-  in.ctx_fields = detail::xdp_ctx_fields();
+  in.type = detail::prog_type_desc(options.context);
   return verifier::analyse(in);
 }
 

@@ -8,7 +8,7 @@
 
 #include "ebpfvm/verifier.hpp"
 #include "isa/isa.hpp"
-#include "progtype/ctx_rewrite.hpp"
+#include "progtype/progtype.hpp"
 
 namespace ebpfvm::detail {
 class MapImpl;
@@ -29,9 +29,10 @@ struct Input {
   const HelperRegistry* helpers = nullptr;
   std::vector<MapRef> maps;
   VerifyOptions options;
-  std::span<const detail::CtxField> ctx_fields;  // Context::Xdp
-  // Filled with the instructions that load a context field the program type rewrites (data,
-  // data_end, data_meta): the loader checks that exactly these were rewritten.
+  // The program type whose context r1 holds; null for Context::Memory.
+  const detail::ProgTypeDesc* type = nullptr;
+  // Filled with the instructions that access a context field the program type rewrites (loads of
+  // data, data_end, data_meta; stores to fields kept narrower): the loader rewrites exactly these.
   std::vector<uint32_t>* rewritten_loads = nullptr;
   // Filled with the maps (indexes) the program tail-calls through.
   std::vector<uint32_t>* tail_call_maps = nullptr;

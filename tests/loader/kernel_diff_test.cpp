@@ -172,7 +172,7 @@ TEST_CASE("kernel probes: a helper, map type or program type the kernel refuses 
   // A socket-buffer helper is not for XDP, on every kernel; an id past every helper is unknown.
   const std::string skb = kernel::refuses_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_skb_load_bytes);
   INFO(skb);
-  CHECK(skb.starts_with("kernel refuses helper #26 for xdp (\""));
+  CHECK(skb.starts_with("kernel refuses helper bpf_skb_load_bytes (26) for xdp (\""));
   CHECK((skb.find("cannot use helper") != std::string::npos || skb.find("unknown func") != std::string::npos));
   const std::string unknown = kernel::refuses_helper(BPF_PROG_TYPE_XDP, 100000);
   INFO(unknown);

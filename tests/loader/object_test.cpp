@@ -213,15 +213,19 @@ TEST_CASE("a program type the section name does not tell must be given") {
   // xdp_legacy starts with "xdp": typed. Override to show set_program_type works and is checked.
   REQUIRE(bytes->set_program_type("count_legacy", ProgType::SocketFilter).ok());
   CHECK(bytes->set_program_type("nope", ProgType::Xdp).error().code == Errc::NotFound);
-  // The verifier knows no socket_filter context without a memory size: unverified, it runs checked.
-  auto unknown = bytes->load();
-  REQUIRE_FALSE(unknown.ok());
-  CHECK(unknown.error().code == Errc::Unsupported);
-  LoadOptions checked;
-  checked.safety = Safety::Checked;
-  REQUIRE(bytes->load(checked).ok());
+  // Typed a socket filter, its loads of offsets 0 and 4 read __sk_buff's len and pkt_type: it
+  // verifies for that context, runs on an skb, and run_xdp refuses it.
+  REQUIRE(bytes->load().ok());
   auto p = bytes->program("count_legacy");
   REQUIRE(p.ok());
+  std::vector<uint8_t> frame(60, 0);
+  SkbBuffer skb(frame);
+  auto r = p->run_skb(skb);
+  REQUIRE(r.ok());
+  CHECK(r->r0 == 2);
+  CHECK(r->keep == 2);
+  XdpBuffer xdp(frame);
+  CHECK(p->run_xdp(xdp).error().message.find("not an XDP program (type socket_filter)") != std::string::npos);
   CHECK(p->type() == ProgType::SocketFilter);
   CHECK(prog_type_from_section("xdp.frags") == ProgType::Xdp);
   CHECK(prog_type_from_section("tcx/ingress") == ProgType::SchedCls);
