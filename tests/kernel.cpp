@@ -262,6 +262,22 @@ std::pair<uint32_t, std::vector<uint8_t>> KernelObject::run(const std::string& p
   return {opts.retval, out};
 }
 
+KernelObject::SkbRun KernelObject::run_skb(const std::string& program, const std::vector<uint8_t>& pkt, const __sk_buff& ctx) {
+  bpf_program* p = bpf_object__find_program_by_name(obj_, program.c_str());
+  REQUIRE(p);
+  SkbRun out;
+  out.data.resize(16384);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.data(), .data_out = out.data.data(),
+              .data_size_in = static_cast<uint32_t>(pkt.size()), .data_size_out = static_cast<uint32_t>(out.data.size()),
+              .ctx_in = &ctx, .ctx_out = &out.ctx, .ctx_size_in = sizeof ctx, .ctx_size_out = sizeof out.ctx, .repeat = 1);
+  const int err = bpf_prog_test_run_opts(bpf_program__fd(p), &opts);
+  INFO("BPF_PROG_TEST_RUN of " << name_ << " " << program << ": " << std::strerror(-err));
+  REQUIRE(err == 0);
+  out.data.resize(opts.data_size_out);
+  out.retval = opts.retval;
+  return out;
+}
+
 std::vector<uint8_t> KernelObject::global_data(const char* section) {
   bpf_map* m = bpf_object__find_map_by_name(obj_, section);
   REQUIRE(m);

@@ -58,6 +58,14 @@ class KernelObject {
   bool has(const std::string& program) const;
   // The action and the packet (metadata in front) after `program` ran on `packet`.
   std::pair<uint32_t, std::vector<uint8_t>> run(const std::string& program, const std::vector<uint8_t>& packet);
+  // A tc or socket-filter program's run: r0, the packet after it, and struct __sk_buff as the
+  // kernel reports it (ctx_out), from `ctx` given as ctx_in.
+  struct SkbRun {
+    uint32_t retval = 0;
+    std::vector<uint8_t> data;
+    __sk_buff ctx{};
+  };
+  SkbRun run_skb(const std::string& program, const std::vector<uint8_t>& packet, const __sk_buff& ctx);
   // Element 0 of a global data section's array map (".data", ".bss", ...).
   std::vector<uint8_t> global_data(const char* section);
 

@@ -99,7 +99,7 @@ uint64_t skb_store_bytes(uint64_t ctx, uint64_t off, uint64_t from, uint64_t len
   if (!s || (flags & ~(kRecomputeCsum | kInvalidateHash))) return ret(kEInval);
   const uint64_t o = static_cast<uint32_t>(off);
   if (o > INT_MAX) return ret(kEFault);
-  if (o + len > skb_len(*s)) return ret(kENoMem);  // pskb_may_pull fails
+  if (o + len > skb_len(*s)) return ret(kEFault);  // past the packet (the kernel says -EFAULT here, -ENOMEM in pull_data)
   std::memmove(at(*s, static_cast<uint32_t>(o)), reinterpret_cast<const void*>(from), len);
   if (flags & kInvalidateHash) s->md.hash = 0, s->st.sw_hash = s->st.l4_hash = false;
   return 0;

@@ -673,10 +673,11 @@ Result<SkbResult> LoadedProgram::run_skb(SkbBuffer& buffer, const SkbRunOptions&
   if (d.entry->jit) {
     r0 = detail::run_jit_ctx(*d.entry->jit, rs, ctx, packet);
   } else {
-    // The skb's fields are writable where the type allows; the checked interpreter lets a program
-    // write any of them, which the helpers never trust (they keep the packet's bounds after md).
-    const Region ctx_region{&s, detail::kSkbCtxVisible, true};
-    r0 = interpret(d, {{ctx, 0, 0, 0, 0}, {}, std::span<const Region>(&ctx_region, 1)}, &res.insns);
+    // struct __sk_buff is writable where the type allows; the checked interpreter lets a program
+    // write any of its fields, which the helpers never trust. The packet's bounds after it, which
+    // rewritten loads read, are read-only.
+    const Region ctx_regions[] = {{&s, detail::kSkbCtxVisible, true}, {&s.data, 3 * sizeof(uint64_t), false}};
+    r0 = interpret(d, {{ctx, 0, 0, 0, 0}, {}, ctx_regions}, &res.insns);
   }
   if (!r0) return run_error(d, r0.error());
   res.r0 = *r0;

@@ -64,7 +64,7 @@ std::string map_value(const Value& v, uint64_t x, const AbstractStates& states) 
 
 // Empty when concrete `x` is one of `v`'s values; otherwise why not.
 std::string contains(const Value& v, uint64_t x, const Concrete& c, const AbstractStates& states) {
-  const XdpCtx* xdp = c.xdp;
+  const Concrete::Packet& p = c.ctx;
   switch (v.kind) {
     case Kind::Uninit: case Kind::MapPtr: case Kind::MapPtrOrNull: case Kind::MapValueOrNull: case Kind::AllocMemOrNull:
     case Kind::Func:
@@ -78,15 +78,15 @@ std::string contains(const Value& v, uint64_t x, const Concrete& c, const Abstra
       if (x < c.mem || x > c.mem + c.mem_size) return x != 0 ? "" : "null";
       return at_offsets(v, x - c.mem) ? "" : "not at its offsets from the memory's start (" + hex(c.mem) + ")";
     case Kind::Ctx:
-      if (!xdp) return "";
-      return x == reinterpret_cast<uint64_t>(xdp) + static_cast<uint64_t>(static_cast<int64_t>(v.off)) ? "" : "not the context";
+      if (!p.ctx) return "";
+      return x == p.ctx + static_cast<uint64_t>(static_cast<int64_t>(v.off)) ? "" : "not the context";
     case Kind::PacketEnd:
-      if (!xdp) return "";
-      return x == xdp->data_end ? "" : "not data_end (" + hex(xdp->data_end) + ")";
+      if (!p.ctx) return "";
+      return x == p.data_end ? "" : "not data_end (" + hex(p.data_end) + ")";
     case Kind::Packet: case Kind::PacketMeta: {
-      if (!xdp) return "";
-      const uint64_t base = v.kind == Kind::Packet ? xdp->data : xdp->data_meta;
-      const uint64_t limit = v.kind == Kind::Packet ? xdp->data_end : xdp->data;
+      if (!p.ctx) return "";
+      const uint64_t base = v.kind == Kind::Packet ? p.data : p.data_meta;
+      const uint64_t limit = v.kind == Kind::Packet ? p.data_end : p.data;
       if (!at_offsets(v, x - base)) return "not at its offsets from " + std::string(v.kind == Kind::Packet ? "data" : "data_meta") + " (" + hex(base) + ")";
       // [base + variable part, + range): the bytes proven readable (a pointer may point past the
       // end before its check; with no range it claims nothing)
@@ -111,8 +111,8 @@ std::string check_links(const AbstractStates& states, size_t slot, const Concret
     if (v.id == 0 || v.id == verifier::kUnlinked) return false;
     const uint64_t x = c.regs[r] - static_cast<uint64_t>(static_cast<int64_t>(v.off));
     if (v.kind == Kind::Scalar) base = x;
-    else if (v.kind == Kind::Packet && c.xdp) base = x - c.xdp->data;
-    else if (v.kind == Kind::PacketMeta && c.xdp) base = x - c.xdp->data_meta;
+    else if (v.kind == Kind::Packet && c.ctx.ctx) base = x - c.ctx.data;
+    else if (v.kind == Kind::PacketMeta && c.ctx.ctx) base = x - c.ctx.data_meta;
     else return false;
     return true;
   };
@@ -156,6 +156,12 @@ std::string check_containment(const AbstractStates& states, size_t slot, const C
   return "";
 }
 
+Concrete::Packet context_of(const RunState& run) {
+  if (run.xdp) return {reinterpret_cast<uint64_t>(run.xdp), run.xdp->data, run.xdp->data_end, run.xdp->data_meta};
+  if (run.skb) return {reinterpret_cast<uint64_t>(run.skb), run.skb->data, run.skb->data_end, run.skb->data_meta};
+  return {};
+}
+
 ContainmentOracle::ContainmentOracle() : outer_(t_step_observer) { t_step_observer = this; }
 ContainmentOracle::~ContainmentOracle() { t_step_observer = outer_; }
 
@@ -163,7 +169,8 @@ void ContainmentOracle::step(const void* image, size_t slot, const uint64_t* reg
   auto it = states_.find(image);
   if (it == states_.end()) it = states_.find(nullptr);
   if (!failure_.empty() || it == states_.end()) return;
-  if (slot == 0 && !run.xdp) mem_ = regs[1], mem_size_ = regs[2];  // a raw memory run starts with r1, r2 = the memory
+  const Concrete::Packet ctx = context_of(run);
+  if (slot == 0 && !ctx.ctx) mem_ = regs[1], mem_size_ = regs[2];  // a raw memory run starts with r1, r2 = the memory
   ++steps_;
   // Each frame's r10 as its code runs: frames past the running one have returned. An instruction
   // reached at several depths says nothing of where its frame is: forget them all.
@@ -175,7 +182,7 @@ void ContainmentOracle::step(const void* image, size_t slot, const uint64_t* reg
     frames_.resize(frame + 1);
     frames_[frame] = regs[10];
   }
-  failure_ = check_containment(states, slot, {regs, frames_, run.xdp, run.xdp ? 0 : mem_, run.xdp ? 0 : mem_size_});
+  failure_ = check_containment(states, slot, {regs, frames_, ctx, ctx.ctx ? 0 : mem_, ctx.ctx ? 0 : mem_size_});
 }
 
 }  // namespace ebpfvm::detail

@@ -40,9 +40,15 @@ struct Concrete {
   // Callers' r10 by frame index (call depth, as the verifier counts it; a callback's frame is one
   // below its caller's): 0 where not known. Stack pointers into a frame not known are not checked.
   std::span<const uint64_t> frames;
-  const XdpCtx* xdp = nullptr;     // the XDP context (and packet) of the run; null for raw memory
+  // The context of the run (an XDP frame's or an skb's) and its packet; ctx 0 for raw memory.
+  struct Packet {
+    uint64_t ctx = 0, data = 0, data_end = 0, data_meta = 0;
+  } ctx;
   uint64_t mem = 0, mem_size = 0;  // raw memory programs: the memory (r1, r2 at the first instruction)
 };
+
+// The context and packet of a run, as Concrete::ctx holds them.
+Concrete::Packet context_of(const RunState& run);
 
 // Empty when every register of `c` lies inside the abstract state at `slot`; otherwise which
 // register does not, with both values.

@@ -25,7 +25,7 @@ namespace {
 std::vector<std::string> xdp_objects() {
   std::vector<std::string> out;
   for (const char* p : {"globals", "parse", "map_ops", "tail_calls", "adjust", "helpers", "legacy_maps", "core", "verifier_accept",
-                        "bench_xdp_invoke", "fib", "declared_maps", "iproute2_map_in_map", "long_loops"})
+                        "bench_xdp_invoke", "fib", "declared_maps", "iproute2_map_in_map", "long_loops", "tc"})
     // (not ctx_copy: checked mode, which this test runs too, finds context loads with an analysis
     // of its own that does not follow the context through a copy of r10)
     out.push_back(program_path(p));
@@ -80,7 +80,7 @@ void fill_maps(Object& obj, std::mt19937& rng) {
 
 }  // namespace
 
-TEST_CASE("verifier soundness: every verified XDP program runs without a fault when every access is checked, whatever its maps hold, "
+TEST_CASE("verifier soundness: every verified XDP, tc and socket-filter program runs without a fault when every access is checked, whatever its maps hold, "
           "and every state it reaches lies inside the verifier's") {
   std::mt19937 rng(5);
   const auto inputs = packets(rng);
@@ -113,12 +113,26 @@ TEST_CASE("verifier soundness: every verified XDP program runs without a fault w
     for (const ProgramInfo& info : checked->programs()) {
       auto v = verified->program(info.name);
       auto p = checked->program(info.name);
-      if (!v || !p || p->type() != ProgType::Xdp || !v->verify_report()) continue;
+      if (!v || !p || !v->verify_report()) continue;
       INFO(info.name);
       ++programs;
       for (const auto& packet : inputs) {
-        XdpBuffer buf(packet);
-        auto r = p->run_xdp(buf);
+        // tc programs and socket filters on an skb (socket filters from either header), with
+        // random metadata; XDP programs on a frame
+        Result<uint64_t> r = uint64_t{0};
+        if (p->type() == ProgType::Xdp) {
+          XdpBuffer buf(packet);
+          auto x = p->run_xdp(buf);
+          r = x ? Result<uint64_t>(x->r0) : Result<uint64_t>(x.error());
+        } else {
+          SkbFields f;
+          f.mark = static_cast<uint32_t>(rng());
+          for (uint32_t& cb : f.cb) cb = static_cast<uint32_t>(rng() % 64);
+          SkbBuffer skb(packet, f, rng() % 2 ? SkbStart::Mac : SkbStart::Network);
+          if (!skb.valid()) continue;
+          auto x = p->run_skb(skb);
+          r = x ? Result<uint64_t>(x->r0) : Result<uint64_t>(x.error());
+        }
         if (!r) FAIL("the verifier accepted it, yet: " << r.error().to_string());
         if (!oracle.failure().empty()) FAIL("a state outside the verifier's, packet " << runs << ": " << oracle.failure());
         ++runs;
@@ -219,7 +233,7 @@ TEST_CASE("containment oracle: hash map values at their offsets, callers' frames
   regs[10] = fp;
   const auto check = [&](uint64_t r1, uint64_t r2, uint64_t r3) {
     regs[1] = r1, regs[2] = r2, regs[3] = r3;
-    return detail::check_containment(states, 0, {regs.data(), frames, nullptr, 0, 0});
+    return detail::check_containment(states, 0, {regs.data(), frames, {}, 0, 0});
   };
   CHECK(check(value + 8, caller_fp - 16, fp - 8) == "");
   CHECK_THAT(check(value + 9, caller_fp - 16, fp - 8), Catch::Contains("R1 = ") && Catch::Contains("inside a value of map 'h', not at its offsets"));
@@ -231,7 +245,7 @@ TEST_CASE("containment oracle: hash map values at their offsets, callers' frames
   // where the instruction runs at several depths.
   const std::array<uint64_t, 2> caller_unknown{0, fp};
   regs[1] = value + 8, regs[2] = caller_fp - 8, regs[3] = fp - 8;
-  CHECK(detail::check_containment(states, 0, {regs.data(), caller_unknown, nullptr, 0, 0}) == "");
+  CHECK(detail::check_containment(states, 0, {regs.data(), caller_unknown, {}, 0, 0}) == "");
   states.at[0]->frame = UINT32_MAX;
   CHECK(check(value + 8, caller_fp - 8, fp - 16) == "");
 }
