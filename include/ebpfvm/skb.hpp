@@ -35,6 +35,8 @@ struct SkbFields {
   uint32_t gso_segs = 0;
   uint32_t gso_size = 0;
   uint64_t hwtstamp = 0;
+  // A packet the host sends (tc egress): pkt_type PACKET_HOST, whatever its destination.
+  bool egress = false;
   // Outputs only (a run starts them at 0): tc metadata and what the helpers changed.
   uint32_t tc_index = 0;
   uint32_t tc_classid = 0;

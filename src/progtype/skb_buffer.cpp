@@ -51,7 +51,7 @@ void SkbBuffer::assign(std::span<const uint8_t> frame, const SkbFields& in, SkbS
   detail::skb_sync(s);
   detail::SkBuffMd& md = s.md;
   if (valid_) {
-    md.pkt_type = pkt_type_of(frame.data());
+    md.pkt_type = in.egress ? 0 : pkt_type_of(frame.data());
     md.protocol = __builtin_bswap16(protocol_of(frame));
   }
   md.mark = in.mark;

@@ -85,7 +85,7 @@ struct FilterCli {
 struct Options {
   FilterCli filter;
   std::string filter_expr;  // run --filter
-  std::string object, prog, section, type, engine = "jit", pcap, write, write_actions = "pass,tx,redirect", ndjson,
+  std::string object, prog, section, type, engine = "jit", pcap, write, write_actions, direction = "ingress", ndjson,
       map_load, map_dump, printk, links, neighbours;
   std::vector<std::string> globals, tail_calls, dump_maps, map_sizes, routes;
   uint64_t count = 0, repeat = 1, seed = 0, budget = 100'000'000, max_map_memory = 1ull << 30;
@@ -222,11 +222,16 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
   if (!o.filter_expr.empty())
     std::printf("filter   '%s': %" PRIu64 " packets (%s) filtered out, not run\n", o.filter_expr.c_str(), t.filtered,
                 human_bytes(t.filtered_bytes).c_str());
-  std::printf("\n%-14s %12s %8s %14s\n", "action", "packets", "%", "bytes");
-  for (int a = 0; a <= 4; ++a)
-    std::printf("%-14s %12" PRIu64 " %7.1f%% %14" PRIu64 "\n", std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a))).c_str(),
-                t.actions[a], t.packets ? 100.0 * t.actions[a] / t.packets : 0.0, t.action_bytes[a]);
+  const ubpf::Verdicts& v = ubpf::verdicts_for(p.type());
+  std::printf("\n%-18s %12s %8s %14s\n", p.type() == ebpfvm::ProgType::Xdp ? "action" : "verdict", "packets", "%", "bytes");
+  for (size_t a = 0; a < v.names.size(); ++a) {
+    if (p.type() == ebpfvm::ProgType::SchedCls && !t.actions[a] && a != 1 && a != 3) continue;  // tc: OK and SHOT always, the rest when seen
+    std::printf("%-18s %12" PRIu64 " %7.1f%% %14" PRIu64 "\n", v.names[a].c_str(), t.actions[a],
+                t.packets ? 100.0 * t.actions[a] / t.packets : 0.0, t.action_bytes[a]);
+  }
   for (const auto& [target, n] : t.redirects) std::printf("  -> %-30s %8" PRIu64 "\n", target.c_str(), n);
+  if (p.type() == ebpfvm::ProgType::SocketFilter) std::printf("bytes kept %" PRIu64 " of %" PRIu64 "\n", t.kept_bytes, t.bytes_in);
+  if (t.clones) std::printf("clones   %" PRIu64 " (bpf_clone_redirect)\n", t.clones);
   const double runs = static_cast<double>(t.packets) * static_cast<double>(o.repeat);
   std::printf("\ntime     %.3f s; program %.1f ns/packet, end to end %.1f ns/packet (%.2f Mpps)\n", t.wall_ns / 1e9,
               runs ? t.program_ns / runs : 0.0, t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0,
@@ -242,10 +247,14 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   s << "{\"file\":" << q(o.object) << ",\"program\":" << q(p.name()) << ",\"section\":" << q(p.section())
     << ",\"type\":" << q(std::string(ebpfvm::to_string(p.type()))) << ",\"instructions\":" << p.code().slot_count()
     << ",\"engine\":\"" << (p.engine() == ebpfvm::Engine::Jit ? "jit" : "interp") << "\",\"verified\":" << (p.verify_report() ? "true" : "false") << ",\"workers\":" << o.workers << ",\"packets\":" << t.packets << ",\"filtered\":" << t.filtered << ",\"interrupted\":" << (t.stopped ? "true" : "false") << ",\"actions\":{";
-  for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.actions[a];
+  const ubpf::Verdicts& v = ubpf::verdicts_for(p.type());
+  for (size_t a = 0; a < v.names.size(); ++a) s << (a ? "," : "") << q(v.names[a]) << ":" << t.actions[a];
   s << "},\"bytes\":{";
-  for (int a = 0; a <= 4; ++a) s << (a ? "," : "") << q(std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(a)))) << ":" << t.action_bytes[a];
-  s << "},\"redirects\":{";
+  for (size_t a = 0; a < v.names.size(); ++a) s << (a ? "," : "") << q(v.names[a]) << ":" << t.action_bytes[a];
+  s << "}";
+  if (p.type() == ebpfvm::ProgType::SocketFilter) s << ",\"bytes_kept\":" << t.kept_bytes;
+  if (p.type() == ebpfvm::ProgType::SchedCls) s << ",\"clones\":" << t.clones;
+  s << ",\"redirects\":{";
   bool first = true;
   for (const auto& [target, n] : t.redirects) {
     s << (first ? "" : ",") << q(target) << ":" << n;
@@ -291,15 +300,20 @@ int cmd_run(const Options& o) {
   if (!o.type.empty() && !ebpfvm::prog_type_from_string(o.type)) return fail(kUsage, "--type " + o.type + ": expected xdp, tc or socket");
   if (o.repeat == 0) return fail(kUsage, "--repeat must be at least 1");
   ubpf::RunConfig cfg;
-  if (!o.write.empty()) {
-    cfg.write_actions.fill(false);
+  if (o.direction != "ingress" && o.direction != "egress") return fail(kUsage, "--direction " + o.direction + ": expected ingress or egress");
+  cfg.egress = o.direction == "egress";
+  // --write-actions' names, checked now against every type's (and against the program's once it is loaded)
+  std::vector<std::string> write_names;
+  {
     std::stringstream ss(o.write_actions);
     for (std::string a; std::getline(ss, a, ',');) {
-      const char* names[] = {"aborted", "drop", "pass", "tx", "redirect"};
       bool known = a == "all";
-      for (int i = 0; i < 5; ++i)
-        if (a == names[i] || a == "all") cfg.write_actions[i] = known = true;
-      if (!known) return fail(kUsage, "--write-actions " + a + ": expected aborted, drop, pass, tx, redirect or all");
+      for (ebpfvm::ProgType t : {ebpfvm::ProgType::Xdp, ebpfvm::ProgType::SchedCls, ebpfvm::ProgType::SocketFilter})
+        for (const std::string& f : ubpf::verdicts_for(t).flags) known = known || a == f;
+      if (!known)
+        return fail(kUsage, "--write-actions " + a + ": expected verdicts of the program's type (XDP: aborted, drop, pass, tx, redirect; "
+                            "tc: ok, shot, redirect, pipe, reclassify, unspec, stolen, queued, repeat, trap, unknown; socket: accept, drop) or all");
+      write_names.push_back(a);
     }
   }
   auto input = ubpf::CaptureReader::open(o.pcap, &g_signal);
@@ -366,9 +380,21 @@ int cmd_run(const Options& o) {
   if (auto r = obj->load(lo); !r) return fail(kLoadFailure, r.error());
   auto prog = obj->program(*program);
   if (!prog) return fail(kLoadFailure, prog.error());
-  if (prog->type() != ebpfvm::ProgType::Xdp)
-    return fail(kUsage, "program '" + prog->name() + "' is " + std::string(ebpfvm::to_string(prog->type())) +
-                            ", not XDP (give --type xdp if its section name misleads)");
+  const ebpfvm::ProgType type = prog->type();
+  if (type != ebpfvm::ProgType::Xdp && type != ebpfvm::ProgType::SchedCls && type != ebpfvm::ProgType::SocketFilter)
+    return fail(kUsage, "program '" + prog->name() + "' is " + std::string(ebpfvm::to_string(type)) +
+                            ": ubpf-run runs xdp, tc (sched_cls) and socket-filter programs (give --type xdp|tc|socket if its section name misleads)");
+  cfg.type = type;
+  const ubpf::Verdicts& verdicts = ubpf::verdicts_for(type);
+  cfg.write_actions = verdicts.write_default;
+  if (!write_names.empty()) cfg.write_actions.fill(false);
+  for (const std::string& a : write_names) {
+    bool known = false;
+    for (size_t i = 0; i < verdicts.flags.size(); ++i)
+      if (a == verdicts.flags[i] || a == "all") cfg.write_actions[i] = known = true;
+    if (!known) return fail(kUsage, "--write-actions " + a + ": not a verdict of " + std::string(ebpfvm::to_string(type)) + " programs");
+  }
+  if (cfg.egress && type != ebpfvm::ProgType::SchedCls) return fail(kUsage, "--direction egress is for tc programs");
   if (!o.map_load.empty()) {
     auto text = read_text(o.map_load);
     if (!text) return fail(kUsage, text.error());
@@ -729,7 +755,11 @@ int main(int argc, char** argv) {
   run->add_option("--seed", o.seed, "seed of bpf_get_prandom_u32 (default: random)");
   run->add_option("--workers", o.workers, "threads; packets are sharded by flow (default 1)");
   run->add_option("-w,--write", o.write, "write packets after the program (.pcapng: with their verdicts)");
-  run->add_option("--write-actions", o.write_actions, "which verdicts -w writes: aborted,drop,pass,tx,redirect,all (default pass,tx,redirect)");
+  run->add_option("--write-actions", o.write_actions,
+                  "which verdicts -w writes, or all. XDP: aborted,drop,pass,tx,redirect (default pass,tx,redirect); tc: ok,shot,redirect,"
+                  "pipe,reclassify,unspec,stolen,queued,repeat,trap,unknown (default: what tc lets through: all but shot,stolen,queued,trap); "
+                  "socket: accept,drop (default accept: the bytes kept)");
+  run->add_option("--direction", o.direction, "tc: ingress (default) or egress: the packets arrive on --ifindex, or leave through it");
   run->add_flag("--json", o.json, "print one JSON summary instead of the table");
   run->add_option("--ndjson", o.ndjson, "write one JSON record per packet (verdict, lengths, CRC-32 of the output packet, ...)");
   run->add_flag("--ndjson-bytes", o.ndjson_bytes, "with --ndjson: each record also has the output packet in hex");

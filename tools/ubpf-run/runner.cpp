@@ -11,8 +11,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kChunk = 4096;
-constexpr std::string_view kVerdictComments[] = {"verdict: XDP_ABORTED", "verdict: XDP_DROP", "verdict: XDP_PASS",
-                                                 "verdict: XDP_TX", "verdict: XDP_REDIRECT"};
 
 uint64_t ns_since(Clock::time_point t) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
@@ -84,18 +82,21 @@ uint32_t crc32(std::span<const uint8_t> data) {
 // One packet's outcome, at its position in the chunk, written by the worker that ran it (no
 // per-chunk reset); a redirect's target is kept by that worker.
 struct Result1 {
-  uint8_t action = 0;
+  uint8_t action = 0;  // the verdict's index (Verdicts)
   uint32_t crc = 0;  // of the output packet (with --ndjson)
   uint64_t r0 = 0;   // the program's return value
   uint32_t len_out = 0;
   size_t out_off = kUnchanged;  // into the worker's output arena; kUnchanged: the input bytes are the output
   uint32_t worker = 0;
-  uint32_t redirect = 0;  // index into the worker's redirects
+  uint32_t redirect = UINT32_MAX;  // index into the worker's redirects; UINT32_MAX: none
+  uint32_t clones = 0;             // tc: bpf_clone_redirect copies
 };
 
 // What the totals take from one packet.
-void count(Totals& t, size_t len_in, uint8_t action, const ebpfvm::RedirectTarget* redirect) {
+void count(Totals& t, size_t len_in, uint8_t action, const ebpfvm::RedirectTarget* redirect, uint32_t kept, uint32_t clones) {
   ++t.packets;
+  t.kept_bytes += kept;
+  t.clones += clones;
   t.bytes_in += len_in;
   ++t.actions[action];
   t.action_bytes[action] += len_in;
@@ -105,6 +106,8 @@ void count(Totals& t, size_t len_in, uint8_t action, const ebpfvm::RedirectTarge
 void merge(Totals& into, const Totals& from) {
   into.packets += from.packets;
   into.bytes_in += from.bytes_in;
+  into.kept_bytes += from.kept_bytes;
+  into.clones += from.clones;
   for (size_t a = 0; a < into.actions.size(); ++a) {
     into.actions[a] += from.actions[a];
     into.action_bytes[a] += from.action_bytes[a];
@@ -137,17 +140,68 @@ struct Worker {
   uint32_t id = 0;
   uint64_t ns = 0;
   ebpfvm::XdpBuffer buf;
+  ebpfvm::SkbBuffer skb;
+};
+
+// One run's outcome, whatever the program type.
+struct Outcome {
+  uint8_t verdict = 0;
+  uint64_t r0 = 0;
+  std::span<const uint8_t> out;  // the packet as the program left it (a socket filter's: the bytes kept)
+  uint32_t kept = 0, clones = 0;
+  ebpfvm::RedirectTarget redirect;
 };
 
 // The program's run of one packet, repeated as --repeat asks (the packet restored each time).
-ebpfvm::Result<ebpfvm::XdpResult> run_packet(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Worker& w,
-                                             const ebpfvm::XdpRunOptions& opts, std::span<const uint8_t> data, bool in_place) {
+ebpfvm::Result<ebpfvm::XdpResult> run_xdp(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Worker& w,
+                                          const ebpfvm::XdpRunOptions& opts, std::span<const uint8_t> data, bool in_place) {
   for (uint64_t rep = 1;; ++rep) {
     if (in_place) w.buf.view(data);
     else w.buf.assign(data);
     auto r = prog.run_xdp(w.buf, opts);
     if (!r || rep >= cfg.repeat) return r;
   }
+}
+
+// A tc program or socket filter: the frame as an skb that arrived on (or, egress, leaves through)
+// --ifindex. A socket filter sees it from the MAC header, as on a packet socket.
+ebpfvm::Result<void> run_skb(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Worker& w, std::span<const uint8_t> data,
+                             Outcome& out) {
+  ebpfvm::SkbFields f;
+  f.ifindex = cfg.ifindex;
+  f.ingress_ifindex = cfg.egress ? 0 : cfg.ifindex;
+  f.egress = cfg.egress;
+  for (uint64_t rep = 1;; ++rep) {
+    w.skb.assign(data, f);
+    auto r = prog.run_skb(w.skb, {w.id});
+    if (!r) return r.error();
+    if (rep < cfg.repeat) continue;
+    out.r0 = r->r0;
+    out.clones = r->clones;
+    if (cfg.type == ebpfvm::ProgType::SocketFilter) {
+      out.verdict = r->keep ? 1 : 0;
+      out.kept = r->keep;
+      out.out = w.skb.packet().first(r->keep);
+      return {};
+    }
+    const int32_t code = static_cast<int32_t>(r->r0);
+    out.verdict = static_cast<uint8_t>(code >= -1 && code <= 8 ? code + 1 : 10);
+    out.out = w.skb.packet();
+    if (r->tc_action == ebpfvm::TcAction::Redirect) out.redirect = std::move(r->redirect);
+    return {};
+  }
+}
+
+ebpfvm::Result<void> run_packet(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Worker& w, const ebpfvm::XdpRunOptions& opts,
+                                std::span<const uint8_t> data, bool in_place, Outcome& out) {
+  if (cfg.type != ebpfvm::ProgType::Xdp) return run_skb(prog, cfg, w, data, out);
+  auto r = run_xdp(prog, cfg, w, opts, data, in_place);
+  if (!r) return r.error();
+  out.verdict = static_cast<uint8_t>(r->action);
+  out.r0 = r->r0;
+  out.out = w.buf.packet();
+  if (r->action == ebpfvm::XdpAction::Redirect) out.redirect = std::move(r->redirect);
+  return {};
 }
 
 void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& batch, Worker& w, bool keep_bytes) {
@@ -166,8 +220,9 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
     if (cfg.workers > 1 && i + 16 < chunk.size()) __builtin_prefetch(chunk[i + 16].data.data() + 12);
     if (cfg.workers == 1 || flow_hash(chunk[i].data) % cfg.workers == w.id) sh.todo.push_back(i);
   }
-  // A verified program that never writes the packet reads it where the capture holds it.
-  const bool in_place = prog.verify_report() && !prog.verify_report()->writes_packet;
+  // A verified XDP program that never writes the packet reads it where the capture holds it.
+  const bool in_place = cfg.type == ebpfvm::ProgType::Xdp && prog.verify_report() && !prog.verify_report()->writes_packet;
+  const Verdicts& verdicts = verdicts_for(cfg.type);
   // Built once: a fresh copy per packet, read back as one 8-byte word, stalls store forwarding.
   const ebpfvm::XdpRunOptions opts{w.id, cfg.ifindex, cfg.rxq};
   const auto t0 = Clock::now();
@@ -185,25 +240,27 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
       break;
     }
     const Packet& p = chunk[pos];
-    auto r = run_packet(prog, cfg, w, opts, p.data, in_place);
-    if (!r) {
+    Outcome o;
+    if (auto r = run_packet(prog, cfg, w, opts, p.data, in_place, o); !r) {
       sh.fault = r.error();
       sh.fault_pos = pos;
       break;
     }
     Result1& out = results[pos];
-    out.action = static_cast<uint8_t>(r->action);
+    out.action = o.verdict;
     out.worker = w.id;
-    auto data = w.buf.packet();
+    const std::span<const uint8_t> data = o.out;
     out.len_out = static_cast<uint32_t>(data.size());
-    out.r0 = r->r0;
+    out.r0 = o.r0;
     if (cfg.ndjson) out.crc = crc32(data);
     const ebpfvm::RedirectTarget* redirect = nullptr;
-    if (r->action == ebpfvm::XdpAction::Redirect) {
+    out.redirect = UINT32_MAX;
+    out.clones = o.clones;
+    if (out.action == verdicts.redirect && o.redirect.kind != ebpfvm::RedirectTarget::Kind::None) {
       out.redirect = static_cast<uint32_t>(sh.redirects.size());
-      redirect = &sh.redirects.emplace_back(std::move(r->redirect));
+      redirect = &sh.redirects.emplace_back(std::move(o.redirect));
     }
-    count(sh.counts, p.data.size(), out.action, redirect);
+    count(sh.counts, p.data.size(), out.action, redirect, o.kept, o.clones);
     // Only packets that will be written are kept, and a program that never writes the packet
     // (run in place) leaves it as the capture holds it.
     out.out_off = kUnchanged;
@@ -272,12 +329,15 @@ class Pool {
 };
 
 // `bytes`: the output packet, for --ndjson-bytes (null otherwise).
-void write_ndjson(FILE* f, const Packet& p, const Result1& r, const ebpfvm::RedirectTarget* redirect, const std::span<const uint8_t>* bytes) {
+void write_ndjson(FILE* f, const RunConfig& cfg, const Packet& p, const Result1& r, const ebpfvm::RedirectTarget* redirect,
+                  const std::span<const uint8_t>* bytes) {
   std::fprintf(f, "{\"index\":%llu,\"action\":\"%s\",\"len_in\":%zu,\"len_out\":%u,\"worker\":%u,\"crc32\":\"%08x\"",
-               static_cast<unsigned long long>(p.index), std::string(ebpfvm::to_string(static_cast<ebpfvm::XdpAction>(r.action))).c_str(),
-               p.data.size(), r.len_out, r.worker, r.crc);
-  // A value no action has (the kernel treats it as XDP_ABORTED): what the program returned.
-  if (r.r0 > static_cast<uint64_t>(ebpfvm::XdpAction::Redirect)) std::fprintf(f, ",\"ret\":%llu", static_cast<unsigned long long>(r.r0));
+               static_cast<unsigned long long>(p.index), verdicts_for(cfg.type).names[r.action].c_str(), p.data.size(), r.len_out, r.worker,
+               r.crc);
+  // A value no verdict has (XDP takes it as XDP_ABORTED), or a socket filter's: what the program returned.
+  const bool named = cfg.type == ebpfvm::ProgType::Xdp ? r.r0 <= static_cast<uint64_t>(ebpfvm::XdpAction::Redirect)
+                     : cfg.type == ebpfvm::ProgType::SchedCls ? r.action != 10 : false;
+  if (!named) std::fprintf(f, ",\"ret\":%llu", static_cast<unsigned long long>(r.r0));
   if (redirect) std::fprintf(f, ",\"redirect\":\"%s\"", describe(*redirect).c_str());
   if (bytes) {
     static constexpr char kHex[] = "0123456789abcdef";
@@ -291,9 +351,24 @@ void write_ndjson(FILE* f, const Packet& p, const Result1& r, const ebpfvm::Redi
 
 }  // namespace
 
+const Verdicts& verdicts_for(ebpfvm::ProgType type) {
+  static const Verdicts xdp{{"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT"},
+                            {"aborted", "drop", "pass", "tx", "redirect"},
+                            {false, false, true, true, true},
+                            4};
+  // Indexed by the code + 1; other values (which tc lets through as it does TC_ACT_OK) last.
+  static const Verdicts tc{{"TC_ACT_UNSPEC", "TC_ACT_OK", "TC_ACT_RECLASSIFY", "TC_ACT_SHOT", "TC_ACT_PIPE", "TC_ACT_STOLEN",
+                            "TC_ACT_QUEUED", "TC_ACT_REPEAT", "TC_ACT_REDIRECT", "TC_ACT_TRAP", "TC_ACT_UNKNOWN"},
+                           {"unspec", "ok", "reclassify", "shot", "pipe", "stolen", "queued", "repeat", "redirect", "trap", "unknown"},
+                           {true, true, true, false, true, false, false, true, true, false, true},
+                           8};
+  static const Verdicts socket{{"DROP", "ACCEPT"}, {"drop", "accept"}, {false, true}, SIZE_MAX};
+  return type == ebpfvm::ProgType::SchedCls ? tc : type == ebpfvm::ProgType::SocketFilter ? socket : xdp;
+}
+
 std::string describe(const ebpfvm::RedirectTarget& t) {
   using K = ebpfvm::RedirectTarget::Kind;
-  if (t.kind == K::Ifindex) return "ifindex " + std::to_string(t.ifindex);
+  if (t.kind == K::Ifindex) return "ifindex " + std::to_string(t.ifindex) + ((t.flags & 1) && t.map_name.empty() ? " ingress" : "");
   if (t.kind == K::Map)
     return "map '" + t.map_name + "' slot " + std::to_string(t.key) + ((t.flags & 8) ? " (broadcast)" : "");
   return "nowhere";
@@ -371,20 +446,20 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
       const Packet& pk = cur->packets[i];
       const Result1& r = cur->results[i];
       const Share& sh = cur->shares[r.worker];
-      const ebpfvm::RedirectTarget* redirect =
-          r.action == static_cast<uint8_t>(ebpfvm::XdpAction::Redirect) ? &sh.redirects[r.redirect] : nullptr;
-      count(t, pk.data.size(), r.action, redirect);
+      const bool redirected = r.action == verdicts_for(cfg.type).redirect && r.redirect < sh.redirects.size();
+      const ebpfvm::RedirectTarget* redirect = redirected ? &sh.redirects[r.redirect] : nullptr;
+      count(t, pk.data.size(), r.action, redirect, cfg.type == ebpfvm::ProgType::SocketFilter ? r.len_out : 0, r.clones);
       if (cfg.writer && cfg.write_actions[r.action]) {
         const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
         // what the capture had cut off still follows the packet; a record whose original length
         // is below its captured length (malformed) had none
         const uint64_t cut = pk.orig_len > pk.data.size() ? pk.orig_len - pk.data.size() : 0;
         cfg.writer->write(pk.ts_ns, bytes, static_cast<uint32_t>(std::min<uint64_t>(r.len_out + cut, UINT32_MAX)),
-                          kVerdictComments[r.action]);
+                          "verdict: " + verdicts_for(cfg.type).names[r.action]);
       }
       if (cfg.ndjson) {
         const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
-        write_ndjson(cfg.ndjson, pk, r, redirect, cfg.ndjson_bytes ? &bytes : nullptr);
+        write_ndjson(cfg.ndjson, cfg, pk, r, redirect, cfg.ndjson_bytes ? &bytes : nullptr);
       }
     }
     if (ordered) t.write_ns += ns_since(t_write);
