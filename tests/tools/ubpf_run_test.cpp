@@ -1273,3 +1273,88 @@ TEST_CASE("ubpf-run filter: 66 expressions select exactly the records tcpdump -r
     }
   }
 }
+
+// ---- tc and socket filters ----
+
+namespace {
+
+// tests/programs/tc.c's tc_classify shoots IPv6 and passes the rest; sock_udp_head keeps the first
+// 40 bytes of IPv4 UDP. The known capture: UDP, UDP, TCP, ARP, a 10-byte runt.
+const std::string kTc = std::string(EBPFVM_TEST_PROGRAMS) + "/tc.o";
+
+}  // namespace
+
+TEST_CASE("ubpf-run runs a tc program: the kernel's verdict names, -w writes what tc lets through, runts are not run", "[jit]") {
+  const std::string in = known_capture();
+  PacketSpec v6;
+  v6.ipv6 = true;
+  const std::string mixed = temp_path("tc-mixed.pcap");
+  write_capture(mixed, {make_packet({}), make_packet(v6), make_arp(), make_packet(v6)});
+  for (const char* engine : {"interp", "jit"}) {
+    if (std::string(engine) == "jit" && !jit_available()) continue;
+    INFO(engine);
+    const std::string out = temp_path("tc-out.pcap");
+    const auto v = json_of(ubpf({kTc, "--prog", "tc_classify", "--pcap", mixed, "--engine", engine, "--json", "-w", out}));
+    CHECK(v.get("type")->string() == "sched_cls");
+    CHECK(v.get("packets")->number() == 4);
+    CHECK(v.get("actions")->get("TC_ACT_OK")->number() == 2);
+    CHECK(v.get("actions")->get("TC_ACT_SHOT")->number() == 2);
+    CHECK(v.get("not_run")->number() == 0);
+    const auto written = read_capture(out);
+    REQUIRE(written.size() == 2);  // the shot IPv6 packets are not written
+    CHECK(written[0] == make_packet({}));
+    CHECK(written[1] == make_arp());
+    // --write-actions takes tc's names
+    const auto shot = json_of(ubpf({kTc, "--prog", "tc_classify", "--pcap", mixed, "--engine", engine, "--json", "-w", out, "--write-actions", "shot"}));
+    CHECK(read_capture(out).size() == 2);
+    CHECK(read_capture(out)[0] == make_packet(v6));
+  }
+  // the runt of the known capture never reaches the program
+  auto text = ubpf({kTc, "--prog", "tc_classify", "--pcap", in, "--engine", "interp"});
+  INFO(text.out);
+  REQUIRE(text.exit_code == 0);
+  CHECK(text.out.find("TC_ACT_OK                     4") != std::string::npos);
+  CHECK(text.out.find("not run  1 frames shorter than an Ethernet header") != std::string::npos);
+}
+
+TEST_CASE("ubpf-run runs a tc program's redirects and a socket filter's truncation") {
+  const std::string in = known_capture();
+  auto misc = json_of(ubpf({kTc, "--prog", "tc_misc", "--pcap", in, "--engine", "interp", "--json"}));
+  CHECK(misc.get("actions")->get("TC_ACT_REDIRECT")->number() == 4);
+  CHECK(misc.get("redirects")->get("ifindex 7 ingress")->number() == 4);
+  const std::string out = temp_path("sock-out.pcap");
+  auto sock = json_of(ubpf({kTc, "--prog", "sock_udp_head", "--pcap", in, "--engine", "interp", "--json", "-w", out}));
+  CHECK(sock.get("type")->string() == "socket_filter");
+  CHECK(sock.get("actions")->get("ACCEPT")->number() == 2);  // the two UDP packets
+  CHECK(sock.get("actions")->get("DROP")->number() == 2);
+  CHECK(sock.get("bytes_kept")->number() == 80);
+  const auto written = read_capture(out);
+  REQUIRE(written.size() == 2);
+  const auto udp = make_packet({});
+  CHECK(written[0] == std::vector<uint8_t>(udp.begin(), udp.begin() + 40));
+}
+
+TEST_CASE("ubpf-run: tc and socket-filter usage errors name what is allowed") {
+  const std::string in = known_capture();
+  auto bad = ubpf({kTc, "--prog", "sock_ssh", "--pcap", in, "--engine", "interp", "--write-actions", "shot"});
+  CHECK(bad.exit_code == 2);
+  CHECK(bad.out.find("--write-actions shot: not a verdict of socket_filter programs") != std::string::npos);
+  auto unknown = ubpf({kTc, "--prog", "sock_ssh", "--pcap", in, "--engine", "interp", "--write-actions", "bogus"});
+  CHECK(unknown.exit_code == 2);
+  CHECK(unknown.out.find("tc: ok, shot, redirect") != std::string::npos);
+  auto dir = ubpf({kTc, "--prog", "sock_ssh", "--pcap", in, "--engine", "interp", "--direction", "egress"});
+  CHECK(dir.exit_code == 2);
+  CHECK(dir.out.find("--direction egress is for tc programs") != std::string::npos);
+  auto dir2 = ubpf({kTc, "--prog", "tc_nat", "--pcap", in, "--engine", "interp", "--direction", "sideways"});
+  CHECK(dir2.exit_code == 2);
+  CHECK(dir2.out.find("expected ingress or egress") != std::string::npos);
+  // a type ubpf-run does not run: the message names it and what runs
+  auto other = ubpf({std::string(EBPFVM_TEST_PROGRAMS) + "/mixed_kinds.o", "--prog", "probe_generic", "--pcap", in, "--engine", "interp"});
+  CHECK(other.exit_code == 1);
+  CHECK(other.out.find("not a packet program (section 'kprobe/do_xdp_generic'): ebpfvm runs XDP, tc and socket-filter programs") !=
+        std::string::npos);
+  // a tc program forced to XDP reads __sk_buff's fields as xdp_md's: the verifier says where
+  auto forced = ubpf({kTc, "--prog", "tc_classify", "--pcap", in, "--engine", "interp", "--type", "xdp"});
+  CHECK(forced.exit_code == 1);
+  CHECK(forced.out.find("invalid bpf_context access") != std::string::npos);
+}

@@ -232,6 +232,7 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
   for (const auto& [target, n] : t.redirects) std::printf("  -> %-30s %8" PRIu64 "\n", target.c_str(), n);
   if (p.type() == ebpfvm::ProgType::SocketFilter) std::printf("bytes kept %" PRIu64 " of %" PRIu64 "\n", t.kept_bytes, t.bytes_in);
   if (t.clones) std::printf("clones   %" PRIu64 " (bpf_clone_redirect)\n", t.clones);
+  if (t.not_run) std::printf("not run  %" PRIu64 " frames shorter than an Ethernet header (no skb can hold them)\n", t.not_run);
   const double runs = static_cast<double>(t.packets) * static_cast<double>(o.repeat);
   std::printf("\ntime     %.3f s; program %.1f ns/packet, end to end %.1f ns/packet (%.2f Mpps)\n", t.wall_ns / 1e9,
               runs ? t.program_ns / runs : 0.0, t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0,
@@ -254,6 +255,7 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
   s << "}";
   if (p.type() == ebpfvm::ProgType::SocketFilter) s << ",\"bytes_kept\":" << t.kept_bytes;
   if (p.type() == ebpfvm::ProgType::SchedCls) s << ",\"clones\":" << t.clones;
+  if (p.type() != ebpfvm::ProgType::Xdp) s << ",\"not_run\":" << t.not_run;
   s << ",\"redirects\":{";
   bool first = true;
   for (const auto& [target, n] : t.redirects) {

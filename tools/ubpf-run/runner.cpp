@@ -11,6 +11,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kChunk = 4096;
+constexpr uint8_t kNotRun = 255;  // Result1::action of a frame that cannot be an skb
 
 uint64_t ns_since(Clock::time_point t) {
   return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t).count());
@@ -107,6 +108,7 @@ void merge(Totals& into, const Totals& from) {
   into.packets += from.packets;
   into.bytes_in += from.bytes_in;
   into.kept_bytes += from.kept_bytes;
+  into.not_run += from.not_run;
   into.clones += from.clones;
   for (size_t a = 0; a < into.actions.size(); ++a) {
     into.actions[a] += from.actions[a];
@@ -173,6 +175,10 @@ ebpfvm::Result<void> run_skb(const ebpfvm::LoadedProgram& prog, const RunConfig&
   f.egress = cfg.egress;
   for (uint64_t rep = 1;; ++rep) {
     w.skb.assign(data, f);
+    if (!w.skb.valid()) {  // a runt (or a giant): no skb could hold it, so the program never sees it
+      out.verdict = kNotRun;
+      return {};
+    }
     auto r = prog.run_skb(w.skb, {w.id});
     if (!r) return r.error();
     if (rep < cfg.repeat) continue;
@@ -249,6 +255,10 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
     Result1& out = results[pos];
     out.action = o.verdict;
     out.worker = w.id;
+    if (o.verdict == kNotRun) {
+      ++sh.counts.not_run;
+      continue;
+    }
     const std::span<const uint8_t> data = o.out;
     out.len_out = static_cast<uint32_t>(data.size());
     out.r0 = o.r0;
@@ -445,6 +455,13 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
     for (size_t i = 0; ordered && i < limit; ++i) {
       const Packet& pk = cur->packets[i];
       const Result1& r = cur->results[i];
+      if (r.action == kNotRun) {
+        ++t.not_run;
+        if (cfg.ndjson)
+          std::fprintf(cfg.ndjson, "{\"index\":%llu,\"action\":\"NOT_RUN\",\"len_in\":%zu}\n", static_cast<unsigned long long>(pk.index),
+                       pk.data.size());
+        continue;
+      }
       const Share& sh = cur->shares[r.worker];
       const bool redirected = r.action == verdicts_for(cfg.type).redirect && r.redirect < sh.redirects.size();
       const ebpfvm::RedirectTarget* redirect = redirected ? &sh.redirects[r.redirect] : nullptr;

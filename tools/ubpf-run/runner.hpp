@@ -55,6 +55,7 @@ struct Totals {
   uint64_t filtered = 0, filtered_bytes = 0;  // packets --filter did not match: not run, not written
   std::array<uint64_t, kMaxVerdicts> actions{};       // by verdict (Verdicts::names)
   std::array<uint64_t, kMaxVerdicts> action_bytes{};  // their bytes as the capture had them
+  uint64_t not_run = 0;  // tc and socket filters: frames too short to be an skb (no Ethernet header)
   uint64_t kept_bytes = 0;                            // socket filters: the bytes the socket would get
   uint64_t clones = 0;                                // tc: copies bpf_clone_redirect sent
   std::map<std::string, uint64_t> redirects;  // "devmap 'ports' slot 2", "ifindex 7"
