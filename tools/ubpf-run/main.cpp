@@ -223,10 +223,11 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
     std::printf("filter   '%s': %" PRIu64 " packets (%s) filtered out, not run\n", o.filter_expr.c_str(), t.filtered,
                 human_bytes(t.filtered_bytes).c_str());
   const ubpf::Verdicts& v = ubpf::verdicts_for(p.type());
-  std::printf("\n%-18s %12s %8s %14s\n", p.type() == ebpfvm::ProgType::Xdp ? "action" : "verdict", "packets", "%", "bytes");
+  const int w = p.type() == ebpfvm::ProgType::SchedCls ? 18 : 14;  // TC_ACT_RECLASSIFY is the longest name
+  std::printf("\n%-*s %12s %8s %14s\n", w, p.type() == ebpfvm::ProgType::Xdp ? "action" : "verdict", "packets", "%", "bytes");
   for (size_t a = 0; a < v.names.size(); ++a) {
     if (p.type() == ebpfvm::ProgType::SchedCls && !t.actions[a] && a != 1 && a != 3) continue;  // tc: OK and SHOT always, the rest when seen
-    std::printf("%-18s %12" PRIu64 " %7.1f%% %14" PRIu64 "\n", v.names[a].c_str(), t.actions[a],
+    std::printf("%-*s %12" PRIu64 " %7.1f%% %14" PRIu64 "\n", w, v.names[a].c_str(), t.actions[a],
                 t.packets ? 100.0 * t.actions[a] / t.packets : 0.0, t.action_bytes[a]);
   }
   for (const auto& [target, n] : t.redirects) std::printf("  -> %-30s %8" PRIu64 "\n", target.c_str(), n);
