@@ -39,9 +39,10 @@ namespace ebpfvm {
 enum class ProgType : uint8_t { Unspec, Xdp, SchedCls, SocketFilter, Other };
 std::string_view to_string(ProgType t);  // "xdp", "sched_cls", "socket_filter", "other", "unspec"
 std::optional<ProgType> prog_type_from_string(std::string_view s);  // also "tc", "socket"
-// The type libbpf infers from a section name: xdp* -> Xdp; tc*, classifier*, tcx/* -> SchedCls;
-// socket* -> SocketFilter; kprobe/, tracepoint/, fentry/, cgroup/, lsm/, ... -> Other; anything
-// else Unspec.
+// The type libbpf infers from a section name: xdp* -> Xdp; tc*, classifier*, tcx/*, action*
+// (sched_act, which runs as sched_cls) -> SchedCls; socket* -> SocketFilter, and Suricata's
+// socket-filter sections (filter, loadbalancer, vlan_filter) too; kprobe/, tracepoint/, fentry/,
+// cgroup/, lsm/, ... -> Other; anything else Unspec.
 ProgType prog_type_from_section(std::string_view section);
 
 struct ProgramInfo {

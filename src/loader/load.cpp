@@ -235,7 +235,7 @@ std::string_view to_string(ProgType t) {
 
 std::optional<ProgType> prog_type_from_string(std::string_view s) {
   if (s == "xdp") return ProgType::Xdp;
-  if (s == "tc" || s == "sched_cls" || s == "classifier") return ProgType::SchedCls;
+  if (s == "tc" || s == "sched_cls" || s == "classifier" || s == "sched_act") return ProgType::SchedCls;
   if (s == "socket" || s == "socket_filter") return ProgType::SocketFilter;
   return std::nullopt;
 }
@@ -243,8 +243,10 @@ std::optional<ProgType> prog_type_from_string(std::string_view s) {
 ProgType prog_type_from_section(std::string_view s) {
   auto starts = [&](std::string_view p) { return s.substr(0, p.size()) == p; };
   if (starts("xdp")) return ProgType::Xdp;
-  if (starts("tc") || starts("classifier")) return ProgType::SchedCls;
-  if (starts("socket")) return ProgType::SocketFilter;
+  // sched_act ("action") programs get the same context and helpers as sched_cls in the kernel
+  if (starts("tc") || starts("classifier") || starts("action")) return ProgType::SchedCls;
+  // Suricata's socket filters (its own loader's sections: filter, loadbalancer, vlan_filter...)
+  if (starts("socket") || s == "filter" || s == "loadbalancer" || s == "vlan_filter") return ProgType::SocketFilter;
   // libbpf's section names of the program kinds that see no packet as XDP, tc and socket filters do
   static constexpr std::string_view kOther[] = {
       "kprobe/", "kretprobe/", "uprobe", "uretprobe", "ksyscall/", "kretsyscall/", "usdt/", "tracepoint/", "tp/",

@@ -231,7 +231,10 @@ TEST_CASE("a program type the section name does not tell must be given") {
   CHECK(prog_type_from_section("tcx/ingress") == ProgType::SchedCls);
   CHECK(prog_type_from_section("classifier/foo") == ProgType::SchedCls);
   CHECK(prog_type_from_section("socket1") == ProgType::SocketFilter);
-  CHECK(prog_type_from_section("loadbalancer") == ProgType::Unspec);
+  CHECK(prog_type_from_section("loadbalancer") == ProgType::SocketFilter);  // Suricata's
+  CHECK(prog_type_from_section("filter") == ProgType::SocketFilter);
+  CHECK(prog_type_from_section("action/police") == ProgType::SchedCls);     // sched_act
+  CHECK(prog_type_from_section("balancer") == ProgType::Unspec);
 }
 
 TEST_CASE("tail calls: static prog_array initialisers, empty slots, the 33-call limit") {
