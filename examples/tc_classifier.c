@@ -1,7 +1,8 @@
 /* A tc classifier (direct action), the bundled tc example, for an HTB or multiq setup on egress:
  *   - the packet's DSCP (IPv4 TOS or IPv6 traffic class, after at most one VLAN tag) picks a class
  *     from the dscp_class map (class 0: the default, cfg_default_class);
- *   - the class goes to tc_classid as TC_H_MAKE(1, class), and to priority; Expedited Forwarding
+ *   - the class goes to tc_classid as TC_H_MAKE(1, class) (tc keeps its minor number, the class;
+ *     the major is the filter's) and to priority; Expedited Forwarding
  *     (DSCP 46) is also marked with cfg_ef_mark, for a routing rule or a firewall;
  *   - TCP to cfg_blocked_port is shot (TC_ACT_SHOT); everything else is TC_ACT_OK;
  *   - bytes and packets are counted per class.

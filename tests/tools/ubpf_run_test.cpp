@@ -1358,3 +1358,61 @@ TEST_CASE("ubpf-run: tc and socket-filter usage errors name what is allowed") {
   CHECK(forced.exit_code == 1);
   CHECK(forced.out.find("invalid bpf_context access") != std::string::npos);
 }
+
+TEST_CASE("the bundled tc classifier and socket filter: exact verdicts, metadata, maps and bytes kept") {
+  const std::string dir = std::string(EBPFVM_EXAMPLE_FIREWALL).substr(0, std::string(EBPFVM_EXAMPLE_FIREWALL).rfind('/'));
+  // EF (DSCP 46) UDP, telnet (shot), IPv6 with the default class, ARP
+  auto ef = make_packet({});
+  ef[15] = 46 << 2;
+  PacketSpec telnet;
+  telnet.l4 = 6;
+  telnet.dport = 23;
+  PacketSpec v6;
+  v6.ipv6 = true;
+  const std::string in = temp_path("classes.pcap");
+  write_capture(in, {ef, make_packet(telnet), make_packet(v6), make_arp()});
+  const std::string map = temp_path("dscp.json"), nd = temp_path("classes.ndjson"), dump = temp_path("classes-maps.json");
+  std::ofstream(map) << R"({"dscp_class": [{"key": 46, "value": ["0x0a","0x00","0x00","0x00"]}]})";
+  auto tc = ubpf({dir + "/tc_classifier.o", "--pcap", in, "--engine", "interp", "--map-load", map, "--ndjson", nd, "--map-dump", dump,
+                  "--maps", "class_stats", "--json"});
+  const auto v = json_of(tc);
+  CHECK(v.get("actions")->get("TC_ACT_OK")->number() == 3);
+  CHECK(v.get("actions")->get("TC_ACT_SHOT")->number() == 1);
+  std::ifstream records(nd);
+  std::vector<json::Value> rec;
+  for (std::string line; std::getline(records, line);) rec.push_back(*json::parse(line));
+  REQUIRE(rec.size() == 4);
+  CHECK(rec[0].get("tc_classid")->number() == 10);  // from the map; tc keeps the minor number
+  CHECK(rec[0].get("priority")->number() == 0x1000a);
+  CHECK(rec[0].get("mark")->number() == 0xef);
+  CHECK(rec[1].get("action")->string() == "TC_ACT_SHOT");
+  CHECK(rec[2].get("tc_classid")->number() == 30);  // cfg_default_class
+  CHECK(rec[2].get("mark")->number() == 0);
+  auto maps = json::parse(slurp(dump));
+  REQUIRE(maps.ok());
+  // classes 10, 30 (IPv6 and ARP) and the shot packets' 0xffff: packets and bytes each
+  const auto& stats = maps->get("class_stats")->array();
+  auto le = [](const json::Value& bytes, size_t off, size_t n) {
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; ++i) x |= std::stoull(bytes.array()[off + i].string(), nullptr, 16) << (8 * i);
+    return x;
+  };
+  std::map<uint64_t, std::pair<uint64_t, uint64_t>> got;
+  for (const json::Value& e : stats) got[le(*e.get("key"), 0, 4)] = {le(*e.get("value"), 0, 8), le(*e.get("value"), 8, 8)};
+  const std::map<uint64_t, std::pair<uint64_t, uint64_t>> want{{10, {1, ef.size()}},
+                                                                {30, {2, make_packet(v6).size() + make_arp().size()}},
+                                                                {0xffff, {1, make_packet(telnet).size()}}};
+  CHECK(got == want);
+
+  // the socket filter: DNS kept whole, NTP's headers (42 bytes), TCP and ARP dropped, the runt not run
+  const std::string known = known_capture(), out = temp_path("dns.pcap");
+  auto sock = json_of(ubpf({dir + "/socket_filter.o", "--pcap", known, "--engine", "interp", "--json", "-w", out}));
+  CHECK(sock.get("actions")->get("ACCEPT")->number() == 2);
+  CHECK(sock.get("actions")->get("DROP")->number() == 2);
+  CHECK(sock.get("not_run")->number() == 1);
+  CHECK(sock.get("bytes_kept")->number() == make_packet({}).size() + 42);
+  const auto kept = read_capture(out);
+  REQUIRE(kept.size() == 2);
+  CHECK(kept[0] == make_packet({}));
+  CHECK(kept[1].size() == 42);
+}

@@ -91,6 +91,8 @@ struct Result1 {
   uint32_t worker = 0;
   uint32_t redirect = UINT32_MAX;  // index into the worker's redirects; UINT32_MAX: none
   uint32_t clones = 0;             // tc: bpf_clone_redirect copies
+  // tc: the metadata the program may set, for --ndjson
+  uint32_t mark = 0, priority = 0, tc_classid = 0, tc_index = 0, queue_mapping = 0;
 };
 
 // What the totals take from one packet.
@@ -148,6 +150,7 @@ struct Worker {
 // One run's outcome, whatever the program type.
 struct Outcome {
   uint8_t verdict = 0;
+  ebpfvm::SkbFields fields;  // tc: struct __sk_buff after the run
   uint64_t r0 = 0;
   std::span<const uint8_t> out;  // the packet as the program left it (a socket filter's: the bytes kept)
   uint32_t kept = 0, clones = 0;
@@ -193,6 +196,7 @@ ebpfvm::Result<void> run_skb(const ebpfvm::LoadedProgram& prog, const RunConfig&
     const int32_t code = static_cast<int32_t>(r->r0);
     out.verdict = static_cast<uint8_t>(code >= -1 && code <= 8 ? code + 1 : 10);
     out.out = w.skb.packet();
+    if (cfg.ndjson) out.fields = w.skb.fields();
     if (r->tc_action == ebpfvm::TcAction::Redirect) out.redirect = std::move(r->redirect);
     return {};
   }
@@ -266,6 +270,10 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
     const ebpfvm::RedirectTarget* redirect = nullptr;
     out.redirect = UINT32_MAX;
     out.clones = o.clones;
+    if (cfg.ndjson && cfg.type == ebpfvm::ProgType::SchedCls) {
+      out.mark = o.fields.mark, out.priority = o.fields.priority, out.tc_classid = o.fields.tc_classid;
+      out.tc_index = o.fields.tc_index, out.queue_mapping = o.fields.queue_mapping;
+    }
     if (out.action == verdicts.redirect && o.redirect.kind != ebpfvm::RedirectTarget::Kind::None) {
       out.redirect = static_cast<uint32_t>(sh.redirects.size());
       redirect = &sh.redirects.emplace_back(std::move(o.redirect));
@@ -349,6 +357,10 @@ void write_ndjson(FILE* f, const RunConfig& cfg, const Packet& p, const Result1&
                      : cfg.type == ebpfvm::ProgType::SchedCls ? r.action != 10 : false;
   if (!named) std::fprintf(f, ",\"ret\":%llu", static_cast<unsigned long long>(r.r0));
   if (redirect) std::fprintf(f, ",\"redirect\":\"%s\"", describe(*redirect).c_str());
+  if (cfg.type == ebpfvm::ProgType::SchedCls)
+    std::fprintf(f, ",\"mark\":%u,\"priority\":%u,\"tc_classid\":%u,\"tc_index\":%u,\"queue_mapping\":%u", r.mark, r.priority,
+                 r.tc_classid, r.tc_index, r.queue_mapping);
+  if (r.clones) std::fprintf(f, ",\"clones\":%u", r.clones);
   if (bytes) {
     static constexpr char kHex[] = "0123456789abcdef";
     std::string hex;
