@@ -78,11 +78,15 @@ SkbFields fields_of(const __sk_buff& c) {
   return f;
 }
 
-void compare(const std::string& path, const std::vector<std::string>& programs, bool socket) {
+// `res`: compare tc.c's res[] in .bss after the runs.
+void compare(const std::string& path, const std::vector<std::string>& programs, bool socket, bool res = true) {
   INFO(path);
   KernelObject k(path);
   if (!k.loaded()) return;
-  Object interp = open_loaded("tc");
+  auto opened = Object::open(path);
+  REQUIRE(opened.ok());
+  REQUIRE(opened->load().ok());
+  Object& interp = *opened;
   LoadOptions jit_opts;
   jit_opts.engine = Engine::Jit;
   const bool with_jit = test::jit_available();
@@ -124,6 +128,7 @@ void compare(const std::string& path, const std::vector<std::string>& programs, 
     }
     kernel::count_compared(path, pkts.size());
   }
+  if (!res) return;
   // res[]: the helpers' results, summed over every program and packet, on each side
   const auto want = k.global_data(".bss");
   for (Object* obj : {&interp, with_jit ? &*jit : nullptr}) {
@@ -142,6 +147,8 @@ void compare(const std::string& path, const std::vector<std::string>& programs, 
 TEST_CASE("kernel differential: tc programs (NAT, encapsulation, VLANs, classifier, resizing, the other helpers)", "[kernel]") {
   if (kernel::skip_all()) return;
   for (const char* prog : {"tc_nat", "tc_encap", "tc_vlan", "tc_classify", "tc_resize", "tc_misc"}) compare(program_path("tc"), {prog}, false);
+  const std::string example = std::string(EBPFVM_EXAMPLE_FIREWALL).substr(0, std::string(EBPFVM_EXAMPLE_FIREWALL).rfind('/'));
+  compare(example + "/tc_classifier.o", {"tc_classify"}, false, false);
 }
 
 TEST_CASE("kernel differential: socket filters (LD_ABS, LD_IND, skb_load_bytes_relative, bytes kept)", "[kernel]") {
