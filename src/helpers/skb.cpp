@@ -8,6 +8,7 @@
 #include <climits>
 #include <cstring>
 
+#include "maps/map_impl.hpp"
 #include "runtime/run_state.hpp"
 
 namespace ebpfvm::detail {
@@ -300,7 +301,10 @@ uint64_t skb_change_head(uint64_t ctx, uint64_t len, uint64_t flags, uint64_t, u
 }
 
 // Room at off (from data): the first off bytes move to the front, len zeroed bytes follow them.
+// Bytes past the packet that the move reads read as zero (the kernel reads its zeroed tailroom).
 bool hdr_push(SkbCtx& s, uint32_t off, uint32_t len) {
+  if (skb_data_off(s) + uint64_t{off} > s.buf_size || skb_data_off(s) < len) return false;
+  if (off > skb_len(s)) std::memset(at(s, skb_len(s)), 0, off - skb_len(s));
   if (!push(s, len)) return false;
   std::memmove(at(s, 0), at(s, len), off);
   std::memset(at(s, off), 0, len);
@@ -343,8 +347,9 @@ uint64_t skb_adjust_room(uint64_t ctx, uint64_t diff, uint64_t mode, uint64_t fl
   const int64_t len_cur = int64_t{skb_len(*s)} - nh;
   if ((shrink && (abs_diff >= len_cur || len_cur - abs_diff < len_min)) || (!shrink && uint64_t{skb_len(*s)} + abs_diff > kSkbMaxLen))
     return ret(kENotSupp);
-  if (off > skb_len(*s)) return ret(kEFault);
+  if (skb_data_off(*s) + uint64_t{off} + abs_diff > s->buf_size) return ret(kENoMem);
   if (shrink) {
+    if (uint64_t{off} + abs_diff > skb_len(*s)) return ret(kENoMem);  // pskb_may_pull fails
     if (flags & ~(kFixedGso | kDecapL3 | kNoCsumReset)) return ret(kEInval);
     hdr_pop(*s, off, abs_diff);
     if (p == kEthPIp && (flags & kDecapV6)) set_proto(*s, kEthPIpv6);
@@ -438,6 +443,166 @@ uint64_t clone_redirect(uint64_t ctx, uint64_t ifindex, uint64_t flags, uint64_t
   return 0;
 }
 
+uint64_t skb_change_proto(uint64_t ctx, uint64_t to, uint64_t flags, uint64_t, uint64_t, void*) {
+  constexpr uint32_t kLenDiff = 40 - 20;  // sizeof(struct ipv6hdr) - sizeof(struct iphdr)
+  SkbCtx* s = skb_of(ctx);
+  if (!s || flags) return ret(kEInval);
+  const uint16_t from = proto(*s), want = __builtin_bswap16(static_cast<uint16_t>(to));
+  const uint32_t off = s->st.network - s->st.mac;
+  if (from == kEthPIp && want == kEthPIpv6) {
+    if (!hdr_push(*s, off, kLenDiff)) return ret(kENoMem);
+  } else if (from == kEthPIpv6 && want == kEthPIp) {
+    if (uint64_t{off} + kLenDiff > skb_len(*s)) return ret(kENoMem);
+    hdr_pop(*s, off, kLenDiff);
+  } else {
+    return ret(kENotSupp);
+  }
+  set_proto(*s, want);
+  s->md.hash = 0, s->st.sw_hash = s->st.l4_hash = false;
+  return 0;
+}
+
+// ---- tunnel metadata ----
+struct TunnelKey {  // struct bpf_tunnel_key (44 bytes)
+  uint32_t tunnel_id;
+  uint32_t remote_ipv6[4];
+  uint8_t tunnel_tos, tunnel_ttl;
+  uint16_t tunnel_ext;  // tunnel_flags with BPF_F_TUNINFO_FLAGS
+  uint32_t tunnel_label;
+  uint32_t local_ipv6[4];
+};
+static_assert(sizeof(TunnelKey) == 44);
+constexpr uint64_t kTunInfoIpv6 = 1, kZeroCsumTx = 1 << 1, kDontFragment = 1 << 2, kSeqNumber = 1 << 3, kNoTunnelKey = 1 << 4,
+                   kTunInfoFlags = 1 << 4;
+// TUNNEL_* flags as the kernel's ip_tunnel_flags_to_be16 gives them (network byte order)
+constexpr uint16_t kTunCsum = 0x0100, kTunKey = 0x0400, kTunSeq = 0x0800, kTunDontFragment = 0x0001, kTunNoCache = 0x0020,
+                   kTunOptionsPresent = 0x0008 | 0x0010 | 0x0040 | 0x0080;  // GENEVE, VXLAN, ERSPAN, GTP options
+// The sizes older struct bpf_tunnel_key layouts had, which the kernel still takes.
+bool compat_key_size(uint64_t size) {
+  return size == offsetof(TunnelKey, local_ipv6) || size == offsetof(TunnelKey, tunnel_label) ||
+         size == offsetof(TunnelKey, tunnel_ext) || size == offsetof(TunnelKey, remote_ipv6) + 4;
+}
+uint64_t skb_set_tunnel_key(uint64_t ctx, uint64_t from, uint64_t size, uint64_t flags, uint64_t, void*) {
+  SkbCtx* s = skb_of(ctx);
+  if (!s || (flags & ~(kTunInfoIpv6 | kZeroCsumTx | kDontFragment | kSeqNumber | kNoTunnelKey))) return ret(kEInval);
+  if (size != sizeof(TunnelKey) && !compat_key_size(size)) return ret(kEInval);
+  TunnelKey k{};
+  std::memcpy(&k, reinterpret_cast<const void*>(from), size);
+  if ((!(flags & kTunInfoIpv6) && k.tunnel_label) || k.tunnel_ext) return ret(kEInval);
+  SkbState::Tunnel& t = s->st.tunnel;
+  t = {};
+  t.set = true;
+  t.ipv6 = flags & kTunInfoIpv6;
+  t.flags = kTunKey | kTunCsum | kTunNoCache;
+  if (flags & kDontFragment) t.flags |= kTunDontFragment;
+  if (flags & kZeroCsumTx) t.flags &= static_cast<uint16_t>(~kTunCsum);
+  if (flags & kSeqNumber) t.flags |= kTunSeq;
+  if (flags & kNoTunnelKey) t.flags &= static_cast<uint16_t>(~kTunKey);
+  t.id = k.tunnel_id;
+  t.tos = k.tunnel_tos;
+  t.ttl = k.tunnel_ttl;
+  if (t.ipv6) {
+    std::memcpy(t.dst, k.remote_ipv6, 16);
+    std::memcpy(t.src, k.local_ipv6, 16);
+    t.label = __builtin_bswap32(k.tunnel_label) & __builtin_bswap32(0x000fffff);
+  } else {
+    const uint32_t dst = __builtin_bswap32(k.remote_ipv6[0]), src = __builtin_bswap32(k.local_ipv6[0]);
+    std::memcpy(t.dst, &dst, 4);
+    std::memcpy(t.src, &src, 4);
+  }
+  return 0;
+}
+uint64_t skb_get_tunnel_key(uint64_t ctx, uint64_t to, uint64_t size, uint64_t flags, uint64_t, void*) {
+  SkbCtx* s = skb_of(ctx);
+  auto fail = [&](long e) {
+    std::memset(reinterpret_cast<void*>(to), 0, size);
+    return ret(e);
+  };
+  if (!s || !s->st.tunnel.set || (flags & ~(kTunInfoIpv6 | kTunInfoFlags))) return fail(kEInval);
+  const SkbState::Tunnel& t = s->st.tunnel;
+  if (t.ipv6 != static_cast<bool>(flags & kTunInfoIpv6)) return fail(-71);  // -EPROTO
+  if (size != sizeof(TunnelKey)) {
+    if (!compat_key_size(size)) return fail(kEInval);
+    if (size == offsetof(TunnelKey, remote_ipv6) + 4 && t.ipv6) return fail(kEInval);
+  }
+  // As the kernel's: built for a received packet's metadata, so "remote" is the info's source.
+  TunnelKey k{};
+  k.tunnel_id = static_cast<uint32_t>(t.id);
+  k.tunnel_tos = t.tos;
+  k.tunnel_ttl = t.ttl;
+  k.tunnel_ext = flags & kTunInfoFlags ? t.flags : 0;
+  if (t.ipv6) {
+    std::memcpy(k.remote_ipv6, t.src, 16);
+    std::memcpy(k.local_ipv6, t.dst, 16);
+    k.tunnel_label = __builtin_bswap32(t.label);
+  } else {
+    uint32_t src, dst;
+    std::memcpy(&src, t.src, 4);
+    std::memcpy(&dst, t.dst, 4);
+    k.remote_ipv6[0] = __builtin_bswap32(src);
+    k.local_ipv6[0] = __builtin_bswap32(dst);
+  }
+  std::memcpy(reinterpret_cast<void*>(to), &k, size);
+  return 0;
+}
+uint64_t skb_set_tunnel_opt(uint64_t ctx, uint64_t from, uint64_t size, uint64_t, uint64_t, void*) {
+  constexpr uint64_t kMaxOpts = 255;  // IP_TUNNEL_OPTS_MAX
+  SkbCtx* s = skb_of(ctx);
+  if (!s || !s->st.tunnel.set || (size & 3)) return ret(kEInval);
+  if (size > kMaxOpts) return ret(kENoMem);
+  SkbState::Tunnel& t = s->st.tunnel;
+  std::memcpy(t.options, reinterpret_cast<const void*>(from), size);
+  t.options_len = static_cast<uint32_t>(size);
+  if (size) t.flags |= kTunOptionsPresent;
+  return 0;
+}
+uint64_t skb_get_tunnel_opt(uint64_t ctx, uint64_t to, uint64_t size, uint64_t, uint64_t, void*) {
+  SkbCtx* s = skb_of(ctx);
+  const SkbState::Tunnel* t = s ? &s->st.tunnel : nullptr;
+  long err = 0;
+  if (!t || !t->set || !(t->flags & kTunOptionsPresent)) err = -2;  // -ENOENT
+  else if (size < t->options_len) err = kENoMem;
+  if (err) {
+    std::memset(reinterpret_cast<void*>(to), 0, size);
+    return ret(err);
+  }
+  std::memcpy(reinterpret_cast<void*>(to), t->options, t->options_len);
+  std::memset(reinterpret_cast<uint8_t*>(to) + t->options_len, 0, size - t->options_len);
+  return t->options_len;
+}
+
+// ---- redirects through the neighbour table and to a veth peer ----
+constexpr uint64_t kRedirectNeigh = 1 << 1, kRedirectPeer = 1 << 2, kRedirectNexthop = 1 << 3;  // the kernel's internal flags
+uint64_t record_redirect(uint64_t ifindex, uint64_t flags) {
+  RedirectTarget& t = current_run()->redirect;
+  t.kind = RedirectTarget::Kind::Ifindex;
+  t.ifindex = static_cast<uint32_t>(ifindex);
+  t.map_id = 0;
+  if (!t.map_name.empty()) t.map_name.clear();
+  t.key = 0;
+  t.flags = flags;
+  return 7;  // TC_ACT_REDIRECT
+}
+uint64_t redirect_neigh(uint64_t ifindex, uint64_t params, uint64_t plen, uint64_t flags, uint64_t, void*) {
+  constexpr uint64_t kParamsSize = 20;  // struct bpf_redir_neigh
+  if ((plen && plen < kParamsSize) || flags || !current_run()) return 2;  // TC_ACT_SHOT
+  (void)params;
+  return record_redirect(ifindex, kRedirectNeigh | (plen ? kRedirectNexthop : 0));
+}
+uint64_t redirect_peer(uint64_t ifindex, uint64_t flags, uint64_t, uint64_t, uint64_t, void*) {
+  if (flags || !current_run()) return 2;  // TC_ACT_SHOT
+  return record_redirect(ifindex, kRedirectPeer);
+}
+
+// The test run's skb has a socket (a full one): the cgroup array's slot decides, and ebpfvm's are
+// always empty (there are no cgroups to put in them).
+uint64_t skb_under_cgroup(uint64_t ctx, uint64_t m, uint64_t idx, uint64_t, uint64_t, void*) {
+  const auto* map = reinterpret_cast<const MapImpl*>(m);
+  if (!skb_of(ctx) || map->spec().type != MapType::CgroupArray) return ret(kEInval);
+  if (static_cast<uint32_t>(idx) >= map->spec().max_entries) return ret(-7);  // -E2BIG
+  return ret(-11);  // -EAGAIN: an empty slot
+}
+
 constexpr SkbHelperDef kDefs[] = {
     // clang-format off
     {9, "bpf_skb_store_bytes", skb_store_bytes, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::Anything, ArgKind::PtrToMem, ArgKind::ConstSize, ArgKind::Anything}, true, true},
@@ -460,6 +625,14 @@ constexpr SkbHelperDef kDefs[] = {
     {50, "bpf_skb_adjust_room", skb_adjust_room, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::Anything, ArgKind::Anything, ArgKind::Anything}, true, true},
     {68, "bpf_skb_load_bytes_relative", skb_load_bytes_relative, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::Anything, ArgKind::PtrToUninitMem, ArgKind::ConstSize, ArgKind::Anything}, false, false},
     {97, "bpf_skb_ecn_set_ce", skb_ecn_set_ce, RetKind::Integer, {ArgKind::PtrToCtx}, false, true},
+    {20, "bpf_skb_get_tunnel_key", skb_get_tunnel_key, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::PtrToUninitMem, ArgKind::ConstSize, ArgKind::Anything}, false, false},
+    {21, "bpf_skb_set_tunnel_key", skb_set_tunnel_key, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::PtrToMem, ArgKind::ConstSize, ArgKind::Anything}, false, false},
+    {29, "bpf_skb_get_tunnel_opt", skb_get_tunnel_opt, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::PtrToUninitMem, ArgKind::ConstSize}, false, false},
+    {30, "bpf_skb_set_tunnel_opt", skb_set_tunnel_opt, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::PtrToMem, ArgKind::ConstSize}, false, false},
+    {31, "bpf_skb_change_proto", skb_change_proto, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::Anything, ArgKind::Anything}, true, true},
+    {33, "bpf_skb_under_cgroup", skb_under_cgroup, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::ConstMapPtr, ArgKind::Anything}, false, false},
+    {152, "bpf_redirect_neigh", redirect_neigh, RetKind::Integer, {ArgKind::Anything, ArgKind::PtrToMemOrNull, ArgKind::ConstSizeOrZero, ArgKind::Anything}, false, false},
+    {155, "bpf_redirect_peer", redirect_peer, RetKind::Integer, {ArgKind::Anything, ArgKind::Anything}, false, false},
     {135, "bpf_csum_level", csum_level, RetKind::Integer, {ArgKind::PtrToCtx, ArgKind::Anything}, false, false},
     // clang-format on
 };
@@ -474,16 +647,9 @@ SkbCtx* skb_of(uint64_t ctx) {
 }
 
 uint64_t tc_redirect(uint64_t ifindex, uint64_t flags) {
-  constexpr uint64_t kIngress = 1, kTcActShot = 2, kTcActRedirect = 7;
+  constexpr uint64_t kIngress = 1, kTcActShot = 2;
   if (flags & ~kIngress) return kTcActShot;
-  RedirectTarget& t = current_run()->redirect;
-  t.kind = RedirectTarget::Kind::Ifindex;
-  t.ifindex = static_cast<uint32_t>(ifindex);
-  t.map_id = 0;
-  if (!t.map_name.empty()) t.map_name.clear();
-  t.key = 0;
-  t.flags = flags;
-  return kTcActRedirect;
+  return record_redirect(ifindex, flags);
 }
 
 }  // namespace ebpfvm::detail

@@ -76,12 +76,13 @@ constexpr CtxField kSocketFields[] = {
 
 constexpr uint32_t kXdpHelpers[] = {EBPFVM_BASE_HELPERS, 23, 25, 28, 44, 51, 54, 65, 69, 188, 189, 190};
 // tc (tc_cls_act_func_proto): skb_store_bytes, l3/l4_csum_replace, clone_redirect,
-// get_cgroup_classid, vlan push/pop, redirect, get_route_realm, perf_event_output,
-// skb_load_bytes, csum_diff, change_type, get_hash_recalc, change_tail, pull_data, csum_update,
-// set_hash_invalid, change_head, set_hash, adjust_room, load_bytes_relative, fib_lookup, ecn_set_ce,
-// csum_level.
-constexpr uint32_t kTcHelpers[] = {EBPFVM_BASE_HELPERS, 9, 10, 11, 13, 17, 18, 19, 23, 24, 25, 26, 28, 32,
-                                   34, 38, 39, 40, 41, 43, 48, 50, 68, 69, 97, 135};
+// get_cgroup_classid, vlan push/pop, get/set_tunnel_key, redirect, get_route_realm,
+// perf_event_output, skb_load_bytes, csum_diff, get/set_tunnel_opt, change_proto, change_type,
+// under_cgroup, get_hash_recalc, change_tail, pull_data, csum_update, set_hash_invalid,
+// change_head, set_hash, adjust_room, load_bytes_relative, fib_lookup, ecn_set_ce, csum_level,
+// redirect_neigh, redirect_peer.
+constexpr uint32_t kTcHelpers[] = {EBPFVM_BASE_HELPERS, 9, 10, 11, 13, 17, 18, 19, 20, 21, 23, 24, 25, 26, 28, 29, 30,
+                                   31, 32, 33, 34, 38, 39, 40, 41, 43, 48, 50, 68, 69, 97, 135, 152, 155};
 // Socket filters: skb_load_bytes, skb_load_bytes_relative, perf_event_output.
 constexpr uint32_t kSocketHelpers[] = {EBPFVM_BASE_HELPERS, 25, 26, 68};
 #undef EBPFVM_BASE_HELPERS

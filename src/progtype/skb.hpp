@@ -41,6 +41,18 @@ struct SkbState {
   uint8_t csum_level = 0;
   bool encapsulation = false;
   uint32_t redirect_clones = 0;  // bpf_clone_redirect copies made in the run
+  // Tunnel metadata bpf_skb_set_tunnel_key attached (the kernel's metadata dst): for the
+  // encapsulating device the packet is redirected to.
+  struct Tunnel {
+    bool set = false, ipv6 = false;
+    uint64_t id = 0;
+    uint8_t tos = 0, ttl = 0;
+    uint16_t flags = 0;       // TUNNEL_* in network byte order, as ip_tunnel_flags_to_be16 gives them
+    uint32_t label = 0;       // IPv6 flow label, network byte order
+    uint8_t dst[16] = {}, src[16] = {};  // network byte order; IPv4 in the first 4 bytes
+    uint8_t options[256] = {};
+    uint32_t options_len = 0;
+  } tunnel;
 };
 
 struct SkbCtx {

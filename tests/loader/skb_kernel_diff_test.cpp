@@ -135,7 +135,7 @@ void compare(const std::string& path, const std::vector<std::string>& programs, 
     if (!obj) continue;
     const auto mine = obj->map(".bss")->lookup(as_bytes<uint32_t>(0));
     REQUIRE(mine.ok());
-    for (size_t j = 0; j < 96; ++j) {
+    for (size_t j = 0; j < 128; ++j) {
       INFO((obj == &interp ? "interpreter" : "JIT") << " res[" << j << "]");
       CHECK(read_as<int64_t>(*mine, j * 8) == read_as<int64_t>(want, j * 8));
     }
@@ -146,7 +146,7 @@ void compare(const std::string& path, const std::vector<std::string>& programs, 
 
 TEST_CASE("kernel differential: tc programs (NAT, encapsulation, VLANs, classifier, resizing, the other helpers)", "[kernel]") {
   if (kernel::skip_all()) return;
-  for (const char* prog : {"tc_nat", "tc_encap", "tc_vlan", "tc_classify", "tc_resize", "tc_misc"}) compare(program_path("tc"), {prog}, false);
+  for (const char* prog : {"tc_nat", "tc_encap", "tc_vlan", "tc_classify", "tc_resize", "tc_misc", "tc_tunnel", "tc_nat64"}) compare(program_path("tc"), {prog}, false);
   const std::string example = std::string(EBPFVM_EXAMPLE_FIREWALL).substr(0, std::string(EBPFVM_EXAMPLE_FIREWALL).rfind('/'));
   compare(example + "/tc_classifier.o", {"tc_classify"}, false, false);
 }

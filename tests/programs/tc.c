@@ -6,7 +6,7 @@
 #include <linux/if_packet.h>
 #include <stddef.h>
 
-__s64 res[96];
+__s64 res[128];
 
 #define ETH_LEN 14
 #define IP_CSUM_OFF (ETH_LEN + offsetof(struct iphdr, check))
@@ -185,6 +185,71 @@ int tc_misc(struct __sk_buff *skb)
 	long rc = bpf_redirect(7, BPF_F_INGRESS);
 	res[90] += rc + bpf_redirect(7, 2);
 	return rc;
+}
+
+/* Tunnel metadata (set, read back, options, the error paths), NAT64's protocol change, and the
+ * redirects through the neighbour table and to a veth peer. */
+SEC("tc")
+int tc_tunnel(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {}, back = {};
+	__u8 opts[8] = {1, 2, 3, 4, 5, 6, 7, 8}, got[12];
+	res[96] += bpf_skb_get_tunnel_key(skb, &back, sizeof(back), 0);  /* no tunnel yet: -EINVAL */
+	res[97] += bpf_skb_get_tunnel_opt(skb, got, sizeof(got));        /* -ENOENT */
+	res[98] += bpf_skb_set_tunnel_opt(skb, opts, sizeof(opts));      /* no key set: -EINVAL */
+	key.tunnel_id = 42;
+	key.remote_ipv4 = 0x0a000063;
+	key.local_ipv4 = 0x0a000001;
+	key.tunnel_tos = 4;
+	key.tunnel_ttl = 64;
+	res[99] += bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX | BPF_F_SEQ_NUMBER);
+	res[100] += bpf_skb_set_tunnel_opt(skb, opts, sizeof(opts));
+	res[101] += bpf_skb_set_tunnel_opt(skb, opts, 6);                /* not 4-byte words: -EINVAL */
+	res[102] += bpf_skb_get_tunnel_key(skb, &back, sizeof(back), BPF_F_TUNINFO_FLAGS);
+	res[103] += back.tunnel_id + back.remote_ipv4 + back.local_ipv4 + back.tunnel_tos + back.tunnel_ttl + back.tunnel_flags;
+	res[104] += bpf_skb_get_tunnel_key(skb, &back, sizeof(back), BPF_F_TUNINFO_IPV6);  /* -EPROTO */
+	res[105] += bpf_skb_get_tunnel_opt(skb, got, sizeof(got)) + got[7] + got[11];
+	res[106] += bpf_skb_get_tunnel_opt(skb, got, 4);                 /* too small: -ENOMEM */
+	res[107] += bpf_skb_get_tunnel_key(skb, &back, 24, 0) + back.tunnel_id;  /* an older layout's size */
+	struct bpf_tunnel_key k6 = {.tunnel_id = 7, .tunnel_label = 0x12345};
+	k6.remote_ipv6[0] = 0x20010db8;
+	k6.remote_ipv6[3] = 1;
+	res[108] += bpf_skb_set_tunnel_key(skb, &k6, sizeof(k6), BPF_F_TUNINFO_IPV6);
+	res[109] += bpf_skb_get_tunnel_key(skb, &back, sizeof(back), BPF_F_TUNINFO_IPV6);
+	res[110] += back.tunnel_label + back.local_ipv6[0] + back.local_ipv6[3] + back.remote_ipv6[0];
+	res[111] += bpf_skb_set_tunnel_key(skb, &k6, sizeof(k6), 0);    /* a label without IPv6: -EINVAL */
+	res[112] += bpf_skb_change_proto(skb, bpf_htons(ETH_P_IPV6), 0) + skb->len + skb->protocol;
+	res[113] += bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 0) + skb->len;
+	res[114] += bpf_skb_change_proto(skb, bpf_htons(ETH_P_ARP), 0);
+	res[115] += bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 1);
+	res[116] += bpf_redirect_neigh(3, 0, 0, 0) + bpf_redirect_neigh(3, 0, 0, 1);
+	res[117] += bpf_redirect_peer(4, 0) + bpf_redirect_peer(4, 1);
+	return TC_ACT_OK;
+}
+
+/* IPv4 to IPv6 and back as a NAT64 gateway does it: the new header written after the change. */
+SEC("tc")
+int tc_nat64(struct __sk_buff *skb)
+{
+	if (skb->protocol != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	struct iphdr ip4;
+	if (bpf_skb_load_bytes(skb, ETH_LEN, &ip4, sizeof(ip4)))
+		return TC_ACT_SHOT;
+	long rc = bpf_skb_change_proto(skb, bpf_htons(ETH_P_IPV6), 0);
+	res[118] += rc;
+	if (rc)
+		return TC_ACT_SHOT;
+	struct ipv6hdr ip6 = {.version = 6, .nexthdr = ip4.protocol, .hop_limit = ip4.ttl};
+	ip6.payload_len = bpf_htons(bpf_ntohs(ip4.tot_len) - 20);
+	ip6.saddr.in6_u.u6_addr32[0] = bpf_htonl(0x0064ff9b);
+	ip6.saddr.in6_u.u6_addr32[3] = ip4.saddr;
+	ip6.daddr.in6_u.u6_addr32[0] = bpf_htonl(0x0064ff9b);
+	ip6.daddr.in6_u.u6_addr32[3] = ip4.daddr;
+	__be16 type = bpf_htons(ETH_P_IPV6);
+	res[119] += bpf_skb_store_bytes(skb, 12, &type, 2, 0);
+	res[120] += bpf_skb_store_bytes(skb, ETH_LEN, &ip6, sizeof(ip6), 0);
+	return TC_ACT_OK;
 }
 
 unsigned long long load_byte(void *skb, unsigned long long off) asm("llvm.bpf.load.byte");
