@@ -90,9 +90,9 @@ echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \
   -DEBPFVM_SANITIZE=ON -DEBPFVM_TESTS=OFF -DEBPFVM_BENCH=OFF -DEBPFVM_EXAMPLES=OFF > /dev/null
 cmake --build build/fuzz -j "$jobs" --target loader_fuzz jit_diff_fuzz verifier_fuzz capture_fuzz maps_json_fuzz globals_fuzz map_growth_fuzz \
-  kernel_diff_fuzz fib_fuzz filter_fuzz
+  kernel_diff_fuzz fib_fuzz filter_fuzz skb_fuzz
 corpus=build/fuzz/corpus/loader
-for c in loader jit verifier capture maps_json globals map_growth kernel_diff fib filter; do mkdir -p build/fuzz/corpus/$c; done
+for c in loader jit verifier capture maps_json globals map_growth kernel_diff fib filter skb; do mkdir -p build/fuzz/corpus/$c; done
 cp build/release/tests/programs/*.o build/release/examples/*.o "$corpus"/
 libxdp_objects=$(grep '^EBPFVM_LIBXDP_OBJECT_DIR:' build/release/CMakeCache.txt | cut -d= -f2-)
 if compgen -G "$libxdp_objects/*.o" > /dev/null; then cp "$libxdp_objects"/*.o "$corpus"/; else echo "(no libxdp1 objects in $libxdp_objects)"; fi
@@ -135,6 +135,7 @@ fuzz maps_json_fuzz build/fuzz/corpus/maps_json 40000
 fuzz globals_fuzz build/fuzz/corpus/globals 10000
 fuzz fib_fuzz build/fuzz/corpus/fib 40000
 fuzz filter_fuzz build/fuzz/corpus/filter 40000
+fuzz skb_fuzz build/fuzz/corpus/skb 40000
 # Its maps live across inputs (loading and verifying the program per input would be most of the
 # time), and their nodes are reclaimed a little later than the input that freed them: a leak scan
 # after each input would find those in flight, so leaks are looked for at exit only.

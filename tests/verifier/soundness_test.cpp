@@ -15,6 +15,7 @@
 
 bool ebpfvm_verifier_fuzz_one(const uint8_t* data, size_t size);
 int ebpfvm_kernel_diff_one(const uint8_t* data, size_t size, bool ask_kernel);
+bool ebpfvm_skb_fuzz_one(const uint8_t* data, size_t size);
 std::string ebpfvm_kernel_diff_unavailable();
 
 using namespace ebpfvm;
@@ -154,6 +155,19 @@ TEST_CASE("verifier soundness: mutated random programs it accepts never fault in
     accepted += ebpfvm_verifier_fuzz_one(bytes.data(), bytes.size());  // aborts on a violation
   }
   CHECK(accepted > 300);
+}
+
+TEST_CASE("verifier soundness: generated tc and socket-filter programs it accepts hold in the checked interpreter, and the JIT agrees "
+          "with the interpreter on them") {
+  std::mt19937_64 rng(23);
+  int accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::vector<uint8_t> bytes(2048);
+    for (auto& b : bytes) b = static_cast<uint8_t>(rng());
+    accepted += ebpfvm_skb_fuzz_one(bytes.data(), bytes.size());  // aborts on a violation
+  }
+  std::printf("skb programs accepted: %d of 3000\n", accepted);
+  CHECK(accepted > 600);
 }
 
 TEST_CASE("verifier soundness: generated XDP programs with helper calls (ring buffer records, callbacks, tail calls, spin locks, "
