@@ -248,7 +248,22 @@ uint64_t fib_lookup(uint64_t, uint64_t params, uint64_t plen, uint64_t flags, ui
   if (p[0] != 2 && p[0] != 10) return ret(-97);  // -EAFNOSUPPORT
   RunState& r = run();
   if (!r.shared) return ret(-19);  // a bare run has no links: -ENODEV, as for an unknown ifindex
-  return ret(r.shared->fib.lookup(p, flags, !r.skb));  // tc's variant checks the MTU only when tot_len is set
+  if (!r.skb) return ret(r.shared->fib.lookup(p, flags, true));
+  // tc's variant checks tot_len against the route's MTU when it is given; otherwise, after a
+  // successful lookup, the skb's length against the output link's (is_skb_forwardable: the MTU
+  // plus an Ethernet header and a VLAN tag), and reports that MTU.
+  uint16_t tot_len;
+  std::memcpy(&tot_len, p + 6, 2);
+  int64_t rc = r.shared->fib.lookup(p, flags, tot_len != 0);
+  if (rc == 0 && tot_len == 0) {
+    uint32_t out;
+    std::memcpy(&out, p + 8, 4);
+    const uint32_t mtu = r.shared->fib.link_mtu(out);
+    if (r.skb->data_end - r.skb->data > uint64_t{mtu} + 14 + 4) rc = 8;  // BPF_FIB_LKUP_RET_FRAG_NEEDED
+    const uint16_t result = static_cast<uint16_t>(mtu);
+    std::memcpy(p + 6, &result, 2);  // mtu_result
+  }
+  return ret(rc);
 }
 
 // ---- locks ----

@@ -171,6 +171,11 @@ bool FibTables::source(const FibRoute& r, const FibLink& out, const uint8_t* dst
   return best || r.family == kInet;
 }
 
+uint32_t FibTables::link_mtu(uint32_t ifindex) const {
+  const FibLink* l = link(ifindex);
+  return l ? l->mtu : 0;
+}
+
 int64_t FibTables::lookup(uint8_t* p, uint64_t flags, bool check_mtu) const {
   const uint8_t family = p[kFamily];
   if (family == kInet6 && (ipv6_strict(p + kDstAddr) || ipv6_strict(p + kSrcAddr))) return kNotFwded;

@@ -19,6 +19,8 @@ class FibTables {
   // `params` is the program's 64-byte struct bpf_fib_lookup, read and written in place. XDP
   // always checks the MTU (tot_len); TC only when tot_len is set. Returns what the helper returns.
   int64_t lookup(uint8_t* params, uint64_t flags, bool check_mtu) const;
+  // The MTU of link `ifindex` (0 when there is no such link).
+  uint32_t link_mtu(uint32_t ifindex) const;
 
  private:
   struct Prefix {

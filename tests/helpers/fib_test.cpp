@@ -166,7 +166,7 @@ std::string slurp(const std::string& path) {
 struct KernelSide {
   std::string skip;  // why the comparison cannot run here
   std::map<std::string, std::string> dumps;  // addr, route4, route6, neigh
-  std::vector<std::pair<int64_t, std::vector<uint8_t>>> results;  // per query: retval, packet
+  std::map<std::string, std::vector<std::vector<uint8_t>>> results;  // per program, per query: the packet
 };
 
 // In a child (a process of its own, so that the test's namespace stays as it was): unshare the
@@ -189,19 +189,22 @@ struct KernelSide {
     if (std::system((std::string(cmd) + " > " + dir + "/" + name + ".json").c_str()) != 0) fail("error", std::string(cmd) + " failed", 1);
   bpf_object* obj = bpf_object__open_file(object.c_str(), nullptr);
   if (!obj || bpf_object__load(obj) != 0) fail("error", "the kernel did not load fib.o: " + std::string(std::strerror(errno)), 1);
-  const int fd = bpf_program__fd(bpf_object__find_program_by_name(obj, "fib_probe"));
   std::map<std::string, uint32_t> ifindex;
   for (const char* l : {"v0", "v1", "v2", "v3"}) ifindex[l] = if_nametoindex(l);
-  std::ofstream out(dir + "/results", std::ios::binary);
-  for (const Query& q : queries()) {
-    std::vector<uint8_t> in = packet(q, ifindex), data(in.size());
-    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = data.data(), .data_size_in = static_cast<uint32_t>(in.size()),
-                .data_size_out = static_cast<uint32_t>(data.size()), .repeat = 1);
-    if (bpf_prog_test_run_opts(fd, &opts) != 0) fail("error", "BPF_PROG_TEST_RUN: " + std::string(std::strerror(errno)), 1);
-    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  for (const char* prog : {"fib_probe", "fib_probe_tc"}) {
+    const int fd = bpf_program__fd(bpf_object__find_program_by_name(obj, prog));
+    std::ofstream out(dir + "/results_" + prog, std::ios::binary);
+    for (const Query& q : queries()) {
+      std::vector<uint8_t> in = packet(q, ifindex), data(in.size());
+      LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = in.data(), .data_out = data.data(), .data_size_in = static_cast<uint32_t>(in.size()),
+                  .data_size_out = static_cast<uint32_t>(data.size()), .repeat = 1);
+      if (bpf_prog_test_run_opts(fd, &opts) != 0) fail("error", std::string(prog) + ": BPF_PROG_TEST_RUN: " + std::strerror(errno), 1);
+      out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+    }
+    out.close();
+    if (!out) _exit(1);
   }
-  out.close();
-  _exit(out ? 0 : 1);
+  _exit(0);
 }
 
 KernelSide run_kernel() {
@@ -210,10 +213,11 @@ KernelSide run_kernel() {
     k.skip = kernel::unavailable();
     return k;
   }
-  if (std::string why = kernel::refuses_helper(BPF_PROG_TYPE_XDP, BPF_FUNC_fib_lookup); !why.empty()) {
-    k.skip = why;
-    return k;
-  }
+  for (bpf_prog_type t : {BPF_PROG_TYPE_XDP, BPF_PROG_TYPE_SCHED_CLS})
+    if (std::string why = kernel::refuses_helper(t, BPF_FUNC_fib_lookup); !why.empty()) {
+      k.skip = why;
+      return k;
+    }
   if (std::system("ip -V > /dev/null 2>&1") != 0) {
     k.skip = "iproute2's ip is not installed";
     return k;
@@ -233,16 +237,17 @@ KernelSide run_kernel() {
   }
   if (WEXITSTATUS(status) != 0) FAIL(slurp(dir + "/error"));
   for (const char* name : {"addr", "route4", "route6", "neigh"}) k.dumps[name] = slurp(dir + "/" + name + ".json");
-  const std::string results = slurp(dir + "/results");
-  size_t at = 0;
-  std::map<std::string, uint32_t> none;
-  for (const Query& q : queries()) {
-    const size_t n = 14 + (q.dst.find(':') != std::string::npos ? 40 : 20) + 96;
-    REQUIRE(at + n <= results.size());
-    k.results.push_back({0, std::vector<uint8_t>(results.begin() + static_cast<long>(at), results.begin() + static_cast<long>(at + n))});
-    at += n;
+  for (const char* prog : {"fib_probe", "fib_probe_tc"}) {
+    const std::string results = slurp(dir + "/results_" + prog);
+    size_t at = 0;
+    for (const Query& q : queries()) {
+      const size_t n = 14 + (q.dst.find(':') != std::string::npos ? 40 : 20) + 96;
+      REQUIRE(at + n <= results.size());
+      k.results[prog].push_back(std::vector<uint8_t>(results.begin() + static_cast<long>(at), results.begin() + static_cast<long>(at + n)));
+      at += n;
+    }
   }
-  if (std::getenv("EBPFVM_TEST_KERNEL_CORRUPT")) k.results[0].second[k.results[0].second.size() / 2] ^= 1;  // must fail
+  if (std::getenv("EBPFVM_TEST_KERNEL_CORRUPT")) k.results["fib_probe"][0][k.results["fib_probe"][0].size() / 2] ^= 1;  // must fail
   return k;
 }
 
@@ -282,28 +287,38 @@ TEST_CASE("fib: bpf_fib_lookup answers as the kernel's, on a network iproute2 de
   std::map<std::string, uint32_t> ifindex;
   for (const FibLink& l : o.env.fib.links) ifindex[l.name] = l.ifindex;
   Object obj = open_loaded("fib", o);
-  auto prog = obj.program("fib_probe");
-  REQUIRE(prog.ok());
   size_t compared = 0;
-  for (size_t i = 0; i < queries().size(); ++i) {
-    const Query& q = queries()[i];
-    INFO(q.what());
-    const std::vector<uint8_t> in = packet(q, ifindex);
-    XdpBuffer buf(in);
-    auto r = prog->run_xdp(buf, {});
-    REQUIRE(r.ok());
-    const std::vector<uint8_t> mine(buf.packet().begin(), buf.packet().end()), &theirs = k.results[i].second;
-    int64_t kernel_rc;
-    std::memcpy(&kernel_rc, theirs.data() + 14 + (q.dst.find(':') != std::string::npos ? 40 : 20) + 16, 8);
-    // Flags newer than the running kernel (SKIP_NEIGH 6.3?, TBID, SRC 6.5...): it says -EINVAL.
-    if (kernel_rc == -22 && (q.flags & ~(kDirect | kOutput)) && q.flags != 0x80 && decode(mine) != decode(theirs)) {
-      std::printf("SKIP fib.o query %s: the running kernel does not know flag %#x\n", q.what().c_str(), q.flags);
-      continue;
+  for (const char* name : {"fib_probe", "fib_probe_tc"}) {
+    INFO(name);
+    auto prog = obj.program(name);
+    REQUIRE(prog.ok());
+    for (size_t i = 0; i < queries().size(); ++i) {
+      const Query& q = queries()[i];
+      INFO(q.what());
+      const std::vector<uint8_t> in = packet(q, ifindex);
+      std::vector<uint8_t> mine;
+      if (prog->type() == ProgType::Xdp) {
+        XdpBuffer buf(in);
+        REQUIRE(prog->run_xdp(buf, {}).ok());
+        mine.assign(buf.packet().begin(), buf.packet().end());
+      } else {
+        SkbBuffer skb(in);
+        REQUIRE(prog->run_skb(skb).ok());
+        mine.assign(skb.packet().begin(), skb.packet().end());
+      }
+      const std::vector<uint8_t>& theirs = k.results[name][i];
+      int64_t kernel_rc;
+      std::memcpy(&kernel_rc, theirs.data() + 14 + (q.dst.find(':') != std::string::npos ? 40 : 20) + 16, 8);
+      // Flags newer than the running kernel (SKIP_NEIGH 6.3?, TBID, SRC 6.5...): it says -EINVAL.
+      if (kernel_rc == -22 && (q.flags & ~(kDirect | kOutput)) && q.flags != 0x80 && decode(mine) != decode(theirs)) {
+        std::printf("SKIP fib.o %s query %s: the running kernel does not know flag %#x\n", name, q.what().c_str(), q.flags);
+        continue;
+      }
+      INFO("kernel:  " << decode(theirs));
+      INFO("ebpfvm:  " << decode(mine));
+      CHECK(mine == theirs);
+      ++compared;
     }
-    INFO("kernel:  " << decode(theirs));
-    INFO("ebpfvm:  " << decode(mine));
-    CHECK(mine == theirs);
-    ++compared;
   }
   kernel::count_compared(program_path("fib"), compared);
 }

@@ -6,6 +6,7 @@
 // The program writes after the request: s64 the helper's return, then the whole struct
 // bpf_fib_lookup as the helper left it. The packet is returned with XDP_PASS.
 #include "common.h"
+#include <linux/pkt_cls.h>
 
 #define AF_INET 2
 #define AF_INET6 10
@@ -66,6 +67,31 @@ int fib_probe(struct xdp_md *ctx)
 	rq->rc = bpf_fib_lookup(ctx, &p, rq->short_plen ? 32 : sizeof(p), rq->flags);
 	__builtin_memcpy(&rq->params, &p, sizeof(p));
 	return XDP_PASS;
+}
+
+// The same from tc (whose lookup checks tot_len when it is set, and otherwise the skb's length
+// against the output link's MTU, which it reports), then the lookup again with tot_len 0: its
+// return and mtu_result go to the request's last 8 bytes (s32 rc, u16 mtu_result).
+SEC("tc")
+int fib_probe_tc(struct __sk_buff *skb)
+{
+	void *end = (void *)(long)skb->data_end;
+	struct bpf_fib_lookup p = {};
+	struct request *rq = from_headers(&p, (void *)(long)skb->data, end);
+
+	if (!rq || (void *)(rq + 1) + 8 > end)
+		return TC_ACT_SHOT;
+	p.ifindex = rq->ifindex ? rq->ifindex : skb->ifindex;
+	if (rq->flags & 8) /* BPF_FIB_LOOKUP_TBID */
+		p.tbid = rq->tbid;
+	struct bpf_fib_lookup again = p;
+	rq->rc = bpf_fib_lookup(skb, &p, rq->short_plen ? 32 : sizeof(p), rq->flags);
+	__builtin_memcpy(&rq->params, &p, sizeof(p));
+	again.tot_len = 0;
+	__s32 *rc2 = (void *)(rq + 1);
+	*rc2 = bpf_fib_lookup(skb, &again, sizeof(again), rq->flags);
+	*(__u16 *)(rc2 + 1) = again.mtu_result;
+	return TC_ACT_OK;
 }
 
 // A router's fast path, as the kernel's xdp_fwd sample and xdp-forward do it: look the
