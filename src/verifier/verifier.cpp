@@ -1364,8 +1364,11 @@ Analyzer::CallArgs Analyzer::check_args(State& st, uint32_t pc, const Helper* h)
       case ArgKind::ConstMapPtr:
         if (v.kind != Kind::MapPtr) expect("map_ptr");
         map_aux = v.aux;
+        // As the kernel's check_map_func_compatibility: bpf_tail_call takes a prog array, and a
+        // cgroup array goes to bpf_skb_under_cgroup (33) and nowhere else; no helper ebpfvm has
+        // takes a stack trace map (bpf_get_stackid).
         if ((h->id == 12 && map(v.aux).spec->type != MapType::ProgArray) || map(v.aux).spec->type == MapType::StackTrace ||
-            map(v.aux).spec->type == MapType::CgroupArray)  // no helper ebpfvm has takes these (bpf_get_stackid, ...)
+            (map(v.aux).spec->type == MapType::CgroupArray) != (h->id == 33))
           reject(pc, "cannot pass map_type " + std::to_string(static_cast<int>(map(v.aux).spec->type)) + " into func " + name);
         if (h->id == 12 && in_.tail_call_maps) in_.tail_call_maps->push_back(v.aux);
         break;

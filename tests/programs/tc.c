@@ -8,6 +8,13 @@
 
 __s64 res[128];
 
+struct {
+	__uint(type, BPF_MAP_TYPE_CGROUP_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 2);
+} cgroups SEC(".maps");
+
 #define ETH_LEN 14
 #define IP_CSUM_OFF (ETH_LEN + offsetof(struct iphdr, check))
 #define IP_DST_OFF (ETH_LEN + offsetof(struct iphdr, daddr))
@@ -224,6 +231,11 @@ int tc_tunnel(struct __sk_buff *skb)
 	res[115] += bpf_skb_change_proto(skb, bpf_htons(ETH_P_IP), 1);
 	res[116] += bpf_redirect_neigh(3, 0, 0, 0) + bpf_redirect_neigh(3, 0, 0, 1);
 	res[117] += bpf_redirect_peer(4, 0) + bpf_redirect_peer(4, 1);
+	/* a copy into the loopback device's receive path (the kernel drops it there: not for this
+	 * host), an unknown flag, no device */
+	res[121] += bpf_clone_redirect(skb, 1, BPF_F_INGRESS);
+	res[122] += bpf_clone_redirect(skb, 1, 2) + bpf_clone_redirect(skb, 0, 0);
+	res[123] += bpf_skb_under_cgroup(skb, &cgroups, 1) + bpf_skb_under_cgroup(skb, &cgroups, 5);
 	return TC_ACT_OK;
 }
 
