@@ -1,6 +1,7 @@
 // tc and socket-filter programs against the Linux kernel: each packet run by BPF_PROG_TEST_RUN
 // and by ebpfvm (both engines), then the verdicts, the packet bytes, struct __sk_buff as the kernel
-// reports it after the run (ctx_out), and res[] (what the helpers returned, summed) compared.
+// reports it after the run (ctx_out), and res[] (what the helpers returned, summed) compared;
+// verified in the interpreter and the JIT, and unverified in the checked interpreter.
 // Helpers or program types the host's kernel refuses are skipped per program (kernel.hpp).
 #include <catch2/catch.hpp>
 
@@ -90,9 +91,14 @@ void compare(const std::string& path, const std::vector<std::string>& programs, 
   LoadOptions jit_opts;
   jit_opts.engine = Engine::Jit;
   const bool with_jit = test::jit_available();
-  auto jit = Object::open(path);
+  auto jit = Object::open(path), checked = Object::open(path);
   REQUIRE(jit.ok());
+  REQUIRE(checked.ok());
   if (with_jit) REQUIRE(jit->load(jit_opts).ok());
+  LoadOptions checked_opts;  // unverified: every access checked, the context found by the rewrite's own analysis
+  checked_opts.safety = Safety::Checked;
+  REQUIRE(checked->load(checked_opts).ok());
+  const auto engine = [&](const Object* o) { return o == &interp ? "interpreter" : o == &*checked ? "checked interpreter" : "JIT"; };
   for (const std::string& name : programs) {
     if (!k.has(name)) continue;
     INFO(name);
@@ -101,9 +107,9 @@ void compare(const std::string& path, const std::vector<std::string>& programs, 
       INFO("packet " << i << ": " << hex(pkts[i]));
       const __sk_buff in = ctx_in(i, socket);
       const auto theirs = k.run_skb(name, pkts[i], in);
-      for (Object* obj : {&interp, with_jit ? &*jit : nullptr}) {
+      for (Object* obj : {&interp, &*checked, with_jit ? &*jit : nullptr}) {
         if (!obj) continue;
-        INFO((obj == &interp ? "interpreter" : "JIT"));
+        INFO(engine(obj));
         SkbBuffer skb(pkts[i], fields_of(in), socket ? SkbStart::Network : SkbStart::Mac);
         auto r = obj->program(name)->run_skb(skb);
         REQUIRE(r.ok());
@@ -131,12 +137,12 @@ void compare(const std::string& path, const std::vector<std::string>& programs, 
   if (!res) return;
   // res[]: the helpers' results, summed over every program and packet, on each side
   const auto want = k.global_data(".bss");
-  for (Object* obj : {&interp, with_jit ? &*jit : nullptr}) {
+  for (Object* obj : {&interp, &*checked, with_jit ? &*jit : nullptr}) {
     if (!obj) continue;
     const auto mine = obj->map(".bss")->lookup(as_bytes<uint32_t>(0));
     REQUIRE(mine.ok());
     for (size_t j = 0; j < 128; ++j) {
-      INFO((obj == &interp ? "interpreter" : "JIT") << " res[" << j << "]");
+      INFO(engine(obj) << " res[" << j << "]");
       CHECK(read_as<int64_t>(*mine, j * 8) == read_as<int64_t>(want, j * 8));
     }
   }
