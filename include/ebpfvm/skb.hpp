@@ -66,6 +66,11 @@ class SkbBuffer {
   // Replaces the packet and every field. Frames shorter than an Ethernet header (14 bytes) or
   // longer than 65549 bytes are refused when the program runs, as the kernel refuses them.
   void assign(std::span<const uint8_t> frame, const SkbFields& fields = {}, SkbStart start = SkbStart::Mac);
+  // The skb over `frame` itself, without a copy and without head or tail room: only for verified
+  // programs that do not write the packet (VerifyReport::writes_packet is false: no stores into
+  // it, no helper that moves or changes it); run_skb refuses others. `frame` must outlive the run.
+  void view(std::span<const uint8_t> frame, const SkbFields& fields = {}, SkbStart start = SkbStart::Mac);
+  bool is_view() const { return view_; }
 
   std::span<uint8_t> packet();  // [data, data_end) as the program left it
   std::span<const uint8_t> packet() const;
@@ -79,9 +84,11 @@ class SkbBuffer {
   detail::SkbCtx& ctx() { return *ctx_; }
 
  private:
+  void init(std::span<const uint8_t> frame, const SkbFields& fields, SkbStart start, uint8_t* buf, uint32_t buf_size, uint32_t mac);
   std::vector<uint8_t> buf_;
   std::unique_ptr<detail::SkbCtx> ctx_;
   bool valid_ = false;
+  bool view_ = false;
 };
 
 // tc verdicts, with the kernel's values (TC_ACT_*).

@@ -551,7 +551,7 @@ uint64_t skb_set_tunnel_opt(uint64_t ctx, uint64_t from, uint64_t size, uint64_t
   if (!s || !s->st.tunnel.set || (size & 3)) return ret(kEInval);
   if (size > kMaxOpts) return ret(kENoMem);
   SkbState::Tunnel& t = s->st.tunnel;
-  std::memcpy(t.options, reinterpret_cast<const void*>(from), size);
+  std::memcpy(s->tunnel_options, reinterpret_cast<const void*>(from), size);
   t.options_len = static_cast<uint32_t>(size);
   if (size) t.flags |= kTunOptionsPresent;
   return 0;
@@ -566,7 +566,7 @@ uint64_t skb_get_tunnel_opt(uint64_t ctx, uint64_t to, uint64_t size, uint64_t, 
     std::memset(reinterpret_cast<void*>(to), 0, size);
     return ret(err);
   }
-  std::memcpy(reinterpret_cast<void*>(to), t->options, t->options_len);
+  std::memcpy(reinterpret_cast<void*>(to), s->tunnel_options, t->options_len);
   std::memset(reinterpret_cast<uint8_t*>(to) + t->options_len, 0, size - t->options_len);
   return t->options_len;
 }

@@ -650,6 +650,18 @@ Result<XdpResult> LoadedProgram::run_xdp(XdpBuffer& buffer, const XdpRunOptions&
   return out;
 }
 
+namespace {
+// What a run's r0 means for each of the socket-buffer types.
+SkbResult& finish_skb(const detail::SkbCtx& s, uint64_t r0, SkbResult& res) {
+  res.r0 = r0;
+  res.tc_action = static_cast<TcAction>(static_cast<int32_t>(r0));
+  const uint32_t len = detail::skb_len(s);
+  res.keep = static_cast<uint32_t>(r0) < len ? static_cast<uint32_t>(r0) : len;
+  res.clones = s.st.redirect_clones;
+  return res;
+}
+}  // namespace
+
 Result<SkbResult> LoadedProgram::run_skb(SkbBuffer& buffer, const SkbRunOptions& opt) const {
   const LoadedData& d = *d_;
   const bool skb_type = d.ctx_type && d.ctx_type->context != VerifyOptions::Context::Xdp;
@@ -661,17 +673,43 @@ Result<SkbResult> LoadedProgram::run_skb(SkbBuffer& buffer, const SkbRunOptions&
   if (!buffer.valid())
     return run_error(d, make_error(Errc::InvalidArgument, "an skb is built from a frame of 14 (an Ethernet header) to " +
                                                               std::to_string(detail::kSkbMaxInput) + " bytes"));
+  if (buffer.is_view() && !d.may_view)
+    return run_error(d, make_error(Errc::InvalidArgument,
+                                   "program '" + d.info.name + "' may write the packet: run it on a copy (SkbBuffer::assign), not a view"));
   detail::SkbCtx& s = buffer.ctx();
   s.st.redirect_clones = 0;
+  const uint64_t ctx = reinterpret_cast<uint64_t>(&s);
+  const std::span<uint8_t> packet = buffer.packet();
+  Result<uint64_t> r0 = uint64_t{0};
+  SkbResult res;
+  if (d.entry->jit && !detail::current_run()) {
+    // Nearly every run finds no run in progress on its thread: the thread's own state, set and
+    // cleared field by field (as run_xdp's).
+    const detail::RunEnd end = detail::outermost(
+        *d.entry->jit, ctx, 0,
+        [&](detail::RunState& rs) {
+          rs.worker = opt.worker;
+          rs.shared = d.shared.get();
+          rs.skb = &s;
+          rs.packet = packet;
+        },
+        [&](detail::RunState& rs, uint64_t ret) {
+          rs.worker = 0;
+          rs.shared = nullptr;
+          rs.skb = nullptr;
+          rs.packet = {};
+          if (ret == static_cast<uint64_t>(TcAction::Redirect) && rs.redirect.kind != RedirectTarget::Kind::None)
+            detail::take_redirect(res.redirect, rs.redirect);
+        });
+    if (end.faulted) [[unlikely]]
+      return run_error(d, detail::outermost_fault());
+    return std::move(finish_skb(s, end.r0, res));
+  }
   detail::PooledRun pooled;
   detail::RunState& rs = pooled.state();
   rs.worker = opt.worker;
   rs.shared = d.shared.get();
   rs.skb = &s;
-  const uint64_t ctx = reinterpret_cast<uint64_t>(&s);
-  const std::span<uint8_t> packet = buffer.packet();
-  Result<uint64_t> r0 = uint64_t{0};
-  SkbResult res;
   if (d.entry->jit) {
     r0 = detail::run_jit_ctx(*d.entry->jit, rs, ctx, packet);
   } else {
@@ -682,13 +720,8 @@ Result<SkbResult> LoadedProgram::run_skb(SkbBuffer& buffer, const SkbRunOptions&
     r0 = interpret(d, {{ctx, 0, 0, 0, 0}, {}, ctx_regions}, &res.insns);
   }
   if (!r0) return run_error(d, r0.error());
-  res.r0 = *r0;
-  res.tc_action = static_cast<TcAction>(static_cast<int32_t>(*r0));
-  const uint32_t len = detail::skb_len(s);
-  res.keep = static_cast<uint32_t>(*r0) < len ? static_cast<uint32_t>(*r0) : len;
-  if (res.tc_action == TcAction::Redirect) res.redirect = rs.redirect;
-  res.clones = s.st.redirect_clones;
-  return res;
+  if (*r0 == static_cast<uint64_t>(TcAction::Redirect)) res.redirect = rs.redirect;
+  return std::move(finish_skb(s, *r0, res));
 }
 
 Result<uint64_t> LoadedProgram::run_raw(std::span<uint8_t> mem, uint32_t worker) const {

@@ -50,8 +50,7 @@ struct SkbState {
     uint16_t flags = 0;       // TUNNEL_* in network byte order, as ip_tunnel_flags_to_be16 gives them
     uint32_t label = 0;       // IPv6 flow label, network byte order
     uint8_t dst[16] = {}, src[16] = {};  // network byte order; IPv4 in the first 4 bytes
-    uint8_t options[256] = {};
-    uint32_t options_len = 0;
+    uint32_t options_len = 0;             // SkbCtx::tunnel_options' bytes that are set
   } tunnel;
 };
 
@@ -60,9 +59,12 @@ struct SkbCtx {
   uint64_t data;        // rewritten loads of md.data read this
   uint64_t data_end;    // ... of md.data_end
   uint64_t data_meta;   // ... of md.data_meta
-  uint8_t* buf;         // the buffer (headroom begins here)
+  uint8_t* buf;         // the buffer (headroom begins here); null for a view
   uint32_t buf_size;
   SkbState st;
+  // Options of the tunnel metadata (bpf_skb_set_tunnel_opt): apart from SkbState, so that a new
+  // packet clears st without writing 255 bytes; only the first st.tunnel.options_len are read.
+  uint8_t tunnel_options[255];
 };
 
 inline constexpr uint32_t kSkbCtxVisible = 192;  // bytes of SkbCtx a program may address

@@ -34,20 +34,18 @@ uint16_t protocol_of(std::span<const uint8_t> f) {
 
 }  // namespace
 
-void SkbBuffer::assign(std::span<const uint8_t> frame, const SkbFields& in, SkbStart start) {
-  if (buf_.size() != detail::kSkbBufSize) buf_.assign(detail::kSkbBufSize, 0);
-  valid_ = frame.size() >= 14 && frame.size() <= detail::kSkbMaxInput;
-  if (!valid_) frame = {};
+// The fields of an skb made from `frame` (already in place at `buf`, the MAC header at `mac`).
+void SkbBuffer::init(std::span<const uint8_t> frame, const SkbFields& in, SkbStart start, uint8_t* buf, uint32_t buf_size, uint32_t mac) {
   detail::SkbCtx& s = *ctx_;
-  s = {};
-  s.buf = buf_.data();
-  s.buf_size = static_cast<uint32_t>(buf_.size());
-  if (!frame.empty()) std::memcpy(buf_.data() + detail::kSkbHeadroom, frame.data(), frame.size());
-  s.st.mac = detail::kSkbHeadroom;
-  s.st.network = detail::kSkbHeadroom + 14;
+  s.md = {};
+  s.st = {};  // the tunnel options' bytes stay: only st.tunnel.options_len of them are ever read
+  s.buf = buf;
+  s.buf_size = buf_size;
+  s.st.mac = mac;
+  s.st.network = mac + 14;
   const uint32_t skip = valid_ && start == SkbStart::Network ? 14 : 0;
-  s.data = reinterpret_cast<uint64_t>(buf_.data() + detail::kSkbHeadroom + skip);
-  s.data_end = reinterpret_cast<uint64_t>(buf_.data() + detail::kSkbHeadroom + frame.size());
+  s.data = reinterpret_cast<uint64_t>(buf + mac + skip);
+  s.data_end = reinterpret_cast<uint64_t>(buf + mac + frame.size());
   detail::skb_sync(s);
   detail::SkBuffMd& md = s.md;
   if (valid_) {
@@ -64,6 +62,24 @@ void SkbBuffer::assign(std::span<const uint8_t> frame, const SkbFields& in, SkbS
   md.gso_segs = in.gso_segs;
   md.gso_size = in.gso_size;
   md.hwtstamp = in.hwtstamp;
+}
+
+void SkbBuffer::assign(std::span<const uint8_t> frame, const SkbFields& in, SkbStart start) {
+  if (buf_.size() != detail::kSkbBufSize) buf_.assign(detail::kSkbBufSize, 0);
+  view_ = false;
+  valid_ = frame.size() >= 14 && frame.size() <= detail::kSkbMaxInput;
+  if (!valid_) frame = {};
+  if (!frame.empty()) std::memcpy(buf_.data() + detail::kSkbHeadroom, frame.data(), frame.size());
+  init(frame, in, start, buf_.data(), static_cast<uint32_t>(buf_.size()), detail::kSkbHeadroom);
+}
+
+void SkbBuffer::view(std::span<const uint8_t> frame, const SkbFields& in, SkbStart start) {
+  view_ = true;
+  valid_ = frame.size() >= 14 && frame.size() <= detail::kSkbMaxInput;
+  if (!valid_) frame = {};
+  // Never written: run_skb runs on a view only a program proven not to write the packet.
+  uint8_t* at = const_cast<uint8_t*>(frame.data());
+  init(frame, in, start, at, static_cast<uint32_t>(frame.size()), 0);
 }
 
 std::span<uint8_t> SkbBuffer::packet() {

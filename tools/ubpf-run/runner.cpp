@@ -171,13 +171,14 @@ ebpfvm::Result<ebpfvm::XdpResult> run_xdp(const ebpfvm::LoadedProgram& prog, con
 // A tc program or socket filter: the frame as an skb that arrived on (or, egress, leaves through)
 // --ifindex. A socket filter sees it from the MAC header, as on a packet socket.
 ebpfvm::Result<void> run_skb(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Worker& w, std::span<const uint8_t> data,
-                             Outcome& out) {
+                             bool in_place, Outcome& out) {
   ebpfvm::SkbFields f;
   f.ifindex = cfg.ifindex;
   f.ingress_ifindex = cfg.egress ? 0 : cfg.ifindex;
   f.egress = cfg.egress;
   for (uint64_t rep = 1;; ++rep) {
-    w.skb.assign(data, f);
+    if (in_place) w.skb.view(data, f);
+    else w.skb.assign(data, f);
     if (!w.skb.valid()) {  // a runt (or a giant): no skb could hold it, so the program never sees it
       out.verdict = kNotRun;
       return {};
@@ -204,7 +205,7 @@ ebpfvm::Result<void> run_skb(const ebpfvm::LoadedProgram& prog, const RunConfig&
 
 ebpfvm::Result<void> run_packet(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Worker& w, const ebpfvm::XdpRunOptions& opts,
                                 std::span<const uint8_t> data, bool in_place, Outcome& out) {
-  if (cfg.type != ebpfvm::ProgType::Xdp) return run_skb(prog, cfg, w, data, out);
+  if (cfg.type != ebpfvm::ProgType::Xdp) return run_skb(prog, cfg, w, data, in_place, out);
   auto r = run_xdp(prog, cfg, w, opts, data, in_place);
   if (!r) return r.error();
   out.verdict = static_cast<uint8_t>(r->action);
@@ -230,8 +231,8 @@ void run_share(const ebpfvm::LoadedProgram& prog, const RunConfig& cfg, Batch& b
     if (cfg.workers > 1 && i + 16 < chunk.size()) __builtin_prefetch(chunk[i + 16].data.data() + 12);
     if (cfg.workers == 1 || flow_hash(chunk[i].data) % cfg.workers == w.id) sh.todo.push_back(i);
   }
-  // A verified XDP program that never writes the packet reads it where the capture holds it.
-  const bool in_place = cfg.type == ebpfvm::ProgType::Xdp && prog.verify_report() && !prog.verify_report()->writes_packet;
+  // A verified program that never writes the packet reads it where the capture holds it.
+  const bool in_place = prog.verify_report() && !prog.verify_report()->writes_packet;
   const Verdicts& verdicts = verdicts_for(cfg.type);
   // Built once: a fresh copy per packet, read back as one 8-byte word, stalls store forwarding.
   const ebpfvm::XdpRunOptions opts{w.id, cfg.ifindex, cfg.rxq};
@@ -479,7 +480,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
       const ebpfvm::RedirectTarget* redirect = redirected ? &sh.redirects[r.redirect] : nullptr;
       count(t, pk.data.size(), r.action, redirect, cfg.type == ebpfvm::ProgType::SocketFilter ? r.len_out : 0, r.clones);
       if (cfg.writer && cfg.write_actions[r.action]) {
-        const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
+        const auto bytes = r.out_off == kUnchanged ? pk.data.first(std::min<size_t>(r.len_out, pk.data.size())) : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
         // what the capture had cut off still follows the packet; a record whose original length
         // is below its captured length (malformed) had none
         const uint64_t cut = pk.orig_len > pk.data.size() ? pk.orig_len - pk.data.size() : 0;
@@ -487,7 +488,7 @@ ebpfvm::Result<Totals> run_capture(const ebpfvm::LoadedProgram& prog, CaptureRea
                           "verdict: " + verdicts_for(cfg.type).names[r.action]);
       }
       if (cfg.ndjson) {
-        const auto bytes = r.out_off == kUnchanged ? pk.data : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
+        const auto bytes = r.out_off == kUnchanged ? pk.data.first(std::min<size_t>(r.len_out, pk.data.size())) : std::span<const uint8_t>(sh.arena.data() + r.out_off, r.len_out);
         write_ndjson(cfg.ndjson, cfg, pk, r, redirect, cfg.ndjson_bytes ? &bytes : nullptr);
       }
     }
