@@ -67,7 +67,7 @@ TEST_CASE("SkbBuffer: the skb BPF_PROG_TEST_RUN makes of a frame") {
   CHECK_FALSE(SkbBuffer(std::vector<uint8_t>(65550, 1)).valid());
 }
 
-TEST_CASE("run_skb: refusals name the program and why; a view runs only what never writes the packet") {
+TEST_CASE("run_skb: refusals name the program and why, and a view runs only what never writes the packet") {
   Object obj = open_loaded("tc");
   SkbBuffer runt(std::vector<uint8_t>(10, 0));
   auto r = obj.program("tc_classify")->run_skb(runt);
