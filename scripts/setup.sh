@@ -17,6 +17,9 @@ packages=(
   clang-19                     # -mcpu=v4 BPF objects (bench/ kernels)
   libclang-rt-dev              # libFuzzer and sanitizer runtimes for clang (fuzz targets)
   valgrind                     # callgrind instruction counts in bench/
+  pybind11-dev python3-dev     # the Python package (python/)
+  python3-pytest python3-scapy # its tests and the pytest examples
+  python3-venv python3-pip python3-setuptools  # pip install --no-build-isolation . in a virtual environment
 )
 
 missing=()

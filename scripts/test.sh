@@ -84,7 +84,15 @@ if ! grep -q "^EBPFVM_TEST_NO_EXEC_MEMORY: this kernel has no memory-deny-write-
   EBPFVM_TEST_NO_EXEC_MEMORY=1 quiet_ctest build/release
 fi
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  run_config build/asan -DCMAKE_BUILD_TYPE=Debug -DEBPFVM_SANITIZE=ON -DEBPFVM_BENCH=OFF
+  run_config build/asan -DCMAKE_BUILD_TYPE=Debug -DEBPFVM_SANITIZE=ON -DEBPFVM_BENCH=OFF -DEBPFVM_PYTHON=OFF
+
+echo "=== pip install --no-build-isolation . in a virtual environment (Debian's pytest and scapy through --system-site-packages)"
+rm -rf build/venv
+/usr/bin/python3 -m venv --system-site-packages build/venv
+build/venv/bin/pip install -q --no-build-isolation --no-index . > build/pip.log 2>&1 || { cat build/pip.log; exit 1; }
+# the installed package, not the build tree's, runs the examples (from outside the source tree)
+(cd build && EBPFVM_OBJECTS="$PWD/release/examples" venv/bin/python -m pytest -q -p no:cacheprovider ../examples/python)
+build/venv/bin/python -c 'import ebpfvm, sys; assert "/build/venv/" in ebpfvm.__file__, ebpfvm.__file__; print("installed:", ebpfvm.__file__)'
 
 echo "=== fuzz build/fuzz (clang, libFuzzer + ASan + UBSan)"
 CC=clang CXX=clang++ cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEBPFVM_FUZZ=ON \

@@ -5,7 +5,9 @@
 // each subprogram) is a native function that saves only the callee-saved registers it uses and
 // has a 512-byte stack only if it uses r10, so a small program costs a call and a return; a tail
 // call unwinds the caller's frame and jumps to the target's entry.
+#ifndef EBPFVM_NO_ASMJIT  // the Python extension's copy of the library: Debian's asmjit is not position-independent
 #include <asmjit/x86.h>
+#endif
 
 #include <algorithm>
 #include <bit>
@@ -26,10 +28,12 @@
 
 namespace ebpfvm {
 
+using detail::JitImage;
+
+#ifndef EBPFVM_NO_ASMJIT
 namespace {
 
 using namespace asmjit;
-using detail::JitImage;
 
 const x86::Gp kReg[11] = {x86::rax, x86::rdi, x86::rsi, x86::rdx, x86::rcx, x86::r8,
                           x86::rbx, x86::r13, x86::r14, x86::r15, x86::rbp};
@@ -68,6 +72,7 @@ const void* jit_tail_target(uint64_t map, uint64_t index) {
 }
 
 }  // namespace
+#endif
 
 bool detail::jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0) {
   const auto* img = static_cast<const JitImage*>(engine);
@@ -79,6 +84,7 @@ bool detail::jit_invoke(const void* engine, uint64_t code, const uint64_t args[5
   return true;
 }
 
+#ifndef EBPFVM_NO_ASMJIT
 namespace {
 
 bool is_call(isa::Kind k) {
@@ -1613,16 +1619,22 @@ class Compiler {
 };
 
 }  // namespace
+#endif
 
 namespace detail {
 Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings,
                                                   const JitOptions& options) {
-#if !defined(__x86_64__)
+#if !defined(__x86_64__) || defined(EBPFVM_NO_ASMJIT)
   (void)prog;
   (void)helpers;
   (void)bindings;
   (void)options;
+#if defined(EBPFVM_NO_ASMJIT)
+  return make_error(Errc::Unsupported, "this build of ebpfvm (the Python extension) has no JIT: Debian's asmjit is a static library "
+                                       "that cannot go into a shared object; use the interpreter");
+#else
   return make_error(Errc::Unsupported, "the JIT emits x86-64 code; this host is not x86-64 (use the interpreter)");
+#endif
 #else
   auto img = std::make_shared<JitImage>();
   img->bindings = std::move(bindings);

@@ -19,6 +19,7 @@
 #include "common.hpp"
 #include "pcap.hpp"
 #include "runner.hpp"
+#include "spec_test.hpp"
 
 namespace {
 
@@ -726,7 +727,7 @@ int cmd_filter(const Options& o) {
 int main(int argc, char** argv) {
   // `run` is the default subcommand: `ubpf-run prog.o --pcap x.pcap`.
   std::vector<std::string> args(argv, argv + argc);
-  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "verify" && args[1] != "filter" &&
+  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "verify" && args[1] != "filter" && args[1] != "test" &&
       args[1] != "-h" && args[1] != "--help")
     args.insert(args.begin() + 1, "run");
   std::vector<char*> av;
@@ -801,6 +802,11 @@ int main(int argc, char** argv) {
   flt->add_flag("-O,--no-optimize", o.filter.no_optimize, "do not run libpcap's optimiser (tcpdump -O)");
   flt->add_option("--engine", o.engine, "jit (the default) or interp");
   flt->add_flag("--json", o.json, "print one JSON summary");
+  ubpf::SpecOptions spec;
+  auto* tst = app.add_subcommand("test", "run a declarative test spec (JSON): cases of packets and what the program must do; TAP output");
+  tst->add_option("spec", spec.spec, "the spec file")->required();
+  tst->add_option("--engine", spec.engine, "jit or interp (default: the spec's \"engine\", else the interpreter)");
+  tst->add_option("--junit", spec.junit, "also write the results as JUnit XML to this file");
   try {
     app.parse(static_cast<int>(av.size()), av.data());
   } catch (const CLI::CallForHelp& e) {
@@ -810,6 +816,7 @@ int main(int argc, char** argv) {
     return fail(kUsage, e.what());
   }
   g_json_errors = o.json;
+  if (*tst) return ubpf::run_spec(spec);
   if (*flt) return cmd_filter(o);
   if (*maps) return cmd_maps(o);
   if (*dis) return cmd_disasm(o);
