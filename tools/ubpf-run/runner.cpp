@@ -391,7 +391,9 @@ const Verdicts& verdicts_for(ebpfvm::ProgType type) {
 
 std::string describe(const ebpfvm::RedirectTarget& t) {
   using K = ebpfvm::RedirectTarget::Kind;
-  if (t.kind == K::Ifindex) return "ifindex " + std::to_string(t.ifindex) + ((t.flags & 1) && t.map_name.empty() ? " ingress" : "");
+  // tc's flags: BPF_F_INGRESS, and the kernel's own for bpf_redirect_neigh (2) and _peer (4)
+  if (t.kind == K::Ifindex)
+    return "ifindex " + std::to_string(t.ifindex) + (t.flags & 1 ? " ingress" : "") + (t.flags & 2 ? " neigh" : "") + (t.flags & 4 ? " peer" : "");
   if (t.kind == K::Map)
     return "map '" + t.map_name + "' slot " + std::to_string(t.key) + ((t.flags & 8) ? " (broadcast)" : "");
   return "nowhere";
