@@ -102,7 +102,7 @@ uint64_t worst_bytes(const MapSpec& s, uint32_t workers) {
       return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + value * w);
     case MapType::HashOfMaps: return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + 8);
     case MapType::Queue: case MapType::Stack: return n * (value + 48);  // a deque slot and a vector each
-    case MapType::LpmTrie: return n * (key + value + 96);               // a tree node, a key and a value each
+    case MapType::LpmTrie: return n * (2 * key + value + 112);         // a node (key, value) and an intermediate one each
     case MapType::Ringbuf: return n;                                    // the ring; records live in it
     default: return prealloc_bytes(s, workers);
   }
