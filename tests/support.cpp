@@ -156,6 +156,13 @@ bool jit_available() {
   return ok;
 }
 
+std::string hex(std::span<const uint8_t> bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  for (uint8_t b : bytes) s += kHex[b >> 4], s += kHex[b & 15];
+  return s;
+}
+
 std::string temp_path(const std::string& name) {
   static ScratchDir dir;
   std::filesystem::create_directories(dir.path);

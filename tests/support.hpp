@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -42,6 +43,8 @@ struct Proc {
 // Runs argv (no shell interpretation of its words) with `input` on stdin.
 Proc run_process(const std::vector<std::string>& argv, const std::string& input = "", bool merge_stderr = false);
 std::string temp_path(const std::string& name);
+// Bytes as lowercase hex, no separators (failure messages of the kernel comparisons).
+std::string hex(std::span<const uint8_t> bytes);
 // libxdp1's prebuilt XDP objects, sorted paths: from $LIBXDP_OBJECT_PATH when set (libxdp's own
 // override), else the directory the build found. Where there are none, one SKIP line says so and
 // the list is empty: tests then go on with their other inputs.

@@ -15,16 +15,6 @@ using kernel::KernelObject;
 
 namespace {
 
-std::string hex(const std::vector<uint8_t>& b) {
-  std::string s;
-  char buf[4];
-  for (uint8_t x : b) {
-    std::snprintf(buf, sizeof buf, "%02x", x);
-    s += buf;
-  }
-  return s;
-}
-
 std::vector<std::vector<uint8_t>> traffic() {
   PacketSpec ssh;
   ssh.l4 = 6;

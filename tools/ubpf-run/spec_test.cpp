@@ -101,7 +101,6 @@ Bytes build_packet(const Value& d, const std::string& at) {
   for (const auto& [k, v] : d.object())
     if (std::find(std::begin(kLayers), std::end(kLayers), k) == std::end(kLayers))
       bad(at + ": unknown layer '" + k + "' (eth, vlan, ip, ip6, tcp, udp, payload)");
-  const Value empty{Value::Object{}};
   const Value* eth = d.get("eth");
   const Value* vlan = d.get("vlan");
   const Value* ip = d.get("ip");
@@ -182,7 +181,6 @@ Bytes build_packet(const Value& d, const std::string& at) {
   put16(frame, frame.size() - 2, ethertype);
   frame.insert(frame.end(), l3.begin(), l3.end());
   frame.insert(frame.end(), l4.begin(), l4.end());
-  (void)empty;
   return frame;
 }
 
