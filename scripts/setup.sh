@@ -10,7 +10,7 @@ packages=(
   libelf-dev zlib1g-dev        # ELF loader
   libcli11-dev                 # command-line tools
   libpcap-dev                  # pcap input/output
-  tcpdump                      # tests read ubpf-run's output captures with it
+  tcpdump                      # tests read ubpf-run's output captures with it, and capture what live runs send
   iproute2 procps              # ip and sysctl build the network bpf_fib_lookup is compared on
   libbpf-dev libxdp-dev libxdp1  # bpf_helpers.h for test programs, real XDP objects, AF_XDP
   clang llvm                   # compiles BPF test programs

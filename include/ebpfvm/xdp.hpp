@@ -30,6 +30,11 @@ class XdpBuffer {
   // run_xdp refuses others. `packet` must outlive the run.
   void view(std::span<const uint8_t> packet);
   bool is_view() const { return view_; }
+  // Points the buffer at a frame the caller owns, such as an AF_XDP UMEM frame: the packet is
+  // `len` bytes from `headroom` into `frame`, and the program may use the whole frame as it would
+  // a kernel frame of that size (headroom for adjust_head/meta, tailroom up to the frame minus
+  // struct skb_shared_info for adjust_tail). `frame` must outlive the run.
+  void wrap(std::span<uint8_t> frame, uint32_t headroom, uint32_t len);
 
   std::span<uint8_t> packet();          // [data, data_end) as the program left it
   std::span<const uint8_t> packet() const;

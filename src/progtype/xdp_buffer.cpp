@@ -23,6 +23,20 @@ void XdpBuffer::view(std::span<const uint8_t> packet) {
   x.data_meta = x.data;
 }
 
+void XdpBuffer::wrap(std::span<uint8_t> frame, uint32_t headroom, uint32_t len) {
+  view_ = false;
+  // A frame too small for its own packet is cut to what it holds: nothing past it is reachable.
+  headroom = static_cast<uint32_t>(std::min<size_t>(headroom, frame.size()));
+  len = static_cast<uint32_t>(std::min<size_t>(len, frame.size() - headroom));
+  detail::XdpCtx& x = *ctx_;
+  x.md = {};
+  x.hard_start = frame.data();
+  x.frame_size = static_cast<uint32_t>(frame.size());
+  x.data = reinterpret_cast<uint64_t>(frame.data() + headroom);
+  x.data_end = x.data + len;
+  x.data_meta = x.data;
+}
+
 void XdpBuffer::assign(std::span<const uint8_t> packet) {
   view_ = false;
   const size_t need = detail::kXdpHeadroom + packet.size() + detail::kXdpSharedInfo;

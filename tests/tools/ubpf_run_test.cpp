@@ -290,7 +290,7 @@ TEST_CASE("ubpf-run: with --json a failure is one JSON object on standard output
   const json::Value missing = failure({"/nonexistent.o", "--pcap", known_capture(), "--json"}, 1);
   CHECK(missing.get("message")->string() == "cannot open: No such file or directory");
   CHECK(missing.get("file")->string() == "/nonexistent.o");
-  CHECK(failure({kFirewall, "--json"}, 2).get("message")->string() == "--pcap is required");
+  CHECK(failure({kFirewall, "--json"}, 2).get("message")->string() == "give a capture (--pcap FILE) or live interfaces (--iface IF[@QUEUE]), one of them");
   CHECK(failure({kFirewall, "--pcap", known_capture(), "--json", "--engine", "interp", "--tail-call", "a[1]=b"}, 2).get("message")->string() ==
         "--tail-call a[1]=b: no map 'a'");
   // Without --json, standard output stays empty.

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "common.hpp"
+#include "live.hpp"
 #include "pcap.hpp"
 #include "runner.hpp"
 #include "spec_test.hpp"
@@ -85,6 +86,8 @@ struct FilterCli {
 
 struct Options {
   FilterCli filter;
+  ubpf::LiveConfig live;  // --iface
+  ubpf::ReplayConfig replay;
   std::string filter_expr;  // run --filter
   std::string object, prog, section, type, engine = "jit", pcap, write, write_actions, direction = "ingress", ndjson,
       map_load, map_dump, printk, links, neighbours;
@@ -218,8 +221,15 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
                 p.engine() == ebpfvm::Engine::Jit ? "x86-64 JIT" : "interpreter", v->insns_analysed, v->micros / 1e3);
   else
     std::printf("engine   interpreter, not verified (--no-verify): every access checked at run time\n");
-  std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
-              o.workers, o.workers == 1 ? "" : "s", t.stopped ? " (interrupted)" : "");
+  if (o.live.ifaces.empty())
+    std::printf("input    %s: %" PRIu64 " packets, %s, %u worker%s%s\n", o.pcap.c_str(), t.packets, human_bytes(t.bytes_in).c_str(),
+                o.workers, o.workers == 1 ? "" : "s", t.stopped ? " (interrupted)" : "");
+  else {
+    std::string ifaces;
+    for (const std::string& i : o.live.ifaces) ifaces += (ifaces.empty() ? "" : ", ") + i;
+    std::printf("input    live on %s (AF_XDP): %" PRIu64 " packets, %s, one worker per queue%s\n", ifaces.c_str(), t.packets,
+                human_bytes(t.bytes_in).c_str(), t.stopped ? " (stopped by a signal)" : "");
+  }
   if (!o.filter_expr.empty())
     std::printf("filter   '%s': %" PRIu64 " packets (%s) filtered out, not run\n", o.filter_expr.c_str(), t.filtered,
                 human_bytes(t.filtered_bytes).c_str());
@@ -235,6 +245,11 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
   if (p.type() == ebpfvm::ProgType::SocketFilter) std::printf("bytes kept %" PRIu64 " of %" PRIu64 "\n", t.kept_bytes, t.bytes_in);
   if (t.clones) std::printf("clones   %" PRIu64 " (bpf_clone_redirect)\n", t.clones);
   if (t.not_run) std::printf("not run  %" PRIu64 " frames shorter than an Ethernet header (no skb can hold them)\n", t.not_run);
+  if (!o.live.ifaces.empty()) {  // the wall time is mostly waiting for packets: rates, not costs
+    std::printf("\ntime     %.3f s live, %.0f packets/s on average; start-up %.3f ms (open, load, verify, compile)\n", t.wall_ns / 1e9,
+                t.wall_ns ? t.packets * 1e9 / static_cast<double>(t.wall_ns) : 0.0, t.startup_ns / 1e6);
+    return;
+  }
   const double runs = static_cast<double>(t.packets) * static_cast<double>(o.repeat);
   std::printf("\ntime     %.3f s; program %.1f ns/packet, end to end %.1f ns/packet (%.2f Mpps)\n", t.wall_ns / 1e9,
               runs ? t.program_ns / runs : 0.0, t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0,
@@ -244,7 +259,8 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
 }
 
 
-void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t) {
+// `extra`: more members, each starting with a comma (a live run's interfaces).
+void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::Totals& t, const std::string& extra = "") {
   std::ostringstream s;
   const auto q = json_quote;
   s << "{\"file\":" << q(o.object) << ",\"program\":" << q(p.name()) << ",\"section\":" << q(p.section())
@@ -269,7 +285,7 @@ void print_json(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::To
     << ",\"ns_per_packet_total\":" << (t.packets ? static_cast<double>(t.wall_ns) / t.packets : 0.0)
     << ",\"packets_per_second\":" << (t.wall_ns ? t.packets * 1e9 / static_cast<double>(t.wall_ns) : 0.0)
     << ",\"time_ns\":{\"startup\":" << t.startup_ns << ",\"read\":" << t.read_ns << ",\"program\":" << t.program_ns
-    << ",\"write\":" << t.write_ns << ",\"wall\":" << t.wall_ns << "}}";
+    << ",\"write\":" << t.write_ns << ",\"wall\":" << t.wall_ns << "}" << extra << "}";
   std::puts(s.str().c_str());
 }
 
@@ -296,6 +312,42 @@ ebpfvm::Result<ebpfvm::Fib> read_fib(const Options& o) {
   return fib;
 }
 
+// The live half of cmd_run, once the program is loaded: until a signal, --duration or --count; then
+// the same outputs as a capture's run. Ctrl-C is how a live run ends, so it exits 0.
+int run_live(const Options& o, Object& obj, const ebpfvm::LoadedProgram& prog, const ubpf::RunConfig& cfg, ubpf::CaptureWriter* writer,
+             std::optional<ebpfvm::tools::OutputFile>& ndjson_file, std::optional<ebpfvm::tools::OutputFile>& printk_file,
+             std::optional<ebpfvm::tools::OutputFile>& dump_file, std::chrono::steady_clock::time_point startup) {
+  (void)ndjson_file;
+  ubpf::LiveConfig lc = o.live;
+  lc.count = o.count;
+  lc.writer = writer;
+  lc.write_actions = cfg.write_actions;
+  lc.stop = &g_signal;
+  lc.live = o.json ? stderr : stdout;
+  const uint64_t startup_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - startup).count());
+  auto t = ubpf::run_live(prog, obj, lc);
+  if (!t) return fail(t.error().code == ebpfvm::Errc::InvalidArgument ? kUsage : kLoadFailure, t.error());
+  t->totals.startup_ns = startup_ns;
+  if (writer)
+    if (auto r = writer->finish(); !r) return fail(kUsage, r.error().message);
+  if (dump_file) {
+    FILE* f = dump_file->file();
+    (void)obj.dump_maps_json([f](std::string_view piece) { std::fwrite(piece.data(), 1, piece.size(), f); }, o.dump_maps, o.nonzero);
+    std::fputc('\n', f);
+  }
+  for (auto* file : {&printk_file, &dump_file})
+    if (*file)
+      if (auto r = (*file)->commit(); !r) return fail(kUsage, r.error().message);
+  if (o.json) {
+    print_json(o, prog, t->totals, ",\"interfaces\":" + ubpf::live_ports_json(*t));
+  } else {
+    print_table(o, prog, t->totals);
+    ubpf::print_live_ports(*t);
+  }
+  return 0;
+}
+
 int cmd_run(const Options& o) {
   if (o.engine != "interp" && o.engine != "jit") return fail(kUsage, "--engine " + o.engine + ": expected jit or interp");
   if (o.engine == "jit" && o.no_verify)
@@ -303,6 +355,18 @@ int cmd_run(const Options& o) {
   if (o.workers == 0 || o.workers > 256) return fail(kUsage, "--workers must be 1 to 256");
   if (!o.type.empty() && !ebpfvm::prog_type_from_string(o.type)) return fail(kUsage, "--type " + o.type + ": expected xdp, tc or socket");
   if (o.repeat == 0) return fail(kUsage, "--repeat must be at least 1");
+  const bool live = !o.live.ifaces.empty();
+  if (live == !o.pcap.empty()) return fail(kUsage, "give a capture (--pcap FILE) or live interfaces (--iface IF[@QUEUE]), one of them");
+  if (live) {
+    for (const auto& [flag, given] : {std::pair{"--filter", !o.filter_expr.empty()}, {"--ndjson", !o.ndjson.empty()}, {"--repeat", o.repeat != 1},
+                                      {"--workers", o.workers != 1}, {"--direction", o.direction != "ingress"}})
+      if (given) return fail(kUsage, std::string(flag) + " is for captures; live runs (--iface) take one worker per queue and run every frame once");
+  } else {
+    for (const auto& [flag, given] : {std::pair{"--duration", o.live.duration != 0}, {"--pass-to-kernel", !o.live.pass_to_kernel.empty()},
+                                      {"--cpus", !o.live.cpus.empty()}, {"--copy/--zero-copy", o.live.copy || o.live.zero_copy},
+                                      {"--xdp-mode", o.live.xdp_mode != "auto"}, {"--xsk-map", !o.live.xsk_map.empty()}})
+      if (given) return fail(kUsage, std::string(flag) + " is for live runs: give --iface IF[@QUEUE]");
+  }
   ubpf::RunConfig cfg;
   if (o.direction != "ingress" && o.direction != "egress") return fail(kUsage, "--direction " + o.direction + ": expected ingress or egress");
   cfg.egress = o.direction == "egress";
@@ -320,8 +384,12 @@ int cmd_run(const Options& o) {
       write_names.push_back(a);
     }
   }
-  auto input = ubpf::CaptureReader::open(o.pcap, &g_signal);
-  if (!input) return fail(kUsage, input.error());
+  std::unique_ptr<ubpf::CaptureReader> input;
+  if (!live) {
+    auto in = ubpf::CaptureReader::open(o.pcap, &g_signal);
+    if (!in) return fail(kUsage, in.error());
+    input = std::move(*in);
+  }
   // Outputs: none may be an input, and each is opened now, so that a bad path fails before the
   // first packet. What is not committed at the end (a fault, an error) leaves no file behind.
   std::vector<std::pair<std::string, std::string>> inputs{
@@ -341,7 +409,7 @@ int cmd_run(const Options& o) {
   if (!o.write.empty()) {
     auto f = ebpfvm::tools::OutputFile::open(o.write);
     if (!f) return fail(kUsage, f.error().message);
-    writer = ubpf::CaptureWriter::create(std::move(*f), ends_with(o.write, ".pcapng"), (*input)->nanosecond());
+    writer = ubpf::CaptureWriter::create(std::move(*f), ends_with(o.write, ".pcapng"), live || input->nanosecond());
     cfg.writer = writer.get();
   }
   if (ndjson_file) cfg.ndjson = ndjson_file->file();
@@ -368,7 +436,7 @@ int cmd_run(const Options& o) {
   std::mutex printk_mu;
   FILE* printk_out = printk_file ? printk_file->file() : stderr;
   ebpfvm::LoadOptions lo;
-  lo.workers = o.workers;
+  lo.workers = live ? static_cast<uint32_t>(ubpf::live_workers(o.live)) : o.workers;
   lo.insn_budget = o.budget;
   lo.max_map_memory = o.max_map_memory;
   if (o.engine == "jit") lo.engine = ebpfvm::Engine::Jit;
@@ -420,6 +488,7 @@ int cmd_run(const Options& o) {
     filter.emplace(std::move(*f));
     cfg.filter = &*filter;
   }
+  if (live) return run_live(o, *obj, *prog, cfg, writer.get(), ndjson_file, printk_file, dump_file, startup);
   cfg.workers = o.workers;
   cfg.count = o.count;
   cfg.ifindex = o.ifindex;
@@ -428,7 +497,7 @@ int cmd_run(const Options& o) {
   const bool tty = isatty(STDERR_FILENO);
   const auto started = std::chrono::steady_clock::now();
   bool drew = false;
-  const uint64_t total = (*input)->file_size();
+  const uint64_t total = input->file_size();
   if (tty && total > 0)  // a stream's size is not known: no bar
     cfg.progress = [&](uint64_t done) {
       if (std::chrono::steady_clock::now() - started < std::chrono::seconds(1)) return;
@@ -438,7 +507,7 @@ int cmd_run(const Options& o) {
     };
   const uint64_t startup_ns =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - startup).count());
-  auto totals = ubpf::run_capture(*prog, **input, cfg);
+  auto totals = ubpf::run_capture(*prog, *input, cfg);
   if (totals) totals->startup_ns = startup_ns;
   if (drew) std::fprintf(stderr, "\r%60s\r", "");
   if (!totals) return fail(kUsage, totals.error());
@@ -724,10 +793,35 @@ int cmd_filter(const Options& o) {
   return stopped ? 128 + g_signal.load() : 0;
 }
 
+// ubpf-run replay IN.pcap --iface IF[@QUEUE]
+int cmd_replay(const Options& o) {
+  ubpf::ReplayConfig rc = o.replay;
+  const size_t at = rc.iface.rfind('@');
+  if (at != std::string::npos) {
+    const std::string q = rc.iface.substr(at + 1);
+    char* end = nullptr;
+    const unsigned long v = std::strtoul(q.c_str(), &end, 10);
+    if (at == 0 || q.empty() || *end || v > 255) return fail(kUsage, "--iface " + rc.iface + ": expected IF or IF@QUEUE (queue 0 to 255)");
+    rc.queue = static_cast<uint32_t>(v);
+    rc.iface.resize(at);
+  }
+  if (rc.rate < 0) return fail(kUsage, "--rate must not be negative");
+  if (rc.copy && rc.zero_copy) return fail(kUsage, "--copy and --zero-copy exclude each other");
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+  rc.stop = &g_signal;
+  return ubpf::replay(rc);
+}
+
 int main(int argc, char** argv) {
   // `run` is the default subcommand: `ubpf-run prog.o --pcap x.pcap`.
   std::vector<std::string> args(argv, argv + argc);
-  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "verify" && args[1] != "filter" && args[1] != "test" &&
+  // `ubpf-run --replay IN.pcap --iface IF` is `ubpf-run replay IN.pcap --iface IF`
+  if (args.size() > 2 && args[1] == "--replay") args[1] = "replay";
+  if (args.size() > 1 && args[1] != "run" && args[1] != "maps" && args[1] != "disasm" && args[1] != "verify" && args[1] != "filter" && args[1] != "test" && args[1] != "replay" &&
       args[1] != "-h" && args[1] != "--help")
     args.insert(args.begin() + 1, "run");
   std::vector<char*> av;
@@ -738,7 +832,16 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   auto* run = app.add_subcommand("run", "run a program over a capture (the default)");
   run->add_option("object", o.object, "BPF object (.o)")->required();
-  run->add_option("--pcap", o.pcap, "input capture, pcap or pcapng, Ethernet")->required();
+  run->add_option("--pcap", o.pcap, "input capture, pcap or pcapng, Ethernet");
+  run->add_option("--iface", o.live.ifaces, "run live on an interface queue through AF_XDP: IF or IF@QUEUE (repeatable; one worker each)");
+  run->add_option("--xdp-mode", o.live.xdp_mode, "live: how the AF_XDP redirect is attached: native, generic (skb) or auto (native, else generic)");
+  run->add_flag("--copy", o.live.copy, "live: bind the AF_XDP sockets in copy mode");
+  run->add_flag("--zero-copy", o.live.zero_copy, "live: bind the AF_XDP sockets in zero-copy mode (drivers that support it)");
+  run->add_option("--xsk-map", o.live.xsk_map, "live: a pinned xskmap your own XDP program redirects into; nothing is attached");
+  run->add_option("--cpus", o.live.cpus, "live: pin worker i to the i-th CPU of this list: 0,1,...")->delimiter(',');
+  run->add_option("--duration", o.live.duration, "live: stop after this many seconds");
+  run->add_option("--interval", o.live.interval, "live: seconds between rate lines (0: none; default 1)");
+  run->add_option("--pass-to-kernel", o.live.pass_to_kernel, "live: write XDP_PASS frames to this TAP device (created if missing) instead of dropping them");
   run->add_option("--prog", o.prog, "program (function name)");
   run->add_option("--section", o.section, "program by ELF section");
   run->add_option("--type", o.type, "program type when the section name does not tell: xdp, tc, socket");
@@ -775,6 +878,15 @@ int main(int argc, char** argv) {
   run->add_option("--budget", o.budget, "instructions one run may execute (default 100000000)");
   const char* map_memory_help = "memory the object's maps may take when full: bytes, or with k, M, G (default 1G)";
   run->add_option("--max-map-memory", o.max_map_memory, map_memory_help)->transform(CLI::AsSizeValue(false));
+  auto* rpl = app.add_subcommand("replay", "send a capture's packets out of an interface through AF_XDP");
+  rpl->add_option("capture", o.replay.capture, "capture to send, pcap or pcapng")->required();
+  rpl->add_option("--iface", o.replay.iface, "interface to send out of: IF or IF@QUEUE")->required();
+  rpl->add_option("--rate", o.replay.rate, "packets per second (default: as fast as the socket takes them)");
+  rpl->add_option("--loop", o.replay.loops, "send the capture N times (0: until stopped; default 1)");
+  rpl->add_option("-c,--count", o.replay.count, "stop after N packets");
+  rpl->add_flag("--copy", o.replay.copy, "bind in copy mode");
+  rpl->add_flag("--zero-copy", o.replay.zero_copy, "bind in zero-copy mode");
+  rpl->add_flag("--json", o.replay.json, "print one JSON summary");
   auto* maps = app.add_subcommand("maps", "list the maps an object declares");
   maps->add_option("object", o.object, "BPF object (.o)")->required();
   maps->add_option("--map-size", o.map_sizes, "a map's max_entries, as a loader would set it: NAME=N (repeatable)");
@@ -817,6 +929,7 @@ int main(int argc, char** argv) {
   }
   g_json_errors = o.json;
   if (*tst) return ubpf::run_spec(spec);
+  if (*rpl) return cmd_replay(o);
   if (*flt) return cmd_filter(o);
   if (*maps) return cmd_maps(o);
   if (*dis) return cmd_disasm(o);
