@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
@@ -56,7 +57,7 @@ int replay(const ReplayConfig&) {
   return 2;
 }
 void print_live_ports(const LiveTotals&) {}
-std::string live_ports_json(const LiveTotals&) { return "[]"; }
+std::string live_ports_json(const LiveTotals&) { return ""; }
 
 #else
 
@@ -103,6 +104,7 @@ struct Worker {
   Totals totals;
   PortTotals pt;
   LiveCounters live;
+  Clock::time_point first{}, last{};  // its first and last batch with frames
   std::optional<ebpfvm::Error> error;
 };
 
@@ -120,6 +122,41 @@ std::string rate(double v) {
   else std::snprintf(b, sizeof b, "%.0f", v);
   return b;
 }
+
+// A line per port and interval, as xdp-bench prints them: packets and bits per second, and the
+// rate of each verdict seen in the interval.
+class RateLines {
+ public:
+  RateLines(const std::vector<Worker>& w, FILE* out) : w_(w), out_(out), prev_(w.size()), prev_actions_(w.size()) {}
+  void maybe_print(double elapsed, double interval) {
+    const double dt = elapsed - last_;
+    if (dt < interval) return;
+    const Verdicts& verdicts = verdicts_for(ebpfvm::ProgType::Xdp);
+    for (size_t i = 0; i < w_.size(); ++i) {
+      const LiveCounters& c = w_[i].live;
+      const uint64_t rx = c.rx.load(std::memory_order_relaxed), bytes = c.rx_bytes.load(std::memory_order_relaxed);
+      std::string line;
+      for (size_t a = 0; a < verdicts.names.size(); ++a) {
+        const uint64_t v = c.actions[a].load(std::memory_order_relaxed);
+        if (v != prev_actions_[i][a]) line += "  " + verdicts.names[a] + " " + rate(static_cast<double>(v - prev_actions_[i][a]) / dt);
+        prev_actions_[i][a] = v;
+      }
+      std::fprintf(out_, "[%7.1fs] %-14s %8s pps %9.2f Mbit/s%s\n", elapsed, w_[i].pt.name.c_str(),
+                   rate(static_cast<double>(rx - prev_[i].first) / dt).c_str(), static_cast<double>(bytes - prev_[i].second) * 8 / dt / 1e6,
+                   line.c_str());
+      prev_[i] = {rx, bytes};
+    }
+    std::fflush(out_);
+    last_ = elapsed;
+  }
+
+ private:
+  const std::vector<Worker>& w_;
+  FILE* out_;
+  double last_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> prev_;  // rx packets and bytes at the last line
+  std::vector<std::array<uint64_t, kMaxVerdicts>> prev_actions_;
+};
 
 }  // namespace
 
@@ -199,7 +236,8 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
         continue;
       }
-      auto n = loop.poll(50, static_cast<size_t>(take));
+      // Without waiting: a worker must not sit on part of --count while its queue is quiet.
+      auto n = loop.poll(0, static_cast<size_t>(take));
       if (!n) {
         w.error = n.error();
         done = true;
@@ -207,6 +245,13 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
       }
       if (*n < take) budget.fetch_add(take - *n, std::memory_order_relaxed);
       handled.fetch_add(*n, std::memory_order_relaxed);
+      if (*n) {
+        w.last = Clock::now();
+        if (w.first == Clock::time_point{}) w.first = w.last;
+      } else {
+        pollfd p{w.port->fd(), POLLIN, 0};
+        (void)::poll(&p, 1, 50);
+      }
     }
   };
   for (size_t i = 0; i < ports.size(); ++i) {
@@ -227,38 +272,22 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
     threads.emplace_back(work, i);
     if (!cfg.cpus.empty()) pin(threads.back(), cfg.cpus[i % cfg.cpus.size()]);
   }
-  // The live lines, once per interval: rates over the last interval, per port.
-  std::vector<std::pair<uint64_t, uint64_t>> last(ports.size());
-  std::vector<std::array<uint64_t, kMaxVerdicts>> last_actions(ports.size());
-  auto last_t = start;
-  const auto tick = std::chrono::milliseconds(20);
+  RateLines lines(workers, cfg.live);
   while (!done.load()) {
-    std::this_thread::sleep_for(tick);
-    const auto now = Clock::now();
-    const double elapsed = std::chrono::duration<double>(now - start).count();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const bool all_done = cfg.count != 0 && handled.load() >= cfg.count;
     if ((cfg.stop && cfg.stop->load()) || (cfg.duration > 0 && elapsed >= cfg.duration) || all_done) break;
-    const double dt = std::chrono::duration<double>(now - last_t).count();
-    if (cfg.interval <= 0 || dt < cfg.interval) continue;
-    for (size_t i = 0; i < ports.size(); ++i) {
-      const uint64_t rx = workers[i].live.rx.load(std::memory_order_relaxed), bytes = workers[i].live.rx_bytes.load(std::memory_order_relaxed);
-      std::string line;
-      for (size_t a = 0; a < verdicts.names.size(); ++a) {
-        const uint64_t v = workers[i].live.actions[a].load(std::memory_order_relaxed);
-        if (v - last_actions[i][a]) line += "  " + verdicts.names[a] + " " + rate(static_cast<double>(v - last_actions[i][a]) / dt);
-        last_actions[i][a] = v;
-      }
-      std::fprintf(cfg.live, "[%7.1fs] %-14s %8s pps %9.2f Mbit/s%s\n", elapsed, workers[i].pt.name.c_str(),
-                   rate(static_cast<double>(rx - last[i].first) / dt).c_str(), static_cast<double>(bytes - last[i].second) * 8 / dt / 1e6,
-                   line.c_str());
-      last[i] = {rx, bytes};
-    }
-    std::fflush(cfg.live);
-    last_t = now;
+    if (cfg.interval > 0) lines.maybe_print(elapsed, cfg.interval);
   }
   done = true;
   for (auto& t : threads) t.join();
   LiveTotals out;
+  Clock::time_point first = Clock::time_point::max(), last{};
+  for (const Worker& w : workers)
+    if (w.first != Clock::time_point{}) first = std::min(first, w.first), last = std::max(last, w.last);
+  if (last != Clock::time_point{})
+    out.active_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(last - first).count());
   for (size_t i = 0; i < workers.size(); ++i) {
     Worker& w = workers[i];
     if (w.error) return *w.error;
@@ -283,6 +312,9 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
 }
 
 void print_live_ports(const LiveTotals& t) {
+  if (t.active_ns)
+    std::printf("traffic  %.0f packets/s while it flowed (%.3f s from the first batch to the last)\n",
+                static_cast<double>(t.totals.packets) * 1e9 / static_cast<double>(t.active_ns), t.active_ns / 1e9);
   std::printf("\n%-16s %-8s %-5s %12s %10s %10s %10s %8s %8s %10s\n", "interface", "xdp", "bind", "received", "sent", "to xsk", "to kernel", "no route",
               "full", "kernel drop");
   for (const PortTotals& p : t.ports)
@@ -292,7 +324,9 @@ void print_live_ports(const LiveTotals& t) {
 
 std::string live_ports_json(const LiveTotals& t) {
   std::ostringstream s;
-  s << "[";
+  // packets per second while traffic flowed: the first batch's packets arrived before the span began
+  const double active = t.active_ns ? static_cast<double>(t.totals.packets) * 1e9 / static_cast<double>(t.active_ns) : 0.0;
+  s << ",\"active_ns\":" << t.active_ns << ",\"active_packets_per_second\":" << active << ",\"interfaces\":[";
   for (size_t i = 0; i < t.ports.size(); ++i) {
     const PortTotals& p = t.ports[i];
     s << (i ? "," : "") << "{\"interface\":\"" << p.name << "\",\"xdp_mode\":\"" << p.mode << "\",\"zero_copy\":" << (p.zero_copy ? "true" : "false")

@@ -39,6 +39,7 @@ struct PortTotals {
 
 struct LiveTotals {
   Totals totals;
+  uint64_t active_ns = 0;  // from the first batch to the last one (any port): the rate while traffic flowed
   std::vector<PortTotals> ports;
 };
 
@@ -47,6 +48,7 @@ size_t live_workers(const LiveConfig& cfg);
 // Runs until a signal, --duration or --count: the program's verdicts carried out on each frame.
 ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebpfvm::Object& obj, const LiveConfig& cfg);
 void print_live_ports(const LiveTotals& t);
+// The JSON summary's live members (the active rate, "interfaces"), each after a comma.
 std::string live_ports_json(const LiveTotals& t);
 
 struct ReplayConfig {

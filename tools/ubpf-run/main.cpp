@@ -340,7 +340,7 @@ int run_live(const Options& o, Object& obj, const ebpfvm::LoadedProgram& prog, c
     if (*file)
       if (auto r = (*file)->commit(); !r) return fail(kUsage, r.error().message);
   if (o.json) {
-    print_json(o, prog, t->totals, ",\"interfaces\":" + ubpf::live_ports_json(*t));
+    print_json(o, prog, t->totals, ubpf::live_ports_json(*t));
   } else {
     print_table(o, prog, t->totals);
     ubpf::print_live_ports(*t);
