@@ -36,8 +36,9 @@ struct XskPortOptions {
   uint32_t queue = 0;
   XdpAttachMode attach = XdpAttachMode::Auto;
   XskBindMode bind = XskBindMode::Auto;
-  uint32_t frames = 4096;      // UMEM frames of 4 KiB: half wait in the fill ring, half for sending
-  uint32_t ring_size = 2048;   // entries of each ring (a power of two)
+  uint32_t frames = 8192;      // UMEM frames of 4 KiB: half wait in the fill ring, half for sending
+  uint32_t ring_size = 2048;   // entries of the receive, send and completion rings (a power of two);
+                               // the fill ring has twice as many
   bool receive = true;         // false: a send-only socket (replay); nothing is attached
   // The path of a pinned xskmap that the user's own XDP program (a dispatcher, say) redirects
   // into: the socket is put in it at `queue` and no program is attached.

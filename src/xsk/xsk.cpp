@@ -136,7 +136,10 @@ Result<std::unique_ptr<XskPort>> XskPort::open(const XskPortOptions& o) {
   void* area = mmap(nullptr, impl->area_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
   if (area == MAP_FAILED) return fail("cannot map " + std::to_string(impl->area_size) + " bytes of UMEM", errno);
   impl->area = static_cast<uint8_t*>(area);
-  const xsk_umem_config ucfg{o.ring_size, o.ring_size, kFrameSize, 0, 0};
+  // The fill ring twice the receive ring, as libxdp's defaults have it: a burst that arrives while
+  // the loop is descheduled finds frames to land in.
+  const uint32_t fill_size = std::min(o.frames, 2 * o.ring_size);
+  const xsk_umem_config ucfg{fill_size, o.ring_size, kFrameSize, 0, 0};
   if (int r = xsk_umem__create(&impl->umem, impl->area, impl->area_size, &impl->fill, &impl->comp, &ucfg); r)
     return fail("cannot register the UMEM (AF_XDP sockets need Linux 4.18 or later and CAP_NET_RAW)", -r);
 
@@ -187,7 +190,7 @@ Result<std::unique_ptr<XskPort>> XskPort::open(const XskPortOptions& o) {
   }
   // Half the frames wait for packets, half are for sending (all of them on a send-only port).
   impl->free.reserve(o.frames);
-  impl->fill_target = o.receive ? std::min(o.frames / 2, o.ring_size) : 0;
+  impl->fill_target = o.receive ? std::min(o.frames / 2, fill_size) : 0;
   for (uint32_t i = o.frames; i-- > 0;) impl->free.push_back(uint64_t{i} * kFrameSize);
   impl->refill();
   return std::unique_ptr<XskPort>(new XskPort(std::move(impl)));
