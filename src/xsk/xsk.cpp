@@ -160,7 +160,15 @@ Result<std::unique_ptr<XskPort>> XskPort::open(const XskPortOptions& o) {
   // Generic XDP hands the socket skbs: only copy mode takes them.
   if (o.bind == XskBindMode::Copy || impl->mode == XdpAttachMode::Generic) scfg.bind_flags |= XDP_COPY;
   if (o.bind == XskBindMode::ZeroCopy) scfg.bind_flags |= XDP_ZEROCOPY;
-  if (int r = xsk_socket__create(&impl->xsk, o.iface.c_str(), o.queue, impl->umem, o.receive ? &impl->rx : nullptr, &impl->tx, &scfg); r) {
+  int r = 0;
+  // A socket closed a moment ago (a previous run's) keeps its queue until the kernel has finished
+  // releasing it, which it does shortly after: EBUSY that long is not another user.
+  for (int tries = 0; tries < 40; ++tries) {
+    r = xsk_socket__create(&impl->xsk, o.iface.c_str(), o.queue, impl->umem, o.receive ? &impl->rx : nullptr, &impl->tx, &scfg);
+    if (r != -EBUSY) break;
+    usleep(50'000);
+  }
+  if (r) {
     const int err = -r;
     std::string why = "cannot bind an AF_XDP socket";
     if (err == EOPNOTSUPP || (err == EINVAL && o.bind == XskBindMode::ZeroCopy)) why += " (the driver has no zero-copy support: use copy mode)";

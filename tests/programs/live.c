@@ -52,3 +52,19 @@ int xdp_grow(struct xdp_md *ctx)
 	return XDP_TX;
 }
 
+
+/* A user's own XDP program that sends queue 0 to an AF_XDP socket through a map iproute2 pins
+ * (ubpf-run --xsk-map), and lets everything else through. */
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 4);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} own_xsks SEC(".maps");
+
+SEC("xdp")
+int xdp_own_redirect(struct xdp_md *ctx)
+{
+	return bpf_redirect_map(&own_xsks, ctx->rx_queue_index, XDP_PASS);
+}

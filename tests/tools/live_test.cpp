@@ -453,3 +453,37 @@ TEST_CASE("ubpf-run --iface IF@0 --iface IF@1: a worker per queue, each with its
   CHECK(per_worker[1] == 200);
   CHECK(have.get("active_packets_per_second")->number() > 0);
 }
+
+TEST_CASE("ubpf-run --iface --xsk-map: the user's own XDP program redirects into its pinned xskmap, and stays", "[live]") {
+  Netns ns({"va", "vb"});
+  if (!ns.ok()) return;
+  const std::string fw = EBPFVM_EXAMPLE_FIREWALL, cap = sample(200);
+  const auto expected = parse_json(run_process({EBPFVM_UBPF_RUN, fw, "--pcap", cap, "--json", "--engine", "interp"}).out);
+  // iproute2 loads the program and pins its map (LIBBPF_PIN_BY_NAME) in the bpffs it mounts in
+  // this command's mount namespace: ubpf-run runs in the same one
+  const std::string script = "ip link set dev vb xdp obj " + program_path("live") + " sec xdp program xdp_own_redirect || exit 77; "
+                             "exec " + std::string(EBPFVM_UBPF_RUN) + " " + fw + " --iface vb --xsk-map /sys/fs/bpf/tc/globals/own_xsks "
+                             "-c 200 --duration 60 --json --interval 0 --engine interp";
+  Background live(ns.in_ns({"/bin/sh", "-c", script}));
+  if (!live.wait_for("listening on vb@0")) {
+    auto [code, out] = live.finish();
+    if (code == 77) {
+      std::printf("SKIP --xsk-map: iproute2 cannot load an XDP object here: %s\n", out.c_str());
+      return;
+    }
+    FAIL(out);
+  }
+  CHECK(live.out().find("listening on vb@0 (your XDP program's xskmap, copy mode)") != std::string::npos);
+  replay(ns, cap, "va");
+  auto [code, out] = live.finish();
+  INFO(out);
+  REQUIRE(code == 0);
+  const json::Value have = parse_json(out);
+  CHECK(have.get("interfaces")->array().at(0).get("xdp_mode")->string() == "own program");
+  for (const char* a : {"XDP_DROP", "XDP_PASS"}) CHECK(have.get("actions")->get(a)->number() == expected.get("actions")->get(a)->number());
+  CHECK(ns.exec({kIp, "link", "show", "vb"}).out.find("xdp_own_redirec") != std::string::npos);  // not ours to remove
+  auto r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--xsk-map", "/nonexistent/xsks"});
+  INFO(r.out);
+  CHECK(r.exit_code == 1);
+  CHECK(r.out.find("vb@0: cannot open the pinned xskmap /nonexistent/xsks") != std::string::npos);
+}

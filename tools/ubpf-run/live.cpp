@@ -264,7 +264,8 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
   }
   // Like tcpdump's: scripts wait for this line before sending.
   for (const Worker& w : workers)
-    std::fprintf(stderr, "ubpf-run: listening on %s (%s XDP, %s)\n", w.pt.name.c_str(), w.pt.mode.c_str(), w.pt.zero_copy ? "zero-copy" : "copy mode");
+    std::fprintf(stderr, "ubpf-run: listening on %s (%s, %s)\n", w.pt.name.c_str(),
+                 w.pt.mode == "own program" ? "your XDP program's xskmap" : (w.pt.mode + " XDP").c_str(), w.pt.zero_copy ? "zero-copy" : "copy mode");
   std::fflush(stderr);
   const auto start = Clock::now();
   std::vector<std::thread> threads;
