@@ -64,6 +64,16 @@ kernel_checks() {
 }
 kernel_checks build/release/tests/ebpfvm_tests
 
+# The live AF_XDP tests make network namespaces and veth pairs of their own: shown, then their skip
+# path, without the capabilities that takes (they must pass, each saying why it skipped).
+echo "=== live AF_XDP tests (veth pairs in namespaces of their own), shown"
+build/release/tests/ebpfvm_tests "[live]" | tee build/live.log
+if [ "$(id -u)" -eq 0 ] && ! grep -q "^SKIP the live AF_XDP tests" build/live.log; then
+  echo "=== live AF_XDP tests without CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW: pass, skipping with the reason"
+  setpriv --bounding-set=-all --inh-caps=-all build/release/tests/ebpfvm_tests "[live]" | tee build/live.log
+  expect_line "^SKIP the live AF_XDP tests: " build/live.log
+fi
+
 quiet_ctest() {  # DIR: ctest's summary only, its whole output when something fails
   if ! ctest --test-dir "$1" -j "$jobs" --output-on-failure > build/ctest-again.log 2>&1; then
     cat build/ctest-again.log

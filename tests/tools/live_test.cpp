@@ -114,7 +114,8 @@ struct Netns {
     name = "ebpfvm-live-" + std::to_string(getpid()) + "-" + std::to_string(n++);
     const int xsk = socket(AF_XDP, SOCK_RAW, 0);
     if (xsk < 0) {
-      skip = std::string("this host has no AF_XDP sockets: ") + std::strerror(errno);
+      skip = errno == EPERM || errno == EACCES ? std::string("this process may not open AF_XDP sockets (CAP_NET_RAW): ") + std::strerror(errno)
+                                               : std::string("this host has no AF_XDP sockets: ") + std::strerror(errno);
       return;
     }
     close(xsk);
@@ -323,13 +324,17 @@ TEST_CASE("ubpf-run --iface: Ctrl-C stops cleanly with the summary, and errors n
     Background live(ns.in_ns({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--engine", "interp", "--interval", "0.2"}));
     REQUIRE(live.wait_for("listening on vb@0"));
     CHECK(ns.exec({kIp, "link", "show", "vb"}).out.find(" xdp") != std::string::npos);
-    replay(ns, sample(100), "va");
+    // --loop: the capture three times over
+    const auto r = ns.exec({EBPFVM_UBPF_RUN, "replay", sample(100), "--iface", "va", "--loop", "3", "--rate", "20000", "--json"});
+    INFO(r.out);
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.out.find("\"packets\":300,") != std::string::npos);
     REQUIRE(live.wait_for("vb@0 "));  // a rate line
     live.signal(SIGINT);
     auto [code, out] = live.finish();
     INFO(out);
     CHECK(code == 0);
-    CHECK(out.find("input    live on vb (AF_XDP): 100 packets") != std::string::npos);
+    CHECK(out.find("input    live on vb (AF_XDP): 300 packets") != std::string::npos);
     CHECK(out.find("(stopped by a signal)") != std::string::npos);
     CHECK(out.find("XDP_DROP") != std::string::npos);
     CHECK(ns.exec({kIp, "link", "show", "vb"}).out.find(" xdp") == std::string::npos);
