@@ -2,7 +2,7 @@
 // default) runs in user space on every frame that arrives on either interface, through AF_XDP,
 // and what it redirects through its devmap leaves by the other interface. One thread per port.
 //
-//   xdp_forwarder IF_A IF_B [--prog OBJ.o] [--block IPV4]... [--duration S] [--generic] [--copy]
+//   xdp_forwarder IF_A IF_B [--prog OBJ.o] [--block IPV4]... [--duration S] [--generic] [--copy] [--interp]
 //
 // The program's `tx_port` map is filled so that A forwards to B and B to A; `--block` puts
 // sources in its `blocked` map. A line per second shows the rates; Ctrl-C (or --duration) stops,
@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   std::string object = EBPFVM_EXAMPLE_L2FWD;
   double duration = 0;
   ebpfvm::XskPortOptions base;
+  ebpfvm::Engine engine = ebpfvm::Engine::Jit;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     const bool has_value = i + 1 < argc;
@@ -50,6 +51,7 @@ int main(int argc, char** argv) {
     else if (a == "--duration" && has_value) duration = std::atof(argv[++i]);
     else if (a == "--generic") base.attach = ebpfvm::XdpAttachMode::Generic;
     else if (a == "--copy") base.bind = ebpfvm::XskBindMode::Copy;
+    else if (a == "--interp") engine = ebpfvm::Engine::Interpreter;
     else if (a.rfind("--", 0) != 0) ifaces.push_back(a);
     else {
       std::fprintf(stderr, "xdp_forwarder: unknown option %s\n", a.c_str());
@@ -57,7 +59,7 @@ int main(int argc, char** argv) {
     }
   }
   if (ifaces.size() != 2) {
-    std::fprintf(stderr, "usage: xdp_forwarder IF_A IF_B [--prog OBJ.o] [--block IPV4]... [--duration S] [--generic] [--copy]\n");
+    std::fprintf(stderr, "usage: xdp_forwarder IF_A IF_B [--prog OBJ.o] [--block IPV4]... [--duration S] [--generic] [--copy] [--interp]\n");
     return 2;
   }
 
@@ -65,7 +67,7 @@ int main(int argc, char** argv) {
   auto obj = ebpfvm::Object::open(object);
   if (!obj) return fail(object, obj.error());
   ebpfvm::LoadOptions lo;
-  lo.engine = ebpfvm::Engine::Jit;
+  lo.engine = engine;  // the JIT, unless --interp (a host that refuses executable memory)
   lo.workers = 2;
   if (auto r = obj->load(lo); !r) return fail(object, r.error());
   auto prog = obj->program("xdp_l2fwd");

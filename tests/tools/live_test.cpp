@@ -340,30 +340,30 @@ TEST_CASE("ubpf-run --iface: Ctrl-C stops cleanly with the summary, and errors n
     CHECK(ns.exec({kIp, "link", "show", "vb"}).out.find(" xdp") == std::string::npos);
   }
   // errors
-  auto r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "nosuch0"});
+  auto r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "nosuch0", "--engine", "interp"});
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("no interface 'nosuch0'") != std::string::npos);
-  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb@x"});
+  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb@x", "--engine", "interp"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("--iface vb@x: expected IF or IF@QUEUE") != std::string::npos);
-  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--pcap", sample(100)});
+  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--pcap", sample(100), "--engine", "interp"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("give a capture (--pcap FILE) or live interfaces (--iface IF[@QUEUE]), one of them") != std::string::npos);
-  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--pcap", sample(100), "--duration", "3"});
+  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--pcap", sample(100), "--duration", "3", "--engine", "interp"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("--duration is for live runs") != std::string::npos);
-  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--workers", "2"});
+  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--workers", "2", "--engine", "interp"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("--workers is for captures") != std::string::npos);
-  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--iface", "vb@0"});
+  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--iface", "vb@0", "--engine", "interp"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("--iface vb@0 is given twice") != std::string::npos);
-  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--xdp-mode", "fast"});
+  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--xdp-mode", "fast", "--engine", "interp"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("--xdp-mode fast: expected native, generic or auto") != std::string::npos);
   // an interface with someone else's XDP program is left alone
   REQUIRE(ns.exec({kIp, "link", "set", "dev", "vb", "xdpgeneric", "obj", fw, "sec", "xdp"}).exit_code == 0);
-  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb"});
+  r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--engine", "interp"});
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("vb already has an XDP program (id ") != std::string::npos);
   CHECK(ns.exec({kIp, "link", "show", "vb"}).out.find("xdpgeneric") != std::string::npos);
@@ -386,7 +386,9 @@ TEST_CASE("examples/xdp_forwarder forwards between two veths, its block list app
   }
   REQUIRE(want.size() < input.size());
   auto dump = capture_on(ns, "b0", out_b, want.size());
-  Background fwd(ns.in_ns({EBPFVM_XDP_FORWARDER, "a1", "b1", "--block", "10.1.0.1", "--duration", "60"}));
+  std::vector<std::string> argv{EBPFVM_XDP_FORWARDER, "a1", "b1", "--block", "10.1.0.1", "--duration", "60"};
+  if (!jit_available()) argv.push_back("--interp");  // a host that refuses the JIT executable memory
+  Background fwd(ns.in_ns(argv));
   REQUIRE(fwd.wait_for("forwarding a1 <-> b1 ("));
   replay(ns, cap, "a0");
   auto [dcode, dout] = dump->finish(20);
@@ -487,7 +489,7 @@ TEST_CASE("ubpf-run --iface --xsk-map: the user's own XDP program redirects into
   CHECK(have.get("interfaces")->array().at(0).get("xdp_mode")->string() == "own program");
   for (const char* a : {"XDP_DROP", "XDP_PASS"}) CHECK(have.get("actions")->get(a)->number() == expected.get("actions")->get(a)->number());
   CHECK(ns.exec({kIp, "link", "show", "vb"}).out.find("xdp_own_redirec") != std::string::npos);  // not ours to remove
-  auto r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--xsk-map", "/nonexistent/xsks"});
+  auto r = ns.exec({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--xsk-map", "/nonexistent/xsks", "--engine", "interp"});
   INFO(r.out);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("vb@0: cannot open the pinned xskmap /nonexistent/xsks") != std::string::npos);

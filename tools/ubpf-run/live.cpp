@@ -20,17 +20,7 @@
 #endif
 
 namespace ubpf {
-namespace {
 
-using Clock = std::chrono::steady_clock;
-
-uint64_t now_realtime_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-// IF or IF@QUEUE.
 ebpfvm::Result<std::pair<std::string, uint32_t>> parse_iface(const std::string& arg) {
   const size_t at = arg.rfind('@');
   if (at == std::string::npos) return std::pair{arg, 0u};
@@ -42,8 +32,6 @@ ebpfvm::Result<std::pair<std::string, uint32_t>> parse_iface(const std::string& 
     return ebpfvm::make_error(ebpfvm::Errc::InvalidArgument, "--iface " + arg + ": expected IF or IF@QUEUE (queue 0 to 255)");
   return std::pair{arg.substr(0, at), static_cast<uint32_t>(v)};
 }
-
-}  // namespace
 
 size_t live_workers(const LiveConfig& cfg) { return std::max<size_t>(1, cfg.ifaces.size()); }
 
@@ -62,6 +50,14 @@ std::string live_ports_json(const LiveTotals&) { return ""; }
 #else
 
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t now_realtime_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 // What a worker counts, read by the main thread for the live lines (relaxed: a line may be a
 // packet behind).

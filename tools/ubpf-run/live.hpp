@@ -43,6 +43,8 @@ struct LiveTotals {
   std::vector<PortTotals> ports;
 };
 
+// --iface's IF or IF@QUEUE: the interface and the queue (0 when not given).
+ebpfvm::Result<std::pair<std::string, uint32_t>> parse_iface(const std::string& arg);
 // How many workers a live run needs (one per interface queue), for LoadOptions::workers.
 size_t live_workers(const LiveConfig& cfg);
 // Runs until a signal, --duration or --count: the program's verdicts carried out on each frame.

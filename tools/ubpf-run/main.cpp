@@ -33,6 +33,13 @@ constexpr int kLoadFailure = 1, kUsage = 2, kFault = 3;
 // does), marks the summary interrupted, and exits 128 + the signal.
 std::atomic<int> g_signal{0};
 void on_signal(int sig) { g_signal.store(sig); }
+void catch_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
 
 std::string json_quote(const std::string& x) {
   std::string out = "\"";
@@ -475,11 +482,7 @@ int cmd_run(const Options& o) {
   for (const std::string& t : o.tail_calls)
     if (auto r = set_tail_call_arg(*obj, t); !r) return fail(kUsage, r.error());
 
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  catch_stop_signals();
   cfg.stop = &g_signal;
   std::optional<ebpfvm::PacketFilter> filter;
   if (!o.filter_expr.empty()) {
@@ -728,11 +731,7 @@ int cmd_filter(const Options& o) {
     if (!out) return fail(kUsage, out.error().message);
     writer = ubpf::CaptureWriter::create(std::move(*out), (*input)->pcapng(), (*input)->nanosecond());
   }
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  catch_stop_signals();
   const bool tty = isatty(STDERR_FILENO);
   const uint64_t total = (*input)->file_size();
   const auto started = std::chrono::steady_clock::now();
@@ -796,22 +795,13 @@ int cmd_filter(const Options& o) {
 // ubpf-run replay IN.pcap --iface IF[@QUEUE]
 int cmd_replay(const Options& o) {
   ubpf::ReplayConfig rc = o.replay;
-  const size_t at = rc.iface.rfind('@');
-  if (at != std::string::npos) {
-    const std::string q = rc.iface.substr(at + 1);
-    char* end = nullptr;
-    const unsigned long v = std::strtoul(q.c_str(), &end, 10);
-    if (at == 0 || q.empty() || *end || v > 255) return fail(kUsage, "--iface " + rc.iface + ": expected IF or IF@QUEUE (queue 0 to 255)");
-    rc.queue = static_cast<uint32_t>(v);
-    rc.iface.resize(at);
-  }
+  auto iface = ubpf::parse_iface(rc.iface);
+  if (!iface) return fail(kUsage, iface.error().message);
+  rc.iface = iface->first;
+  rc.queue = iface->second;
   if (rc.rate < 0) return fail(kUsage, "--rate must not be negative");
   if (rc.copy && rc.zero_copy) return fail(kUsage, "--copy and --zero-copy exclude each other");
-  struct sigaction sa {};
-  sa.sa_handler = on_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
+  catch_stop_signals();
   rc.stop = &g_signal;
   return ubpf::replay(rc);
 }
