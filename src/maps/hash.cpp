@@ -91,6 +91,10 @@ struct SpinLock {
 struct Bucket {
   std::atomic<Node*> head{nullptr};
   SpinLock lock;
+  // The node the last replacement in this bucket took out, kept for the next one (plain hash
+  // maps): a replacement then costs no allocation and no deferred free, as the kernel's
+  // preallocated elements do. A reader still on it stays in this bucket's chain when it is reused.
+  Node* spare = nullptr;
 };
 
 class HashMap final : public MapImpl {
@@ -104,6 +108,9 @@ class HashMap final : public MapImpl {
         buckets_(bucket_count(s.max_entries)) {}
 
   ~HashMap() override {
+    for (Bucket& b : buckets_) {
+      if (b.spare) free_node(b.spare);
+    }
     for (Bucket& b : buckets_)
       for (Node* n = b.head.load(); n;) {
         Node* next = n->next.load();
@@ -284,7 +291,7 @@ class HashMap final : public MapImpl {
         return err::kTooBig;
       }
     }
-    Node* n = new_node(key, h);
+    Node* n = old && b.spare ? reuse(b, key, h) : new_node(key, h);
     if (!n) {
       if (!old) count_.fetch_sub(1);
       return err::kNoMem;
@@ -295,13 +302,29 @@ class HashMap final : public MapImpl {
       n->next.store(old->next.load());
       link->store(n, std::memory_order_release);
       lru_remove(old);
-      maps::reclaim::retire(old, free_node);
+      if (spares_ok() && !b.spare) b.spare = old;  // memory a reader may still be on: never freed early
+      else maps::reclaim::retire(old, free_node);
     } else {
       n->next.store(b.head.load());
       b.head.store(n, std::memory_order_release);
     }
     lru_insert(n);
     return 0;
+  }
+
+  // Hash and LRU maps keep a spare node per bucket; per-CPU maps (updated in place) and maps of
+  // maps (a node owns a map) do not. Evicted and deleted nodes are not spares: they are freed
+  // after every run that could see them has ended.
+  bool spares_ok() const { return !of_maps_ && !per_cpu(); }
+  // The bucket's spare as a fresh node for `key` (caller holds the bucket's lock).
+  Node* reuse(Bucket& b, const void* key, uint64_t h) {
+    Node* n = b.spare;
+    b.spare = nullptr;
+    n->hash = h;
+    n->referenced.store(false, std::memory_order_relaxed);
+    std::memcpy(n->data(), key, spec().key_size);
+    std::memset(n->data() + key_stride_, 0, value_bytes_);  // a value's lock word and padding start at 0
+    return n;
   }
 
   // Caller holds the write lock.
@@ -316,14 +339,10 @@ class HashMap final : public MapImpl {
   // looked up since it last got here goes back to the front instead (once per pass).
   bool evict_one() {
     Node* victim = nullptr;
-    {
-      std::lock_guard lk(lru_mu_);
-      for (uint32_t spared = 0; (victim = lru_tail_) && victim->referenced.load(std::memory_order_relaxed) && spared <= count_.load();
-           ++spared) {
-        victim->referenced.store(false, std::memory_order_relaxed);
-        detach(victim);
-        attach_front(victim);
-      }
+    for (uint32_t spared = 0; (victim = lru_tail_) && victim->referenced.load(std::memory_order_relaxed) && spared <= count_.load(); ++spared) {
+      victim->referenced.store(false, std::memory_order_relaxed);
+      detach(victim);
+      attach_front(victim);
     }
     if (!victim) return false;
     Bucket& b = bucket(victim->hash);
@@ -343,12 +362,10 @@ class HashMap final : public MapImpl {
   }
   void lru_insert(Node* n) {
     if (!lru_) return;
-    std::lock_guard lk(lru_mu_);
     attach_front(n);
   }
   void lru_remove(Node* n) {
     if (!lru_) return;
-    std::lock_guard lk(lru_mu_);
     if (n->in_lru) detach(n);
   }
   void attach_front(Node* n) {
@@ -371,8 +388,7 @@ class HashMap final : public MapImpl {
   const size_t value_bytes_;
   std::vector<Bucket> buckets_;
   std::atomic<uint32_t> count_{0};
-  std::mutex write_mu_;  // LRU maps: all writers
-  std::mutex lru_mu_;    // the recency list
+  std::mutex write_mu_;  // LRU maps: all writers, and so the recency list (lookups only mark nodes)
   Node* lru_head_ = nullptr;
   Node* lru_tail_ = nullptr;
 };
