@@ -58,8 +58,15 @@ inline bool same_key(const uint8_t* a, const uint8_t* b, size_t n) {
   return tail_word(a, n) == tail_word(b, n);
 }
 
+// A chain link: a node's address, or (low bit set) the end of bucket i's chain, i << 1 | 1 (the
+// kernel's "nulls" lists). A reader that ends on another bucket's end was moved there by a node
+// that was reused while it walked (see Spares below), and walks its own bucket again.
+using Link = uintptr_t;
+inline bool is_end(Link l) { return l & 1; }
+inline Link end_of(size_t bucket) { return Link{bucket} << 1 | 1; }
+
 struct Node {
-  std::atomic<Node*> next{nullptr};
+  std::atomic<Link> next{0};
   uint64_t hash = 0;
   Node* lru_prev = nullptr;
   Node* lru_next = nullptr;
@@ -88,13 +95,12 @@ struct SpinLock {
   void unlock() { held.store(false, std::memory_order_release); }
 };
 
+inline Node* node_at(Link l) { return reinterpret_cast<Node*>(l); }
+inline Link link_of(Node* n) { return reinterpret_cast<Link>(n); }
+
 struct Bucket {
-  std::atomic<Node*> head{nullptr};
+  std::atomic<Link> head{0};
   SpinLock lock;
-  // The node the last replacement in this bucket took out, kept for the next one (plain hash
-  // maps): a replacement then costs no allocation and no deferred free, as the kernel's
-  // preallocated elements do. A reader still on it stays in this bucket's chain when it is reused.
-  Node* spare = nullptr;
 };
 
 class HashMap final : public MapImpl {
@@ -105,23 +111,25 @@ class HashMap final : public MapImpl {
         of_maps_(s.type == MapType::HashOfMaps),
         key_stride_(round8(s.key_size)),
         value_bytes_(of_maps_ ? 8 : size_t{value_stride()} * (per_cpu() ? this->workers() : 1)),
-        buckets_(bucket_count(s.max_entries)) {}
+        buckets_(bucket_count(s.max_entries)),
+        spares_(size_t{this->workers()} + 1) {
+    for (size_t i = 0; i < buckets_.size(); ++i) buckets_[i].head.store(end_of(i), std::memory_order_relaxed);
+  }
 
   ~HashMap() override {
-    for (Bucket& b : buckets_) {
-      if (b.spare) free_node(b.spare);
-    }
+    for (auto& s : spares_)
+      if (Node* n = s.load()) free_node(n);
     for (Bucket& b : buckets_)
-      for (Node* n = b.head.load(); n;) {
-        Node* next = n->next.load();
+      for (Link l = b.head.load(); !is_end(l);) {
+        Node* n = node_at(l);
+        l = n->next.load();
         free_node(n);
-        n = next;
       }
   }
 
   void* lookup(const void* key, uint32_t worker) override {
     const uint64_t h = hash_bytes(key, spec().key_size);
-    Node* n = find(bucket(h), key, h);
+    Node* n = find(key, h);
     if (!n) return nullptr;
     if (lru_) touch(n);
     if (of_maps_) return n->inner.get();
@@ -160,8 +168,9 @@ class HashMap final : public MapImpl {
     const uint64_t h = hash_bytes(key, spec().key_size);
     Bucket& b = bucket(h);
     WriteLock lk(*this, b);
-    std::atomic<Node*>* link = &b.head;
-    for (Node* n = link->load(); n; link = &n->next, n = link->load()) {
+    std::atomic<Link>* link = &b.head;
+    for (Link l = link->load(); !is_end(l); link = &node_at(l)->next, l = link->load()) {
+      Node* n = node_at(l);
       if (n->hash == h && std::memcmp(n->data(), key, spec().key_size) == 0) {
         unlink(link, n);
         return 0;
@@ -173,8 +182,8 @@ class HashMap final : public MapImpl {
   void each_value(const std::function<bool(const uint8_t*, size_t)>& f) const override {
     if (of_maps_) return;
     for (const Bucket& b : buckets_)
-      for (Node* n = b.head.load(std::memory_order_acquire); n; n = n->next.load(std::memory_order_acquire))
-        if (!f(n->data() + key_stride_, value_bytes_)) return;
+      for (Link l = b.head.load(std::memory_order_acquire); !is_end(l); l = node_at(l)->next.load(std::memory_order_acquire))
+        if (!f(node_at(l)->data() + key_stride_, value_bytes_)) return;
   }
 
   long next_key(const void* key, void* next) const override {
@@ -182,17 +191,18 @@ class HashMap final : public MapImpl {
     if (key) {
       const uint64_t h = hash_bytes(key, spec().key_size);
       size_t bi = h & (buckets_.size() - 1);
-      if (Node* n = find(const_cast<Bucket&>(buckets_[bi]), key, h)) {
-        if (Node* nn = n->next.load(std::memory_order_acquire)) {
-          std::memcpy(next, nn->data(), spec().key_size);
+      if (Node* n = find(key, h)) {
+        const Link nl = n->next.load(std::memory_order_acquire);
+        if (!is_end(nl)) {
+          std::memcpy(next, node_at(nl)->data(), spec().key_size);
           return 0;
         }
         start = bi + 1;
       }
     }
     for (size_t i = start; i < buckets_.size(); ++i)
-      if (Node* n = buckets_[i].head.load(std::memory_order_acquire)) {
-        std::memcpy(next, n->data(), spec().key_size);
+      if (const Link l = buckets_[i].head.load(std::memory_order_acquire); !is_end(l)) {
+        std::memcpy(next, node_at(l)->data(), spec().key_size);
         return 0;
       }
     return err::kNoEnt;
@@ -220,10 +230,17 @@ class HashMap final : public MapImpl {
   }
   Bucket& bucket(uint64_t h) { return buckets_[h & (buckets_.size() - 1)]; }
 
-  Node* find(Bucket& b, const void* key, uint64_t h) const {
-    for (Node* n = b.head.load(std::memory_order_acquire); n; n = n->next.load(std::memory_order_acquire))
-      if (n->hash == h && same_key(n->data(), static_cast<const uint8_t*>(key), spec().key_size)) return n;
-    return nullptr;
+  Node* find(const void* key, uint64_t h) const {
+    const size_t bi = h & (buckets_.size() - 1);
+    for (;;) {
+      Link l = buckets_[bi].head.load(std::memory_order_acquire);
+      for (; !is_end(l); l = node_at(l)->next.load(std::memory_order_acquire)) {
+        Node* n = node_at(l);
+        if (n->hash == h && same_key(n->data(), static_cast<const uint8_t*>(key), spec().key_size)) return n;
+      }
+      if (l == end_of(bi)) return nullptr;
+      // moved to another bucket's chain by a reused node: this bucket again
+    }
   }
 
   // nullptr when the host has no memory left: the update fails with -ENOMEM, as in the kernel,
@@ -265,10 +282,10 @@ class HashMap final : public MapImpl {
     const uint64_t h = hash_bytes(key, spec().key_size);
     Bucket& b = bucket(h);
     WriteLock lk(*this, b);
-    std::atomic<Node*>* link = &b.head;
+    std::atomic<Link>* link = &b.head;
     Node* old = nullptr;
-    for (Node* n = link->load(); n; link = &n->next, n = link->load())
-      if (n->hash == h && std::memcmp(n->data(), key, spec().key_size) == 0) {
+    for (Link l = link->load(); !is_end(l); link = &node_at(l)->next, l = link->load())
+      if (Node* n = node_at(l); n->hash == h && std::memcmp(n->data(), key, spec().key_size) == 0) {
         old = n;
         break;
       }
@@ -291,7 +308,11 @@ class HashMap final : public MapImpl {
         return err::kTooBig;
       }
     }
-    Node* n = old && b.spare ? reuse(b, key, h) : new_node(key, h);
+    // the worker's own spare; the user side (and a worker index out of range) the last one
+    const size_t slot = worker >= 0 && static_cast<size_t>(worker) < workers() ? static_cast<size_t>(worker) : workers();
+    std::atomic<Node*>* spare = old && spares_ok() ? &spares_[slot] : nullptr;
+    Node* n = spare ? reuse(*spare, key, h) : nullptr;
+    if (!n) n = new_node(key, h);
     if (!n) {
       if (!old) count_.fetch_sub(1);
       return err::kNoMem;
@@ -300,26 +321,33 @@ class HashMap final : public MapImpl {
     if (inner) n->inner = std::move(inner);
     if (old) {
       n->next.store(old->next.load());
-      link->store(n, std::memory_order_release);
+      link->store(link_of(n), std::memory_order_release);
       lru_remove(old);
-      if (spares_ok() && !b.spare) b.spare = old;  // memory a reader may still be on: never freed early
-      else maps::reclaim::retire(old, free_node);
+      // The replaced node is the next spare; one found there (another thread's) waits for readers.
+      Node* left = spare ? spare->exchange(old) : old;
+      if (left) maps::reclaim::retire(left, free_node);
     } else {
       n->next.store(b.head.load());
-      b.head.store(n, std::memory_order_release);
+      b.head.store(link_of(n), std::memory_order_release);
     }
     lru_insert(n);
     return 0;
   }
 
-  // Hash and LRU maps keep a spare node per bucket; per-CPU maps (updated in place) and maps of
-  // maps (a node owns a map) do not. Evicted and deleted nodes are not spares: they are freed
-  // after every run that could see them has ended.
+  // Spares. Replacing a key's value links a new node in place of the old one, so that readers see
+  // one or the other whole. The old node becomes the updating worker's spare and the worker's next
+  // replacement fills it, with no allocation and no deferred free, as the kernel's preallocated
+  // elements (and its per-CPU extra elements) are recycled. A spare is freed only with the map, so
+  // a program still holding a pointer into it reads map memory, perhaps a later value (the kernel's
+  // preallocated maps behave the same); a reader walking the chain it was in may be carried into
+  // another bucket's chain, and walks its own again when it ends there (find()). Hash and LRU maps
+  // have spares; per-CPU maps (updated in place) and maps of maps (a node owns a map) do not.
+  // Deleted and evicted nodes are retired to maps/reclaim as before.
   bool spares_ok() const { return !of_maps_ && !per_cpu(); }
-  // The bucket's spare as a fresh node for `key` (caller holds the bucket's lock).
-  Node* reuse(Bucket& b, const void* key, uint64_t h) {
-    Node* n = b.spare;
-    b.spare = nullptr;
+  // The worker's spare as a fresh node for `key`, or null.
+  Node* reuse(std::atomic<Node*>& spare, const void* key, uint64_t h) {
+    Node* n = spare.exchange(nullptr);
+    if (!n) return nullptr;
     n->hash = h;
     n->referenced.store(false, std::memory_order_relaxed);
     std::memcpy(n->data(), key, spec().key_size);
@@ -328,7 +356,7 @@ class HashMap final : public MapImpl {
   }
 
   // Caller holds the write lock.
-  void unlink(std::atomic<Node*>* link, Node* n) {
+  void unlink(std::atomic<Link>* link, Node* n) {
     link->store(n->next.load(), std::memory_order_release);
     lru_remove(n);
     count_.fetch_sub(1);
@@ -346,10 +374,10 @@ class HashMap final : public MapImpl {
     }
     if (!victim) return false;
     Bucket& b = bucket(victim->hash);
-    std::atomic<Node*>* link = &b.head;
-    for (Node* n = link->load(); n; link = &n->next, n = link->load())
-      if (n == victim) {
-        unlink(link, n);
+    std::atomic<Link>* link = &b.head;
+    for (Link l = link->load(); !is_end(l); link = &node_at(l)->next, l = link->load())
+      if (node_at(l) == victim) {
+        unlink(link, victim);
         return true;
       }
     return false;
@@ -387,6 +415,7 @@ class HashMap final : public MapImpl {
   const size_t key_stride_;
   const size_t value_bytes_;
   std::vector<Bucket> buckets_;
+  std::vector<std::atomic<Node*>> spares_;  // one per worker, and one for the user side
   std::atomic<uint32_t> count_{0};
   std::mutex write_mu_;  // LRU maps: all writers, and so the recency list (lookups only mark nodes)
   Node* lru_head_ = nullptr;

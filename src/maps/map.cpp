@@ -96,8 +96,8 @@ uint64_t worst_bytes(const MapSpec& s, uint32_t workers) {
   const uint64_t n = s.max_entries, w = workers ? workers : 1;
   const uint64_t value = round8(s.value_size), key = round8(s.key_size);
   switch (s.type) {
-    case MapType::Hash: case MapType::LruHash: case MapType::DevmapHash:
-      return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + value);
+    case MapType::Hash: case MapType::LruHash: case MapType::DevmapHash:  // and a spare node per worker and the user side
+      return prealloc_bytes(s, workers) + (n + w + 1) * (kHashNodeBytes + key + value);
     case MapType::PercpuHash: case MapType::LruPercpuHash:
       return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + value * w);
     case MapType::HashOfMaps: return prealloc_bytes(s, workers) + n * (kHashNodeBytes + key + 8);

@@ -104,9 +104,11 @@ TEST_CASE("concurrency: a full hash map holds exactly max_entries, however many 
 }
 
 TEST_CASE("concurrency: values replaced while other threads read them: no freed memory reached, exact at the end") {
-  // Replacing a key's value takes the bucket's spare node and keeps the one it replaces as the
-  // next spare, never freed while the map lives: a reader still on it reads map memory (a later
-  // value, as in the kernel's preallocated hash maps), never freed memory (ASan checks that here).
+  // Replacing a key's value fills the updating worker's spare node and keeps the one it replaces
+  // as the next spare, never freed while the map lives: a reader still on it reads map memory (a
+  // later value, as in the kernel's preallocated hash maps), never freed memory (ASan checks that
+  // here), and a reader carried into another bucket's chain by a reused node walks its own again.
+  // Two writers on worker slots 0 and 1, so nodes move between buckets all the time.
   for (MapType type : {MapType::Hash, MapType::LruHash}) {
     auto m = Map::create({"h", type, 4, 64, 8, 0, nullptr});
     REQUIRE(m.ok());

@@ -734,11 +734,11 @@ TEST_CASE("ubpf-run: --section, --type, --ifindex, --rxq, --seed and --budget", 
 
 TEST_CASE("ubpf-run: --max-map-memory bounds what the maps may take when full", "[jit]") {
   SKIP_WITHOUT_JIT();
-  // The firewall's maps take 520,289 bytes when full (its LRU of 4,096 sources the most).
+  // The firewall's maps take 520,689 bytes when full (its LRU of 4,096 sources the most).
   auto refused = ubpf({"verify", kFirewall, "--max-map-memory", "500k"});
   CHECK(refused.exit_code == 1);
-  CHECK(refused.out.find("the maps may take 520289 bytes when full, more than LoadOptions::max_map_memory (512000 bytes); the largest "
-                         "is 'sources' (lru_hash, 4096 entries: 491520 bytes) (raise it with --max-map-memory SIZE)") != std::string::npos);
+  CHECK(refused.out.find("the maps may take 520689 bytes when full, more than LoadOptions::max_map_memory (512000 bytes); the largest "
+                         "is 'sources' (lru_hash, 4096 entries: 491728 bytes) (raise it with --max-map-memory SIZE)") != std::string::npos);
   const std::string cap = sample_capture(50);
   CHECK(ubpf({kFirewall, "--pcap", cap, "--max-map-memory", "600k"}).exit_code == 0);
   CHECK(ubpf({kFirewall, "--pcap", cap, "--max-map-memory", "500k"}).exit_code == 1);
