@@ -322,9 +322,8 @@ ebpfvm::Result<ebpfvm::Fib> read_fib(const Options& o) {
 // The live half of cmd_run, once the program is loaded: until a signal, --duration or --count; then
 // the same outputs as a capture's run. Ctrl-C is how a live run ends, so it exits 0.
 int run_live(const Options& o, Object& obj, const ebpfvm::LoadedProgram& prog, const ubpf::RunConfig& cfg, ubpf::CaptureWriter* writer,
-             std::optional<ebpfvm::tools::OutputFile>& ndjson_file, std::optional<ebpfvm::tools::OutputFile>& printk_file,
-             std::optional<ebpfvm::tools::OutputFile>& dump_file, std::chrono::steady_clock::time_point startup) {
-  (void)ndjson_file;
+             std::optional<ebpfvm::tools::OutputFile>& printk_file, std::optional<ebpfvm::tools::OutputFile>& dump_file,
+             std::chrono::steady_clock::time_point startup) {
   ubpf::LiveConfig lc = o.live;
   lc.count = o.count;
   lc.writer = writer;
@@ -491,7 +490,7 @@ int cmd_run(const Options& o) {
     filter.emplace(std::move(*f));
     cfg.filter = &*filter;
   }
-  if (live) return run_live(o, *obj, *prog, cfg, writer.get(), ndjson_file, printk_file, dump_file, startup);
+  if (live) return run_live(o, *obj, *prog, cfg, writer.get(), printk_file, dump_file, startup);  // --ndjson was refused
   cfg.workers = o.workers;
   cfg.count = o.count;
   cfg.ifindex = o.ifindex;
