@@ -49,6 +49,30 @@ static __always_inline int updates(void *map)
 	return XDP_PASS;
 }
 
+/* Churn: each key deleted and inserted again (flow tables that expire and learn entries). */
+static __always_inline int churn(void *map)
+{
+	__u32 zero = 0;
+	__u32 *c = bpf_map_lookup_elem(&cursor, &zero);
+	if (!c)
+		return XDP_ABORTED;
+	__u32 base = *c;
+	*c = base + PER_RUN;
+	for (__u32 i = 0; i < PER_RUN / 2; i++) {
+		__u32 key = (base + i) * 2654435761u % KEYS;
+		struct value v = { .packets = base + i, .bytes = i };
+		bpf_map_delete_elem(map, &key);
+		bpf_map_update_elem(map, &key, &v, BPF_NOEXIST);
+	}
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int churn_hash(struct xdp_md *ctx)
+{
+	return churn(&hash);
+}
+
 SEC("xdp")
 int update_hash(struct xdp_md *ctx)
 {
