@@ -154,11 +154,17 @@ bool run_object(const std::string& path, const std::string& label, int rounds, c
   }
   // The kernels loop up to 100,000 times, beyond what the verifier unrolls (and beyond the
   // kernel's limit too): they run as trusted code, linked by the loader, compiled and interpreted raw.
+  // Raw memory, not the socket filters their section names (socket/NAME) would make them.
+  for (const auto& p : obj->programs()) (void)obj->set_program_type(p.name, ebpfvm::ProgType::Unspec);
   ebpfvm::LoadOptions o;
   o.safety = ebpfvm::Safety::Checked;  // only to link; the runs below use the raw engines
   o.helpers = &helpers;
-  if (auto r = obj->load(o); !r || !fill_maps(*obj)) {
-    std::fprintf(stderr, "%s: load failed\n", path.c_str());
+  if (auto r = obj->load(o); !r) {
+    std::fprintf(stderr, "%s\n", r.error().to_string().c_str());
+    return false;
+  }
+  if (!fill_maps(*obj)) {
+    std::fprintf(stderr, "%s: its maps could not be filled\n", path.c_str());
     return false;
   }
   const std::vector<ebpfvm::Map> maps = obj->maps();
