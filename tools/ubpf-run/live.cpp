@@ -62,7 +62,7 @@ uint64_t now_realtime_ns() {
 // What a worker counts, read by the main thread for the live lines (relaxed: a line may be a
 // packet behind).
 struct LiveCounters {
-  std::array<std::atomic<uint64_t>, kMaxVerdicts> actions{};
+  std::array<std::atomic<uint64_t>, kMaxVerdicts> actions{}, action_bytes{};
   std::atomic<uint64_t> rx{0}, rx_bytes{0};
 };
 
@@ -123,7 +123,8 @@ std::string rate(double v) {
 // rate of each verdict seen in the interval.
 class RateLines {
  public:
-  RateLines(const std::vector<Worker>& w, FILE* out) : w_(w), out_(out), prev_(w.size()), prev_actions_(w.size()) {}
+  RateLines(const std::vector<Worker>& w, FILE* out)
+      : w_(w), out_(out), prev_(w.size()), prev_actions_(w.size()), prev_action_bytes_(w.size()) {}
   void maybe_print(double elapsed, double interval) {
     const double dt = elapsed - last_;
     if (dt < interval) return;
@@ -134,8 +135,14 @@ class RateLines {
       std::string line;
       for (size_t a = 0; a < verdicts.names.size(); ++a) {
         const uint64_t v = c.actions[a].load(std::memory_order_relaxed);
-        if (v != prev_actions_[i][a]) line += "  " + verdicts.names[a] + " " + rate(static_cast<double>(v - prev_actions_[i][a]) / dt);
+        const uint64_t b = c.action_bytes[a].load(std::memory_order_relaxed);
+        if (v != prev_actions_[i][a]) {
+          char mbit[32];
+          std::snprintf(mbit, sizeof mbit, " (%.2f Mbit/s)", static_cast<double>(b - prev_action_bytes_[i][a]) * 8 / dt / 1e6);
+          line += "  " + verdicts.names[a] + " " + rate(static_cast<double>(v - prev_actions_[i][a]) / dt) + mbit;
+        }
         prev_actions_[i][a] = v;
+        prev_action_bytes_[i][a] = b;
       }
       std::fprintf(out_, "[%7.1fs] %-14s %8s pps %9.2f Mbit/s%s\n", elapsed, w_[i].pt.name.c_str(),
                    rate(static_cast<double>(rx - prev_[i].first) / dt).c_str(), static_cast<double>(bytes - prev_[i].second) * 8 / dt / 1e6,
@@ -151,7 +158,7 @@ class RateLines {
   FILE* out_;
   double last_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> prev_;  // rx packets and bytes at the last line
-  std::vector<std::array<uint64_t, kMaxVerdicts>> prev_actions_;
+  std::vector<std::array<uint64_t, kMaxVerdicts>> prev_actions_, prev_action_bytes_;
 };
 
 }  // namespace
@@ -207,6 +214,7 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
       w.totals.action_bytes[a] += ev.len_in;
       if (target) ++w.totals.redirects[describe(*target)];
       w.live.actions[a].fetch_add(1, std::memory_order_relaxed);
+      w.live.action_bytes[a].fetch_add(ev.len_in, std::memory_order_relaxed);
       w.live.rx.fetch_add(1, std::memory_order_relaxed);
       w.live.rx_bytes.fetch_add(ev.len_in, std::memory_order_relaxed);
       using F = ebpfvm::FrameEvent::Fate;
