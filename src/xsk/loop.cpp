@@ -3,6 +3,7 @@
 // (a devmap slot may change between packets, as in the kernel).
 #include <poll.h>
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 #include <unordered_map>
@@ -47,7 +48,11 @@ struct PacketLoop::State {
     const bool ok = out == in && !in_place ? (in_place = true, in->transmit(buf)) : out->send(buf.packet());
     ev.fate = ok ? FrameEvent::Fate::Sent : FrameEvent::Fate::Full;
     if (ok) ++ev.copies;
-    if (out != in) touched.push_back(out);
+    if (out != in) touch(out);
+  }
+  // Each port sent to is flushed once per batch, not once per frame (a flush may be a system call).
+  void touch(XskPort* p) {
+    if (std::find(touched.begin(), touched.end(), p) == touched.end()) touched.push_back(p);
   }
   void redirect(XskPort* in, FrameEvent& ev, bool& in_place) {
     const RedirectTarget& t = ev.result.redirect;
@@ -83,7 +88,7 @@ struct PacketLoop::State {
       const bool ok = out->send(buf.packet());
       ev.copies += ok;
       ev.out = out;
-      touched.push_back(out);
+      touch(out);
     }
     if (ev.copies) ev.fate = FrameEvent::Fate::Sent;
   }
