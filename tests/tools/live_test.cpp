@@ -370,6 +370,17 @@ TEST_CASE("ubpf-run --iface: Ctrl-C stops cleanly with the summary, and errors n
   r = ns.exec({EBPFVM_UBPF_RUN, "replay", sample(100), "--iface", "nosuch0"});
   CHECK(r.exit_code == 2);
   CHECK(r.out.find("no interface 'nosuch0'") != std::string::npos);
+  r = ns.exec({EBPFVM_UBPF_RUN, "replay", sample(100), "--iface", "va", "--rate", "-5"});
+  CHECK(r.exit_code == 2);
+  CHECK(r.out.find("--rate must not be negative") != std::string::npos);
+  {
+    const std::string whole = read_text(sample(100)), cut = temp_path("live_cut.pcap");
+    std::ofstream(cut, std::ios::binary) << whole.substr(0, whole.size() - 10);
+    r = ns.exec({EBPFVM_UBPF_RUN, "replay", cut, "--iface", "va"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.out.find("live_cut.pcap: packet 100 at byte ") != std::string::npos);
+    CHECK(r.out.find(" is truncated: ") != std::string::npos);
+  }
 }
 
 #ifdef EBPFVM_XDP_FORWARDER
