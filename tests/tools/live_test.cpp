@@ -172,6 +172,13 @@ std::string sample(int count) {
   return path;
 }
 
+// Waits for `text` in a background process's output; fails with all it printed when it does not come.
+void require_line(Background& bg, const std::string& text) {
+  if (bg.wait_for(text)) return;
+  auto [code, out] = bg.finish(5);
+  FAIL("no '" << text << "' (exit " << code << "):\n" << out);
+}
+
 json::Value parse_json(const std::string& text) {
   // the JSON summary is the last line (listening lines come first, on stderr, merged here)
   const size_t at = text.rfind("\n{");
@@ -186,7 +193,7 @@ json::Value parse_json(const std::string& text) {
 std::unique_ptr<Background> capture_on(const Netns& ns, const std::string& iface, const std::string& path, size_t count) {
   auto bg = std::make_unique<Background>(
       ns.in_ns({kTcpdump, "-i", iface, "-Q", "in", "-B", "65536", "-w", path, "-c", std::to_string(count), "--immediate-mode", "-U"}));
-  REQUIRE(bg->wait_for("listening on"));
+  require_line(*bg, "listening on");
   return bg;
 }
 
@@ -211,7 +218,7 @@ TEST_CASE("ubpf-run --iface: verdicts on a veth equal a capture run's, -w packet
     if (std::string(engine) == "jit" && !jit_available()) continue;
     Background live(ns.in_ns({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "-c", "1000", "--duration", "60", "--json", "-w", got, "--interval", "0",
                               "--engine", engine}));
-    REQUIRE(live.wait_for("ubpf-run: listening on vb@0 ("));
+    require_line(live, "ubpf-run: listening on vb@0 (");
     replay(ns, cap, "va");
     auto [code, out] = live.finish();
     INFO(out);
@@ -248,7 +255,7 @@ TEST_CASE("ubpf-run --iface: XDP_TX sends the changed frame back out, byte for b
     auto dump = capture_on(ns, "va", back, tx);
     Background live(ns.in_ns({EBPFVM_UBPF_RUN, program_path("live"), "--prog", prog, "--iface", "vb", "-c", "500", "--duration", "60", "--json",
                               "--interval", "0", "--engine", "interp"}));
-    REQUIRE(live.wait_for("listening on vb@0"));
+    require_line(live, "listening on vb@0");
     replay(ns, cap, "va");
     auto [code, out] = live.finish();
     INFO(out);
@@ -290,7 +297,7 @@ TEST_CASE("ubpf-run --iface: xskmap redirects are delivered to -w, passed frames
   Background live(ns.in_ns({EBPFVM_UBPF_RUN, program_path("live"), "--prog", "xdp_to_app", "--iface", "vb", "-c", "400", "--duration", "60",
                             "--json", "--interval", "0", "-w", got, "--write-actions", "redirect", "--map-load", maps, "--pass-to-kernel", "tp0",
                             "--engine", "interp"}));
-  REQUIRE(live.wait_for("listening on vb@0"));
+  require_line(live, "listening on vb@0");
   replay(ns, cap, "va");
   auto [code, out] = live.finish();
   INFO(out);
@@ -322,14 +329,14 @@ TEST_CASE("ubpf-run --iface: Ctrl-C stops cleanly with the summary, and errors n
   const std::string fw = EBPFVM_EXAMPLE_FIREWALL;
   {
     Background live(ns.in_ns({EBPFVM_UBPF_RUN, fw, "--iface", "vb", "--engine", "interp", "--interval", "0.2"}));
-    REQUIRE(live.wait_for("listening on vb@0"));
+    require_line(live, "listening on vb@0");
     CHECK(ns.exec({kIp, "link", "show", "vb"}).out.find(" xdp") != std::string::npos);
     // --loop: the capture three times over
     const auto r = ns.exec({EBPFVM_UBPF_RUN, "replay", sample(100), "--iface", "va", "--loop", "3", "--rate", "20000", "--json"});
     INFO(r.out);
     REQUIRE(r.exit_code == 0);
     CHECK(r.out.find("\"packets\":300,") != std::string::npos);
-    REQUIRE(live.wait_for("vb@0 "));  // a rate line
+    require_line(live, "vb@0 ");  // a rate line
     live.signal(SIGINT);
     auto [code, out] = live.finish();
     INFO(out);
@@ -400,7 +407,7 @@ TEST_CASE("examples/xdp_forwarder forwards between two veths, its block list app
   std::vector<std::string> argv{EBPFVM_XDP_FORWARDER, "a1", "b1", "--block", "10.1.0.1", "--duration", "60"};
   if (!jit_available()) argv.push_back("--interp");  // a host that refuses the JIT executable memory
   Background fwd(ns.in_ns(argv));
-  REQUIRE(fwd.wait_for("forwarding a1 <-> b1 ("));
+  require_line(fwd, "forwarding a1 <-> b1 (");
   replay(ns, cap, "a0");
   auto [dcode, dout] = dump->finish(20);
   fwd.signal(SIGINT);
@@ -433,7 +440,7 @@ TEST_CASE("ubpf-run --iface IF@0 --iface IF@1: a worker per queue, each with its
   const auto c1 = parse_json(run_process({EBPFVM_UBPF_RUN, fw, "--pcap", cap1, "--json", "--engine", "interp"}).out);
   Background live(ns.in_ns({EBPFVM_UBPF_RUN, fw, "--iface", "vb@0", "--iface", "vb@1", "--cpus", "0", "-c", "500", "--duration", "60", "--json",
                             "--interval", "0", "--engine", "interp", "--map-dump", dump, "--maps", "verdicts"}));
-  REQUIRE(live.wait_for("listening on vb@1"));
+  require_line(live, "listening on vb@1");
   // AF_XDP sends out of queue N of one end arrive on queue N of the other
   for (const auto& [cap, q] : {std::pair{cap0, "va@0"}, std::pair{cap1, "va@1"}}) {
     const auto r = ns.exec({EBPFVM_UBPF_RUN, "replay", cap, "--iface", q, "--rate", "20000"});
@@ -504,4 +511,43 @@ TEST_CASE("ubpf-run --iface --xsk-map: the user's own XDP program redirects into
   INFO(r.out);
   CHECK(r.exit_code == 1);
   CHECK(r.out.find("vb@0: cannot open the pinned xskmap /nonexistent/xsks") != std::string::npos);
+}
+
+TEST_CASE("ubpf-run --iface a1 --iface b1: devmap redirects leave by the other interface, counted by target", "[live]") {
+  Netns ns({"a0", "a1", "b0", "b1"});
+  if (!ns.ok()) return;
+  const auto ifindex = [&](const std::string& dev) {
+    const auto r = ns.exec({"/bin/cat", "/sys/class/net/" + dev + "/ifindex"});
+    REQUIRE(r.exit_code == 0);
+    return std::stoul(r.out);
+  };
+  const unsigned long a1 = ifindex("a1"), b1 = ifindex("b1");
+  const std::string maps = temp_path("live_l2fwd_maps.json"), cap = sample(300), out_b = temp_path("live_l2fwd_b0.pcap");
+  const auto le32 = [](unsigned long v) {  // a value as bpftool's bytes
+    std::string out = "[";
+    for (int i = 0; i < 4; ++i) out += (i ? ",\"0x" : "\"0x") + std::string(1, "0123456789abcdef"[(v >> (8 * i + 4)) & 15]) + "0123456789abcdef"[(v >> (8 * i)) & 15] + "\"";
+    return out + "]";
+  };
+  std::ofstream(maps) << R"({"tx_port": [{"key": )" << a1 << R"(, "value": )" << le32(b1) << R"(}, {"key": )" << b1 << R"(, "value": )" << le32(a1)
+                      << "}]}";
+  const auto input = read_capture(cap);
+  auto dump = capture_on(ns, "b0", out_b, input.size());
+  Background live(ns.in_ns({EBPFVM_UBPF_RUN, EBPFVM_EXAMPLE_L2FWD, "--iface", "a1", "--iface", "b1", "--map-load", maps, "-c", "300",
+                            "--duration", "60", "--json", "--interval", "0", "--engine", "interp"}));
+  require_line(live, "listening on b1@0");
+  replay(ns, cap, "a0");
+  auto [code, out] = live.finish();
+  INFO(out);
+  REQUIRE(code == 0);
+  auto [dcode, dout] = dump->finish(20);
+  INFO(dout);
+  CHECK(dcode == 0);
+  CHECK(read_capture(out_b) == input);  // every frame, unchanged, out of b1 into b0
+  const json::Value have = parse_json(out);
+  CHECK(have.get("actions")->get("XDP_REDIRECT")->number() == 300);
+  CHECK(have.get("redirects")->get("map 'tx_port' slot " + std::to_string(a1))->number() == 300);
+  const auto& ports = have.get("interfaces")->array();
+  CHECK(ports.at(0).get("received")->number() == 300);
+  CHECK(ports.at(0).get("sent")->number() == 300);
+  CHECK(ports.at(1).get("received")->number() == 0);
 }
