@@ -1,5 +1,5 @@
 // The example firewall on live traffic, in the same run: ebpfvm in user space through AF_XDP (the
-// library's XskPort and PacketLoop, as `ubpf-run --iface` runs it) against the same object
+// library's XskPort and PacketLoop, and the `ubpf-run --iface` process) against the same object
 // attached to the kernel's XDP hook of the same veth. A network namespace of its own (unshare),
 // a veth pair, and a generator thread sending a capture out of one end through AF_XDP as fast as
 // the socket takes it; the other end runs the firewall, one way then the other, round after round.
@@ -11,8 +11,11 @@
 // offered rate, also printed: where ebpfvm's equals it too, the ratio says only that both kept up.
 #include <arpa/inet.h>
 #include <net/if.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -24,6 +27,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <fcntl.h>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -120,6 +124,50 @@ Round run_ebpfvm(const ebpfvm::LoadedProgram& prog, const ebpfvm::Object& obj, e
   return r;
 }
 
+// The same through the ubpf-run process as users run it (`--iface vb --cpus 0`): its JSON summary's
+// packets and rate while traffic flowed. Stopped with SIGINT once the generator is done.
+Round run_ubpf_run(const std::string& mode, ebpfvm::XskPort& tx, const std::vector<std::vector<uint8_t>>& packets, uint64_t n) {
+  const std::string out_path = "/tmp/xsk_bench_ubpf_run.json";
+  int err[2];
+  if (pipe(err) != 0) die("pipe");
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(out, 1);
+    dup2(err[1], 2);
+    close(err[0]);
+    execl(EBPFVM_UBPF_RUN, EBPFVM_UBPF_RUN, EBPFVM_EXAMPLE_FIREWALL, "--iface", "vb", "--xdp-mode", mode.c_str(), "--copy", "--cpus", "0",
+          "--json", "--interval", "0", static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(err[1]);
+  std::string said;
+  while (said.find("listening on") == std::string::npos) {
+    char buf[512];
+    pollfd p{err[0], POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) die("ubpf-run did not start: " + said);
+    const ssize_t got = read(err[0], buf, sizeof buf);
+    if (got <= 0) die("ubpf-run did not start: " + said);
+    said.append(buf, static_cast<size_t>(got));
+  }
+  Round r;
+  r.offered = generate(tx, packets, n);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  kill(pid, SIGINT);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  close(err[0]);
+  std::ifstream in(out_path);
+  const std::string json{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const auto number = [&](const std::string& key) {
+    const size_t at = json.find("\"" + key + "\":");
+    return at == std::string::npos ? 0.0 : std::strtod(json.c_str() + at + key.size() + 3, nullptr);
+  };
+  r.handled = static_cast<uint64_t>(number("packets"));
+  r.pps = number("active_packets_per_second");
+  return r;
+}
+
 // The firewall counts every packet in its per-CPU `verdicts` map: the kernel's progress, polled.
 uint64_t kernel_count(int map_fd) {
   const int cpus = libbpf_num_possible_cpus();
@@ -211,21 +259,27 @@ int main(int argc, char** argv) {
 
   std::printf("firewall on a veth (%s XDP, AF_XDP copy mode), %llu packets a round from a generator thread; receiver on CPU 0\n",
               mode_name.c_str(), static_cast<unsigned long long>(n));
-  std::printf("%-6s %14s %14s %14s %14s %8s\n", "round", "ebpfvm pps", "(offered)", "kernel pps", "(offered)", "ratio");
-  std::vector<double> ratios;
+  std::printf("%-6s %14s %14s %14s %14s %14s %8s %8s\n", "round", "library pps", "(offered)", "ubpf-run pps", "kernel pps", "(offered)", "ratio", "ubpf-run");
+  std::vector<double> ratios, cli_ratios;
   for (int round = 1; round <= rounds; ++round) {
     const Round e = run_ebpfvm(*prog, *obj, mode, **tx, packets, n);
+    const Round u = run_ubpf_run(mode_name, **tx, packets, n);
     const Round k = run_kernel(EBPFVM_EXAMPLE_FIREWALL, mode, **tx, packets, n);
-    const double ratio = k.pps > 0 ? e.pps / k.pps : 0;
+    const double ratio = k.pps > 0 ? e.pps / k.pps : 0, cli_ratio = k.pps > 0 ? u.pps / k.pps : 0;
     ratios.push_back(ratio);
+    cli_ratios.push_back(cli_ratio);
     std::string lost;
-    if (e.handled != n || k.handled != n)
-      lost = "  (not handled: " + std::to_string(n - std::min(n, e.handled)) + " / " + std::to_string(n - std::min(n, k.handled)) +
+    if (e.handled != n || u.handled != n || k.handled != n)
+      lost = "  (not handled: " + std::to_string(n - std::min(n, e.handled)) + " / " + std::to_string(n - std::min(n, u.handled)) + " / " +
+             std::to_string(n - std::min(n, k.handled)) +
              "; the socket's receive ring was full " + std::to_string(e.socket.rx_ring_full) + " times, its fill ring empty " +
              std::to_string(e.socket.fill_ring_empty) + ")";
-    std::printf("%-6d %14.0f %14.0f %14.0f %14.0f %8.2f%s\n", round, e.pps, e.offered, k.pps, k.offered, ratio, lost.c_str());
+    std::printf("%-6d %14.0f %14.0f %14.0f %14.0f %14.0f %8.2f %8.2f%s\n", round, e.pps, e.offered, u.pps, k.pps, k.offered, ratio, cli_ratio,
+                lost.c_str());
   }
-  std::sort(ratios.begin(), ratios.end());
-  std::printf("ebpfvm / kernel: median %.2f (min %.2f, max %.2f over %d rounds)\n", ratios[ratios.size() / 2], ratios.front(), ratios.back(), rounds);
+  for (auto* v : {&ratios, &cli_ratios}) std::sort(v->begin(), v->end());
+  std::printf("library / kernel: median %.2f (min %.2f, max %.2f over %d rounds); ubpf-run --iface / kernel: median %.2f (min %.2f, max %.2f)\n",
+              ratios[ratios.size() / 2], ratios.front(), ratios.back(), rounds, cli_ratios[cli_ratios.size() / 2], cli_ratios.front(),
+              cli_ratios.back());
   return 0;
 }
