@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -120,6 +121,9 @@ struct FrameEvent {
 struct PacketLoopOptions {
   uint32_t worker = 0;  // the program's per-CPU slot (below LoadOptions::workers)
   uint32_t batch = 64;  // frames taken per receive
+  // poll() with a timeout looks for frames this long before it sleeps: a loop that sleeps costs
+  // the kernel a wakeup for nearly every packet (0: sleep at once).
+  uint32_t spin_us = 50;
   // Called for every frame after its verdict has been acted on.
   std::function<void(const FrameEvent&)> on_frame;
   // XDP_PASS frames, before they are recycled (ubpf-run writes them to a TAP device).
@@ -147,6 +151,7 @@ class PacketLoop {
 
  private:
   struct State;
+  static bool spin(State& s, size_t max_frames, size_t& total, std::optional<Error>& fault);
   std::unique_ptr<State> s_;
 };
 

@@ -4,6 +4,7 @@
 #include <poll.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <optional>
 #include <unordered_map>
@@ -136,6 +137,23 @@ PacketLoop::PacketLoop(const LoadedProgram& program, const Object& object, std::
 PacketLoop::~PacketLoop() = default;
 PacketLoop::PacketLoop(PacketLoop&&) noexcept = default;
 
+// Receives for up to PacketLoopOptions::spin_us while nothing arrives; true when something did.
+bool PacketLoop::spin(State& s, size_t max_frames, size_t& total, std::optional<Error>& fault) {
+  if (!s.opt.spin_us) return false;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(s.opt.spin_us);
+  do {
+    for (XskPort* in : s.rx) {
+      if (total >= max_frames) break;
+      auto n = in->receive(std::span(s.frames).first(std::min(s.frames.size(), max_frames - total)), 0);
+      if (!n) return false;
+      for (size_t i = 0; i < *n; ++i)
+        if (auto r = s.handle(in, s.frames[i]); !r && !fault) fault = r.error();
+      total += *n;
+    }
+  } while (!total && std::chrono::steady_clock::now() < until);
+  return total > 0;
+}
+
 Result<size_t> PacketLoop::poll(int timeout_ms, size_t max_frames) {
   State& s = *s_;
   size_t total = 0;
@@ -150,7 +168,9 @@ Result<size_t> PacketLoop::poll(int timeout_ms, size_t max_frames) {
       total += *n;
     }
     if (total || timeout_ms == 0 || round) break;
-    // Nothing anywhere: wait on every receiving socket at once.
+    // Nothing yet: look again for a while before sleeping (a sleeping loop costs the kernel a
+    // wakeup for every packet that arrives), then wait on every receiving socket at once.
+    if (spin(s, max_frames, total, fault)) break;
     std::vector<pollfd> fds;
     for (XskPort* in : s.rx) fds.push_back({in->fd(), POLLIN, 0});
     (void)::poll(fds.data(), fds.size(), timeout_ms);

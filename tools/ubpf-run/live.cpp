@@ -230,6 +230,7 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
     if (tap)
       lo.on_pass = [&](std::span<const uint8_t> frame) { w.pt.passed_to_kernel += tap->write(frame); };
     ebpfvm::PacketLoop loop(prog, obj, {w.port}, all, std::move(lo));
+    Clock::time_point idle_since{};
     while (!done.load(std::memory_order_relaxed)) {
       // --count: each batch takes what is left of the budget first, so the count is exact
       uint64_t left = budget.load(std::memory_order_relaxed), take = 0;
@@ -252,9 +253,13 @@ ebpfvm::Result<LiveTotals> run_live(const ebpfvm::LoadedProgram& prog, const ebp
       if (*n) {
         w.last = Clock::now();
         if (w.first == Clock::time_point{}) w.first = w.last;
-      } else {
+        idle_since = {};
+      } else if (idle_since == Clock::time_point{}) {
+        idle_since = Clock::now();  // look again for a while before sleeping (as PacketLoop::poll)
+      } else if (Clock::now() - idle_since > std::chrono::microseconds(50)) {
         pollfd p{w.port->fd(), POLLIN, 0};
         (void)::poll(&p, 1, 50);
+        idle_since = {};
       }
     }
   };
