@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -151,7 +150,6 @@ class PacketLoop {
 
  private:
   struct State;
-  static bool spin(State& s, size_t max_frames, size_t& total, std::optional<Error>& fault);
   std::unique_ptr<State> s_;
 };
 

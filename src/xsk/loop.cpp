@@ -137,28 +137,12 @@ PacketLoop::PacketLoop(const LoadedProgram& program, const Object& object, std::
 PacketLoop::~PacketLoop() = default;
 PacketLoop::PacketLoop(PacketLoop&&) noexcept = default;
 
-// Receives for up to PacketLoopOptions::spin_us while nothing arrives; true when something did.
-bool PacketLoop::spin(State& s, size_t max_frames, size_t& total, std::optional<Error>& fault) {
-  if (!s.opt.spin_us) return false;
-  const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(s.opt.spin_us);
-  do {
-    for (XskPort* in : s.rx) {
-      if (total >= max_frames) break;
-      auto n = in->receive(std::span(s.frames).first(std::min(s.frames.size(), max_frames - total)), 0);
-      if (!n) return false;
-      for (size_t i = 0; i < *n; ++i)
-        if (auto r = s.handle(in, s.frames[i]); !r && !fault) fault = r.error();
-      total += *n;
-    }
-  } while (!total && std::chrono::steady_clock::now() < until);
-  return total > 0;
-}
-
 Result<size_t> PacketLoop::poll(int timeout_ms, size_t max_frames) {
   State& s = *s_;
   size_t total = 0;
   std::optional<Error> fault;
-  for (int round = 0; round < 2 && total == 0; ++round) {
+  // One batch from each receiving port, each frame run and acted on; an error of the socket only.
+  auto take = [&]() -> Result<void> {
     for (XskPort* in : s.rx) {
       if (total >= max_frames) break;
       auto n = in->receive(std::span(s.frames).first(std::min(s.frames.size(), max_frames - total)), 0);
@@ -167,13 +151,21 @@ Result<size_t> PacketLoop::poll(int timeout_ms, size_t max_frames) {
         if (auto r = s.handle(in, s.frames[i]); !r && !fault) fault = r.error();
       total += *n;
     }
-    if (total || timeout_ms == 0 || round) break;
-    // Nothing yet: look again for a while before sleeping (a sleeping loop costs the kernel a
-    // wakeup for every packet that arrives), then wait on every receiving socket at once.
-    if (spin(s, max_frames, total, fault)) break;
-    std::vector<pollfd> fds;
-    for (XskPort* in : s.rx) fds.push_back({in->fd(), POLLIN, 0});
-    (void)::poll(fds.data(), fds.size(), timeout_ms);
+    return {};
+  };
+  if (auto r = take(); !r) return r.error();
+  if (!total && timeout_ms != 0) {
+    // Nothing yet: look again for a while before sleeping (a loop that sleeps has the kernel wake
+    // it for nearly every packet), then wait on every receiving socket at once.
+    const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(s.opt.spin_us);
+    while (!total && std::chrono::steady_clock::now() < until)
+      if (auto r = take(); !r) return r.error();
+    if (!total) {
+      std::vector<pollfd> fds;
+      for (XskPort* in : s.rx) fds.push_back({in->fd(), POLLIN, 0});
+      (void)::poll(fds.data(), fds.size(), timeout_ms);
+      if (auto r = take(); !r) return r.error();
+    }
   }
   for (XskPort* p : s.rx) p->flush();
   for (XskPort* p : s.touched) p->flush_send();
