@@ -10,6 +10,8 @@
 #include <unordered_map>
 
 #include "ebpfvm/xsk.hpp"
+#include "maps/map_impl.hpp"
+#include "maps/reclaim.hpp"
 
 namespace ebpfvm {
 
@@ -31,12 +33,14 @@ struct PacketLoop::State {
     return nullptr;
   }
   // The interface a devmap/devmap_hash value names (its first 4 bytes; struct bpf_devmap_val
-  // starts with the ifindex), 0 for an empty slot.
-  static uint32_t devmap_ifindex(const Map& m, uint32_t key) {
-    auto v = m.lookup({reinterpret_cast<const uint8_t*>(&key), 4});
-    if (!v || v->size() < 4) return 0;
+  // starts with the ifindex), 0 for an empty slot. Read in place, as a program's lookup reads it:
+  // no copy, no allocation per redirected frame.
+  uint32_t devmap_ifindex(const Map& m, uint32_t key) const {
+    maps::reclaim::Guard g;
+    const void* v = m.impl()->lookup(&key, opt.worker);
+    if (!v) return 0;
     uint32_t ifindex;
-    std::memcpy(&ifindex, v->data(), 4);
+    std::memcpy(&ifindex, v, 4);
     return ifindex;
   }
   void send_to(XskPort* out, XskPort* in, FrameEvent& ev, bool& in_place) {

@@ -188,6 +188,13 @@ json::Value parse_json(const std::string& text) {
   return *v;
 }
 
+// Whether tcpdump is here to capture what a test sends out (it is how the packets are compared).
+bool have_tcpdump() {
+  if (access(kTcpdump.c_str(), X_OK) == 0) return true;
+  std::printf("SKIP this live test: tcpdump is not installed (%s)\n", kTcpdump.c_str());
+  return false;
+}
+
 // tcpdump on `iface` in the namespace, writing what arrives to `path`; ready when it listens. Its
 // buffer is large (64 MiB): beside other tests it may not be scheduled in time to read a burst.
 std::unique_ptr<Background> capture_on(const Netns& ns, const std::string& iface, const std::string& path, size_t count) {
@@ -242,7 +249,7 @@ TEST_CASE("ubpf-run --iface: verdicts on a veth equal a capture run's, -w packet
 
 TEST_CASE("ubpf-run --iface: XDP_TX sends the changed frame back out, byte for byte, and after adjust_head inside the frame", "[live]") {
   Netns ns({"va", "vb"});
-  if (!ns.ok()) return;
+  if (!ns.ok() || !have_tcpdump()) return;
   const std::string cap = sample(500);
   for (const char* prog : {"xdp_echo", "xdp_grow"}) {
     const std::string ref = temp_path(std::string("live_tx_ref_") + prog + ".pcap"), back = temp_path(std::string("live_tx_back_") + prog + ".pcap");
@@ -274,7 +281,7 @@ TEST_CASE("ubpf-run --iface: XDP_TX sends the changed frame back out, byte for b
 
 TEST_CASE("ubpf-run --iface: xskmap redirects are delivered to -w, passed frames to a TAP device", "[live]") {
   Netns ns({"va", "vb"});
-  if (!ns.ok()) return;
+  if (!ns.ok() || !have_tcpdump()) return;
   if (access("/dev/net/tun", R_OK | W_OK) != 0) {
     std::printf("SKIP --pass-to-kernel: no /dev/net/tun\n");
     return;
@@ -393,7 +400,7 @@ TEST_CASE("ubpf-run --iface: Ctrl-C stops cleanly with the summary, and errors n
 #ifdef EBPFVM_XDP_FORWARDER
 TEST_CASE("examples/xdp_forwarder forwards between two veths, its block list applied", "[live]") {
   Netns ns({"a0", "a1", "b0", "b1"});
-  if (!ns.ok()) return;
+  if (!ns.ok() || !have_tcpdump()) return;
   const std::string cap = sample(600), out_b = temp_path("fwd_b0.pcap");
   const auto input = read_capture(cap);
   // 10.1.0.1 is the sample's busiest source: its packets must not come out
@@ -515,7 +522,7 @@ TEST_CASE("ubpf-run --iface --xsk-map: the user's own XDP program redirects into
 
 TEST_CASE("ubpf-run --iface a1 --iface b1: devmap redirects leave by the other interface, counted by target", "[live]") {
   Netns ns({"a0", "a1", "b0", "b1"});
-  if (!ns.ok()) return;
+  if (!ns.ok() || !have_tcpdump()) return;
   const auto ifindex = [&](const std::string& dev) {
     const auto r = ns.exec({"/bin/cat", "/sys/class/net/" + dev + "/ifindex"});
     REQUIRE(r.exit_code == 0);
