@@ -144,6 +144,37 @@ std::string flags(const ebpfvm::JitStats& s) {
   return o.str();
 }
 
+// Code size per eBPF instruction of each backend, on the kernels (any host compiles for both).
+struct CodeSize {
+  std::string kernel, isa;
+  size_t insns, x64, a64;
+};
+std::vector<CodeSize> code_sizes;
+
+void measure_code_size(const char* name, const std::string& label, const ebpfvm::Program& code, const ebpfvm::HelperRegistry& helpers,
+                       const std::vector<ebpfvm::Map>& maps) {
+  size_t bytes[2] = {};
+  const ebpfvm::JitTarget targets[2] = {ebpfvm::JitTarget::X86_64, ebpfvm::JitTarget::AArch64};
+  for (int t = 0; t < 2; ++t) {
+    ebpfvm::JitOptions o;
+    o.target = targets[t];
+    auto c = ebpfvm::JitProgram::compile_trusted(code, helpers, maps, o);
+    bytes[t] = c ? c->code_size() : 0;
+  }
+  code_sizes.push_back({name, label, code.slot_count(), bytes[0], bytes[1]});
+}
+
+void print_code_sizes() {
+  std::printf("\n%-14s %-7s %8s %14s %14s %12s\n", "code size", "isa", "insns", "x86-64 B/insn", "aarch64 B/insn", "instr/insn");
+  for (const CodeSize& c : code_sizes) {
+    const double n = static_cast<double>(c.insns);
+    // AArch64 instructions are 4 bytes each: its bytes per eBPF instruction / 4 is the instruction count.
+    std::printf("%-14s %-7s %8zu %14.1f %14.1f %12.2f\n", c.kernel.c_str(), c.isa.c_str(), c.insns, static_cast<double>(c.x64) / n,
+                static_cast<double>(c.a64) / n, static_cast<double>(c.a64) / 4 / n);
+  }
+  std::printf("(aarch64: compiled here, run only under emulation in the tests; its speed against native C needs arm64 hardware)\n");
+}
+
 // One object (one ISA version): every kernel, or just `only`. False on a failure.
 bool run_object(const std::string& path, const std::string& label, int rounds, const std::string& only) {
   const ebpfvm::HelperRegistry helpers = registry();
@@ -176,6 +207,7 @@ bool run_object(const std::string& path, const std::string& label, int rounds, c
       std::fprintf(stderr, "%s: missing\n", k.name);
       return false;
     }
+    measure_code_size(k.name, label, linked->code(), helpers, maps);
     auto pj = ebpfvm::JitProgram::compile_trusted(linked->code(), helpers, maps);
     auto pi = ebpfvm::Interpreter::create(linked->code(), helpers, {ebpfvm::Safety::TrustedUnchecked}, maps);
     if (!pj || !pi) return false;
@@ -305,6 +337,7 @@ int main(int argc, char** argv) {
     if (!run_object(item.substr(0, colon), colon == std::string::npos ? "" : item.substr(colon + 1), rounds, only)) return 1;
   }
   if ((only.empty() || only == "run_xdp") && !xdp_invocations(rounds)) return 1;
+  print_code_sizes();
   if (only.empty()) compile_times();
   return 0;
 }

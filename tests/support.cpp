@@ -169,7 +169,28 @@ std::string temp_path(const std::string& name) {
   return (dir.path / name).string();
 }
 
-Proc run_process(const std::vector<std::string>& argv, const std::string& input, bool merge_stderr) {
+std::vector<std::string> under_emulator(std::vector<std::string> argv) {
+  const char* emu = std::getenv("EBPFVM_TEST_EMULATOR");
+  if (!emu || !*emu || argv.empty()) return argv;
+  // Only the project's own programs, built for this (emulated) CPU: the host's tools run as they are.
+  unsigned char h[20] = {};
+  std::ifstream f(argv[0], std::ios::binary);
+  f.read(reinterpret_cast<char*>(h), sizeof h);
+#if defined(__aarch64__)
+  constexpr unsigned kMachine = 183;  // EM_AARCH64
+#else
+  constexpr unsigned kMachine = 62;  // EM_X86_64
+#endif
+  if (f.gcount() != sizeof h || h[0] != 0x7f || h[1] != 'E' || (h[18] | h[19] << 8) != kMachine) return argv;
+  std::vector<std::string> out;
+  std::istringstream words(emu);
+  for (std::string w; words >> w;) out.push_back(w);
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
+
+Proc run_process(const std::vector<std::string>& argv_in, const std::string& input, bool merge_stderr) {
+  const std::vector<std::string> argv = under_emulator(argv_in);
   std::string in_path = temp_path("stdin");
   std::ofstream(in_path, std::ios::binary) << input;
   int out_pipe[2];

@@ -41,6 +41,9 @@ struct Proc {
   std::string out;  // stdout (stderr too when merged)
 };
 // Runs argv (no shell interpretation of its words) with `input` on stdin.
+// argv as it must be exec'd: under EBPFVM_TEST_EMULATOR (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu")
+// when the tests run emulated and argv[0] is one of the project's programs built for that CPU.
+std::vector<std::string> under_emulator(std::vector<std::string> argv);
 Proc run_process(const std::vector<std::string>& argv, const std::string& input = "", bool merge_stderr = false);
 std::string temp_path(const std::string& name);
 // Bytes as lowercase hex, no separators (failure messages of the kernel comparisons).

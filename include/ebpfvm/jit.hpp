@@ -1,5 +1,5 @@
-// The x86-64 JIT: a program compiled to native code with asmjit, eBPF registers mapped onto host
-// registers, helpers called directly.
+// The JIT: a program compiled to native code with asmjit, for x86-64 or AArch64 (the host's by
+// default), eBPF registers mapped onto host registers, helpers called directly.
 //
 // Native code does no run-time checks: a JIT-compiled program must be proven safe before it runs.
 // compile() verifies first; objects loaded with Engine::Jit are verified by Object::load.
@@ -22,12 +22,20 @@ namespace detail {
 struct JitImage;
 }
 
+// What the JIT emits code for. Host: this machine's CPU (x86-64 or AArch64). Code for another
+// target can be compiled and looked at (code(), stats()), not run.
+enum class JitTarget : uint8_t { Host, X86_64, AArch64 };
+// The host's target, or Host when the JIT has no backend for this CPU.
+JitTarget host_jit_target();
+const char* to_string(JitTarget t);  // "x86-64", "aarch64", "host"
+
 struct JitOptions {
   // Constant blinding, as the kernel's bpf_jit_harden: every immediate the program chose is
   // emitted XORed with a fresh random key and decoded at run time, so no program-chosen bytes
   // (4 at a time, the material of JIT spraying) appear in executable memory. Shift counts, one
   // masked byte, are left alone. Costs one or two instructions per constant.
   bool blind_constants = false;
+  JitTarget target = JitTarget::Host;
 };
 
 // What the compiler did, for tests and for people tuning programs.
@@ -49,7 +57,7 @@ struct JitStats {
 class JitProgram {
  public:
   // Fails on an unknown helper, a kfunc call, an lddw whose map is not bound, LD_ABS/LD_IND in a
-  // program with bpf-to-bpf calls, or when the host is not x86-64.
+  // program with bpf-to-bpf calls, or when the host is neither x86-64 nor AArch64.
   // Verifies the program for r1 = memory_size bytes of memory (r2 = memory_size), then compiles
   // it; run(mem) refuses smaller memory and runs it on the first memory_size bytes of larger
   // memory (r2 = memory_size; r1 = 0 when it is 0), as the verifier assumed. Verifier rejections

@@ -19,6 +19,7 @@ struct JitImage {
   using EntryFn = uint64_t (*)(uint64_t, uint64_t, uint64_t, uint64_t, uint64_t);
   CodeMemory memory;
   EntryFn entry = nullptr;
+  JitTarget target = JitTarget::Host;  // what the code is for (jit/backend.hpp); only the host's runs
   std::vector<uint64_t> callbacks;   // native addresses of functions whose address the program takes
   Bindings bindings;
   bool uses_maps = false;            // runs take an epoch guard only if the program names a map

@@ -16,21 +16,19 @@
 #include <random>
 
 #include "ebpfvm/jit.hpp"
-#include "ebpfvm/verifier.hpp"
 #include "helpers/builtin.hpp"
-#include "interp/image.hpp"
+#include "jit/backend.hpp"
 #include "jit/facts.hpp"
 #include "jit/image.hpp"
 #include "jit/rewrite.hpp"
-#include "maps/reclaim.hpp"
-#include "program_data.hpp"
+#include "maps/map_impl.hpp"
 #include "runtime/bindings.hpp"
 
-namespace ebpfvm {
+#ifndef EBPFVM_NO_ASMJIT
+namespace ebpfvm::jit {
 
 using detail::JitImage;
 
-#ifndef EBPFVM_NO_ASMJIT
 namespace {
 
 using namespace asmjit;
@@ -38,54 +36,6 @@ using namespace asmjit;
 const x86::Gp kReg[11] = {x86::rax, x86::rdi, x86::rsi, x86::rdx, x86::rcx, x86::r8,
                           x86::rbx, x86::r13, x86::r14, x86::r15, x86::rbp};
 
-// ---- run-time support called from generated code ----
-struct LdResult {
-  uint64_t value;
-  uint64_t ok;
-};
-// LD_ABS/LD_IND: big-endian packet loads; out of bounds ends the program with r0 = 0.
-LdResult jit_ld(uint64_t off, uint64_t size) {
-  detail::RunState* r = detail::current_run();
-  const uint64_t o = static_cast<uint32_t>(off);
-  const std::span<uint8_t> pkt = r ? detail::ld_packet(*r, r->packet) : std::span<uint8_t>();
-  if (o > pkt.size() || pkt.size() - o < size) return {0, 0};
-  const uint8_t* p = pkt.data() + o;
-  uint64_t v = size == 1 ? p[0] : size == 2 ? (uint64_t{p[0]} << 8 | p[1]) : (uint64_t{p[0]} << 24 | uint64_t{p[1]} << 16 | uint64_t{p[2]} << 8 | p[3]);
-  return {v, 1};
-}
-
-uint64_t jit_callx(uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5, const JitImage* img, uint64_t id) {
-  const Helper* h = id <= UINT32_MAX ? img->registry.find(static_cast<uint32_t>(id)) : nullptr;
-  if (!h) return static_cast<uint64_t>(-22);
-  return h->fn(r1, r2, r3, r4, r5, h->user);
-}
-
-// bpf_tail_call: the target program's entry, or 0 (then execution continues after the call).
-const void* jit_tail_target(uint64_t map, uint64_t index) {
-  auto* m = reinterpret_cast<detail::MapImpl*>(map);
-  detail::RunState* r = detail::current_run();
-  if (m->spec().type != MapType::ProgArray || !r || r->tail_calls >= detail::RunState::kMaxTailCalls) return nullptr;
-  const auto* e = static_cast<const detail::ProgEntry*>(detail::prog_array_get(*m, static_cast<uint32_t>(index)));
-  if (!e || !e->jit) return nullptr;
-  ++r->tail_calls;
-  return reinterpret_cast<const void*>(e->jit->entry);
-}
-
-}  // namespace
-#endif
-
-bool detail::jit_invoke(const void* engine, uint64_t code, const uint64_t args[5], uint64_t* r0) {
-  const auto* img = static_cast<const JitImage*>(engine);
-  if (!std::binary_search(img->callbacks.begin(), img->callbacks.end(), code)) {
-    detail::current_run()->fault = "callback address is not a function of the program";
-    return false;
-  }
-  *r0 = reinterpret_cast<JitImage::EntryFn>(code)(args[0], args[1], args[2], args[3], args[4]);
-  return true;
-}
-
-#ifndef EBPFVM_NO_ASMJIT
-namespace {
 
 bool is_call(isa::Kind k) {
   return k == isa::Kind::Call || k == isa::Kind::CallLocal || k == isa::Kind::Callx || k == isa::Kind::LdAbs || k == isa::Kind::LdInd;
@@ -125,28 +75,16 @@ class Compiler {
   Compiler(const isa::Program& p, const HelperRegistry& h, const JitOptions& o, JitImage& img)
       : own_(p), p_(own_), helpers_(h), opts_(o), img_(img) {
     if (o.blind_constants) rng_.seed(std::random_device{}());  // opening the device costs more than a small compile
-    jit::swap_accumulators(own_);
   }
 
   Result<void> compile() {
     mark_targets();
-    const Helper* lookup = helpers_.find(1);
-    const jit::Facts::InlineEntries entries = [this, lookup](uint32_t m) -> uint32_t {
-      if (!lookup || m >= img_.bindings.maps.size() || !inlinable_lookup(*lookup, img_.bindings.maps[m].get())) return 0;
-      return img_.bindings.maps[m]->spec().max_entries;
-    };
-    facts_.emplace(p_, entries);
-    if (const uint32_t n = jit::fold_counter_copies(own_, *facts_)) {
-      img_.stats.folded += n;
-      facts_.emplace(p_, entries);  // of the program as rewritten
-    }
     // Byte loops are kept whole: the emitter runs them 16 bytes at a time.
     const auto vectorized = [this](size_t head) { return !opts_.blind_constants && byte_loop(head, function_end(head)).has_value(); };
-    if (const uint32_t n = jit::unroll_counted_loops(own_, *facts_, vectorized)) {
-      unrolled_ = n;
-      mark_targets();
-      facts_.emplace(p_, entries);
-    }
+    FrontEnd fe = front_end(own_, inline_entries(helpers_, img_), vectorized, [this] { mark_targets(); });
+    facts_.emplace(std::move(*fe.facts));
+    img_.stats.folded += fe.folded;
+    unrolled_ = fe.unrolled;
     Layout first;
     if (auto r = emit(nullptr, first); !r) return r;
     measure_loops(first);
@@ -211,11 +149,7 @@ class Compiler {
     return 0;
   }
 
-  bool is_tail_call(const isa::Insn& in) const {
-    if (info(in.op).kind != isa::Kind::Call || in.imm != 12) return false;
-    const Helper* h = helpers_.find(12);
-    return h && h->fn == HelperRegistry::builtin().find(12)->fn;
-  }
+  bool is_tail_call(const isa::Insn& in) const { return jit::is_tail_call(helpers_, in); }
 
   Frame frame_of(const isa::Function& fn) const {
     bool used[11] = {}, r12 = false, calls = false;
@@ -284,27 +218,13 @@ class Compiler {
   }
 
   Result<void> install() {
-    auto fail = [](const char* what, asmjit::Error err) {
-      return make_error(Errc::Unsupported, std::string("JIT: asmjit: ") + what + ": " + DebugUtils::errorAsString(err));
-    };
-    if (asmjit::Error e = code_.flatten(); e) return fail("flatten", e);
-    if (asmjit::Error e = code_.resolveUnresolvedLinks(); e) return fail("links", e);
-    auto mem = detail::CodeMemory::map(code_.codeSize(), reinterpret_cast<const void*>(&jit_ld));
-    if (!mem) return mem.error();
-    const uint64_t base = reinterpret_cast<uint64_t>(mem->data());
-    if (asmjit::Error e = code_.relocateToBase(base); e) return fail("relocate", e);
-    if (code_.codeSize() > mem->size()) return make_error(Errc::Unsupported, "JIT: code grew while relocating");
-    if (asmjit::Error e = code_.copyFlattenedData(mem->data(), mem->size(), CopySectionFlags::kPadSectionBuffer); e) return fail("copy", e);
-    if (auto r = mem->seal(); !r) return r;
-    img_.memory = std::move(*mem);
-    img_.stats.code_size = code_.codeSize();
-    img_.entry = reinterpret_cast<JitImage::EntryFn>(base + code_.labelOffsetFromBase(func_labels_[0]));
-    for (size_t t : callback_functions_) img_.callbacks.push_back(base + code_.labelOffsetFromBase(func_labels_[t]));
-    std::sort(img_.callbacks.begin(), img_.callbacks.end());
-    img_.callbacks.erase(std::unique(img_.callbacks.begin(), img_.callbacks.end()), img_.callbacks.end());
+    std::vector<Label> callbacks;
+    for (size_t t : callback_functions_) callbacks.push_back(func_labels_[t]);
+    auto base = jit::install(code_, img_, func_labels_[0], callbacks, reinterpret_cast<const void*>(&rt_ld));
+    if (!base) return base.error();
     // asmjit kept a call direct (rel32) when its target was in reach, else went through a table.
     for (const CallSite& c : calls_) {
-      const int64_t rel = static_cast<int64_t>(c.target - (base + code_.labelOffsetFromBase(c.after)));
+      const int64_t rel = static_cast<int64_t>(c.target - (*base + code_.labelOffsetFromBase(c.after)));
       (rel == static_cast<int32_t>(rel) ? img_.stats.direct_calls : img_.stats.table_calls)++;
     }
     return {};
@@ -1349,19 +1269,13 @@ class Compiler {
     a.mov(x86::r12, x86::rdi);  // the context, r1 of the target
     a.mov(x86::rdi, x86::rsi);
     a.mov(x86::rsi, x86::rdx);
-    call_abs(reinterpret_cast<const void*>(&jit_tail_target), detail::run_use::kEverything);  // the target may use anything
+    call_abs(reinterpret_cast<const void*>(&rt_tail_target), detail::run_use::kEverything);  // the target may use anything
     a.test(x86::rax, x86::rax);
     a.jz(cont);
     a.mov(x86::rdi, x86::r12);
     unwind(frame_);
     a.jmp(x86::rax);
     a.bind(cont);
-  }
-
-  // bpf_map_lookup_elem on a plain array map known at compile time, as the kernel inlines it:
-  // an index check and address arithmetic, branch-free.
-  bool inlinable_lookup(const Helper& h, const detail::MapImpl* m) const {
-    return h.id == 1 && h.fn == HelperRegistry::builtin().find(1)->fn && m && m->spec().type == MapType::Array && !m->per_cpu();
   }
 
   detail::MapImpl* r1_map() const {
@@ -1463,7 +1377,7 @@ class Compiler {
       a.mov(x86::edi, static_cast<uint32_t>(in.imm));
     }
     a.mov(x86::esi, isa::mem_size(in.opcode));
-    call_abs(reinterpret_cast<const void*>(&jit_ld), detail::run_use::kPacket);
+    call_abs(reinterpret_cast<const void*>(&rt_ld), detail::run_use::kPacket);
     a.test(x86::rdx, x86::rdx);
     a.jz(epilogue_);  // out of bounds: the program ends with r0 = 0
   }
@@ -1549,7 +1463,7 @@ class Compiler {
         a.sub(x86::rsp, 8);
         a.push(kReg[in.dst]);
         a.mov(x86::r9, reinterpret_cast<uint64_t>(&img_));
-        call_abs(reinterpret_cast<const void*>(&jit_callx), detail::run_use::kEverything);
+        call_abs(reinterpret_cast<const void*>(&rt_callx), detail::run_use::kEverything);
         a.add(x86::rsp, 16);
         break;
       case isa::Kind::CallKfunc:
@@ -1619,181 +1533,11 @@ class Compiler {
 };
 
 }  // namespace
+
+Result<void> compile_x64(const isa::Program& prog, const HelperRegistry& helpers, const JitOptions& options, JitImage& img) {
+  Compiler c(prog, helpers, options, img);
+  return c.compile();
+}
+
+}  // namespace ebpfvm::jit
 #endif
-
-namespace detail {
-Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, const HelperRegistry& helpers, Bindings bindings,
-                                                  const JitOptions& options) {
-#if !defined(__x86_64__) || defined(EBPFVM_NO_ASMJIT)
-  (void)prog;
-  (void)helpers;
-  (void)bindings;
-  (void)options;
-#if defined(EBPFVM_NO_ASMJIT)
-  return make_error(Errc::Unsupported, "this build of ebpfvm (the Python extension) has no JIT: Debian's asmjit is a static library "
-                                       "that cannot go into a shared object; use the interpreter");
-#else
-  return make_error(Errc::Unsupported, "the JIT emits x86-64 code; this host is not x86-64 (use the interpreter)");
-#endif
-#else
-  auto img = std::make_shared<JitImage>();
-  img->bindings = std::move(bindings);
-  img->registry = helpers;
-  Compiler c(prog, helpers, options, *img);
-  if (auto r = c.compile(); !r) return r.error();
-  return std::shared_ptr<const JitImage>(std::move(img));
-#endif
-}
-
-namespace {
-// The run state a JIT run needs around the call itself.
-template <class Call>
-inline Result<uint64_t> with_run_state(const JitImage& img, RunState& run, std::span<uint8_t> packet, Call call) {
-  std::optional<maps::reclaim::Guard> epoch;
-  if (img.uses_maps) epoch.emplace();
-  const CallbackInvoker saved = run.callbacks;
-  const std::span<uint8_t> saved_packet = run.packet;
-  run.callbacks = {jit_invoke, &img};
-  run.packet = packet;
-  // A run nested in another (a helper running a program) reports its own fault, not the
-  // enclosing run's, and leaves the enclosing run's as it was.
-  std::string enclosing_fault;
-  if (!run.fault.empty()) [[unlikely]] enclosing_fault = std::exchange(run.fault, {});
-  const uint64_t r0 = call();
-  run.callbacks = saved;
-  run.packet = saved_packet;
-  if (!run.fault.empty()) [[unlikely]] {
-    Error e = make_error(Errc::RuntimeFault, run.fault);
-    run.fault = std::move(enclosing_fault);
-    return e;
-  }
-  if (!enclosing_fault.empty()) [[unlikely]] run.fault = std::move(enclosing_fault);
-  return r0;
-}
-}  // namespace
-
-Result<uint64_t> run_jit(const JitImage& img, RunState& run, const RunArgs& args) {
-  const auto& r = args.regs;
-  return with_run_state(img, run, args.packet, [&] { return call_entry(img, r[0], r[1], r[2], r[3], r[4], args.packet); });
-}
-
-Result<uint64_t> run_jit_memory(const JitImage& img, RunState& run, std::span<uint8_t> mem) {
-  const uint64_t r1 = mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data());
-  return with_run_state(img, run, mem, [&] { return call_entry(img, r1, mem.size(), 0, 0, 0, mem); });
-}
-
-Result<uint64_t> run_jit_ctx(const JitImage& img, RunState& run, uint64_t ctx, std::span<uint8_t> packet) {
-  return with_run_state(img, run, packet, [&] { return call_entry(img, ctx, 0, 0, 0, 0, packet); });
-}
-
-Error outermost_fault() {
-  RunState& s = *t_first;
-  Error e = make_error(Errc::RuntimeFault, s.fault);
-  s.reset();
-  return e;
-}
-
-}  // namespace detail
-
-Result<JitProgram> JitProgram::compile_trusted(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
-                                               const JitOptions& options) {
-  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps), options);
-  if (!img) return img.error();
-  return JitProgram(std::move(*img));
-}
-
-Result<JitProgram> JitProgram::compile(const Program& program, const HelperRegistry& helpers, std::span<const Map> maps,
-                                       uint32_t memory_size, const JitOptions& options) {
-  VerifyOptions vo;
-  vo.context = VerifyOptions::Context::Memory;
-  vo.memory_size = memory_size;
-  if (auto r = verify(program, helpers, maps, vo); !r) return r.error();
-  auto img = detail::build_jit(program.data().decoded, helpers, detail::bindings_of(maps), options);
-  if (!img) return img.error();
-  return JitProgram(std::move(*img), memory_size, true);
-}
-
-namespace {
-[[gnu::cold, gnu::noinline]] Error too_little_memory(uint32_t verified, size_t given) {
-  return make_error(Errc::InvalidArgument, "the program was verified for " + std::to_string(verified) + " bytes of memory; " +
-                                               std::to_string(given) + " given");
-}
-
-// The enclosing run's state when there is one (a helper running a program), else a pooled one.
-inline detail::RunState& state_for(std::optional<detail::PooledRun>& pooled) {
-  if (detail::RunState* s = detail::current_run()) return *s;
-  return pooled.emplace().state();
-}
-
-[[gnu::noinline]] Result<uint64_t> run_with_state(const JitImage& img, const RunArgs& args) {
-  std::optional<detail::PooledRun> pooled;
-  return detail::run_jit(img, state_for(pooled), args);
-}
-
-// run(mem) for a program that calls helpers: r1 and r2 straight from mem, no RunArgs in between.
-Result<uint64_t> run_memory_with_state(const JitImage& img, std::span<uint8_t> mem) {
-  if (detail::RunState* s = detail::current_run()) return detail::run_jit_memory(img, *s, mem);
-  const bool packet = img.run_uses & detail::run_use::kPacket;
-  const detail::RunEnd end = detail::outermost(
-      // The span by value, in its two registers: captured by reference it is spilled as two
-      // words and read back as one 16-byte load, which store forwarding cannot serve (~4 ns).
-      img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(),
-      [packet, data = mem.data(), size = mem.size()](detail::RunState& s) {
-        if (packet) s.packet = {data, size};
-      },
-      [](detail::RunState& s, uint64_t) { s.packet = {}; });
-  if (end.faulted) [[unlikely]]
-    return detail::outermost_fault();
-  return end.r0;
-}
-
-// A program whose calls need no run state (helpers/builtin.hpp): the call is the whole cost.
-inline uint64_t run_plain(const JitImage& img, uint64_t r1, uint64_t r2, uint64_t r3, uint64_t r4, uint64_t r5,
-                          std::span<const uint8_t> packet) {
-  std::optional<maps::reclaim::Guard> epoch;
-  if (img.uses_maps) epoch.emplace();
-  return detail::call_entry(img, r1, r2, r3, r4, r5, packet);
-}
-
-// Whether run(mem) and run(args) need a run state of their own. Not for a redirect: they report
-// only r0, so a redirect recorded on no state (the helper's stand-in) is the same as one recorded
-// and cleared.
-bool needs_state(const JitImage& img) { return img.run_uses & ~detail::run_use::kRedirect; }
-
-[[gnu::cold, gnu::noinline]] Result<uint64_t> refuse_memory(uint32_t verified, size_t given) { return too_little_memory(verified, given); }
-
-// Not cold, unlike run_general: a cold function is compiled for size, and this is every run of a
-// program that calls helpers or names maps.
-[[gnu::noinline]] Result<uint64_t> run_memory(const JitImage& img, uint32_t memory_size, bool verified, std::span<uint8_t> mem) {
-  if (mem.size() < memory_size) [[unlikely]]
-    return refuse_memory(memory_size, mem.size());
-  if (verified) mem = mem.first(memory_size);  // what the verifier assumed
-  if (!needs_state(img)) return run_plain(img, mem.empty() ? 0 : reinterpret_cast<uintptr_t>(mem.data()), mem.size(), 0, 0, 0, mem);
-  return run_memory_with_state(img, mem);
-}
-}  // namespace
-
-JitProgram::JitProgram(std::shared_ptr<const detail::JitImage> img, uint32_t memory_size, bool verified)
-    : img_(std::move(img)), memory_size_(memory_size), verified_(verified) {
-  if (!needs_state(*img_) && !img_->uses_maps && !img_->packet_args) {
-    plain_ = img_->entry;
-    // a program verified for no memory runs with r1 = 0: not on the direct path, which passes mem
-    plain_min_ = verified_ && memory_size_ == 0 ? SIZE_MAX : std::max<size_t>(memory_size_, 1);
-    plain_r2_max_ = verified_ ? memory_size_ : SIZE_MAX;
-  }
-}
-
-Result<uint64_t> JitProgram::run_general(std::span<uint8_t> mem) const { return run_memory(*img_, memory_size_, verified_, mem); }
-
-Result<uint64_t> JitProgram::run(const RunArgs& args) const {
-  if (!needs_state(*img_)) return run_plain(*img_, args.regs[0], args.regs[1], args.regs[2], args.regs[3], args.regs[4], args.packet);
-  return run_with_state(*img_, args);
-}
-
-size_t JitProgram::code_size() const { return img_->stats.code_size; }
-
-const JitStats& JitProgram::stats() const { return img_->stats; }
-
-std::span<const uint8_t> JitProgram::code() const { return {img_->memory.data(), img_->stats.code_size}; }
-
-}  // namespace ebpfvm

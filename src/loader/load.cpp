@@ -182,6 +182,10 @@ Result<std::shared_ptr<const LoadedData>> load_program(const std::shared_ptr<Obj
   entry->name = p.name;
   entry->image = std::move(*img);
   if (opts.engine == Engine::Jit) {
+    if (opts.jit.target != JitTarget::Host && opts.jit.target != host_jit_target())  // a loaded program is there to run
+      return at_origin(*o, *linked, p,
+                       make_error(Errc::InvalidArgument, std::string("JitOptions::target is ") + to_string(opts.jit.target) +
+                                                             ": a loaded program runs on this host, which is " + to_string(host_jit_target())));
     auto jit = detail::build_jit(d->code.data().decoded, helpers, detail::Bindings{o->live_maps}, opts.jit);
     if (!jit) return at_origin(*o, *linked, p, jit.error());
     entry->jit = std::move(*jit);

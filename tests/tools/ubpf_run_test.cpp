@@ -97,6 +97,7 @@ std::pair<int, std::string> run_paced_by_printk(const std::vector<std::string>& 
   REQUIRE(mkfifo(fifo.c_str(), 0600) == 0);
   std::vector<std::string> argv{EBPFVM_UBPF_RUN, program_path("helpers"), "--prog", "misc", "--printk", fifo};
   argv.insert(argv.end(), args.begin(), args.end());
+  argv = under_emulator(std::move(argv));
   int report[2];
   REQUIRE(pipe(report) == 0);
   const pid_t pid = fork();
