@@ -8,7 +8,9 @@
 #include "ebpfvm/ebpfvm.hpp"
 #include "program_gen.hpp"
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+// One input; aborts on a disagreement. True when both engines ran it (false: the verifier refused it). Also run by the tests (tests/jit/random_test.cpp), on
+// every host the JIT has a backend for (arm64 under qemu included).
+bool ebpfvm_jit_diff_fuzz_one(const uint8_t* data, size_t size) {
   ebpfvm::gen::ByteSource src(data, size);
   auto prog = ebpfvm::Program::from_assembly(ebpfvm::gen::program(src, 32));
   if (!prog) std::abort();  // the generator only writes valid programs
@@ -22,10 +24,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   o.blind_constants = src.next() & 1;  // blinded code must compute the same
   auto jit = ebpfvm::JitProgram::compile(*prog, {}, {}, ebpfvm::gen::kBufferSize, o);
   if (!jit) {
-    if (jit.error().code == ebpfvm::Errc::VerifierRejected) return 0;  // imprecise, not unsafe
+    if (jit.error().code == ebpfvm::Errc::VerifierRejected) return false;  // imprecise, not unsafe
     std::abort();
   }
   auto rj = jit->run(mj);
   if (!rj || *ri != *rj || mi != mj) std::abort();
+  return true;
+}
+
+#ifndef EBPFVM_FUZZ_NO_MAIN
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  ebpfvm_jit_diff_fuzz_one(data, size);
   return 0;
 }
+#endif

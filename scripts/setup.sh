@@ -20,6 +20,10 @@ packages=(
   pybind11-dev python3-dev     # the Python package (python/)
   python3-pytest python3-scapy # its tests and the pytest examples
   python3-venv python3-pip python3-setuptools  # pip install --no-build-isolation . in a virtual environment
+  # arm64: the AArch64 JIT's tests, cross-compiled and run under qemu-aarch64 user-mode emulation
+  qemu-user g++-aarch64-linux-gnu
+  libelf-dev:arm64 zlib1g-dev:arm64 libpcap-dev:arm64 libasmjit-dev:arm64 libbpf-dev:arm64
+  libstdc++6:arm64             # the multiarch runtime the emulated tests load (not the cross toolchain's copy)
 )
 
 missing=()
@@ -34,6 +38,11 @@ fi
 
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
+# The :arm64 development packages come from Debian's arm64 archive (multiarch).
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding the arm64 architecture (multiarch) for the cross-compiled tests"
+  $sudo dpkg --add-architecture arm64
+fi
 echo "setup: installing ${missing[*]}"
 $sudo apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds, and runs every test in two configurations:
+# Installs what is missing, builds, and runs every test in three configurations:
 #   build/release  optimised, -Werror; then the kernel-differential tests shown, and their skip paths
+#   build/arm64    cross-compiled for arm64, run under qemu-aarch64 (the AArch64 JIT backend)
 #   build/asan     AddressSanitizer + UndefinedBehaviorSanitizer
 # then builds the libFuzzer targets with clang (build/fuzz) and runs each for a bounded time: the
 # loader (from a corpus of every BPF object the tests use), JIT-versus-interpreter differential,
@@ -93,6 +94,36 @@ if ! grep -q "^EBPFVM_TEST_NO_EXEC_MEMORY: this kernel has no memory-deny-write-
   expect_line "^SKIP the tests that run JIT code: this host refuses executable memory to the JIT" build/host-skip.log
   EBPFVM_TEST_NO_EXEC_MEMORY=1 quiet_ctest build/release
 fi
+
+# arm64: the library, the tests and the tools cross-compiled (Debian's aarch64 g++ and :arm64
+# packages) and run under qemu-aarch64 user-mode emulation, so that the AArch64 JIT backend runs
+# everything the x86-64 one does: every semantics case, every test program, the JIT/interpreter
+# differentials (the generated programs and the fuzz target's input function), the verifier's
+# soundness tests, ubpf-run and the conformance plugin (run through qemu too: EBPFVM_TEST_EMULATOR).
+# Not the kernel comparisons or the live AF_XDP tests: bpf() and AF_XDP are the host kernel's.
+# Twice for the atomics: a CPU with ARMv8.1's LSE instructions (qemu's default, "max") and a
+# Cortex-A53 (ARMv8.0: exclusive load/store loops).
+echo "=== configure build/arm64 (cross-compiled for arm64; tests run under qemu-aarch64)"
+# libxdp1's XDP objects are BPF bytecode, the same for every CPU: the host's copies.
+cmake -S . -B build/arm64 -G Ninja -DEBPFVM_WERROR=ON -DCMAKE_BUILD_TYPE=Release -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+  -DEBPFVM_PYTHON=OFF -DEBPFVM_BENCH=OFF \
+  -DEBPFVM_LIBXDP_OBJECT_DIR="$(grep '^EBPFVM_LIBXDP_OBJECT_DIR:' build/release/CMakeCache.txt | cut -d= -f2-)" > /dev/null
+echo "=== build build/arm64"
+cmake --build build/arm64 -j "$jobs"
+qemu="qemu-aarch64"  # the multiarch runtime (cmake/aarch64-linux-gnu.cmake says why not -L)
+echo "=== test build/arm64 under qemu-aarch64 (every test but [kernel] and [live])"
+EBPFVM_TEST_EMULATOR="$qemu" EBPFVM_TEST_JIT_FUZZ_RUNS=10000 $qemu build/arm64/tests/ebpfvm_tests "~[kernel]~[live]" \
+  > build/arm64.log 2>&1 || { cat build/arm64.log; echo "=== the arm64 tests failed"; exit 1; }
+grep -E "^(AArch64 atomics|jit differential fuzz inputs|SKIP)" build/arm64.log || true
+tail -n 2 build/arm64.log
+expect_line "^AArch64 atomics on this CPU: LSE" build/arm64.log
+echo "=== the JIT's semantics, random-program and test-program comparisons again on a Cortex-A53 (no LSE: exclusive load/store loops)"
+EBPFVM_TEST_EMULATOR="qemu-aarch64 -cpu cortex-a53" qemu-aarch64 -cpu cortex-a53 \
+  build/arm64/tests/ebpfvm_tests "jit: every semantics case*,jit targets*,jit: random programs*,plugin --jit*,engines: the JIT and the interpreter agree*" \
+  > build/arm64-a53.log 2>&1 || { cat build/arm64-a53.log; echo "=== the arm64 tests failed on a Cortex-A53"; exit 1; }
+tail -n 2 build/arm64-a53.log
+expect_line "^AArch64 atomics on this CPU: exclusive loops" build/arm64-a53.log
+
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   run_config build/asan -DCMAKE_BUILD_TYPE=Debug -DEBPFVM_SANITIZE=ON -DEBPFVM_BENCH=OFF -DEBPFVM_PYTHON=OFF
 
@@ -160,4 +191,4 @@ fuzz skb_fuzz build/fuzz/corpus/skb 40000
 fuzz map_growth_fuzz build/fuzz/corpus/map_growth 20000 -detect_leaks=0
 # Against the kernel's verifier where this process may load programs (otherwise its log says SKIP).
 fuzz kernel_diff_fuzz build/fuzz/corpus/kernel_diff 20000
-echo "=== all tests passed in both configurations; fuzzing found nothing"
+echo "=== all tests passed in every configuration (release, arm64 under qemu, ASan); fuzzing found nothing"

@@ -185,6 +185,16 @@ std::vector<std::string> under_emulator(std::vector<std::string> argv) {
   std::vector<std::string> out;
   std::istringstream words(emu);
   for (std::string w; words >> w;) out.push_back(w);
+  if (out.empty()) return argv;
+  if (out[0].find('/') == std::string::npos)  // execv does not search PATH
+    if (const char* path = std::getenv("PATH")) {
+      std::istringstream dirs(path);
+      for (std::string d; std::getline(dirs, d, ':');)
+        if (!d.empty() && access((d + "/" + out[0]).c_str(), X_OK) == 0) {
+          out[0] = d + "/" + out[0];
+          break;
+        }
+    }
   out.insert(out.end(), argv.begin(), argv.end());
   return out;
 }

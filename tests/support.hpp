@@ -41,7 +41,7 @@ struct Proc {
   std::string out;  // stdout (stderr too when merged)
 };
 // Runs argv (no shell interpretation of its words) with `input` on stdin.
-// argv as it must be exec'd: under EBPFVM_TEST_EMULATOR (e.g. "qemu-aarch64 -L /usr/aarch64-linux-gnu")
+// argv as it must be exec'd: under EBPFVM_TEST_EMULATOR (e.g. "qemu-aarch64")
 // when the tests run emulated and argv[0] is one of the project's programs built for that CPU.
 std::vector<std::string> under_emulator(std::vector<std::string> argv);
 Proc run_process(const std::vector<std::string>& argv, const std::string& input = "", bool merge_stderr = false);
@@ -58,6 +58,10 @@ std::vector<std::string> libxdp_objects();
 bool jit_available();
 #define SKIP_WITHOUT_JIT() \
   if (!::ebpfvm::test::jit_available()) return
+// The JIT in use is the x86-64 backend: its optimisations (direct calls, loop alignment, byte pairs,
+// sinking, vectorised byte loops...) are what the stats checks count. Other backends must give
+// the same results, which the same tests check everywhere.
+inline bool x86_codegen() { return host_jit_target() == JitTarget::X86_64; }
 // Ethernet pcap files through libpcap, as capture tools write and read them.
 void write_capture(const std::string& path, const std::vector<std::vector<uint8_t>>& packets);
 std::vector<std::vector<uint8_t>> read_capture(const std::string& path);

@@ -71,6 +71,8 @@ class Compiler {
     code_.init(asmjit::Environment(asmjit::Arch::kAArch64));
     code_.setErrorHandler(&errors_);
     a_ = std::make_unique<a64::Assembler>(&code_);
+    if (!a_->isInitialized())  // asmjit built for this host only (ASMJIT_NO_FOREIGN)
+      return make_error(Errc::Unsupported, "JIT: this build of asmjit has no AArch64 assembler (it was built for its host's CPU only)");
     // b.cond and cbz reach +-1 MiB: past that (a program this long may emit more) a condition
     // skips over an unconditional branch, which reaches +-128 MiB.
     long_branches_ = p_.insns.size() > 20000;
@@ -480,7 +482,7 @@ class Compiler {
   }
 
   // bpf_tail_call(ctx, map, index): on success the caller's frame is gone and the target starts
-  // as if called with r1 = ctx; otherwise execution goes on after the call.
+  // as if called with r1 = ctx; otherwise execution goes on after the call with r0 = 0.
   void tail_call() {
     a64::Assembler& a = *a_;
     Label cont = a.newLabel();
@@ -488,6 +490,7 @@ class Compiler {
     a.mov(a64::x0, a64::x1);
     a.mov(a64::x1, a64::x2);
     call_host(reinterpret_cast<const void*>(&rt_tail_target), detail::run_use::kEverything);  // the target may use anything
+    a.mov(kReg[0], a64::x0);  // a failed tail call leaves r0 = 0, as the interpreter does
     a.cbz(a64::x0, cont);
     a.mov(kT1, a64::x0);
     a.mov(a64::x0, kCtx);

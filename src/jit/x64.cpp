@@ -176,10 +176,12 @@ class Compiler {
   Result<void> emit(const Layout* measured, Layout& out) {
     a_.reset();
     code_.reset();
-    code_.init(asmjit::Environment::host());
+    code_.init(asmjit::Environment(asmjit::Arch::kX64));
     errors_.first = kErrorOk;
     code_.setErrorHandler(&errors_);
     a_ = std::make_unique<x86::Assembler>(&code_);
+    if (!a_->isInitialized())  // asmjit built for this host only (ASMJIT_NO_FOREIGN)
+      return make_error(Errc::Unsupported, "JIT: this build of asmjit has no x86-64 assembler (it was built for its host's CPU only)");
     // Loop alignment pads with a few long nops, not up to 15 one-byte ones: the padding before an
     // inner loop's head runs every time round an outer loop.
     a_->addEncodingOptions(EncodingOptions::kOptimizedAlign);

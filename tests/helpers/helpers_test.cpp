@@ -2,8 +2,12 @@
 // helper arguments that do not match the prototype.
 #include <catch2/catch.hpp>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <cstring>
 
+#include "helpers/printk.hpp"
 #include "packets.hpp"
 #include "support.hpp"
 
@@ -312,4 +316,30 @@ TEST_CASE("checked mode: a run may be handed a bounded number of map values") {
       "r0 = 0\n"
       "exit\n";
   CHECK(run_checked(text, {*m}) == "insn 6: more than 4096 map values or records handed out in one run");
+}
+
+TEST_CASE("printk %s reads a verified program's string through the kernel: a bad address prints (invalid), never faults") {
+  // Outside a checked run %s is read with a copy the kernel checks (through a pipe), as the
+  // kernel's bpf_trace_printk reads it: an unmapped page, or a string running into one, stops it.
+  const char fmt[] = "[%s]";
+  const auto fmt1 = [&](uint64_t arg) { return detail::format_printk(fmt, sizeof fmt, &arg, 1); };
+  const char hello[] = "hello";
+  CHECK(fmt1(reinterpret_cast<uint64_t>(hello)) == "[hello]");
+  CHECK(fmt1(0) == "[(invalid)]");
+  CHECK(fmt1(1) == "[(invalid)]");                    // page 0 is never mapped
+  CHECK(fmt1(0xffff800000000000ull) == "[(invalid)]");  // not a user address
+  // A string without its NUL that ends where the mapping ends: the bytes up to there.
+  const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  void* two = mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(two != MAP_FAILED);
+  auto* bytes = static_cast<char*>(two);
+  REQUIRE(munmap(bytes + page, page) == 0);
+  std::memset(bytes + page - 3, 'x', 3);
+  CHECK(fmt1(reinterpret_cast<uint64_t>(bytes + page - 3)) == "[xxx]");
+  // A long one stops at 1 KiB (ebpfvm's bound on one %s).
+  std::memset(bytes, 'y', page - 3);
+  const auto longest = fmt1(reinterpret_cast<uint64_t>(bytes));
+  REQUIRE(longest);
+  CHECK(longest->size() == 1024 + 2);
+  munmap(bytes, page);
 }

@@ -33,8 +33,8 @@ bool near_code_mapping() {
 void check_helper_calls(const JitStats& s, uint64_t n) {
   static const bool near = near_code_mapping();
   if (!near) WARN("SKIP the rel32 check: no address space near the library's code on this host (calls go through a table)");
-  CHECK(s.direct_calls == (near ? n : 0));
-  CHECK(s.table_calls == (near ? 0 : n));
+  if (test::x86_codegen()) CHECK(s.direct_calls == (near ? n : 0));
+  if (test::x86_codegen()) CHECK(s.table_calls == (near ? 0 : n));
 }
 
 Program prog(const std::string& text) {
@@ -136,7 +136,7 @@ TEST_CASE("jit: a lookup whose key is known to be inside the array needs no chec
   const JitProgram p = array_lookup(kByteKeyLookup, 256);
   // Folded: the index check, the NULL test, and r2 = r10 - 4 and the map address, which the
   // inlined lookup does not read.
-  CHECK(p.stats().folded == 5);
+  if (test::x86_codegen()) CHECK(p.stats().folded == 5);
   for (uint32_t k : {0u, 1u, 77u, 255u}) CHECK(run_key(p, k) == 100 + k);
   CHECK(run_key(p, 0x1ff) == 100 + 0xff);  // only the low byte is the key
 }
@@ -144,7 +144,7 @@ TEST_CASE("jit: a lookup whose key is known to be inside the array needs no chec
 TEST_CASE("jit: a byte key that may run past a smaller array keeps the check", "[jit]") {
   SKIP_WITHOUT_JIT();
   const JitProgram p = array_lookup(kByteKeyLookup, 200);
-  CHECK(p.stats().folded == 3);  // only what the lookup does not read
+  if (test::x86_codegen()) CHECK(p.stats().folded == 3);  // only what the lookup does not read
   CHECK(run_key(p, 199) == 299);
   CHECK(run_key(p, 200) == 12345);
   CHECK(run_key(p, 255) == 12345);
@@ -199,7 +199,7 @@ exit
 )"),
                                        HelperRegistry::builtin());
   REQUIRE(p.ok());
-  CHECK(p->stats().byte_pairs == 2);
+  if (test::x86_codegen()) CHECK(p->stats().byte_pairs == 2);
   std::vector<uint8_t> pkt(20, 0);
   pkt[12] = 0x81;
   pkt[16] = 0x86;
@@ -222,10 +222,10 @@ TEST_CASE("jit: a byte pair through two registers is one 16-bit load when the su
     CHECK(*p->run(mem) == (step == 3 ? 0x1415u : 0x1416u));
     return p->stats().byte_pairs;
   };
-  CHECK(pairs("r3 = *(u8 *)(r1 + 0)", 3) == 1);
-  CHECK(pairs("r3 = *(u8 *)(r1 + 0)", 4) == 0);  // two bytes apart
-  CHECK(pairs("r3 = *(u32 *)(r1 + 0)\nr3 &= 0xff", 3) == 1);
-  CHECK(pairs("r3 = *(u32 *)(r1 + 0)\nr3 |= 0", 3) == 0);  // any 32-bit value: x + 3 may wrap where x + 2 does not
+  if (test::x86_codegen()) CHECK(pairs("r3 = *(u8 *)(r1 + 0)", 3) == 1);
+  if (test::x86_codegen()) CHECK(pairs("r3 = *(u8 *)(r1 + 0)", 4) == 0);  // two bytes apart
+  if (test::x86_codegen()) CHECK(pairs("r3 = *(u32 *)(r1 + 0)\nr3 &= 0xff", 3) == 1);
+  if (test::x86_codegen()) CHECK(pairs("r3 = *(u32 *)(r1 + 0)\nr3 |= 0", 3) == 0);  // any 32-bit value: x + 3 may wrap where x + 2 does not
 }
 
 TEST_CASE("jit: what only a loop's exit reads is computed on the way out, not every time round", "[jit]") {
@@ -255,7 +255,7 @@ exit
   // The loop is also unrolled (4 copies): r0 = i sinks in each, r0 = 0 in the one copy that
   // keeps the counter's test.
   CHECK(p->stats().unrolled_loops == 1);
-  CHECK(p->stats().sunk == 5);
+  if (test::x86_codegen()) CHECK(p->stats().sunk == 5);
   std::vector<uint8_t> mem(128, 7);
   CHECK(*p->run(mem) == 0);
   for (uint64_t at : {0, 1, 2, 3, 41, 62, 63}) {  // an exit from every copy
@@ -322,7 +322,7 @@ exit
 )"),
                                        HelperRegistry::builtin());
   REQUIRE(p.ok());
-  CHECK(p->stats().sunk == 1);
+  if (test::x86_codegen()) CHECK(p->stats().sunk == 1);
   std::vector<uint8_t> mem = {3};
   CHECK(*p->run(mem) == 100 * 3 + 4950);
 }
@@ -395,7 +395,7 @@ TEST_CASE("jit: a helper call that ends the program is a jump, unless the frame 
   auto run = [&](const std::string& text, uint32_t tails) {
     auto p = JitProgram::compile_trusted(prog(text), helpers);
     REQUIRE(p.ok());
-    CHECK(p->stats().tail_helper_calls == tails);
+    if (test::x86_codegen()) CHECK(p->stats().tail_helper_calls == tails);
     std::vector<uint8_t> mem(8, 1);
     return *p->run(mem);
   };
@@ -419,7 +419,7 @@ exit
 )"),
                                        HelperRegistry::builtin());
   REQUIRE(p.ok());
-  CHECK(p->stats().aligned_loops == 1);
+  if (test::x86_codegen()) CHECK(p->stats().aligned_loops == 1);
   CHECK(*p->run(std::span<uint8_t>{}) == 500500);
 }
 
@@ -448,7 +448,7 @@ exit
   auto blinded = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin(), {}, o);
   REQUIRE((plain.ok() && blinded.ok()));
   for (const auto& c : constants) {
-    CHECK(contains(plain->code(), c));
+    if (test::x86_codegen()) CHECK(contains(plain->code(), c));
     CHECK_FALSE(contains(blinded->code(), c));
   }
   CHECK(plain->stats().blinded_constants == 0);
@@ -524,7 +524,7 @@ TEST_CASE("jit: byte loops run 16 bytes at a time and leave memory and registers
             auto interp = Interpreter::create(*p, {}, {Safety::Checked});
             auto jit = JitProgram::compile_trusted(*p, {});
             REQUIRE((interp.ok() && jit.ok()));
-            CHECK(jit->stats().vectorized_loops == (sh.vector ? 1u : 0u));
+            if (test::x86_codegen()) CHECK(jit->stats().vectorized_loops == (sh.vector ? 1u : 0u));
             vectorized += static_cast<int>(jit->stats().vectorized_loops);
             std::vector<uint8_t> mi(256), mj;
             for (size_t b = 0; b < mi.size(); ++b) mi[b] = static_cast<uint8_t>(b * 37 + 11);
@@ -535,7 +535,7 @@ TEST_CASE("jit: byte loops run 16 bytes at a time and leave memory and registers
             CHECK(*ri == *rj);
             CHECK(mi == mj);
           }
-  CHECK(vectorized > 1000);
+  if (test::x86_codegen()) CHECK(vectorized > 1000);
 }
 
 TEST_CASE("jit: a 100,000-instruction program with 25,000 branches compiles and runs", "[jit]") {

@@ -1,4 +1,4 @@
-// The x86-64 JIT against the interpreter: every semantics case, the conditional jumps exhaustively,
+// The JIT (the host's backend: x86-64, or AArch64 under qemu in scripts/test.sh) against the interpreter: every semantics case, the conditional jumps exhaustively,
 // and programs loaded from objects.
 #include <catch2/catch.hpp>
 

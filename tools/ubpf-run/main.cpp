@@ -225,7 +225,8 @@ void print_table(const Options& o, const ebpfvm::LoadedProgram& p, const ubpf::T
               std::string(ebpfvm::to_string(p.type())).c_str(), p.code().slot_count());
   if (const ebpfvm::VerifyReport* v = p.verify_report())
     std::printf("engine   %s, verified (%" PRIu64 " instructions analysed in %.1f ms)\n",
-                p.engine() == ebpfvm::Engine::Jit ? "x86-64 JIT" : "interpreter", v->insns_analysed, v->micros / 1e3);
+                p.engine() == ebpfvm::Engine::Jit ? (std::string(ebpfvm::to_string(ebpfvm::host_jit_target())) + " JIT").c_str() : "interpreter",
+                v->insns_analysed, v->micros / 1e3);
   else
     std::printf("engine   interpreter, not verified (--no-verify): every access checked at run time\n");
   if (o.live.ifaces.empty())
@@ -834,7 +835,7 @@ int main(int argc, char** argv) {
   run->add_option("--prog", o.prog, "program (function name)");
   run->add_option("--section", o.section, "program by ELF section");
   run->add_option("--type", o.type, "program type when the section name does not tell: xdp, tc, socket");
-  run->add_option("--engine", o.engine, "jit (x86-64, the default) or interp");
+  run->add_option("--engine", o.engine, "jit (this CPU's: x86-64 or aarch64; the default) or interp");
   run->add_flag("--no-verify", o.no_verify, "run unverified, every memory access checked at run time (needs --engine interp)");
   run->add_option("-c,--count", o.count, "stop after N packets");
   run->add_option("--filter", o.filter_expr, "only the packets this tcpdump expression matches reach the program; the others are counted");
