@@ -2,8 +2,8 @@
 // work of eBPF's calling convention: r1-r5 are x0-x4 (a helper call is a plain call), r6-r9 are
 // callee-saved x19-x22, r10 is x25 (callee-saved), and r0 is x7, which a call's result is moved
 // into (x0 is r1). Every BPF function is a native function (x0 returns r0 to a host caller) that
-// saves the frame record and the callee-saved pairs it uses, and has a 512-byte stack only if it
-// uses r10. Scratch: x9-x13; x26 keeps the context across a tail call's lookup.
+// saves the frame record only if it calls, the callee-saved pairs it uses, and has a 512-byte
+// stack only if it uses r10. Scratch: x9-x13; x26 keeps the context across a tail call's lookup.
 //
 // AArch64 division already gives eBPF's results (x / 0 = 0, x % 0 = x through msub, INT_MIN / -1 =
 // INT_MIN, INT_MIN % -1 = 0), and register shifts already take the count modulo the width. Atomics
@@ -96,17 +96,22 @@ class Compiler {
   struct Frame {
     std::vector<std::pair<Gp, Gp>> pairs;  // callee-saved pairs, in push order
     bool stack = false;                    // r10 is used: a 512-byte BPF stack below x25
+    bool record = false;                   // it calls: the frame record (x29, x30) is saved
   };
 
   Frame frame_of(const isa::Function& fn) const {
-    bool used[11] = {}, tail = false;
+    bool used[11] = {}, tail = false, calls = false;
     for (size_t pc = fn.entry; pc < fn.end; ++pc) {
       const isa::Insn& in = p_.insns[pc];
       used[in.dst] = used[in.src] = true;  // conservative: some forms use these fields otherwise
       tail = tail || is_tail_call(helpers_, in);
+      const isa::Kind k = info(in.op).kind;
+      calls = calls || k == isa::Kind::Call || k == isa::Kind::CallLocal || k == isa::Kind::Callx || k == isa::Kind::LdAbs ||
+              k == isa::Kind::LdInd;
     }
     Frame f;
     f.stack = used[10];
+    f.record = calls;  // a leaf keeps its return address in x30 throughout
     if (used[6] || used[7]) f.pairs.emplace_back(a64::x19, a64::x20);
     if (used[8] || used[9]) f.pairs.emplace_back(a64::x21, a64::x22);
     if (used[10] || tail) f.pairs.emplace_back(a64::x25, a64::x26);
@@ -115,8 +120,10 @@ class Compiler {
 
   void prologue(const Frame& f) {
     a64::Assembler& a = *a_;
-    a.stp(a64::x29, a64::x30, a64::ptr_pre(a64::sp, -16));
-    a.mov(a64::x29, a64::sp);
+    if (f.record) {
+      a.stp(a64::x29, a64::x30, a64::ptr_pre(a64::sp, -16));
+      a.mov(a64::x29, a64::sp);
+    }
     for (const auto& [lo, hi] : f.pairs) a.stp(lo, hi, a64::ptr_pre(a64::sp, -16));
     if (f.stack) {
       a.mov(kReg[10], a64::sp);
@@ -129,13 +136,14 @@ class Compiler {
     a64::Assembler& a = *a_;
     if (f.stack) a.add(a64::sp, a64::sp, isa::kStackSize);
     for (auto p = f.pairs.rbegin(); p != f.pairs.rend(); ++p) a.ldp(p->first, p->second, a64::ptr_post(a64::sp, 16));
-    a.ldp(a64::x29, a64::x30, a64::ptr_post(a64::sp, 16));
+    if (f.record) a.ldp(a64::x29, a64::x30, a64::ptr_post(a64::sp, 16));
   }
 
   Result<void> function(size_t fi) {
     a64::Assembler& a = *a_;
     const isa::Function& fn = p_.functions[fi];
     frame_ = frame_of(fn);
+    function_end_ = fn.end;
     a.bind(func_labels_[fi]);
     prologue(frame_);
     epilogue_ = a.newLabel();
@@ -582,7 +590,9 @@ class Compiler {
       case isa::Kind::MovSx: movsx(in); break;
       case isa::Kind::Ja: a.b(insn_labels_[static_cast<size_t>(isa::jump_target(in, pc))]); break;
       case isa::Kind::Jcond: jcond(in, pc); break;
-      case isa::Kind::Exit: a.b(epilogue_); break;
+      case isa::Kind::Exit:
+        if (pc + 1 != function_end_) a.b(epilogue_);  // the last slot falls through into it
+        break;
       case isa::Kind::CallLocal: {
         const size_t target = static_cast<size_t>(isa::jump_target(in, pc));
         size_t f = 0;
@@ -622,6 +632,7 @@ class Compiler {
   std::vector<Label> insn_labels_, func_labels_;
   std::vector<size_t> callback_functions_;
   Frame frame_;
+  size_t function_end_ = 0;
   Label epilogue_;
   bool long_branches_ = false;
   std::optional<Facts> facts_;

@@ -592,8 +592,10 @@ TEST_CASE("jit: forward jumps that fit take the 2-byte form", "[jit]") {
   const auto code = p->code();
   bool long_jump = false;
   for (size_t i = 0; i + 1 < code.size(); ++i) long_jump |= (code[i] == 0x0f && (code[i + 1] & 0xf0) == 0x80) || code[i] == 0xe9;
-  CHECK_FALSE(long_jump);
-  CHECK(std::count_if(code.begin(), code.end(), [](uint8_t b) { return (b & 0xf0) == 0x70; }) >= 2);
+  if (test::x86_codegen()) {  // x86-64 encodings
+    CHECK_FALSE(long_jump);
+    CHECK(std::count_if(code.begin(), code.end(), [](uint8_t b) { return (b & 0xf0) == 0x70; }) >= 2);
+  }
   JitOptions blind;
   blind.blind_constants = true;
   auto b = JitProgram::compile_trusted(prog(text), HelperRegistry::builtin(), {}, blind);
