@@ -68,8 +68,9 @@ Result<void> compile_a64(const isa::Program& prog, const HelperRegistry& helpers
 
 #ifndef EBPFVM_NO_ASMJIT
 // Copies what `code` holds into fresh code memory (near `near` when the backend calls host code
-// with 32-bit displacements), flushes the instruction cache over it, seals it read+execute, and
-// sets img's memory, code size, entry (label `entry`) and callback addresses. Returns the base.
+// with 32-bit displacements), flushes the instruction cache over it, seals it read+execute (code
+// for another CPU than img.target's host: read-only), and sets img's memory, code size, entry
+// (label `entry`) and callback addresses. Returns the base.
 Result<uint64_t> install(asmjit::CodeHolder& code, detail::JitImage& img, const asmjit::Label& entry,
                          std::span<const asmjit::Label> callbacks, const void* near);
 #endif

@@ -67,8 +67,8 @@ CodeMemory& CodeMemory::operator=(CodeMemory&& o) noexcept {
   return *this;
 }
 
-Result<void> CodeMemory::seal() {
-  if (mprotect(p_, len_, PROT_READ | PROT_EXEC) != 0)
+Result<void> CodeMemory::seal(bool executable) {
+  if (mprotect(p_, len_, executable ? PROT_READ | PROT_EXEC : PROT_READ) != 0)
     return make_error(Errc::Unsupported, std::string("JIT: cannot make code executable: ") + std::strerror(errno));
   return {};
 }

@@ -23,8 +23,8 @@ class CodeMemory {
 
   uint8_t* data() const { return p_; }
   size_t size() const { return len_; }
-  // Read+execute from now on.
-  Result<void> seal();
+  // Read+execute from now on; read-only when not `executable` (code for another CPU, to look at).
+  Result<void> seal(bool executable = true);
 
  private:
   uint8_t* p_ = nullptr;

@@ -113,10 +113,13 @@ Result<uint64_t> install(asmjit::CodeHolder& code, JitImage& img, const asmjit::
   if (code.codeSize() > mem->size()) return make_error(Errc::Unsupported, "JIT: code grew while relocating");
   if (asmjit::Error e = code.copyFlattenedData(mem->data(), mem->size(), asmjit::CopySectionFlags::kPadSectionBuffer); e)
     return fail("copy", e);
+  // Code for another CPU is only looked at: read-only, never executable (so it compiles on a host
+  // that refuses executable memory, too).
+  const bool executable = img.target == host_jit_target();
   // AArch64 fetches instructions through a cache that does not see data writes: clean the data
   // cache and invalidate the instruction cache over the code (nothing to do on x86-64).
-  __builtin___clear_cache(reinterpret_cast<char*>(mem->data()), reinterpret_cast<char*>(mem->data() + code.codeSize()));
-  if (auto r = mem->seal(); !r) return r.error();
+  if (executable) __builtin___clear_cache(reinterpret_cast<char*>(mem->data()), reinterpret_cast<char*>(mem->data() + code.codeSize()));
+  if (auto r = mem->seal(executable); !r) return r.error();
   img.memory = std::move(*mem);
   img.stats.code_size = code.codeSize();
   img.entry = reinterpret_cast<JitImage::EntryFn>(base + code.labelOffsetFromBase(entry));
