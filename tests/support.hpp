@@ -62,6 +62,23 @@ bool jit_available();
 // sinking, vectorised byte loops...) are what the stats checks count. Other backends must give
 // the same results, which the same tests check everywhere.
 inline bool x86_codegen() { return host_jit_target() == JitTarget::X86_64; }
+// A program with seven constants of its own choosing (the blinding tests look for them in the
+// code), and what it returns.
+inline constexpr const char* kSevenConstants = R"(
+r0 = 0x3c3c3c3c
+r0 += 0x11223344
+*(u32 *)(r10 - 8) = 0x55667788
+r1 = *(u32 *)(r10 - 8)
+r0 += r1
+if r0 == 0x61436587 goto +1
+r0 |= 0x6a6b6c6d
+r2 = 0x0102030405060708 ll
+r0 ^= r2
+r3 = 0x7e7e7e7e
+r0 /= r3
+exit
+)";
+inline constexpr uint64_t kSevenConstantsResult = (((0x3c3c3c3cull + 0x11223344 + 0x55667788) | 0x6a6b6c6d) ^ 0x0102030405060708ull) / 0x7e7e7e7e;
 // Ethernet pcap files through libpcap, as capture tools write and read them.
 void write_capture(const std::string& path, const std::vector<std::vector<uint8_t>>& packets);
 std::vector<std::vector<uint8_t>> read_capture(const std::string& path);

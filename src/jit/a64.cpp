@@ -64,10 +64,6 @@ class Compiler {
     facts_.emplace(std::move(*fe.facts));
     img_.stats.folded += fe.folded;
     img_.stats.unrolled_loops = fe.unrolled;
-    for (const isa::Insn& in : p_.insns)
-      if (info(in.op).kind == isa::Kind::LdAbs || info(in.op).kind == isa::Kind::LdInd)
-        if (p_.functions.size() > 1)
-          return make_error(Errc::Unsupported, "LD_ABS/LD_IND in a program with bpf-to-bpf calls (the kernel refuses these too)");
     code_.init(asmjit::Environment(asmjit::Arch::kAArch64));
     code_.setErrorHandler(&errors_);
     a_ = std::make_unique<a64::Assembler>(&code_);

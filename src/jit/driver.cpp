@@ -157,6 +157,12 @@ Result<std::shared_ptr<const JitImage>> build_jit(const isa::Program& prog, cons
   const JitTarget target = options.target == JitTarget::Host ? host_jit_target() : options.target;
   if (target == JitTarget::Host)
     return make_error(Errc::Unsupported, "the JIT emits x86-64 and AArch64 code; this host is neither (use the interpreter)");
+  // What no backend compiles: LD_ABS/LD_IND's packet is the program's context, which a
+  // subprogram does not have.
+  if (prog.functions.size() > 1)
+    for (const isa::Insn& in : prog.insns)
+      if (info(in.op).kind == isa::Kind::LdAbs || info(in.op).kind == isa::Kind::LdInd)
+        return make_error(Errc::Unsupported, "LD_ABS/LD_IND in a program with bpf-to-bpf calls (the kernel refuses these too)");
   auto img = std::make_shared<JitImage>();
   img->bindings = std::move(bindings);
   img->registry = helpers;

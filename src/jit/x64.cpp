@@ -199,10 +199,6 @@ class Compiler {
     img_.stats.unrolled_loops = unrolled_;
     for (size_t i = 0; i < p_.insns.size(); ++i) insn_labels_.push_back(a_->newLabel());
     for (size_t i = 0; i < p_.functions.size(); ++i) func_labels_.push_back(a_->newLabel());
-    for (const isa::Insn& in : p_.insns)
-      if (info(in.op).kind == isa::Kind::LdAbs || info(in.op).kind == isa::Kind::LdInd)
-        if (p_.functions.size() > 1)
-          return make_error(Errc::Unsupported, "LD_ABS/LD_IND in a program with bpf-to-bpf calls (the kernel refuses these too)");
     // A program that loads from the packet and calls nothing takes the packet as arguments
     // (JitImage::packet_args): no run state, and its loads inlined.
     bool loads = false, calls = false;

@@ -425,20 +425,7 @@ exit
 
 TEST_CASE("jit: blinding keeps the program's constants out of executable memory", "[jit]") {
   SKIP_WITHOUT_JIT();
-  const char* text = R"(
-r0 = 0x3c3c3c3c
-r0 += 0x11223344
-*(u32 *)(r10 - 8) = 0x55667788
-r1 = *(u32 *)(r10 - 8)
-r0 += r1
-if r0 == 0x61436587 goto +1
-r0 |= 0x6a6b6c6d
-r2 = 0x0102030405060708 ll
-r0 ^= r2
-r3 = 0x7e7e7e7e
-r0 /= r3
-exit
-)";
+  const char* text = test::kSevenConstants;
   const std::vector<std::vector<uint8_t>> constants = {{0x3c, 0x3c, 0x3c, 0x3c}, {0x44, 0x33, 0x22, 0x11}, {0x88, 0x77, 0x66, 0x55},
                                                        {0x87, 0x65, 0x43, 0x61}, {0x6d, 0x6c, 0x6b, 0x6a}, {8, 7, 6, 5, 4, 3, 2, 1},
                                                        {0x7e, 0x7e, 0x7e, 0x7e}};
@@ -453,9 +440,8 @@ exit
   }
   CHECK(plain->stats().blinded_constants == 0);
   CHECK(blinded->stats().blinded_constants == 7);
-  const uint64_t want = ((0x3c3c3c3cull + 0x11223344 + 0x55667788) | 0x6a6b6c6d) ^ 0x0102030405060708ull;
-  CHECK(*plain->run(std::span<uint8_t>{}) == want / 0x7e7e7e7e);
-  CHECK(*blinded->run(std::span<uint8_t>{}) == want / 0x7e7e7e7e);
+  CHECK(*plain->run(std::span<uint8_t>{}) == test::kSevenConstantsResult);
+  CHECK(*blinded->run(std::span<uint8_t>{}) == test::kSevenConstantsResult);
 }
 
 TEST_CASE("jit: every semantics case gives its result with constants blinded", "[jit]") {

@@ -104,20 +104,7 @@ TEST_CASE("jit targets: a loaded program is for this host: another target is ref
 }
 
 TEST_CASE("jit targets: AArch64 blinding keeps the program's constants out of the move-wide instructions", "[jit]") {
-  const char* text = R"(
-r0 = 0x3c3c3c3c
-r0 += 0x11223344
-*(u32 *)(r10 - 8) = 0x55667788
-r1 = *(u32 *)(r10 - 8)
-r0 += r1
-if r0 == 0x61436587 goto +1
-r0 |= 0x6a6b6c6d
-r2 = 0x0102030405060708 ll
-r0 ^= r2
-r3 = 0x7e7e7e7e
-r0 /= r3
-exit
-)";
+  const char* text = test::kSevenConstants;
   // AArch64 builds constants 16 bits at a time (movz/movn/movk): the program's 16-bit halves.
   const std::set<uint32_t> halves = {0x3c3c, 0x1122, 0x3344, 0x5566, 0x7788, 0x6143, 0x6587,
                                      0x6a6b, 0x6c6d, 0x0102, 0x0304, 0x0506, 0x0708, 0x7e7e};
@@ -148,9 +135,8 @@ exit
   CHECK(blinded_hits <= 1);  // a random key's half may equal one of them by chance (p ~ 1e-2); two, ~1e-5
   CHECK(blinded->stats().blinded_constants == 7);
   if (host_jit_target() == JitTarget::AArch64 && test::jit_available()) {
-    const uint64_t want = ((0x3c3c3c3cull + 0x11223344 + 0x55667788) | 0x6a6b6c6d) ^ 0x0102030405060708ull;
-    CHECK(*plain->run(std::span<uint8_t>{}) == want / 0x7e7e7e7e);
-    CHECK(*blinded->run(std::span<uint8_t>{}) == want / 0x7e7e7e7e);
+    CHECK(*plain->run(std::span<uint8_t>{}) == test::kSevenConstantsResult);
+    CHECK(*blinded->run(std::span<uint8_t>{}) == test::kSevenConstantsResult);
   }
 }
 
