@@ -1,6 +1,7 @@
 #include "helpers/printk.hpp"
 
 #include <fcntl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -13,6 +14,28 @@
 
 namespace ebpfvm::detail {
 namespace {
+
+// Where process_vm_readv fails (container seccomp profiles refuse it; qemu-user passes its
+// addresses on untranslated), the string from byte `got` on, one byte at a time through a pipe:
+// write() says EFAULT for a bad address instead of faulting, and a byte at a time reads nothing
+// past the terminator. Returns the bytes now in buf.
+size_t read_through_pipe(uint64_t addr, size_t got, char* buf, size_t size) {
+  thread_local struct Pipe {
+    int fd[2] = {-1, -1};
+    Pipe() {
+      if (pipe2(fd, O_CLOEXEC) != 0) fd[0] = fd[1] = -1;
+    }
+    ~Pipe() {
+      if (fd[0] >= 0) close(fd[0]), close(fd[1]);
+    }
+  } pipe;
+  if (pipe.fd[0] < 0) return got;
+  for (; got < size; ++got) {
+    if (write(pipe.fd[1], reinterpret_cast<const void*>(addr + got), 1) != 1 || read(pipe.fd[0], buf + got, 1) != 1) break;
+    if (buf[got] == '\0') return got + 1;
+  }
+  return got;
+}
 
 // %s reads program memory: in checked mode only where the run may read, at most 1 KiB.
 std::string read_string(uint64_t addr) {
@@ -29,26 +52,18 @@ std::string read_string(uint64_t addr) {
     return s;
   }
   // Verified programs may pass any number for %s (the kernel reads it with a fault-tolerant copy):
-  // the kernel copies it into a pipe and says EFAULT for a bad address instead of faulting. Not
-  // process_vm_readv: container seccomp profiles refuse it, and qemu-user passes its addresses on
-  // untranslated.
-  thread_local struct Pipe {
-    int fd[2] = {-1, -1};
-    Pipe() {
-      if (pipe2(fd, O_CLOEXEC) != 0) fd[0] = fd[1] = -1;
-    }
-    ~Pipe() {
-      if (fd[0] >= 0) close(fd[0]), close(fd[1]);
-    }
-  } pipe;
+  // read through the kernel, which reports a bad address instead of faulting.
   char buf[1024];
   size_t got = 0;
-  while (pipe.fd[0] >= 0 && got < sizeof buf) {
+  while (got < sizeof buf) {
     const uint64_t page_left = 4096 - ((addr + got) & 4095);
-    const size_t want = std::min<size_t>(sizeof buf - got, page_left);
-    const ssize_t n = write(pipe.fd[1], reinterpret_cast<const void*>(addr + got), want);  // at most 1 KiB: the pipe holds it
-    if (n <= 0) break;
-    if (read(pipe.fd[0], buf + got, static_cast<size_t>(n)) != n) break;
+    iovec local{buf + got, std::min<size_t>(sizeof buf - got, page_left)};
+    iovec remote{reinterpret_cast<void*>(addr + got), local.iov_len};
+    const ssize_t n = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+    if (n <= 0) {
+      got = read_through_pipe(addr, got, buf, sizeof buf);
+      break;
+    }
     const bool end = std::memchr(buf + got, 0, static_cast<size_t>(n)) != nullptr;
     got += static_cast<size_t>(n);
     if (end) break;
