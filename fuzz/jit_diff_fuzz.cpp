@@ -8,8 +8,9 @@
 #include "ebpfvm/ebpfvm.hpp"
 #include "program_gen.hpp"
 
-// One input; aborts on a disagreement. True when both engines ran it (false: the verifier refused it). Also run by the tests (tests/jit/random_test.cpp), on
-// every host the JIT has a backend for (arm64 under qemu included).
+// One input; aborts on a disagreement. True when both engines ran it (false: the verifier refused
+// it). Also run by the tests (tests/jit/random_test.cpp), on every host the JIT has a backend for
+// (arm64 under qemu included).
 bool ebpfvm_jit_diff_fuzz_one(const uint8_t* data, size_t size) {
   ebpfvm::gen::ByteSource src(data, size);
   auto prog = ebpfvm::Program::from_assembly(ebpfvm::gen::program(src, 32));

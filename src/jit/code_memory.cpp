@@ -43,7 +43,7 @@ void* map_near(uintptr_t near, size_t len) {
 Result<CodeMemory> CodeMemory::map(size_t size, const void* near) {
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
   const size_t len = (size + page - 1) / page * page;
-  void* p = map_near(reinterpret_cast<uintptr_t>(near), len);
+  void* p = near ? map_near(reinterpret_cast<uintptr_t>(near), len) : nullptr;  // no reach wanted: anywhere
   if (!p) {
     p = mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) return make_error(Errc::Unsupported, std::string("JIT: cannot map code memory: ") + std::strerror(errno));

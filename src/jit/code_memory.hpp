@@ -13,7 +13,8 @@ namespace ebpfvm::detail {
 class CodeMemory {
  public:
   CodeMemory() = default;
-  // At least `size` bytes, preferably within +-1 GiB of `near`.
+  // At least `size` bytes, preferably within +-1 GiB of `near` (anywhere when it is nullptr: the
+  // AArch64 backend calls host code through registers and needs no reach).
   static Result<CodeMemory> map(size_t size, const void* near);
   ~CodeMemory();
   CodeMemory(CodeMemory&& o) noexcept : p_(o.p_), len_(o.len_) { o.p_ = nullptr; }
